@@ -1,0 +1,1 @@
+//! tierkv server: RESP over TCP, turned into engine calls.

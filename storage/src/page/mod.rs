@@ -1,0 +1,1 @@
+//! Fixed-size pages holding values (filled in by the engine issue).

@@ -1,0 +1,1 @@
+//! tierkv operator tools.
