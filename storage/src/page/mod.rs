@@ -69,3 +69,6 @@ impl ValueRef {
 }
 
 const _: () = assert!(std::mem::size_of::<ValueRef>() == 12);
+
+#[cfg(test)]
+mod tests;
