@@ -77,7 +77,10 @@ proptest! {
 
 #[test]
 fn concurrent_writers_readers_and_freers_never_see_torn_values() {
-    let store = Arc::new(PageStore::new(PageStoreConfig { open_page_shards: 4, ..PageStoreConfig::default() }));
+    let store = Arc::new(PageStore::new(PageStoreConfig {
+        open_page_shards: 4,
+        ..PageStoreConfig::default()
+    }));
     let threads: Vec<_> = (0..4u8)
         .map(|t| {
             let store = Arc::clone(&store);
@@ -90,7 +93,11 @@ fn concurrent_writers_readers_and_freers_never_see_torn_values() {
                     live.push((vref, byte, len));
                     if i % 3 == 0 {
                         let (vref, byte, len) = live.swap_remove(i % live.len());
-                        let ok = store.with_value(vref, |bytes| bytes.len() == len && bytes.iter().all(|b| *b == byte)).unwrap();
+                        let ok = store
+                            .with_value(vref, |bytes| {
+                                bytes.len() == len && bytes.iter().all(|b| *b == byte)
+                            })
+                            .unwrap();
                         assert!(ok, "torn or overwritten value");
                         // SAFETY: this thread owns the ref and drops it here.
                         unsafe { store.free(vref).unwrap() };
