@@ -105,7 +105,7 @@ fn bank_transfers_preserve_the_total_at_every_snapshot() {
             let mut audits = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 assert_eq!(total_at_snapshot(&engine), INITIAL * ACCOUNTS as i64);
-                if audits % 16 == 0 {
+                if audits.is_multiple_of(16) {
                     engine.gc();
                 }
                 audits += 1;
