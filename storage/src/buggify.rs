@@ -52,8 +52,9 @@ mod imp {
 
     fn site_hash(site: &str) -> u64 {
         // FNV-1a: stable across runs and platforms, unlike std's RandomState.
-        site.bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+        site.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
     }
 
     /// Turns fault points on for this thread, decided by `seed`.

@@ -460,7 +460,10 @@ mod tests {
             assert!(b"abcdefgh".starts_with(&c) && c.len() >= 3);
             seen.insert(c.len());
         }
-        assert!(seen.len() > 2, "tearing should vary with the seed: {seen:?}");
+        assert!(
+            seen.len() > 2,
+            "tearing should vary with the seed: {seen:?}"
+        );
     }
 
     #[test]

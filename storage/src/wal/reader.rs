@@ -55,9 +55,7 @@ pub struct WalEnd {
 
 /// Lists the segment files of `dir` in LSN order. Other files are ignored.
 pub fn list_segments(disk: &dyn Disk, dir: &Path) -> Result<Vec<SegmentInfo>, StorageError> {
-    let names = disk
-        .list(dir)
-        .map_err(|e| StorageError::io_at(dir, e))?;
+    let names = disk.list(dir).map_err(|e| StorageError::io_at(dir, e))?;
     let mut segs: Vec<SegmentInfo> = names
         .iter()
         .filter_map(|n| {

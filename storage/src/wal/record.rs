@@ -181,10 +181,16 @@ mod tests {
         assert_eq!(decode_segment_header(&h), Ok(Lsn(42)));
         let mut bad = h;
         bad[0] ^= 1;
-        assert_eq!(decode_segment_header(&bad), Err(SegmentHeaderError::BadMagic));
+        assert_eq!(
+            decode_segment_header(&bad),
+            Err(SegmentHeaderError::BadMagic)
+        );
         let mut bad = h;
         bad[13] ^= 1;
-        assert!(matches!(decode_segment_header(&bad), Err(SegmentHeaderError::BadChecksum { .. })));
+        assert!(matches!(
+            decode_segment_header(&bad),
+            Err(SegmentHeaderError::BadChecksum { .. })
+        ));
     }
 
     #[test]

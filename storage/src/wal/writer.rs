@@ -243,7 +243,12 @@ impl WriterIo {
         if self.written_offset > SEGMENT_HEADER_LEN as u64
             && self.written_offset + len > config.segment_bytes
         {
-            self.rotate(first_lsn, counters)?;
+            if let Err(e) = self.rotate(first_lsn, counters) {
+                // The batch stays with the old segment: `recover` writes it there.
+                self.retained.extend_from_slice(batch);
+                self.retained_last_lsn = last_lsn;
+                return Err(e);
+            }
         }
         // Kept before writing: after a failed write the batch must still be rewritable.
         self.retained.extend_from_slice(batch);
@@ -251,10 +256,9 @@ impl WriterIo {
         let written = if crate::buggify!() && batch.len() > 1 {
             // Two writes instead of one: a crash between them tears the batch.
             let (a, b) = batch.split_at(batch.len() / 2);
-            self.file.write_at(a, self.written_offset).and_then(|()| {
-                self.file
-                    .write_at(b, self.written_offset + a.len() as u64)
-            })
+            self.file
+                .write_at(a, self.written_offset)
+                .and_then(|()| self.file.write_at(b, self.written_offset + a.len() as u64))
         } else {
             self.file.write_at(batch, self.written_offset)
         };
@@ -759,7 +763,11 @@ impl WalWriter {
             let Some(seg) = io.segments.pop_front() else {
                 break;
             };
-            let size = io.disk.open_read(&seg.path).and_then(|f| f.len()).unwrap_or(0);
+            let size = io
+                .disk
+                .open_read(&seg.path)
+                .and_then(|f| f.len())
+                .unwrap_or(0);
             io.disk
                 .remove(&seg.path)
                 .map_err(|e| StorageError::io_at(&seg.path, e))?;
@@ -767,7 +775,10 @@ impl WalWriter {
                 size.min(self.shared.counters.log_bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
-            self.shared.counters.segments.fetch_sub(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .segments
+                .fetch_sub(1, Ordering::Relaxed);
             removed += 1;
         }
         if removed > 0 {
