@@ -79,3 +79,51 @@ proptest! {
         }
     }
 }
+
+mod checkpoint_reader {
+    use super::*;
+    use storage::checkpoint::{CheckpointReader, CheckpointWriter};
+
+    fn drain(disk: &dyn Disk, path: &Path) -> Result<Vec<Vec<u8>>, String> {
+        let r = CheckpointReader::open(disk, path).map_err(|e| e.to_string())?;
+        r.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn survives_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..4096)) {
+            let sim = SimDisk::new(0);
+            let path = Path::new("/c/ckpt-00000000000000000001.tkc");
+            let d: &dyn Disk = &sim;
+            d.create(path).unwrap();
+            sim.set_contents(path, body);
+            let _ = drain(&sim, path);
+        }
+
+        #[test]
+        fn every_bit_flip_is_detected(flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4), cut in any::<prop::sample::Index>(), do_cut in any::<bool>()) {
+            let (sim, disk) = sim(9);
+            let dir = Path::new("/c");
+            let mut w = CheckpointWriter::create(disk.clone(), dir, 1, Lsn(1)).unwrap();
+            for i in 0..300u64 {
+                w.add(&payload(i % 13, (i % 50) as usize * 11)).unwrap();
+            }
+            let info = w.finish().unwrap();
+            let img = sim.contents(&info.path).unwrap();
+            let mut bad = img.clone();
+            for (at, bit) in &flips {
+                let i = at.index(bad.len());
+                bad[i] ^= 1 << bit;
+            }
+            if do_cut {
+                bad.truncate(cut.index(bad.len()));
+            }
+            prop_assume!(bad != img);
+            sim.set_contents(&info.path, bad);
+            let r = drain(disk.as_ref(), &info.path);
+            prop_assert!(r.is_err(), "damage went unnoticed");
+        }
+    }
+}
