@@ -129,6 +129,8 @@ fn group_commit_releases_waiters_only_after_their_record_is_durable() {
     }
     let stats = w.stats();
     assert_eq!(stats.durable_lsn, Lsn(480));
+    // Subscribers run on the writer thread, possibly just after waiters wake: join it first.
+    w.close().unwrap();
     assert_eq!(seen.load(Ordering::SeqCst), 480);
     assert!(stats.fsyncs >= 1 && stats.batches <= 480);
 }

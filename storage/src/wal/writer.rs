@@ -397,6 +397,15 @@ impl Drop for ExitGuard<'_> {
     }
 }
 
+/// Step 5 on its own: fsync what was written (EverySec timer, shutdown).
+fn sync_now(shared: &Shared) -> Result<Progress, IoFailure> {
+    let mut io = shared.io.lock();
+    io.sync(&shared.counters).map(|()| Progress {
+        written_lsn: io.written_lsn,
+        synced_lsn: io.synced_lsn,
+    })
+}
+
 fn writer_loop(shared: &Shared) {
     let _guard = ExitGuard(shared);
     let mut spare: Vec<u8> = Vec::new();
@@ -424,35 +433,16 @@ fn writer_loop(shared: &Shared) {
         };
         match job {
             Job::Exit => {
-                let poisoned = st.poison.is_some();
-                let unsynced = st.written_lsn > st.synced_lsn;
+                let sync_needed = st.poison.is_none() && st.written_lsn > st.synced_lsn;
                 drop(st);
-                if !poisoned && unsynced {
-                    let r = shared.io.lock().sync(&shared.counters).map(|()| Progress {
-                        written_lsn: 0,
-                        synced_lsn: 0,
-                    });
-                    let r = r.map(|_| {
-                        let io = shared.io.lock();
-                        Progress {
-                            written_lsn: io.written_lsn,
-                            synced_lsn: io.synced_lsn,
-                        }
-                    });
-                    shared.publish(r);
+                if sync_needed {
+                    shared.publish(sync_now(shared));
                 }
                 return;
             }
             Job::Sync => {
                 drop(st);
-                let r = {
-                    let mut io = shared.io.lock();
-                    io.sync(&shared.counters).map(|()| Progress {
-                        written_lsn: io.written_lsn,
-                        synced_lsn: io.synced_lsn,
-                    })
-                };
-                shared.publish(r);
+                shared.publish(sync_now(shared));
             }
             Job::Batch => {
                 std::mem::swap(&mut st.batch, &mut spare);
