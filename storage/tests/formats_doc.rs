@@ -39,17 +39,10 @@ fn every_magic_and_size_is_documented() {
         ("Record frame", record::RECORD_HEADER_LEN),
         ("File header", format::HEADER_LEN),
         ("Block", format::BLOCK_HEADER_LEN),
-        (
-            "Record (inside a decompressed block",
-            format::RECORD_HEADER_LEN,
-        ),
+        ("Record in a block", format::RECORD_HEADER_LEN),
         ("Footer", format::FOOTER_LEN),
     ] {
-        let needle = if what.ends_with(", ") {
-            format!("### {what}{len}")
-        } else {
-            format!("### {what} ({len}")
-        };
+        let needle = format!("### {what} ({len}");
         assert!(
             d.contains(&needle),
             "FORMATS.md lacks a heading starting {needle:?}"
