@@ -16,3 +16,8 @@ pub mod page;
 
 pub use error::StorageError;
 pub use lsn::Lsn;
+pub mod buggify;
+pub mod checkpoint;
+pub mod io;
+pub mod limits;
+pub mod wal;

@@ -1,0 +1,53 @@
+//! Every bound of the storage crate in one place, units last.
+//!
+//! Invariant: each queue, buffer and allocation driven by file contents is capped by a constant
+//! here, and the relations between them are checked at compile time below.
+
+/// Largest WAL record payload accepted by `WalWriter::append` and by the reader. A transaction
+/// holding one maximal value (512 MiB) plus its keys fits.
+pub const WAL_RECORD_PAYLOAD_BYTES_MAX: usize = 600 * 1024 * 1024;
+
+/// Default size after which the WAL writer starts a new segment file.
+pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+
+/// Default bound, in bytes, of the group-commit batch in front of the writer thread. A record
+/// larger than this is still admitted, alone, when the batch is empty.
+pub const WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// Default bound, in records, of the group-commit batch in front of the writer thread.
+pub const WAL_GROUP_COMMIT_RECORDS_MAX_DEFAULT: usize = 16 * 1024;
+
+/// Written-but-unsynced bytes the writer keeps in memory so that `try_recover` can rewrite them
+/// after a failed fsync. Reaching it forces an fsync even under `FsyncPolicy::No`.
+pub const WAL_UNSYNCED_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// How far past a bad frame the reader looks for a valid record to tell a damaged tail from
+/// corruption in the middle of the log.
+pub const WAL_SCAN_AHEAD_BYTES_MAX: u64 = 128 * 1024 * 1024;
+
+/// Interval between background fsyncs under `FsyncPolicy::EverySec`, in milliseconds.
+pub const WAL_EVERYSEC_INTERVAL_MS: u64 = 1000;
+
+/// Most durable-LSN subscribers one WAL accepts.
+pub const WAL_SUBSCRIBERS_MAX: usize = 64;
+
+/// Uncompressed size at which the checkpoint writer closes a block.
+pub const CHECKPOINT_BLOCK_BYTES_TARGET: usize = 64 * 1024;
+
+/// Largest single checkpoint record (one key with its value and metadata).
+pub const CHECKPOINT_RECORD_BYTES_MAX: usize = 600 * 1024 * 1024;
+
+/// Largest uncompressed checkpoint block: one maximal record plus its framing, or a full block.
+pub const CHECKPOINT_BLOCK_RAW_BYTES_MAX: usize = CHECKPOINT_RECORD_BYTES_MAX + 64;
+
+/// Largest MANIFEST file the loader reads.
+pub const MANIFEST_BYTES_MAX: usize = 4096;
+
+/// Longest checkpoint file name a MANIFEST may hold.
+pub const MANIFEST_NAME_BYTES_MAX: usize = 255;
+
+const _: () = assert!(WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT <= WAL_UNSYNCED_BYTES_MAX);
+const _: () = assert!(WAL_RECORD_PAYLOAD_BYTES_MAX < u32::MAX as usize);
+const _: () = assert!(CHECKPOINT_BLOCK_RAW_BYTES_MAX < u32::MAX as usize);
+const _: () = assert!(CHECKPOINT_BLOCK_BYTES_TARGET < CHECKPOINT_BLOCK_RAW_BYTES_MAX);
+const _: () = assert!(MANIFEST_NAME_BYTES_MAX < MANIFEST_BYTES_MAX);

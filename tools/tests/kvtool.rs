@@ -1,0 +1,202 @@
+//! kvtool end to end on files written by the storage crate's WAL and checkpoint writers.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use storage::checkpoint::CheckpointWriter;
+use storage::io::{Disk, FileDisk};
+use storage::wal::{WalConfig, WalWriter};
+use storage::Lsn;
+
+fn kvtool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kvtool"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn write_wal(dir: &Path, n: u64) {
+    let disk: Arc<dyn Disk> = Arc::new(FileDisk);
+    let cfg = WalConfig {
+        segment_bytes: 4096,
+        ..WalConfig::default()
+    };
+    let (w, _) = WalWriter::open(disk, dir, cfg).unwrap();
+    for i in 0..n {
+        let l = w.append(format!("set key{i} value{i}").as_bytes()).unwrap();
+        w.wait_durable(l).unwrap();
+    }
+    w.close().unwrap();
+}
+
+#[test]
+fn wal_dump_and_verify_on_an_intact_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    write_wal(tmp.path(), 300);
+
+    let o = kvtool(&["wal", "dump", d, "--json"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let (out, _) = text(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 300);
+    assert!(
+        lines[0].starts_with("{\"lsn\":1,\"file\":\"wal-00000000000000000001.log\",\"offset\":24,")
+    );
+    assert!(lines[299].contains("\"lsn\":300"));
+    // "set key0 value0" in hex
+    assert!(lines[0].contains(
+        &"set key0 value0"
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ));
+
+    let o = kvtool(&["wal", "dump", &format!("{d}/wal-00000000000000000001.log")]);
+    assert!(o.status.success());
+    let (out, _) = text(&o);
+    assert!(
+        out.lines().next().unwrap().contains("|set key0 value0|"),
+        "{out}"
+    );
+
+    let o = kvtool(&["wal", "verify", d]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("records: 300") && out.contains("status: OK"),
+        "{out}"
+    );
+}
+
+#[test]
+fn wal_verify_reports_the_first_bad_offset_and_exits_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    write_wal(tmp.path(), 300);
+    let seg = tmp.path().join("wal-00000000000000000001.log");
+    let mut img = std::fs::read(&seg).unwrap();
+    // Damage the payload of the third record (frames are 16 + 17..19 bytes here).
+    let third = 24 + 2 * (16 + 15);
+    img[third + 16] ^= 0xff;
+    std::fs::write(&seg, &img).unwrap();
+    let o = kvtool(&["wal", "verify", d]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(err.contains(&format!("offset {third}")), "{err}");
+    assert!(err.contains("wal-00000000000000000001.log"), "{err}");
+
+    // A torn tail is reported as such, also with exit code 1.
+    let tmp2 = tempfile::tempdir().unwrap();
+    write_wal(tmp2.path(), 5);
+    let seg = tmp2.path().join("wal-00000000000000000001.log");
+    let img = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &img[..img.len() - 3]).unwrap();
+    let o = kvtool(&["wal", "verify", tmp2.path().to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("torn record") && err.contains("recovery will cut"),
+        "{err}"
+    );
+    assert!(out.contains("records: 4"), "{out}");
+}
+
+#[test]
+fn checkpoint_inspect_shows_counts_and_catches_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let disk: Arc<dyn Disk> = Arc::new(FileDisk);
+    let mut w = CheckpointWriter::create(disk, tmp.path(), 77, Lsn(1234)).unwrap();
+    for i in 0..5000u32 {
+        w.add(format!("key{i}=value{i}").as_bytes()).unwrap();
+    }
+    let info = w.finish().unwrap();
+
+    let o = kvtool(&["checkpoint", "inspect", d]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("snapshot ts: 77"), "{out}");
+    assert!(out.contains("redo lsn: 1234"), "{out}");
+    assert!(out.contains("records (keys): 5000"), "{out}");
+    assert!(out.contains("checksums: OK"), "{out}");
+    assert!(out.contains("matches file: yes"), "{out}");
+
+    let o = kvtool(&["checkpoint", "inspect", d, "--json"]);
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("\"records\":5000") && out.contains("\"status\":\"OK\""),
+        "{out}"
+    );
+
+    let mut img = std::fs::read(&info.path).unwrap();
+    img[100] ^= 1;
+    std::fs::write(&info.path, &img).unwrap();
+    let o = kvtool(&["checkpoint", "inspect", d]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("DAMAGED") && out.contains("offset 40"),
+        "{out}"
+    );
+}
+
+#[test]
+fn foreign_files_and_wrong_paths_get_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let foreign = tmp.path().join("dump.rdb");
+    std::fs::write(
+        &foreign,
+        b"REDIS0011\xfa\x09redis-ver\x057.2.4 and more bytes",
+    )
+    .unwrap();
+    let o = kvtool(&["wal", "dump", foreign.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad magic (not a tierkv WAL segment file)"),
+        "{err}"
+    );
+
+    let o = kvtool(&["checkpoint", "inspect", foreign.to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(err.contains("not a tierkv checkpoint file"), "{err}");
+
+    let o = kvtool(&["wal", "verify", tmp.path().to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no WAL segments"), "{err}");
+
+    let o = kvtool(&["checkpoint", "inspect", tmp.path().to_str().unwrap()]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no MANIFEST"), "{err}");
+
+    let o = kvtool(&["wal", "verify", "/definitely/not/here"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_on_every_command() {
+    for args in [
+        vec!["--help"],
+        vec!["wal", "--help"],
+        vec!["wal", "dump", "--help"],
+        vec!["wal", "verify", "--help"],
+        vec!["checkpoint", "--help"],
+        vec!["checkpoint", "inspect", "--help"],
+    ] {
+        let o = kvtool(&args);
+        let (out, _) = text(&o);
+        assert!(o.status.success(), "{args:?}");
+        assert!(out.contains("Usage: kvtool"), "{args:?}: {out}");
+    }
+}
