@@ -12,8 +12,9 @@
 //! 5. install one new version per written key (newest first in each chain);
 //! 6. publish: advance the visible watermark to the new timestamp; release the lock.
 //!
-//! A failure before step 4 frees the values written in step 1. A sink failure poisons the
-//! engine (the log may hold the record), so later writes fail with [`TxnError::Poisoned`].
+//! A failure before or in step 4 frees the values written in step 1. A sink failure means the
+//! record was not appended (the `CommitSink` contract), so the commit fails cleanly and later
+//! commits may succeed once the log recovers.
 
 use std::sync::atomic::Ordering;
 
@@ -145,7 +146,8 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
             match sink.append(bytes) {
                 Ok(lsn) => Some(lsn),
                 Err(error) => {
-                    inner.poisoned.store(true, Ordering::Release);
+                    // The sink did not take the record (see `CommitSink`): nothing is logged,
+                    // nothing installed; the commit simply fails.
                     drop(lock);
                     free_values(&inner, &written);
                     return Err(error);
@@ -306,7 +308,7 @@ fn live_heads(inner: &Inner, db: DbIndex, guard: &Guard) -> Vec<(Bytes, ValueRef
 
 /// Applies logged ops at `ts`. Caller holds the commit lock. Values of `Put`s are copied into
 /// the page store here (replay and engine-level operations only).
-fn apply_ops_locked(
+pub(crate) fn apply_ops_locked(
     inner: &Inner,
     ts: CommitTs,
     ops: &[LogOp],
@@ -429,7 +431,6 @@ pub(crate) fn commit_ops(
         Some(sink) => match sink.append(&record.encode()) {
             Ok(lsn) => Some(lsn),
             Err(error) => {
-                inner.poisoned.store(true, Ordering::Release);
                 return Err(error);
             }
         },
@@ -513,5 +514,26 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
             chosen
         }
         _ => 0,
+    }
+}
+
+/// Installs checkpoint contents at the checkpoint's own timestamp during recovery (before any
+/// reader or writer exists). Visibility is published once, by [`publish_loaded_snapshot`].
+pub(crate) fn load_snapshot_ops(
+    inner: &Inner,
+    ts: CommitTs,
+    ops: &[LogOp],
+) -> Result<(), TxnError> {
+    let _lock = inner.commit_lock.lock();
+    let guard = crossbeam_epoch::pin();
+    apply_ops_locked(inner, ts, ops, &guard)
+}
+
+/// Makes a loaded checkpoint visible: the engine continues at `ts`, so replayed WAL records
+/// (all newer) apply in order.
+pub(crate) fn publish_loaded_snapshot(inner: &Inner, ts: CommitTs) {
+    let _lock = inner.commit_lock.lock();
+    if ts.0 > inner.oracle.visible() {
+        inner.oracle.publish(ts);
     }
 }

@@ -26,8 +26,9 @@ use crate::{commit, gc, CommitInfo, DbIndex, Isolation};
 /// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
 /// commit-timestamp order, inside the commit critical section.
 pub trait CommitSink: Send + Sync {
-    /// Appends one record and returns its log position. An error aborts the commit and poisons
-    /// the engine (the record may or may not be in the log).
+    /// Appends one record and returns its log position. An error must mean the record was NOT
+    /// appended (a poisoned or closed log refuses before enqueuing): the commit then aborts with
+    /// nothing installed, and later commits are tried again.
     fn append(&self, record: &[u8]) -> Result<storage::Lsn, TxnError>;
 }
 

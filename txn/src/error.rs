@@ -77,4 +77,7 @@ pub enum TxnError {
     /// The commit sink (write-ahead log) rejected an append.
     #[error("commit log append failed: {0}")]
     Sink(#[source] StorageError),
+    /// A checkpoint is already being written.
+    #[error("a checkpoint is already in progress")]
+    CheckpointInProgress,
 }

@@ -17,6 +17,7 @@
 )]
 
 mod commit;
+pub mod durability;
 pub mod engine;
 pub mod error;
 pub mod expiry;
@@ -30,6 +31,9 @@ pub mod timestamp;
 pub mod transaction;
 
 pub use bytes::Bytes;
+pub use durability::{
+    CheckpointReport, Durability, DurabilityConfig, PersistenceStats, RecoveryReport,
+};
 pub use engine::{CommitSink, DbStats, Engine, EngineConfig, EngineStats};
 pub use error::TxnError;
 pub use expiry::{Clock, ManualClock, SystemClock, TimingWheel};

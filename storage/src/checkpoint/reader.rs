@@ -130,6 +130,11 @@ impl CheckpointReader {
         Ok(Some((m, r)))
     }
 
+    /// The checkpoint file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The file header.
     pub fn header(&self) -> CheckpointHeader {
         self.header

@@ -54,7 +54,8 @@ impl VersionView {
     }
 
     fn flags(&self) -> u32 {
-        (u32::from(self.tombstone) * FLAG_TOMBSTONE) | (u32::from(self.inherits_value) * FLAG_INHERITS)
+        (u32::from(self.tombstone) * FLAG_TOMBSTONE)
+            | (u32::from(self.inherits_value) * FLAG_INHERITS)
     }
 }
 

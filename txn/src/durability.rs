@@ -1,0 +1,598 @@
+//! [`Durability`]: an [`Engine`] bound to a data directory — recovery on open, the write-ahead
+//! log as the commit sink, and checkpoints.
+//!
+//! Data directory layout:
+//! ```text
+//! DIR/MANIFEST               names the installed checkpoint (storage::checkpoint::manifest)
+//! DIR/ckpt-<ts>.tkc          the checkpoint: one CheckpointEntry per live key (FORMATS.md)
+//! DIR/wal/wal-<lsn>.log      WAL segments: one LogRecord per committed transaction
+//! ```
+//!
+//! Invariants:
+//! - Recovery = the MANIFEST's checkpoint (a consistent MVCC snapshot at `snapshot_ts`) + every
+//!   WAL record from its `redo_lsn` on whose commit timestamp is above `snapshot_ts`. This holds
+//!   because a checkpoint reads its snapshot timestamp and the WAL's next LSN together under the
+//!   commit lock, and the commit path appends to the WAL and publishes inside that same lock, so
+//!   every record at or after `redo_lsn` carries a timestamp above `snapshot_ts` and every record
+//!   before it one at or below.
+//! - Checkpoints are *not* fuzzy: they stream one snapshot while writers go on (MVCC keeps the
+//!   snapshot's versions alive; the GC watermark waits for it). Nothing stops the world.
+//! - WAL segments wholly below a checkpoint's `redo_lsn` are removed only after that checkpoint
+//!   and its MANIFEST are durable.
+//! - A WAL append error means the record was not appended: the commit aborts and the client gets
+//!   the error; once [`Durability::try_recover_log`] succeeds writes resume.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use storage::checkpoint::{CheckpointReader, CheckpointWriter};
+use storage::io::Disk;
+use storage::wal::{FsyncPolicy, TailReport, WalConfig, WalReader, WalStats, WalWriter};
+use storage::{Lsn, StorageError};
+
+use crate::engine::{CommitSink, Engine, EngineConfig};
+use crate::error::TxnError;
+use crate::limits::DATABASES;
+use crate::log_record::{DecodeError, LogOp, LogRecord};
+use crate::timestamp::CommitTs;
+use crate::{DbIndex, Isolation};
+
+/// Name of the WAL directory inside the data directory.
+pub const WAL_DIR: &str = "wal";
+/// Keys read from the snapshot per scan call while checkpointing (bounds the memory a
+/// checkpoint holds besides the one block the writer buffers).
+const CHECKPOINT_SCAN_BATCH: usize = 1024;
+/// Checkpoint entries installed per commit-lock hold during recovery.
+const RECOVERY_BATCH: usize = 1024;
+
+/// How to open a durable engine.
+#[derive(Clone)]
+pub struct DurabilityConfig {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The file system (a `FileDisk`, or a `SimDisk` in simulations).
+    pub disk: Arc<dyn Disk>,
+    /// Whether to keep a write-ahead log (Redis's `appendonly`). Without one, only checkpoints
+    /// persist anything.
+    pub wal: bool,
+    /// When the WAL fsyncs.
+    pub fsync: FsyncPolicy,
+    /// Size after which a new WAL segment starts.
+    pub wal_segment_bytes: u64,
+    /// The engine's settings; its `sink` is replaced by the WAL.
+    pub engine: EngineConfig,
+}
+
+impl std::fmt::Debug for DurabilityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DurabilityConfig")
+            .field("dir", &self.dir)
+            .field("wal", &self.wal)
+            .field("fsync", &self.fsync)
+            .finish()
+    }
+}
+
+/// What recovery found.
+#[derive(Debug, Clone)]
+pub struct RecoveryReport {
+    /// Snapshot timestamp of the loaded checkpoint (0 when there was none).
+    pub checkpoint_ts: u64,
+    /// Keys loaded from the checkpoint.
+    pub checkpoint_keys: u64,
+    /// WAL records replayed (those after the checkpoint).
+    pub wal_records: u64,
+    /// WAL records skipped because the checkpoint already held them.
+    pub wal_records_skipped: u64,
+    /// How the WAL ended (a torn tail is reported here and was cut off).
+    pub tail: Option<TailReport>,
+    /// Wall time of the whole recovery.
+    pub elapsed: Duration,
+}
+
+/// What one checkpoint did.
+#[derive(Debug, Clone)]
+pub struct CheckpointReport {
+    /// The snapshot it holds.
+    pub snapshot_ts: u64,
+    /// Replay starts here after loading it.
+    pub redo_lsn: Lsn,
+    /// Keys written.
+    pub keys: u64,
+    /// Size of the installed file.
+    pub bytes: u64,
+    /// WAL segments removed because the checkpoint covers them.
+    pub wal_segments_removed: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Persistence counters for INFO.
+#[derive(Debug, Clone, Default)]
+pub struct PersistenceStats {
+    /// A checkpoint is being written now.
+    pub checkpoint_in_progress: bool,
+    /// Unix time (s) of the last successful checkpoint, or of startup.
+    pub last_checkpoint_unix_s: u64,
+    /// Whether the last checkpoint attempt succeeded.
+    pub last_checkpoint_ok: bool,
+    /// Duration of the last checkpoint (ms), if any ran.
+    pub last_checkpoint_ms: Option<u64>,
+    /// Checkpoints completed since start.
+    pub checkpoints: u64,
+    /// WAL records appended since the last checkpoint (Redis's `rdb_changes_since_last_save`).
+    pub changes_since_checkpoint: u64,
+    /// The WAL's counters, when a WAL is kept.
+    pub wal: Option<WalStats>,
+    /// The WAL's failure, if it is poisoned.
+    pub wal_error: Option<String>,
+}
+
+/// The WAL seen as the engine's commit sink. Set once recovery has replayed the old log, so
+/// replay itself is never re-logged.
+struct WalSink {
+    wal: OnceLock<Arc<WalWriter>>,
+}
+
+impl CommitSink for WalSink {
+    fn append(&self, record: &[u8]) -> Result<Lsn, TxnError> {
+        match self.wal.get() {
+            Some(wal) => wal.append(record).map_err(TxnError::Sink),
+            None => Err(TxnError::Sink(StorageError::WalClosed)),
+        }
+    }
+}
+
+/// An engine bound to a data directory.
+pub struct Durability {
+    engine: Engine,
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    wal: Option<Arc<WalWriter>>,
+    /// One checkpoint at a time.
+    checkpoint_lock: Mutex<()>,
+    in_progress: AtomicBool,
+    last_checkpoint_unix_s: AtomicU64,
+    last_checkpoint_ok: AtomicBool,
+    last_checkpoint_ms: AtomicU64,
+    checkpoints: AtomicU64,
+    /// `next_lsn` of the WAL when the last checkpoint started.
+    checkpoint_lsn: AtomicU64,
+}
+
+impl std::fmt::Debug for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durability")
+            .field("dir", &self.dir)
+            .field("wal", &self.wal.is_some())
+            .finish()
+    }
+}
+
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Durability {
+    /// Opens (or creates) the data directory and recovers: loads the installed checkpoint,
+    /// replays the WAL after it (cutting a torn tail, refusing corruption before the tail), then
+    /// starts logging.
+    pub fn open(config: DurabilityConfig) -> Result<(Durability, RecoveryReport), TxnError> {
+        let started = Instant::now();
+        let disk = config.disk;
+        let dir = config.dir;
+        disk.create_dir_all(&dir)
+            .map_err(|e| StorageError::io_at(&dir, e))?;
+        let sink = Arc::new(WalSink {
+            wal: OnceLock::new(),
+        });
+        let mut engine_config = config.engine;
+        engine_config.sink = if config.wal {
+            Some(Arc::clone(&sink) as Arc<dyn CommitSink>)
+        } else {
+            None
+        };
+        let engine = Engine::new(engine_config);
+
+        // 1. The checkpoint.
+        let mut checkpoint_ts = 0;
+        let mut checkpoint_keys = 0;
+        let mut redo_lsn = Lsn(0);
+        if let Some((manifest, reader)) = CheckpointReader::open_current(disk.as_ref(), &dir)? {
+            checkpoint_keys = load_checkpoint(&engine, reader, manifest.snapshot_ts)?;
+            checkpoint_ts = manifest.snapshot_ts;
+            redo_lsn = manifest.redo_lsn;
+            tracing::info!(
+                checkpoint = %manifest.checkpoint,
+                snapshot_ts = checkpoint_ts,
+                keys = checkpoint_keys,
+                "loaded checkpoint"
+            );
+        }
+
+        // 2. The WAL tail.
+        let mut wal_records = 0;
+        let mut wal_records_skipped = 0;
+        let mut tail = None;
+        let mut wal = None;
+        let wal_dir = dir.join(WAL_DIR);
+        if config.wal {
+            disk.create_dir_all(&wal_dir)
+                .map_err(|e| StorageError::io_at(&wal_dir, e))?;
+            let mut reader = WalReader::open(Arc::clone(&disk), &wal_dir, redo_lsn)?;
+            while let Some(rec) = reader.next_record()? {
+                let record = LogRecord::decode(&rec.payload)
+                    .map_err(|error| corrupt_payload(&wal_dir, &rec.file, rec.offset, error))?;
+                if record.commit_ts.0 <= checkpoint_ts {
+                    wal_records_skipped += 1;
+                    continue;
+                }
+                engine.apply_record(&record)?;
+                wal_records += 1;
+            }
+            let end = reader.into_end()?;
+            if end.tail.state.action() != storage::wal::TailAction::Accept {
+                tracing::warn!(
+                    file = ?end.tail.file,
+                    offset = end.tail.offset,
+                    reason = %end.tail.state,
+                    "WAL tail damaged by a crash; cutting it off"
+                );
+            }
+            tail = Some(end.tail.clone());
+            let writer = WalWriter::resume(
+                Arc::clone(&disk),
+                &wal_dir,
+                &end,
+                WalConfig {
+                    fsync: config.fsync,
+                    segment_bytes: config.wal_segment_bytes,
+                    min_next_lsn: Lsn(redo_lsn.0.max(1)),
+                    ..WalConfig::default()
+                },
+            )?;
+            let writer = Arc::new(writer);
+            // The sink is empty here (set exactly once, now), so this cannot fail.
+            let _ = sink.wal.set(Arc::clone(&writer));
+            wal = Some(writer);
+        }
+        let checkpoint_lsn = wal.as_ref().map_or(0, |w| w.stats().next_lsn.0);
+        let report = RecoveryReport {
+            checkpoint_ts,
+            checkpoint_keys,
+            wal_records,
+            wal_records_skipped,
+            tail,
+            elapsed: started.elapsed(),
+        };
+        let durability = Durability {
+            engine,
+            disk,
+            dir,
+            wal,
+            checkpoint_lock: Mutex::new(()),
+            in_progress: AtomicBool::new(false),
+            last_checkpoint_unix_s: AtomicU64::new(unix_now_s()),
+            last_checkpoint_ok: AtomicBool::new(true),
+            last_checkpoint_ms: AtomicU64::new(u64::MAX),
+            checkpoints: AtomicU64::new(0),
+            checkpoint_lsn: AtomicU64::new(checkpoint_lsn),
+        };
+        Ok((durability, report))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The write-ahead log, when one is kept.
+    pub fn wal(&self) -> Option<&Arc<WalWriter>> {
+        self.wal.as_ref()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a checkpoint of the current snapshot and installs it, then removes the WAL
+    /// segments it covers. Blocking (call it from a background thread for BGSAVE); readers and
+    /// writers go on meanwhile. Fails with [`TxnError::CheckpointInProgress`] when one runs.
+    pub fn checkpoint(&self) -> Result<CheckpointReport, TxnError> {
+        let Some(_one) = self.checkpoint_lock.try_lock() else {
+            return Err(TxnError::CheckpointInProgress);
+        };
+        self.in_progress.store(true, Ordering::Release);
+        let started = Instant::now();
+        let result = self.write_checkpoint(started);
+        self.in_progress.store(false, Ordering::Release);
+        self.last_checkpoint_ok
+            .store(result.is_ok(), Ordering::Release);
+        if let Ok(report) = &result {
+            self.last_checkpoint_unix_s
+                .store(unix_now_s(), Ordering::Release);
+            self.last_checkpoint_ms
+                .store(report.elapsed.as_millis() as u64, Ordering::Release);
+            self.checkpoints.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                snapshot_ts = report.snapshot_ts,
+                keys = report.keys,
+                bytes = report.bytes,
+                ms = report.elapsed.as_millis() as u64,
+                "checkpoint installed"
+            );
+        }
+        result
+    }
+
+    fn write_checkpoint(&self, started: Instant) -> Result<CheckpointReport, TxnError> {
+        // Snapshot and redo LSN together, under the commit lock (see the module invariant).
+        let (mut tx, redo_lsn) = {
+            let _commit = self.engine.inner.commit_lock.lock();
+            let tx = self.engine.begin(Isolation::Snapshot);
+            let redo = self.wal.as_ref().map_or(Lsn(0), |w| w.stats().next_lsn);
+            (tx, redo)
+        };
+        let snapshot_ts = tx.snapshot_ts().0;
+        let mut writer =
+            CheckpointWriter::create(Arc::clone(&self.disk), &self.dir, snapshot_ts, redo_lsn)?;
+        let mut keys = 0u64;
+        let mut buf = Vec::new();
+        for db in 0..DATABASES as DbIndex {
+            let mut after: Option<Bytes> = None;
+            loop {
+                let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
+                let Some((last, _)) = batch.last() else { break };
+                let last = last.clone();
+                for (key, entry) in &batch {
+                    buf.clear();
+                    CheckpointEntry {
+                        db,
+                        key,
+                        value: &entry.value,
+                        expire_at_ms: entry.expire_at_ms,
+                    }
+                    .encode_into(&mut buf);
+                    writer.add(&buf)?;
+                    keys += 1;
+                }
+                if batch.len() < CHECKPOINT_SCAN_BATCH {
+                    break;
+                }
+                after = Some(last);
+            }
+        }
+        tx.abort();
+        let info = writer.finish()?;
+        self.checkpoint_lsn.store(redo_lsn.0, Ordering::Release);
+        let wal_segments_removed = match &self.wal {
+            Some(wal) => wal.truncate_before(redo_lsn)?,
+            None => 0,
+        };
+        let bytes = info.manifest.checkpoint_len;
+        Ok(CheckpointReport {
+            snapshot_ts,
+            redo_lsn,
+            keys,
+            bytes,
+            wal_segments_removed,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Retries a failed (poisoned) WAL: rewrites what was not yet durable and resumes appends.
+    pub fn try_recover_log(&self) -> Result<(), TxnError> {
+        match &self.wal {
+            Some(wal) => wal.try_recover().map_err(TxnError::Sink),
+            None => Ok(()),
+        }
+    }
+
+    /// Blocks until everything appended so far is durable (shutdown), then closes the log.
+    pub fn close(&self) -> Result<(), TxnError> {
+        match &self.wal {
+            Some(wal) => wal.close().map_err(TxnError::Sink),
+            None => Ok(()),
+        }
+    }
+
+    /// Counters for INFO persistence.
+    pub fn stats(&self) -> PersistenceStats {
+        let wal = self.wal.as_ref().map(|w| w.stats());
+        let changes = wal.as_ref().map_or(0, |w| {
+            w.next_lsn
+                .0
+                .saturating_sub(self.checkpoint_lsn.load(Ordering::Acquire))
+        });
+        let ms = self.last_checkpoint_ms.load(Ordering::Acquire);
+        PersistenceStats {
+            checkpoint_in_progress: self.in_progress.load(Ordering::Acquire),
+            last_checkpoint_unix_s: self.last_checkpoint_unix_s.load(Ordering::Acquire),
+            last_checkpoint_ok: self.last_checkpoint_ok.load(Ordering::Acquire),
+            last_checkpoint_ms: (ms != u64::MAX).then_some(ms),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            changes_since_checkpoint: changes,
+            wal_error: self
+                .wal
+                .as_ref()
+                .and_then(|w| w.failure())
+                .map(|e| e.to_string()),
+            wal,
+        }
+    }
+}
+
+fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError) -> TxnError {
+    tracing::error!(file = %file.display(), offset, %error, "WAL record does not decode");
+    TxnError::Storage(StorageError::WalCorrupt {
+        file: file.to_path_buf(),
+        dir: wal_dir.to_path_buf(),
+        offset,
+        reason: storage::error::Corruption::FooterMismatch(
+            "record passes its checksum but its payload is not a tierkv log record",
+        ),
+    })
+}
+
+/// Installs every entry of a checkpoint at `snapshot_ts`, in batches under the commit lock, then
+/// publishes `snapshot_ts`. Returns the number of keys.
+fn load_checkpoint(
+    engine: &Engine,
+    mut reader: CheckpointReader,
+    snapshot_ts: u64,
+) -> Result<u64, TxnError> {
+    let ts = CommitTs(snapshot_ts);
+    let mut keys = 0u64;
+    let mut ops = Vec::with_capacity(RECOVERY_BATCH);
+    let path = reader.path().to_path_buf();
+    while let Some(record) = reader.next_record()? {
+        let entry = CheckpointEntry::decode(&record).map_err(|error| {
+            TxnError::Storage(StorageError::CheckpointCorrupt {
+                file: path.clone(),
+                offset: 0,
+                reason: storage::error::Corruption::FooterMismatch(error.reason()),
+            })
+        })?;
+        ops.push(LogOp::Put {
+            db: entry.db,
+            key: Bytes::copy_from_slice(entry.key),
+            value: Bytes::copy_from_slice(entry.value),
+            expire_at_ms: entry.expire_at_ms,
+        });
+        keys += 1;
+        if ops.len() == RECOVERY_BATCH {
+            crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
+            ops.clear();
+        }
+    }
+    crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
+    crate::commit::publish_loaded_snapshot(&engine.inner, ts);
+    Ok(keys)
+}
+
+/// One key of a checkpoint: the opaque record txn hands to `CheckpointWriter::add`.
+///
+/// Layout (little-endian; keep in sync with docs/FORMATS.md § "Checkpoint entry"):
+/// ```text
+/// offset 0   u8   db index (< 16)
+/// offset 1   u8   value kind (0 = string)
+/// offset 2   u8   expiry flag: 0 none, 1 a u64 deadline follows
+/// [offset 3  u64  deadline, ms since the Unix epoch]
+/// then       u32  key length, key bytes, then the value bytes (the rest of the record)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointEntry<'a> {
+    /// Database.
+    pub db: DbIndex,
+    /// Key.
+    pub key: &'a [u8],
+    /// Value.
+    pub value: &'a [u8],
+    /// Absolute deadline.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// Why bytes are not a [`CheckpointEntry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bad checkpoint entry: {}", self.reason())]
+pub struct EntryError(&'static str);
+
+impl EntryError {
+    /// What is wrong.
+    pub fn reason(&self) -> &'static str {
+        self.0
+    }
+}
+
+const KIND_STRING: u8 = 0;
+
+impl<'a> CheckpointEntry<'a> {
+    /// Appends the encoding to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.db);
+        out.push(KIND_STRING);
+        match self.expire_at_ms {
+            Some(at) => {
+                out.push(1);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(self.key);
+        out.extend_from_slice(self.value);
+    }
+
+    /// Decodes an entry; never panics.
+    pub fn decode(bytes: &'a [u8]) -> Result<CheckpointEntry<'a>, EntryError> {
+        let (&db, rest) = bytes.split_first().ok_or(EntryError("empty"))?;
+        if db as usize >= DATABASES {
+            return Err(EntryError("database index out of range"));
+        }
+        let (&kind, rest) = rest.split_first().ok_or(EntryError("truncated kind"))?;
+        if kind != KIND_STRING {
+            return Err(EntryError("unknown value kind"));
+        }
+        let (&flag, rest) = rest.split_first().ok_or(EntryError("truncated expiry"))?;
+        let (expire_at_ms, rest) = match flag {
+            0 => (None, rest),
+            1 => {
+                let (at, rest) = split_u64(rest).ok_or(EntryError("truncated deadline"))?;
+                (Some(at), rest)
+            }
+            _ => return Err(EntryError("bad expiry flag")),
+        };
+        let (len, rest) = split_u32(rest).ok_or(EntryError("truncated key length"))?;
+        if len as usize > rest.len() {
+            return Err(EntryError("key length past the end"));
+        }
+        let (key, value) = rest.split_at(len as usize);
+        Ok(CheckpointEntry {
+            db,
+            key,
+            value,
+            expire_at_ms,
+        })
+    }
+}
+
+fn split_u64(b: &[u8]) -> Option<(u64, &[u8])> {
+    let (head, rest) = b.split_first_chunk::<8>()?;
+    Some((u64::from_le_bytes(*head), rest))
+}
+
+fn split_u32(b: &[u8]) -> Option<(u32, &[u8])> {
+    let (head, rest) = b.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*head), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn entry_round_trips(db in 0u8..16, key in proptest::collection::vec(any::<u8>(), 0..40),
+                             value in proptest::collection::vec(any::<u8>(), 0..80),
+                             at in proptest::option::of(any::<u64>())) {
+            let e = CheckpointEntry { db, key: &key, value: &value, expire_at_ms: at };
+            let mut buf = Vec::new();
+            e.encode_into(&mut buf);
+            prop_assert_eq!(CheckpointEntry::decode(&buf), Ok(e));
+        }
+
+        #[test]
+        fn entry_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = CheckpointEntry::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Recovery end to end inside one process: an engine bound to a (simulated or real) data
+//! directory survives restarts and power cuts with every acknowledged commit, checkpoints cut
+//! the log, TTLs survive as absolute deadlines, and WAL failures refuse writes until the disk
+//! recovers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tierkv_txn as txn;
+
+use storage::io::{CrashMode, Disk, FaultKind, FaultOp, FileDisk, SimDisk};
+use storage::wal::FsyncPolicy;
+use txn::{Durability, DurabilityConfig, EngineConfig, Expiry, Isolation, ManualClock, TxnError};
+
+fn config(disk: Arc<dyn Disk>, dir: &Path, clock: Arc<ManualClock>) -> DurabilityConfig {
+    DurabilityConfig {
+        dir: dir.to_path_buf(),
+        disk,
+        wal: true,
+        fsync: FsyncPolicy::Always,
+        wal_segment_bytes: 4096,
+        engine: EngineConfig {
+            clock,
+            ..EngineConfig::default()
+        },
+    }
+}
+
+fn put(d: &Durability, key: &str, value: &str, expiry: Expiry) -> storage::Lsn {
+    let (_, info) = d
+        .engine()
+        .run(Isolation::Serializable, |tx| {
+            tx.put(0, key.as_bytes(), value.as_bytes(), expiry)
+        })
+        .unwrap();
+    let lsn = info.lsn.expect("logged");
+    d.wal().unwrap().wait_durable(lsn).unwrap();
+    lsn
+}
+
+fn get(d: &Durability, key: &str) -> Option<String> {
+    let mut tx = d.engine().begin(Isolation::Snapshot);
+    tx.get(0, key.as_bytes())
+        .unwrap()
+        .map(|e| String::from_utf8(e.value.to_vec()).unwrap())
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from("/data")
+}
+
+#[test]
+fn acknowledged_commits_survive_a_power_cut() {
+    let disk = SimDisk::new(7);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, report) =
+        Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    assert_eq!(report.wal_records, 0);
+    for i in 0..200 {
+        put(&d, &format!("k{i}"), &format!("v{i}"), Expiry::Persist);
+    }
+    // A multi-key transaction: all or nothing after recovery.
+    d.engine()
+        .run(Isolation::Serializable, |tx| {
+            tx.put(1, b"a", b"1", Expiry::Persist)?;
+            tx.put(1, b"b", b"2", Expiry::Persist)?;
+            tx.delete(0, b"k0").map(|_| ())
+        })
+        .map(|(_, info)| d.wal().unwrap().wait_durable(info.lsn.unwrap()).unwrap())
+        .unwrap();
+    drop(d);
+    disk.crash(CrashMode::TearUnsynced);
+
+    let (d, report) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock)).unwrap();
+    assert_eq!(report.wal_records, 201);
+    assert_eq!(get(&d, "k0"), None);
+    for i in 1..200 {
+        assert_eq!(get(&d, &format!("k{i}")), Some(format!("v{i}")));
+    }
+    let mut tx = d.engine().begin(Isolation::Snapshot);
+    assert_eq!(&tx.get(1, b"a").unwrap().unwrap().value[..], b"1");
+    assert_eq!(&tx.get(1, b"b").unwrap().unwrap().value[..], b"2");
+    assert_eq!(d.engine().dbsize(0), 199);
+}
+
+#[test]
+fn checkpoint_then_wal_tail_recovers_everything_and_cuts_the_log() {
+    let disk = SimDisk::new(11);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    for i in 0..500 {
+        put(
+            &d,
+            &format!("before{i:04}"),
+            &"x".repeat(40),
+            Expiry::Persist,
+        );
+    }
+    let segments_before = d.wal().unwrap().stats().segments;
+    assert!(
+        segments_before > 2,
+        "small segments rotate: {segments_before}"
+    );
+    let ck = d.checkpoint().unwrap();
+    assert_eq!(ck.keys, 500);
+    assert!(ck.wal_segments_removed > 0);
+    // Overwrites and deletes after the checkpoint come from the WAL tail.
+    put(&d, "before0000", "changed", Expiry::Persist);
+    put(&d, "after", "tail", Expiry::Persist);
+    d.engine()
+        .run(Isolation::Serializable, |tx| tx.delete(0, b"before0001"))
+        .map(|(_, info)| d.wal().unwrap().wait_durable(info.lsn.unwrap()).unwrap())
+        .unwrap();
+    drop(d);
+    disk.crash(CrashMode::DropUnsynced);
+
+    let (d, report) = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap();
+    assert_eq!(report.checkpoint_keys, 500);
+    assert_eq!(report.checkpoint_ts, ck.snapshot_ts);
+    assert_eq!(report.wal_records, 3);
+    assert_eq!(get(&d, "before0000").as_deref(), Some("changed"));
+    assert_eq!(get(&d, "before0001"), None);
+    assert_eq!(get(&d, "before0499"), Some("x".repeat(40)));
+    assert_eq!(get(&d, "after").as_deref(), Some("tail"));
+    assert_eq!(d.engine().dbsize(0), 500);
+    // Commits after recovery get timestamps above everything recovered.
+    put(&d, "later", "ok", Expiry::Persist);
+    assert_eq!(get(&d, "later").as_deref(), Some("ok"));
+}
+
+#[test]
+fn deadlines_survive_restarts_and_passed_ones_are_gone() {
+    let disk = SimDisk::new(3);
+    let clock = Arc::new(ManualClock::new(10_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    put(&d, "short", "s", Expiry::At(10_500));
+    put(&d, "long", "l", Expiry::At(99_000));
+    d.checkpoint().unwrap();
+    put(&d, "tail-short", "s", Expiry::At(10_400));
+    drop(d);
+    disk.crash(CrashMode::DropUnsynced);
+
+    // Down for a while: the short deadlines pass.
+    clock.set(20_000);
+    let (d, _) = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap();
+    assert_eq!(get(&d, "short"), None);
+    assert_eq!(get(&d, "tail-short"), None);
+    assert_eq!(get(&d, "long").as_deref(), Some("l"));
+    let mut tx = d.engine().begin(Isolation::Snapshot);
+    assert_eq!(
+        tx.get(0, b"long").unwrap().unwrap().expire_at_ms,
+        Some(99_000)
+    );
+}
+
+#[test]
+fn a_failed_fsync_refuses_writes_until_the_disk_recovers() {
+    let disk = SimDisk::new(5);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    put(&d, "ok", "1", Expiry::Persist);
+    disk.fail_after(FaultOp::Sync, 0, FaultKind::NoSpace);
+    // The commit is appended, but never acknowledged as durable.
+    let (_, info) = d
+        .engine()
+        .run(Isolation::Serializable, |tx| {
+            tx.put(0, b"unacked", b"2", Expiry::Persist)
+        })
+        .unwrap();
+    assert!(d.wal().unwrap().wait_durable(info.lsn.unwrap()).is_err());
+    // While the log is failed, commits are refused; reads go on.
+    let refused = d.engine().run(Isolation::Serializable, |tx| {
+        tx.put(0, b"x", b"3", Expiry::Persist)
+    });
+    assert!(matches!(refused, Err(TxnError::Sink(_))), "{refused:?}");
+    assert_eq!(get(&d, "ok").as_deref(), Some("1"));
+    assert!(d.stats().wal_error.is_some());
+
+    disk.clear_faults();
+    d.try_recover_log().unwrap();
+    assert!(d.stats().wal_error.is_none());
+    let lsn = put(&d, "after", "4", Expiry::Persist);
+    assert!(d.wal().unwrap().durable_lsn() >= lsn);
+    drop(d);
+    disk.crash(CrashMode::DropUnsynced);
+    let (d, _) = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap();
+    assert_eq!(get(&d, "ok").as_deref(), Some("1"));
+    assert_eq!(get(&d, "after").as_deref(), Some("4"));
+    assert_eq!(get(&d, "x"), None);
+}
+
+#[test]
+fn without_a_wal_only_checkpoints_persist() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(FileDisk), tmp.path(), clock);
+    cfg.wal = false;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    assert!(d.wal().is_none());
+    d.engine()
+        .run(Isolation::Serializable, |tx| {
+            tx.put(3, b"saved", b"yes", Expiry::Persist)
+        })
+        .unwrap();
+    d.checkpoint().unwrap();
+    d.engine()
+        .run(Isolation::Serializable, |tx| {
+            tx.put(3, b"unsaved", b"no", Expiry::Persist)
+        })
+        .unwrap();
+    drop(d);
+    let (d, report) = Durability::open(cfg).unwrap();
+    assert_eq!(report.checkpoint_keys, 1);
+    let mut tx = d.engine().begin(Isolation::Snapshot);
+    assert!(tx.get(3, b"saved").unwrap().is_some());
+    assert!(tx.get(3, b"unsaved").unwrap().is_none());
+}
+
+#[test]
+fn a_checkpoint_runs_while_writers_continue() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(FileDisk), tmp.path(), clock);
+    cfg.fsync = FsyncPolicy::No;
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    let d = Arc::new(d);
+    for i in 0..5_000u32 {
+        d.engine()
+            .run(Isolation::Serializable, |tx| {
+                tx.put(
+                    0,
+                    format!("k{i:05}").as_bytes(),
+                    &i.to_le_bytes(),
+                    Expiry::Persist,
+                )
+            })
+            .unwrap();
+    }
+    let writer = {
+        let d = Arc::clone(&d);
+        std::thread::spawn(move || {
+            for i in 0..2_000u32 {
+                d.engine()
+                    .run(Isolation::Serializable, |tx| {
+                        tx.put(0, format!("w{i:05}").as_bytes(), b"w", Expiry::Persist)?;
+                        tx.put(
+                            0,
+                            b"k00000",
+                            &(i + 1_000_000).to_le_bytes(),
+                            Expiry::Persist,
+                        )
+                    })
+                    .unwrap();
+            }
+        })
+    };
+    let ck = d.checkpoint().unwrap();
+    writer.join().unwrap();
+    assert!(ck.keys >= 5_000);
+    d.close().unwrap();
+    drop(d);
+    let (d, report) = Durability::open(cfg).unwrap();
+    assert_eq!(report.checkpoint_keys, ck.keys);
+    assert_eq!(d.engine().dbsize(0), 7_000);
+    let mut tx = d.engine().begin(Isolation::Snapshot);
+    let last = tx.get(0, b"k00000").unwrap().unwrap();
+    assert_eq!(&last.value[..], &(1_999u32 + 1_000_000).to_le_bytes());
+}
