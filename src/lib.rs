@@ -9,4 +9,6 @@
     missing_docs
 )]
 
+pub mod config;
+pub mod glob;
 pub mod resp;
