@@ -9,6 +9,10 @@
     missing_docs
 )]
 
+pub mod cmd;
 pub mod config;
+pub mod connection;
 pub mod glob;
 pub mod resp;
+pub mod server;
+pub mod session;
