@@ -371,8 +371,10 @@ impl Config {
                 let n: u16 = value
                     .parse()
                     .map_err(|_| bad("argument must be a number"))?;
-                if !(1..=256).contains(&n) {
-                    return Err(bad("argument must be between 1 and 256"));
+                if !(1..=txn::limits::DATABASES as u16).contains(&n) {
+                    return Err(bad(
+                        "argument must be between 1 and 16 (the engine's database count)",
+                    ));
                 }
                 self.databases = n;
             }

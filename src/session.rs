@@ -95,7 +95,8 @@ impl Session {
         self.client.set_db(0);
     }
 
-    fn note_lsn(&mut self, info: &txn::CommitInfo) {
+    /// Remembers that the next replies must wait for `info`'s WAL position to be durable.
+    pub fn note_lsn(&mut self, info: &txn::CommitInfo) {
         if let Some(lsn) = info.lsn {
             self.max_lsn = self.max_lsn.max(lsn.0);
         }
@@ -227,7 +228,7 @@ impl Session {
                 if self.watched.len() + keys.len() > WATCH_KEYS_MAX {
                     return Err(CmdError::Static("ERR too many watched keys"));
                 }
-                let mut probe = shared.engine.begin(Isolation::Snapshot);
+                let probe = shared.engine.begin(Isolation::Snapshot);
                 for key in keys {
                     let version = probe.latest_version(self.db, &key);
                     self.watched.push((self.db, key, version));

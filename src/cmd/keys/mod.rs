@@ -9,7 +9,7 @@ pub mod exists;
 pub mod expire;
 pub mod expireat;
 pub mod expiretime;
-pub mod keys;
+pub mod keys_;
 pub mod object;
 pub mod persist;
 pub mod pexpire;
@@ -120,7 +120,7 @@ impl ExpireCmd {
         };
         let current = entry.expire_at_ms.map(|t| t as i64);
         let allowed = match current {
-            Some(cur) => !self.nx && !(self.gt && when <= cur) && !(self.lt && when >= cur),
+            Some(cur) => !(self.nx || (self.gt && when <= cur) || (self.lt && when >= cur)),
             // No TTL counts as infinite: GT can never beat it, LT always does.
             None => !self.xx && !self.gt,
         };

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use txn::Transaction;
 
-use super::keys::literal_prefix;
+use super::keys_::literal_prefix;
 use crate::cmd::spec::flags::*;
 use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::glob;

@@ -31,7 +31,7 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     let sub = String::from_utf8_lossy(&raw).to_ascii_uppercase();
     let parsed = match sub.as_str() {
         "GET" if args.remaining() >= 1 => Sub::Get(args.rest()),
-        "SET" if args.remaining() >= 2 && args.remaining() % 2 == 0 => {
+        "SET" if args.remaining() >= 2 && args.remaining().is_multiple_of(2) => {
             let rest = args.rest();
             let pairs = rest
                 .chunks(2)

@@ -23,7 +23,8 @@ pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
 
 impl SessionCommand for Cmd {
     fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
-        let _ = cx.shared.engine.flush_all();
+        let info = cx.shared.engine.flush_all()?;
+        cx.session.note_lsn(&info);
         Ok(Frame::ok())
     }
 }

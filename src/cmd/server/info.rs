@@ -125,7 +125,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         s.push_str("# Keyspace\r\n");
         for db in 0..config.databases {
             let Ok(db) = u8::try_from(db) else { break };
-            let keys = shared.engine.dbsize(db) as u64;
+            let keys = shared.engine.dbsize(db);
             if keys > 0 {
                 let _ = write!(s, "db{db}:keys={keys},expires=0,avg_ttl=0\r\n");
             }

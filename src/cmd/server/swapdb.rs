@@ -39,7 +39,8 @@ impl SessionCommand for SwapDb {
             }
         };
         let (a, b) = (check(self.a)?, check(self.b)?);
-        let _ = cx.shared.engine.swap_db(a, b);
+        let info = cx.shared.engine.swap_db(a, b)?;
+        cx.session.note_lsn(&info);
         Ok(Frame::ok())
     }
 }

@@ -23,7 +23,7 @@ pub struct Cmd {
 
 /// Parses the arguments after the name.
 pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
-    if args.remaining() % 2 != 0 {
+    if !args.remaining().is_multiple_of(2) {
         return Err(CmdError::WrongArity("mset".to_owned()));
     }
     let mut pairs = Vec::with_capacity(args.remaining() / 2);

@@ -6,6 +6,6 @@
 pub mod discard;
 pub mod exec;
 pub mod multi;
-pub mod txn;
+pub mod txn_;
 pub mod unwatch;
 pub mod watch;
