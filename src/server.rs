@@ -353,7 +353,7 @@ pub async fn run_with_durability(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            _ = shutdown_rx.wait_for(|s| *s) => break,
+            _ = shutdown_rx.changed() => break,
             accepted = listener.accept() => {
                 let (stream, addr) = match accepted {
                     Ok(x) => x,

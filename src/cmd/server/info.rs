@@ -123,11 +123,20 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
     }
     if wanted(sections, "keyspace") {
         s.push_str("# Keyspace\r\n");
-        for db in 0..config.databases {
-            let Ok(db) = u8::try_from(db) else { break };
-            let keys = shared.engine.dbsize(db);
-            if keys > 0 {
-                let _ = write!(s, "db{db}:keys={keys},expires=0,avg_ttl=0\r\n");
+        for (db, stats) in shared
+            .engine
+            .stats()
+            .dbs
+            .iter()
+            .enumerate()
+            .take(usize::from(config.databases))
+        {
+            if stats.keys > 0 {
+                let _ = write!(
+                    s,
+                    "db{db}:keys={},expires={},avg_ttl=0\r\n",
+                    stats.keys, stats.expires
+                );
             }
         }
         s.push_str("\r\n");
