@@ -52,31 +52,29 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {first}"))?;
         let local = listener.local_addr()?;
+        // Install the handlers before announcing readiness, so an early signal still means a
+        // graceful stop rather than the default kill.
+        let shutdown = shutdown_signal()?;
         tracing::info!("tierkv-server ready to accept connections on {local}");
         // Tests and scripts read this line to learn the port when started with --port 0.
         println!("Ready to accept connections tcp {local}");
         let engine = txn::Engine::new(txn::EngineConfig::default());
         let config = Arc::new(RwLock::new(config));
-        tierkv::server::run(listener, engine, config, shutdown_signal()).await?;
+        tierkv::server::run(listener, engine, config, shutdown).await?;
         anyhow::Ok(())
     })?;
     tracing::info!("tierkv-server is now ready to exit, bye bye...");
     Ok(())
 }
 
-async fn shutdown_signal() {
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
