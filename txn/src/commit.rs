@@ -24,7 +24,7 @@ use storage::page::ValueRef;
 
 use crate::engine::Inner;
 use crate::error::TxnError;
-use crate::index::{KeyIndex, Version, NO_EXPIRY};
+use crate::index::{KeyIndex, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
 use crate::timestamp::CommitTs;
@@ -198,9 +198,9 @@ fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
         for (db, start, end) in tx.scanned_ranges() {
             let d = inner.db(db)?;
             let mut conflict = None;
-            d.index.for_each_in(start, end, &mut |key, node| {
+            d.index.for_each_in(start, end, &mut |node| {
                 if node.newest_ts(&guard) > snapshot {
-                    conflict = Some(key.clone());
+                    conflict = Some(Bytes::copy_from_slice(node.key()));
                     return false;
                 }
                 true
@@ -223,42 +223,52 @@ pub(crate) fn install(
     guard: &Guard,
 ) {
     let Ok(d) = inner.db(db) else { return };
-    let existing = d.index.get(key);
-    let previous = existing.as_ref().and_then(|node| node.newest(guard));
+    let existing = d.index.get(key, guard);
+    let previous = existing.and_then(|node| node.newest(guard));
     let previous_holds_value = previous.is_some_and(|v| !v.tombstone);
+    let change = match change {
+        Change::Put {
+            value,
+            expire_at_ms,
+        } => Change::Put {
+            value,
+            expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
+        },
+        Change::SetExpiry { expire_at_ms } => Change::SetExpiry {
+            expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
+        },
+        Change::Delete => Change::Delete,
+    };
     let version = match change {
         Change::Put {
             value,
             expire_at_ms,
-        } => Version {
+        } => VersionView {
             commit_ts: ts.0,
             expire_at_ms,
             value,
             tombstone: false,
             inherits_value: false,
-            next: Default::default(),
         },
         Change::Delete => {
             if !previous_holds_value {
                 return;
             }
-            Version {
+            VersionView {
                 commit_ts: ts.0,
                 expire_at_ms: NO_EXPIRY,
                 value: ValueRef::EMPTY,
                 tombstone: true,
                 inherits_value: false,
-                next: Default::default(),
             }
         }
         Change::SetExpiry { expire_at_ms } => match previous {
-            Some(previous) if !previous.tombstone => Version {
+            Some(previous) if !previous.tombstone => VersionView {
                 commit_ts: ts.0,
                 expire_at_ms,
                 value: previous.value,
                 tombstone: false,
                 inherits_value: true,
-                next: Default::default(),
             },
             _ => return,
         },
@@ -269,9 +279,9 @@ pub(crate) fn install(
     let deadline = version.expire_at_ms;
     let node = match existing {
         Some(node) => node,
-        None => d.index.get_or_insert(key),
+        None => d.index.get_or_insert(key, guard),
     };
-    node.push(version, guard);
+    node.install(version, guard);
     d.versions.fetch_add(1, Ordering::Relaxed);
     d.live_keys.fetch_add(
         i64::from(holds_value) - i64::from(previous_holds_value),
@@ -296,9 +306,9 @@ fn live_heads(inner: &Inner, db: DbIndex, guard: &Guard) -> Vec<(Bytes, ValueRef
         d.index.for_each_in(
             std::ops::Bound::Unbounded,
             std::ops::Bound::Unbounded,
-            &mut |key, node| {
+            &mut |node| {
                 if let Some(v) = node.newest(guard).filter(|v| !v.tombstone) {
-                    out.push((key.clone(), v.value, v.expire_at_ms));
+                    out.push((Bytes::copy_from_slice(node.key()), v.value, v.expire_at_ms));
                 }
                 true
             },
@@ -490,7 +500,7 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
         let mut seen = std::collections::HashSet::new();
         for (deadline, (db, key)) in due {
             let Ok(d) = inner.db(db) else { continue };
-            let Some(node) = d.index.get(&key) else {
+            let Some(node) = d.index.get(&key, &guard) else {
                 continue;
             };
             // Stale entries (the deadline moved, or the key was rewritten or deleted) are

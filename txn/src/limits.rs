@@ -12,9 +12,12 @@ pub const TXN_WRITE_BYTES_MAX: usize = 1024 * 1024 * 1024;
 pub const RUN_ATTEMPTS_MAX: u32 = 100;
 /// Key nodes one [`crate::Engine::gc`] call examines (bounds its pause).
 pub const GC_KEYS_PER_CALL: usize = 4096;
+/// Keys GC handles per hold of the commit lock (bounds the pause writers may see).
+pub const GC_KEYS_PER_BATCH: usize = 256;
 /// Shards of the active-snapshot registry (begin/end take one shard's lock).
 pub const SNAPSHOT_SHARDS: usize = 32;
 
 const _: () = assert!(DATABASES <= u8::MAX as usize);
 const _: () = assert!(VALUE_MAX_BYTES < TXN_WRITE_BYTES_MAX);
 const _: () = assert!(KEY_MAX_BYTES < TXN_WRITE_BYTES_MAX);
+const _: () = assert!(GC_KEYS_PER_BATCH <= GC_KEYS_PER_CALL);

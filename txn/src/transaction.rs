@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::engine::{Db, Inner};
 use crate::error::TxnError;
-use crate::index::{KeyIndex, KeyNode, Version};
+use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
 use crate::limits::{KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
 use crate::snapshot::Registration;
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
@@ -109,7 +109,7 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn entry_of(inner: &Inner, version: &Version) -> Result<Entry, TxnError> {
+fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
     Ok(Entry {
         value: inner.pages.read(version.value)?,
         kind: ValueKind::String,
@@ -159,12 +159,12 @@ impl Transaction {
 
     /// The committed entry visible at the snapshot (ignores own writes and expiry).
     fn committed(&self, db: &Db, key: &[u8]) -> Result<Option<Entry>, TxnError> {
-        let Some(node) = db.index.get(key) else {
+        let guard = crossbeam_epoch::pin();
+        let Some(node) = db.index.get(key, &guard) else {
             return Ok(None);
         };
-        let guard = crossbeam_epoch::pin();
         match node.visible(self.snapshot_ts().0, &guard) {
-            Some(version) if !version.tombstone => Ok(Some(entry_of(&self.inner, version)?)),
+            Some(version) if !version.tombstone => Ok(Some(entry_of(&self.inner, &version)?)),
             _ => Ok(None),
         }
     }
@@ -245,7 +245,7 @@ impl Transaction {
         }
         let expire_at_ms = match expiry {
             Expiry::Persist => None,
-            Expiry::At(deadline) => Some(deadline),
+            Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),
             Expiry::Keep => self.get(db, key)?.and_then(|e| e.expire_at_ms),
         };
         self.add_write(
@@ -275,6 +275,7 @@ impl Transaction {
         key: &[u8],
         expire_at_ms: Option<u64>,
     ) -> Result<bool, TxnError> {
+        let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
         let Some(current) = self.get(db, key)? else {
             return Ok(false);
         };
@@ -365,17 +366,11 @@ impl Transaction {
                 }),
                 Write::Delete => None,
                 Write::SetExpiry { expire_at_ms } => {
-                    let base = match node {
-                        Some(node) => node
-                            .visible(snapshot, &guard)
-                            .filter(|v| !v.tombstone)
-                            .map(|v| entry_of(inner, v)),
-                        None => d.index.get(key).and_then(|node| {
-                            node.visible(snapshot, &guard)
-                                .filter(|v| !v.tombstone)
-                                .map(|v| entry_of(inner, v))
-                        }),
-                    };
+                    let node = node.or_else(|| d.index.get(key, &guard));
+                    let base = node
+                        .and_then(|node| node.visible(snapshot, &guard))
+                        .filter(|v| !v.tombstone)
+                        .map(|v| entry_of(inner, &v));
                     base.transpose()?.map(|e| Entry {
                         expire_at_ms: *expire_at_ms,
                         version: CommitTs::UNCOMMITTED,
@@ -389,9 +384,12 @@ impl Transaction {
                 out.push((key.clone(), entry));
             }
         };
-        d.index.for_each_in(start, end, &mut |key, node| {
+        d.index.for_each_in(start, end, &mut |node| {
+            let key = node.key();
             // Own writes on keys before this one come first.
-            while let Some((own_key, write)) = own_iter.next_if(|(own_key, _)| *own_key < key) {
+            while let Some((own_key, write)) =
+                own_iter.next_if(|(own_key, _)| own_key.as_ref() < key)
+            {
                 match own_entry(own_key, write, None) {
                     Ok(entry) => push(&mut out, own_key, entry),
                     Err(e) => {
@@ -403,15 +401,16 @@ impl Transaction {
                     return false;
                 }
             }
-            let entry = match own_iter.next_if(|(own_key, _)| *own_key == key) {
-                Some((_, write)) => own_entry(key, write, Some(node)),
+            let key = Bytes::copy_from_slice(key);
+            let entry = match own_iter.next_if(|(own_key, _)| **own_key == key) {
+                Some((_, write)) => own_entry(&key, write, Some(node)),
                 None => match node.visible(snapshot, &guard) {
-                    Some(version) if version.is_live(now) => entry_of(inner, version).map(Some),
+                    Some(version) if version.is_live(now) => entry_of(inner, &version).map(Some),
                     _ => Ok(None),
                 },
             };
             match entry {
-                Ok(entry) => push(&mut out, key, entry),
+                Ok(entry) => push(&mut out, &key, entry),
                 Err(e) => {
                     error = Some(e);
                     return false;
@@ -480,20 +479,20 @@ pub(crate) fn latest_version(inner: &Inner, db: DbIndex, key: &[u8]) -> CommitTs
     let Ok(d) = inner.db(db) else {
         return CommitTs::NONE;
     };
-    let Some(node) = d.index.get(key) else {
+    let guard = crossbeam_epoch::pin();
+    let Some(node) = d.index.get(key, &guard) else {
         return CommitTs::NONE;
     };
-    let guard = crossbeam_epoch::pin();
     CommitTs(node.newest_ts(&guard))
 }
 
 /// A random live key: seek to a random point between the first and last key, walk forward.
 pub(crate) fn random_live_key(inner: &Inner, d: &Db, random: u64, now_ms: u64) -> Option<Bytes> {
     let guard = crossbeam_epoch::pin();
-    let mut first: Option<Bytes> = None;
+    let mut first: Option<Vec<u8>> = None;
     d.index
-        .for_each_in(Bound::Unbounded, Bound::Unbounded, &mut |key, _| {
-            first = Some(key.clone());
+        .for_each_in(Bound::Unbounded, Bound::Unbounded, &mut |node| {
+            first = Some(node.key().to_vec());
             false
         });
     let first = first?;
@@ -513,9 +512,9 @@ pub(crate) fn random_live_key(inner: &Inner, d: &Db, random: u64, now_ms: u64) -
     probe.extend_from_slice(&random.rotate_left(17).to_be_bytes());
     let first_live = |start: Bound<&[u8]>, end: Bound<&[u8]>| {
         let mut found = None;
-        d.index.for_each_in(start, end, &mut |key, node| {
+        d.index.for_each_in(start, end, &mut |node| {
             if node.newest(&guard).is_some_and(|v| v.is_live(now_ms)) {
-                found = Some(key.clone());
+                found = Some(Bytes::copy_from_slice(node.key()));
                 return false;
             }
             true
