@@ -2,7 +2,8 @@
 //! open interactive transaction) and the dispatch of its commands.
 //!
 //! Invariant: every data command runs in exactly one engine transaction: its own
-//! (`Engine::run`, Serializable), the EXEC block's, or the open `TXN`; never outside one.
+//! (`Engine::run`: Serializable, or Snapshot for read-only commands), the EXEC block's
+//! (Serializable), or the open `TXN`; never outside one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,13 +158,25 @@ impl Session {
                 return e.to_frame();
             }
         };
-        match self.run(command, shared) {
+        // A read-only command reads one snapshot and writes nothing, so it is serializable at
+        // its snapshot without read-set validation, and never conflicts or retries.
+        let isolation = if entry.spec.has(flags::READONLY) {
+            Isolation::Snapshot
+        } else {
+            Isolation::Serializable
+        };
+        match self.run(command, isolation, shared) {
             Ok(f) => f,
             Err(e) => e.to_frame(),
         }
     }
 
-    fn run(&mut self, command: Command, shared: &Arc<Shared>) -> Result<Frame, CmdError> {
+    fn run(
+        &mut self,
+        command: Command,
+        isolation: Isolation,
+        shared: &Arc<Shared>,
+    ) -> Result<Frame, CmdError> {
         match command {
             Command::Data(cmd) => {
                 let db = self.db;
@@ -175,7 +188,7 @@ impl Session {
                     };
                     return cmd.execute(tx, &cx);
                 }
-                let result = shared.engine.run(Isolation::Serializable, |tx| {
+                let result = shared.engine.run(isolation, |tx| {
                     let cx = DataCx {
                         db,
                         now_ms: shared.engine.now_ms(),
