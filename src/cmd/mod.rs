@@ -192,6 +192,9 @@ table!(
     server::shutdown,
 );
 
+/// Longest command name looked up; longer names are unknown without hashing them.
+pub const COMMAND_NAME_MAX: usize = 32;
+
 fn index() -> &'static HashMap<Vec<u8>, usize> {
     static INDEX: OnceLock<HashMap<Vec<u8>, usize>> = OnceLock::new();
     INDEX.get_or_init(|| {
@@ -205,11 +208,13 @@ fn index() -> &'static HashMap<Vec<u8>, usize> {
 
 /// Finds a command by name, case-insensitively; returns its table index too.
 pub fn lookup(name: &[u8]) -> Option<(usize, &'static TableEntry)> {
-    let idx = if name.iter().any(u8::is_ascii_uppercase) {
-        *index().get(&name.to_ascii_lowercase())?
-    } else {
-        *index().get(name)?
-    };
+    // Lowercase into a stack buffer: clients (redis-benchmark, redis-cli) send upper case.
+    let mut lower = [0u8; COMMAND_NAME_MAX];
+    let dst = lower.get_mut(..name.len())?;
+    for (d, s) in dst.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let idx = *index().get(&*dst)?;
     TABLE.get(idx).map(|e| (idx, e))
 }
 
