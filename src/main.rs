@@ -1,1 +1,80 @@
-fn main() {}
+//! `tierkv-server`: parse the config, set up logging, start the runtime, serve until a signal
+//! or SHUTDOWN, exit 0.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::RwLock;
+use tierkv::config::{Config, Invocation};
+
+fn main() -> anyhow::Result<()> {
+    let config = match Config::from_args(std::env::args().skip(1)) {
+        Ok(Invocation::Run(c)) => *c,
+        Ok(Invocation::Help(text)) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Ok(Invocation::Version) => {
+            println!("tierkv-server v={}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        Err(e) => {
+            eprintln!("tierkv-server: {e}\nTry 'tierkv-server --help' for the list of options.");
+            std::process::exit(1);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.loglevel.filter()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+
+    std::fs::create_dir_all(&config.dir)
+        .with_context(|| format!("creating data directory {}", config.dir.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    runtime.block_on(async move {
+        let addrs: Vec<String> = config
+            .bind
+            .iter()
+            .map(|b| format!("{}:{}", b.trim_start_matches('-'), config.port))
+            .collect();
+        let first = addrs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("127.0.0.1:{}", config.port));
+        let listener = tokio::net::TcpListener::bind(&first)
+            .await
+            .with_context(|| format!("binding {first}"))?;
+        let local = listener.local_addr()?;
+        // Install the handlers before announcing readiness, so an early signal still means a
+        // graceful stop rather than the default kill.
+        let shutdown = shutdown_signal()?;
+        tracing::info!("tierkv-server ready to accept connections on {local}");
+        // Tests and scripts read this line to learn the port when started with --port 0.
+        println!("Ready to accept connections tcp {local}");
+        let engine = txn::Engine::new(txn::EngineConfig::default());
+        let config = Arc::new(RwLock::new(config));
+        tierkv::server::run(listener, engine, config, shutdown).await?;
+        anyhow::Ok(())
+    })?;
+    tracing::info!("tierkv-server is now ready to exit, bye bye...");
+    Ok(())
+}
+
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}

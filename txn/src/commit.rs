@@ -25,7 +25,7 @@ use storage::page::ValueRef;
 
 use crate::engine::Inner;
 use crate::error::TxnError;
-use crate::index::{KeyIndex, VersionView, NO_EXPIRY};
+use crate::index::{KeyIndex, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
 use crate::timestamp::CommitTs;
@@ -228,6 +228,19 @@ pub(crate) fn install(
     let existing = d.index.get(key, guard);
     let previous = existing.and_then(|node| node.newest(guard));
     let previous_holds_value = previous.is_some_and(|v| !v.tombstone);
+    let change = match change {
+        Change::Put {
+            value,
+            expire_at_ms,
+        } => Change::Put {
+            value,
+            expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
+        },
+        Change::SetExpiry { expire_at_ms } => Change::SetExpiry {
+            expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
+        },
+        Change::Delete => Change::Delete,
+    };
     let version = match change {
         Change::Put {
             value,

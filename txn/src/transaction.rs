@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::engine::{Db, Inner};
 use crate::error::TxnError;
-use crate::index::{KeyIndex, KeyNode, VersionView};
+use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
 use crate::limits::{KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
 use crate::snapshot::Registration;
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
@@ -245,7 +245,7 @@ impl Transaction {
         }
         let expire_at_ms = match expiry {
             Expiry::Persist => None,
-            Expiry::At(deadline) => Some(deadline),
+            Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),
             Expiry::Keep => self.get(db, key)?.and_then(|e| e.expire_at_ms),
         };
         self.add_write(
@@ -275,6 +275,7 @@ impl Transaction {
         key: &[u8],
         expire_at_ms: Option<u64>,
     ) -> Result<bool, TxnError> {
+        let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
         let Some(current) = self.get(db, key)? else {
             return Ok(false);
         };

@@ -26,7 +26,7 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 use parking_lot::RwLock;
 
-pub(crate) use version::{KeyNode, VersionView, NO_EXPIRY};
+pub(crate) use version::{KeyNode, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 
 /// What the engine needs from an index of key nodes. References are valid while `guard` is
 /// pinned.

@@ -65,19 +65,33 @@ pub(crate) struct Version {
     pub(crate) next: Atomic<Version>,
 }
 
-/// One user key: its bytes, its newest version inline, and the chain of older ones.
+/// Largest deadline a key node stores: deadlines are kept in 48 bits (ms since the Unix
+/// epoch, about 8900 years from 1970); later ones are clamped to this, which reads as "never".
+pub(crate) const EXPIRE_MAX_MS: u64 = (1 << 48) - 1;
+/// Commit timestamps are kept in 56 bits beside the flags.
+const TS_BITS: u32 = 56;
+const TS_MASK: u64 = (1 << TS_BITS) - 1;
+/// In-page offsets are kept in 16 bits: the page store never hands out larger ones.
+const OFFSET_BITS: u32 = 16;
+
+const _: () = assert!(storage::page::PAGE_SIZE <= 1 << OFFSET_BITS);
+
+/// One user key: its bytes, its newest version inline, and the chain of older ones. Packed
+/// into 56 bytes (it lives inside its skip-list entry) because its size is most of the
+/// engine's per-key memory:
+/// - `ts_flags`: commit ts (low 56 bits) | flags << 56; the seqlock word ([`WRITING`] while the
+///   inline version changes, [`EMPTY`] before the first one);
+/// - `expire_offset`: deadline ms (high 48 bits) | in-page offset (low 16 bits).
 pub(crate) struct KeyNode {
     key: InlineKey,
-    ts: AtomicU64,
-    expire_at_ms: AtomicU64,
+    ts_flags: AtomicU64,
+    expire_offset: AtomicU64,
     page: AtomicU32,
-    offset: AtomicU32,
     len: AtomicU32,
-    flags: AtomicU32,
     pub(crate) older: Atomic<Version>,
 }
 
-const _: () = assert!(std::mem::size_of::<KeyNode>() == 64);
+const _: () = assert!(std::mem::size_of::<KeyNode>() == 56);
 
 enum Inline {
     Empty,
@@ -89,12 +103,10 @@ impl KeyNode {
     pub(crate) fn new(key: &[u8]) -> KeyNode {
         KeyNode {
             key: InlineKey::new(key),
-            ts: AtomicU64::new(EMPTY),
-            expire_at_ms: AtomicU64::new(NO_EXPIRY),
+            ts_flags: AtomicU64::new(EMPTY),
+            expire_offset: AtomicU64::new(0),
             page: AtomicU32::new(0),
-            offset: AtomicU32::new(0),
             len: AtomicU32::new(0),
-            flags: AtomicU32::new(0),
             older: Atomic::null(),
         }
     }
@@ -105,28 +117,32 @@ impl KeyNode {
 
     fn read_inline(&self) -> Inline {
         loop {
-            let ts = self.ts.load(Ordering::Acquire);
-            if ts == EMPTY {
+            let word = self.ts_flags.load(Ordering::Acquire);
+            if word == EMPTY {
                 return Inline::Empty;
             }
-            if ts == WRITING {
+            if word == WRITING {
                 return Inline::Writing;
             }
-            let view = VersionView {
-                commit_ts: ts,
-                expire_at_ms: self.expire_at_ms.load(Ordering::Relaxed),
-                value: ValueRef {
-                    page: PageId(self.page.load(Ordering::Relaxed)),
-                    offset: self.offset.load(Ordering::Relaxed),
-                    len: self.len.load(Ordering::Relaxed),
-                },
-                tombstone: self.flags.load(Ordering::Relaxed) & FLAG_TOMBSTONE != 0,
-                inherits_value: self.flags.load(Ordering::Relaxed) & FLAG_INHERITS != 0,
-            };
+            let expire_offset = self.expire_offset.load(Ordering::Relaxed);
+            let page = self.page.load(Ordering::Relaxed);
+            let len = self.len.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
-            if self.ts.load(Ordering::Relaxed) == ts {
-                return Inline::Version(view);
+            if self.ts_flags.load(Ordering::Relaxed) != word {
+                continue;
             }
+            let flags = (word >> TS_BITS) as u32;
+            return Inline::Version(VersionView {
+                commit_ts: word & TS_MASK,
+                expire_at_ms: expire_offset >> OFFSET_BITS,
+                value: ValueRef {
+                    page: PageId(page),
+                    offset: (expire_offset & ((1 << OFFSET_BITS) - 1)) as u32,
+                    len,
+                },
+                tombstone: flags & FLAG_TOMBSTONE != 0,
+                inherits_value: flags & FLAG_INHERITS != 0,
+            });
         }
     }
 
@@ -171,6 +187,8 @@ impl KeyNode {
 
     /// Publishes `view` as the newest version. Caller holds the commit lock.
     pub(crate) fn install(&self, view: VersionView, guard: &Guard) {
+        debug_assert!(view.commit_ts < TS_MASK);
+        debug_assert!(view.value.offset < 1 << OFFSET_BITS);
         if let Inline::Version(current) = self.read_inline() {
             let next = self.older.load(Ordering::Acquire, guard);
             self.older.store(
@@ -181,15 +199,16 @@ impl KeyNode {
                 Ordering::Release,
             );
         }
-        self.ts.store(WRITING, Ordering::Release);
+        self.ts_flags.store(WRITING, Ordering::Release);
         fence(Ordering::Release);
-        self.expire_at_ms
-            .store(view.expire_at_ms, Ordering::Relaxed);
+        let expire = view.expire_at_ms.min(EXPIRE_MAX_MS);
+        let offset = u64::from(view.value.offset) & ((1 << OFFSET_BITS) - 1);
+        self.expire_offset
+            .store((expire << OFFSET_BITS) | offset, Ordering::Relaxed);
         self.page.store(view.value.page.0, Ordering::Relaxed);
-        self.offset.store(view.value.offset, Ordering::Relaxed);
         self.len.store(view.value.len, Ordering::Relaxed);
-        self.flags.store(view.flags(), Ordering::Relaxed);
-        self.ts.store(view.commit_ts, Ordering::Release);
+        let word = (view.commit_ts & TS_MASK) | (u64::from(view.flags()) << TS_BITS);
+        self.ts_flags.store(word, Ordering::Release);
     }
 
     /// Cuts every version older than the newest one with `commit_ts <= watermark`, calling
@@ -305,7 +324,75 @@ impl std::fmt::Debug for KeyNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyNode")
             .field("key", &self.key)
-            .field("ts", &self.ts.load(Ordering::Relaxed))
+            .field("ts_flags", &self.ts_flags.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(ts: u64, expire: u64, offset: u32, tombstone: bool, inherits: bool) -> VersionView {
+        VersionView {
+            commit_ts: ts,
+            expire_at_ms: expire,
+            value: ValueRef {
+                page: PageId(7),
+                offset,
+                len: 42,
+            },
+            tombstone,
+            inherits_value: inherits,
+        }
+    }
+
+    #[test]
+    fn packed_fields_round_trip_and_chain_orders_newest_first() {
+        let node = KeyNode::new(b"key");
+        let guard = crossbeam_epoch::pin();
+        assert_eq!(node.newest(&guard), None);
+        let a = view(1, 0, 65_535, false, false);
+        let b = view(5, 1_700_000_000_000, 12, false, true);
+        let c = view(9, 0, 0, true, false);
+        node.install(a, &guard);
+        node.install(b, &guard);
+        node.install(c, &guard);
+        assert_eq!(node.newest(&guard), Some(c));
+        assert_eq!(node.visible(8, &guard), Some(b));
+        assert_eq!(node.visible(4, &guard), Some(a));
+        assert_eq!(node.visible(0, &guard), None);
+        assert_eq!(node.chain_len(&guard), 3);
+        let far = view(10, u64::MAX, 1, false, false);
+        node.install(far, &guard);
+        assert_eq!(node.newest(&guard).unwrap().expire_at_ms, EXPIRE_MAX_MS);
+    }
+
+    #[test]
+    fn cut_below_frees_each_value_once() {
+        let node = KeyNode::new(b"k");
+        let guard = crossbeam_epoch::pin();
+        // v1 (own value), v2 inherits v1's value (TTL change), v3 new value, v4 inherits v3.
+        let mut v1 = view(1, 0, 0, false, false);
+        v1.value.page = PageId(1);
+        let mut v2 = view(2, 99, 0, false, true);
+        v2.value.page = PageId(1);
+        let mut v3 = view(3, 0, 0, false, false);
+        v3.value.page = PageId(3);
+        let mut v4 = view(4, 0, 0, false, true);
+        v4.value.page = PageId(3);
+        for v in [v1, v2, v3, v4] {
+            node.install(v, &guard);
+        }
+        let mut freed = Vec::new();
+        assert_eq!(node.cut_below(2, &guard, |v| freed.push(v.page.0)), 1);
+        assert!(freed.is_empty(), "v1's value is still used by v2");
+        assert_eq!(node.cut_below(4, &guard, |v| freed.push(v.page.0)), 2);
+        assert_eq!(
+            freed,
+            vec![1],
+            "v2 hands nothing on to v3, so v1/v2's value goes once; v3's stays with v4"
+        );
+        assert_eq!(node.chain_len(&guard), 1);
     }
 }

@@ -1,0 +1,38 @@
+//! TYPE key
+use bytes::Bytes;
+use txn::Transaction;
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new(
+    "type",
+    2,
+    READONLY | FAST,
+    "generic",
+    "Determines the type of value stored at a key.",
+)
+.keys(1, 1, 1);
+
+/// TYPE.
+pub struct Type {
+    key: Bytes,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    Ok(Command::data(Type {
+        key: args.next_bytes()?,
+    }))
+}
+
+impl DataCommand for Type {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        Ok(match live(tx, cx, &self.key)? {
+            Some(_) => Frame::simple("string"),
+            None => Frame::simple("none"),
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! Every error reply tierkv sends, with Redis 7's exact text, and the mapping from engine errors.
+//!
+//! Invariant: command code returns a [`CmdError`]; only [`CmdError::to_frame`] turns it into
+//! bytes, so the wire text of an error lives in exactly one place.
+
+use bytes::Bytes;
+use txn::TxnError;
+
+use crate::resp::Frame;
+
+/// Why a command failed, as the client will be told.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CmdError {
+    /// Arity mismatch; holds the lowercase command name (`config|get` for subcommands).
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    /// Unknown command name.
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand {
+        /// The name as sent.
+        name: String,
+        /// `'a' 'b' ` as Redis prints the first arguments.
+        args: String,
+    },
+    /// Unknown subcommand of a container command.
+    #[error("ERR unknown subcommand '{sub}'. Try {cmd} HELP.")]
+    UnknownSubcommand {
+        /// The container command, uppercase.
+        cmd: &'static str,
+        /// The subcommand as sent.
+        sub: String,
+    },
+    /// The key holds a non-string value.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// An argument or stored value is not a 64-bit integer.
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// An argument or stored value is not a float.
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    /// Options don't parse.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// Bad or non-positive expire time.
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(&'static str),
+    /// INCR family overflow.
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    /// INCRBYFLOAT produced NaN or infinity.
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    /// EXPIRE with NX together with XX/GT/LT.
+    #[error("ERR NX and XX, GT or LT options at the same time are not compatible")]
+    ExpireNxConflict,
+    /// EXPIRE with GT and LT.
+    #[error("ERR GT and LT options at the same time are not compatible")]
+    ExpireGtLt,
+    /// SELECT/MOVE/COPY to a missing database.
+    #[error("ERR DB index is out of range")]
+    DbIndexOutOfRange,
+    /// SWAPDB's first index is bad.
+    #[error("ERR invalid first DB index")]
+    InvalidFirstDb,
+    /// SWAPDB's second index is bad.
+    #[error("ERR invalid second DB index")]
+    InvalidSecondDb,
+    /// RENAME of a missing key.
+    #[error("ERR no such key")]
+    NoSuchKey,
+    /// SETRANGE/GETRANGE offset problems.
+    #[error("ERR offset is out of range")]
+    OffsetOutOfRange,
+    /// A string would exceed `proto-max-bulk-len`.
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    /// SCAN cursor not a number.
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
+    /// A command other than AUTH/HELLO before authentication.
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    /// AUTH with a wrong password.
+    #[error("WRONGPASS invalid username-password pair or user is disabled.")]
+    WrongPass,
+    /// AUTH with no password configured.
+    #[error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")]
+    AuthNotConfigured,
+    /// HELLO with a protocol other than 2 or 3.
+    #[error("NOPROTO unsupported protocol version")]
+    NoProto,
+    /// MULTI inside MULTI.
+    #[error("ERR MULTI calls can not be nested")]
+    NestedMulti,
+    /// EXEC outside MULTI.
+    #[error("ERR EXEC without MULTI")]
+    ExecWithoutMulti,
+    /// DISCARD outside MULTI.
+    #[error("ERR DISCARD without MULTI")]
+    DiscardWithoutMulti,
+    /// WATCH inside MULTI.
+    #[error("ERR WATCH inside MULTI is not allowed")]
+    WatchInMulti,
+    /// EXEC after a queued command was rejected.
+    #[error("EXECABORT Transaction discarded because of previous errors.")]
+    ExecAbort,
+    /// A command that can't run inside MULTI.
+    #[error("ERR Command not allowed inside a transaction")]
+    NotInMulti,
+    /// `TXN BEGIN` while one is open, or MULTI/WATCH inside an interactive transaction.
+    #[error("ERR TXN already in progress")]
+    TxnInProgress,
+    /// `TXN COMMIT/ABORT` with none open.
+    #[error("ERR no TXN in progress")]
+    NoTxn,
+    /// First committer wins: another transaction wrote a key this one wrote (or read, when
+    /// serializable) after our snapshot.
+    #[error(
+        "CONFLICT transaction aborted: a concurrent transaction committed a conflicting write"
+    )]
+    Conflict,
+    /// Another engine failure.
+    #[error("ERR {0}")]
+    Engine(String),
+    /// CONFIG SET of an unknown or immutable option.
+    #[error("ERR Unknown option or number of arguments for CONFIG SET - '{0}'")]
+    ConfigUnknown(String),
+    /// CONFIG SET with a bad value.
+    #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
+    ConfigInvalid {
+        /// Option name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// CLIENT SETNAME with spaces or newlines.
+    #[error("ERR Client names cannot contain spaces, newlines or special characters.")]
+    BadClientName,
+    /// CLIENT KILL found nobody.
+    #[error("ERR No such client")]
+    NoSuchClient,
+    /// maxclients reached.
+    #[error("ERR max number of clients reached")]
+    MaxClients,
+    /// A timeout argument that isn't a valid number of seconds.
+    #[error("ERR timeout is not a float or out of range")]
+    BadTimeout,
+    /// A negative timeout.
+    #[error("ERR timeout is negative")]
+    NegativeTimeout,
+    /// A numeric argument that must be positive.
+    #[error("ERR {0} must be positive")]
+    MustBePositive(&'static str),
+    /// Protected mode refused a remote client.
+    #[error("DENIED Running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to tierkv you may set a password with CONFIG SET requirepass, or disable protected mode with CONFIG SET protected-mode no.")]
+    Denied,
+    /// The engine's retry budget ran out or a transaction was otherwise aborted.
+    #[error("ERR transaction aborted")]
+    Aborted,
+    /// An option keyword the command doesn't know (EXPIRE family).
+    #[error("ERR Unsupported option {0}")]
+    UnsupportedOption(String),
+    /// Fixed Redis text not covered above (kept `'static` so nothing is assembled ad hoc).
+    #[error("{0}")]
+    Static(&'static str),
+    /// An engine error the server must propagate to `Engine::run` so it can retry.
+    #[error("engine: {0}")]
+    Txn(TxnError),
+}
+
+impl From<TxnError> for CmdError {
+    fn from(e: TxnError) -> Self {
+        CmdError::Txn(e)
+    }
+}
+
+impl CmdError {
+    /// The unknown-command error with Redis's argument preview (first args, quoted, 128 chars).
+    pub fn unknown_command(name: &[u8], args: &[Bytes]) -> CmdError {
+        let mut preview = String::new();
+        for a in args {
+            let s = String::from_utf8_lossy(a);
+            let room = 128usize.saturating_sub(preview.len());
+            if room == 0 {
+                break;
+            }
+            let s: String = s.chars().take(room).collect();
+            preview.push_str(&format!("'{s}' "));
+        }
+        CmdError::UnknownCommand {
+            name: String::from_utf8_lossy(name).chars().take(128).collect(),
+            args: preview,
+        }
+    }
+
+    /// Converts to the error reply (one place for wire texts).
+    pub fn to_frame(&self) -> Frame {
+        match self {
+            CmdError::Txn(e) => txn_error_frame(e),
+            other => Frame::error(other.to_string()),
+        }
+    }
+}
+
+/// The reply for an engine error that reached the client.
+pub fn txn_error_frame(e: &TxnError) -> Frame {
+    match e {
+        TxnError::Conflict { .. } => CmdError::Conflict.to_frame(),
+        TxnError::WatchFailed => Frame::NullArray,
+        other => Frame::error(format!("ERR {other}")),
+    }
+}

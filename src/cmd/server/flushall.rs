@@ -1,0 +1,30 @@
+//! FLUSHALL [ASYNC|SYNC]
+use crate::cmd::spec::flags::*;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::resp::Frame;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new(
+    "flushall",
+    -1,
+    WRITE,
+    "server",
+    "Removes all keys from all databases.",
+);
+
+/// FLUSHALL.
+pub struct Cmd;
+
+/// Parses the arguments after the name.
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    super::parse_flush_mode(args)?;
+    Ok(Command::session(Cmd))
+}
+
+impl SessionCommand for Cmd {
+    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
+        let info = cx.shared.engine.flush_all()?;
+        cx.session.note_lsn(&info);
+        Ok(Frame::ok())
+    }
+}

@@ -1,0 +1,157 @@
+//! INFO [section ...]: server, clients, memory, persistence, stats, keyspace, commandstats.
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::cmd::conn::hello::REDIS_COMPAT_VERSION;
+use crate::cmd::spec::flags::*;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::resp::Frame;
+use crate::server::Shared;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new(
+    "info",
+    -1,
+    LOADING | STALE,
+    "server",
+    "Returns information and statistics about the server.",
+);
+
+/// Sections printed by plain `INFO` (commandstats only on request, like Redis).
+const DEFAULT_SECTIONS: [&str; 6] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "keyspace",
+];
+
+/// INFO.
+pub struct Info {
+    sections: Vec<String>,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    let sections = args
+        .rest()
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    Ok(Command::session(Info { sections }))
+}
+
+fn wanted(sections: &[String], name: &str) -> bool {
+    if sections.is_empty() || sections.iter().any(|s| s == "default") {
+        return DEFAULT_SECTIONS.contains(&name);
+    }
+    sections
+        .iter()
+        .any(|s| s == name || s == "all" || s == "everything")
+}
+
+/// Renders the INFO text for `sections`.
+pub fn render(shared: &Shared, sections: &[String]) -> String {
+    let mut s = String::new();
+    let config = shared.config.read().clone();
+    let uptime = shared.started.elapsed().as_secs();
+    if wanted(sections, "server") {
+        let _ = write!(
+            s,
+            "# Server\r\nredis_version:{REDIS_COMPAT_VERSION}\r\ntierkv_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nexecutable:tierkv-server\r\nio_threads_active:1\r\nserver_threads:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::env::consts::ARCH,
+            std::process::id(),
+            shared.port,
+            uptime,
+            uptime / 86400,
+            config.worker_threads(),
+        );
+    }
+    if wanted(sections, "clients") {
+        let _ = write!(
+            s,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            shared.connected_clients(),
+            config.maxclients
+        );
+    }
+    if wanted(sections, "memory") {
+        let _ = write!(
+            s,
+            "# Memory\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            config.maxmemory_bytes
+        );
+    }
+    if wanted(sections, "persistence") {
+        let _ = write!(
+            s,
+            "# Persistence\r\nloading:0\r\naof_enabled:{}\r\nrdb_last_save_time:{}\r\nappendfsync:{}\r\n\r\n",
+            u8::from(config.appendonly),
+            shared.lastsave_unix.load(Ordering::Relaxed),
+            config.get("appendfsync").unwrap_or_default(),
+        );
+    }
+    if wanted(sections, "stats") {
+        let st = &shared.stats;
+        let _ = write!(
+            s,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\n\r\n",
+            st.connections_received.load(Ordering::Relaxed),
+            st.commands_processed.load(Ordering::Relaxed),
+            st.net_input_bytes.load(Ordering::Relaxed),
+            st.net_output_bytes.load(Ordering::Relaxed),
+            st.rejected_connections.load(Ordering::Relaxed),
+            st.expired_keys.load(Ordering::Relaxed),
+        );
+    }
+    if wanted(sections, "commandstats") {
+        s.push_str("# Commandstats\r\n");
+        for (name, calls, usec, failed) in shared.stats.per_command() {
+            let per_call = if calls > 0 {
+                usec as f64 / calls as f64
+            } else {
+                0.0
+            };
+            let _ = write!(s, "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls=0,failed_calls={failed}\r\n");
+        }
+        s.push_str("\r\n");
+    }
+    if wanted(sections, "keyspace") {
+        s.push_str("# Keyspace\r\n");
+        for (db, stats) in shared
+            .engine
+            .stats()
+            .dbs
+            .iter()
+            .enumerate()
+            .take(usize::from(config.databases))
+        {
+            if stats.keys > 0 {
+                let _ = write!(
+                    s,
+                    "db{db}:keys={},expires={},avg_ttl=0\r\n",
+                    stats.keys, stats.expires
+                );
+            }
+        }
+        s.push_str("\r\n");
+    }
+    while s.ends_with("\r\n\r\n") {
+        s.truncate(s.len() - 2);
+    }
+    s
+}
+
+impl SessionCommand for Info {
+    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
+        Ok(Frame::Verbatim {
+            format: *b"txt",
+            text: Bytes::from(render(cx.shared, &self.sections)),
+        })
+    }
+}

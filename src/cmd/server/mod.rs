@@ -1,0 +1,27 @@
+//! Server commands: SWAPDB COMMAND INFO CONFIG DBSIZE FLUSHDB FLUSHALL TIME LASTSAVE DEBUG
+//! SHUTDOWN.
+//!
+//! Invariant: these act on the engine as a whole or on server state; keyspace-wide engine calls
+//! (flush, swap) are not part of any session transaction.
+
+pub mod command;
+pub mod config;
+pub mod dbsize;
+pub mod debug;
+pub mod flushall;
+pub mod flushdb;
+pub mod info;
+pub mod lastsave;
+pub mod shutdown;
+pub mod swapdb;
+pub mod time;
+
+use crate::cmd::{ArgCursor, CmdError};
+
+/// Parses FLUSHDB/FLUSHALL's optional `ASYNC|SYNC`.
+pub fn parse_flush_mode(mut args: ArgCursor) -> Result<(), CmdError> {
+    match args.next_upper().as_deref() {
+        None | Some("ASYNC") | Some("SYNC") => args.finish(),
+        Some(_) => Err(CmdError::Syntax),
+    }
+}

@@ -1,0 +1,31 @@
+//! DECRBY key delta
+use bytes::Bytes;
+use txn::Transaction;
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+
+/// DECRBY.
+pub struct Cmd {
+    key: Bytes,
+    delta: i64,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    Ok(Command::data(Cmd {
+        key: args.next_bytes()?,
+        delta: args.next_i64()?,
+    }))
+}
+
+impl DataCommand for Cmd {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        let delta = self.delta.checked_neg().ok_or(CmdError::Overflow)?;
+        super::incr_by(tx, cx, &self.key, delta)
+    }
+}

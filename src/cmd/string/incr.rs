@@ -1,0 +1,28 @@
+//! INCR key
+use bytes::Bytes;
+use txn::Transaction;
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new("incr", 2, WRITE | DENYOOM | FAST, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+
+/// INCR.
+pub struct Cmd {
+    key: Bytes,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    Ok(Command::data(Cmd {
+        key: args.next_bytes()?,
+    }))
+}
+
+impl DataCommand for Cmd {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        super::incr_by(tx, cx, &self.key, 1)
+    }
+}

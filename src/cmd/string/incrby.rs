@@ -1,0 +1,30 @@
+//! INCRBY key delta
+use bytes::Bytes;
+use txn::Transaction;
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new("incrby", 3, WRITE | DENYOOM | FAST, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+
+/// INCRBY.
+pub struct Cmd {
+    key: Bytes,
+    delta: i64,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    Ok(Command::data(Cmd {
+        key: args.next_bytes()?,
+        delta: args.next_i64()?,
+    }))
+}
+
+impl DataCommand for Cmd {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        super::incr_by(tx, cx, &self.key, self.delta)
+    }
+}

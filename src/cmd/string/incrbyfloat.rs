@@ -1,0 +1,41 @@
+//! INCRBYFLOAT key increment
+use bytes::Bytes;
+use txn::{Expiry, Transaction};
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+use crate::cmd::args::{format_float, parse_float};
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+
+/// INCRBYFLOAT.
+pub struct IncrByFloat {
+    key: Bytes,
+    delta: f64,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    let key = args.next_bytes()?;
+    let delta = parse_float(&args.next_bytes()?)?;
+    Ok(Command::data(IncrByFloat { key, delta }))
+}
+
+impl DataCommand for IncrByFloat {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        let current = match get_string(tx, cx, &self.key)? {
+            Some(v) => parse_float(&v)?,
+            None => 0.0,
+        };
+        let next = current + self.delta;
+        if !next.is_finite() {
+            return Err(CmdError::NanOrInfinity);
+        }
+        let text = format_float(next);
+        tx.put(cx.db, &self.key, text.as_bytes(), Expiry::Keep)?;
+        Ok(Frame::Bulk(Bytes::from(text)))
+    }
+}

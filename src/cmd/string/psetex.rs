@@ -1,0 +1,44 @@
+//! PSETEX key milliseconds value
+use bytes::Bytes;
+use txn::Transaction;
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+use super::set::TtlArg;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new(
+    "psetex",
+    4,
+    WRITE | DENYOOM,
+    "string",
+    "Sets the string value and expiration time (milliseconds) of a key.",
+)
+.keys(1, 1, 1);
+
+/// PSETEX.
+pub struct Cmd {
+    key: Bytes,
+    ttl: i64,
+    value: Bytes,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    Ok(Command::data(Cmd {
+        key: args.next_bytes()?,
+        ttl: args.next_i64()?,
+        value: args.next_bytes()?,
+    }))
+}
+
+impl DataCommand for Cmd {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        let expiry = TtlArg::Px(self.ttl).resolve(cx.now_ms, "psetex")?;
+        let _ = get_string(tx, cx, &self.key)?;
+        tx.put(cx.db, &self.key, &self.value, expiry)?;
+        Ok(Frame::ok())
+    }
+}

@@ -1,0 +1,145 @@
+//! SET key value [NX|XX|IFEQ old] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
+//!
+//! `IFEQ old` (Valkey 8.1): write only if the current value equals `old`.
+use bytes::Bytes;
+use txn::{Expiry, Transaction};
+
+use crate::cmd::spec::flags::*;
+use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::resp::Frame;
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new(
+    "set",
+    -3,
+    WRITE | DENYOOM,
+    "string",
+    "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+)
+.keys(1, 1, 1);
+
+/// When the write may happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Only if the key is absent.
+    Nx,
+    /// Only if the key exists.
+    Xx,
+    /// Only if the current value equals this.
+    IfEq(Bytes),
+}
+
+/// A TTL option as given (relative ones are resolved at execution time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlArg {
+    /// EX seconds.
+    Ex(i64),
+    /// PX milliseconds.
+    Px(i64),
+    /// EXAT unix seconds.
+    ExAt(i64),
+    /// PXAT unix milliseconds.
+    PxAt(i64),
+    /// KEEPTTL.
+    Keep,
+}
+
+impl TtlArg {
+    /// The absolute expiry time in ms, or the error Redis gives for a non-positive or
+    /// overflowing time.
+    pub fn resolve(self, now_ms: u64, cmd: &'static str) -> Result<Expiry, CmdError> {
+        let bad = CmdError::InvalidExpire(cmd);
+        let now = i64::try_from(now_ms).map_err(|_| CmdError::InvalidExpire(cmd))?;
+        let at = match self {
+            TtlArg::Keep => return Ok(Expiry::Keep),
+            TtlArg::Ex(s) | TtlArg::ExAt(s) if s <= 0 => return Err(bad),
+            TtlArg::Px(ms) | TtlArg::PxAt(ms) if ms <= 0 => return Err(bad),
+            TtlArg::Ex(s) => s.checked_mul(1000).and_then(|ms| ms.checked_add(now)),
+            TtlArg::Px(ms) => ms.checked_add(now),
+            TtlArg::ExAt(s) => s.checked_mul(1000),
+            TtlArg::PxAt(ms) => Some(ms),
+        };
+        let at = at.ok_or(bad)?;
+        Ok(Expiry::At(
+            u64::try_from(at).map_err(|_| CmdError::InvalidExpire(cmd))?,
+        ))
+    }
+}
+
+/// SET.
+pub struct Set {
+    /// Key.
+    pub key: Bytes,
+    /// New value.
+    pub value: Bytes,
+    /// NX / XX / IFEQ.
+    pub condition: Option<Condition>,
+    /// EX / PX / EXAT / PXAT / KEEPTTL; `None` clears the TTL.
+    pub ttl: Option<TtlArg>,
+    /// GET: reply with the old value.
+    pub get: bool,
+}
+
+/// Parses the arguments after the name.
+pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    let mut set = Set {
+        key,
+        value,
+        condition: None,
+        ttl: None,
+        get: false,
+    };
+    while let Some(opt) = args.next_upper() {
+        match opt.as_str() {
+            "NX" | "XX" if set.condition.is_none() => {
+                set.condition = Some(if opt == "NX" {
+                    Condition::Nx
+                } else {
+                    Condition::Xx
+                })
+            }
+            "IFEQ" if set.condition.is_none() => {
+                set.condition = Some(Condition::IfEq(args.next_bytes()?))
+            }
+            "GET" => set.get = true,
+            "KEEPTTL" if set.ttl.is_none() => set.ttl = Some(TtlArg::Keep),
+            "EX" | "PX" | "EXAT" | "PXAT" if set.ttl.is_none() => {
+                let n = args.next_i64()?;
+                set.ttl = Some(match opt.as_str() {
+                    "EX" => TtlArg::Ex(n),
+                    "PX" => TtlArg::Px(n),
+                    "EXAT" => TtlArg::ExAt(n),
+                    _ => TtlArg::PxAt(n),
+                });
+            }
+            _ => return Err(CmdError::Syntax),
+        }
+    }
+    Ok(Command::data(set))
+}
+
+impl DataCommand for Set {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        let expiry = match self.ttl {
+            Some(t) => t.resolve(cx.now_ms, "set")?,
+            None => Expiry::Persist,
+        };
+        let old = get_string(tx, cx, &self.key)?;
+        let allowed = match &self.condition {
+            None => true,
+            Some(Condition::Nx) => old.is_none(),
+            Some(Condition::Xx) => old.is_some(),
+            Some(Condition::IfEq(expected)) => old.as_ref() == Some(expected),
+        };
+        if allowed {
+            tx.put(cx.db, &self.key, &self.value, expiry)?;
+        }
+        Ok(match (self.get, allowed) {
+            (true, _) => Frame::bulk_or_null(old),
+            (false, true) => Frame::ok(),
+            (false, false) => Frame::Null,
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! MULTI
+use crate::cmd::spec::flags::*;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
+
+/// Metadata.
+pub const SPEC: CommandSpec = CommandSpec::new(
+    "multi",
+    1,
+    TXN_CONTROL | FAST | NOSCRIPT | LOADING | STALE,
+    "transactions",
+    "Starts a transaction.",
+);
+
+/// Parses the arguments after the name.
+pub fn parse(_args: ArgCursor) -> Result<Command, CmdError> {
+    Ok(Command::Multi)
+}

@@ -1,0 +1,676 @@
+//! Server configuration in the Redis style: `name value` lines in a config file, the same names
+//! as `--name value` flags, memory units (`1k`, `1kb`, `2gb`, ...).
+//!
+//! Invariant: [`OPTIONS`] is the single list of option names and their defaults; parsing,
+//! `--help`, `CONFIG GET` and `CONFIG SET` are all driven by it, so they can't disagree.
+
+use std::path::PathBuf;
+
+use crate::resp::split_args;
+
+/// What an `appendfsync` setting guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// fsync before every acknowledgement: survives a power cut.
+    Always,
+    /// fsync once a second: a power cut may lose the last second; a process crash loses nothing.
+    EverySec,
+    /// leave it to the OS: a process crash loses nothing written, a power cut may lose more.
+    No,
+}
+
+/// Log verbosity, Redis's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Much.
+    Verbose,
+    /// Normal operation.
+    Notice,
+    /// Only warnings and errors.
+    Warning,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive for this level.
+    pub fn filter(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "trace",
+            LogLevel::Verbose => "debug",
+            LogLevel::Notice => "info",
+            LogLevel::Warning => "warn",
+        }
+    }
+}
+
+/// `client-output-buffer-limit` for the normal class: disconnect a client whose pending replies
+/// exceed `hard_bytes`, or stay above `soft_bytes` for `soft_secs` (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputBufferLimit {
+    /// Immediate disconnect above this many pending bytes; 0 = unlimited.
+    pub hard_bytes: u64,
+    /// Soft limit in bytes; 0 = unlimited.
+    pub soft_bytes: u64,
+    /// How long the soft limit may be exceeded.
+    pub soft_secs: u64,
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on.
+    pub bind: Vec<String>,
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Data directory.
+    pub dir: PathBuf,
+    /// Password of the default user; `None` = no AUTH needed.
+    pub requirepass: Option<String>,
+    /// Most simultaneous clients.
+    pub maxclients: u64,
+    /// Close clients idle this many seconds; 0 = never.
+    pub timeout_secs: u64,
+    /// Longest bulk string a client may send.
+    pub proto_max_bulk_len_bytes: u64,
+    /// Largest unparsed query buffer per client before it is disconnected.
+    pub client_query_buffer_limit_bytes: u64,
+    /// Output buffer limit of normal clients.
+    pub client_output_buffer_limit: OutputBufferLimit,
+    /// Number of logical databases (`SELECT 0..databases-1`).
+    pub databases: u16,
+    /// Memory budget in bytes; 0 = unlimited.
+    pub maxmemory_bytes: u64,
+    /// Whether the write-ahead log is on.
+    pub appendonly: bool,
+    /// When the write-ahead log is fsynced.
+    pub appendfsync: AppendFsync,
+    /// Snapshot schedule (kept for `CONFIG GET`; checkpoints are the engine's business).
+    pub save: String,
+    /// Refuse non-loopback clients when bound beyond loopback without a password.
+    pub protected_mode: bool,
+    /// Worker threads; 0 = one per core.
+    pub threads: usize,
+    /// Log verbosity.
+    pub loglevel: LogLevel,
+}
+
+/// One configuration option: name, default text, whether `CONFIG SET` may change it, help.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    /// The option's name, as in the config file, `--name` and `CONFIG GET`.
+    pub name: &'static str,
+    /// The default value as it would be written in a config file.
+    pub default: &'static str,
+    /// Whether `CONFIG SET` may change it at runtime.
+    pub settable: bool,
+    /// One line of help.
+    pub help: &'static str,
+}
+
+const fn opt(
+    name: &'static str,
+    default: &'static str,
+    settable: bool,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        name,
+        default,
+        settable,
+        help,
+    }
+}
+
+/// Every option, in `--help` order.
+pub const OPTIONS: &[OptionSpec] = &[
+    opt(
+        "bind",
+        "127.0.0.1",
+        false,
+        "addresses to listen on (space separated)",
+    ),
+    opt("port", "6379", false, "TCP port (0 = pick a free one)"),
+    opt("dir", "./tierkv-data", false, "data directory"),
+    opt(
+        "requirepass",
+        "",
+        true,
+        "password for the default user (empty = none)",
+    ),
+    opt("maxclients", "10000", true, "most simultaneous clients"),
+    opt(
+        "timeout",
+        "0",
+        true,
+        "close clients idle for this many seconds (0 = never)",
+    ),
+    opt(
+        "proto-max-bulk-len",
+        "512mb",
+        true,
+        "longest bulk string a client may send",
+    ),
+    opt(
+        "client-query-buffer-limit",
+        "1gb",
+        true,
+        "largest pending query per client",
+    ),
+    opt(
+        "client-output-buffer-limit",
+        "normal 0 0 0",
+        true,
+        "normal <hard> <soft> <soft-seconds>: pending reply limit",
+    ),
+    opt("databases", "16", false, "number of databases"),
+    opt("maxmemory", "0", true, "memory budget (0 = unlimited)"),
+    opt("appendonly", "yes", true, "write-ahead log on/off"),
+    opt("appendfsync", "everysec", true, "always | everysec | no"),
+    opt(
+        "save",
+        "3600 1 300 100 60 10000",
+        true,
+        "checkpoint schedule (seconds changes ...)",
+    ),
+    opt(
+        "protected-mode",
+        "yes",
+        true,
+        "refuse remote clients when bound beyond loopback without a password",
+    ),
+    opt("threads", "0", false, "worker threads (0 = one per core)"),
+    opt(
+        "loglevel",
+        "notice",
+        true,
+        "debug | verbose | notice | warning",
+    ),
+];
+
+/// A bad option or value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The option name is not in [`OPTIONS`].
+    #[error("unknown option '{0}'")]
+    UnknownOption(String),
+    /// The value doesn't parse for this option.
+    #[error("invalid value '{value}' for option '{name}': {reason}")]
+    InvalidValue {
+        /// Option name.
+        name: String,
+        /// The rejected value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// `CONFIG SET` on an option fixed at startup.
+    #[error("option '{0}' can't be set at runtime")]
+    Immutable(String),
+    /// A flag or file line without a value.
+    #[error("option '{0}' needs a value")]
+    MissingValue(String),
+    /// The config file could not be read.
+    #[error("can't read config file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of the config file has unbalanced quotes.
+    #[error("config file line {0}: unbalanced quotes")]
+    BadLine(usize),
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Run the server with this config.
+    Run(Box<Config>),
+    /// Print this help text and exit.
+    Help(String),
+    /// Print the version and exit.
+    Version,
+}
+
+/// Parses a memory amount like Redis's `memtoll`: `1k` = 1000, `1kb` = 1024, `m`/`mb`, `g`/`gb`,
+/// case-insensitive; a plain number is bytes.
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let units: [(&str, u64); 6] = [
+        ("kb", 1024),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("k", 1000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+    ];
+    for (suffix, mul) in units {
+        if let Some(num) = lower.strip_suffix(suffix) {
+            return num.parse::<u64>().ok()?.checked_mul(mul);
+        }
+    }
+    lower.parse().ok()
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut config = Config {
+            bind: vec![],
+            port: 0,
+            dir: PathBuf::new(),
+            requirepass: None,
+            maxclients: 0,
+            timeout_secs: 0,
+            proto_max_bulk_len_bytes: 0,
+            client_query_buffer_limit_bytes: 0,
+            client_output_buffer_limit: OutputBufferLimit::default(),
+            databases: 0,
+            maxmemory_bytes: 0,
+            appendonly: true,
+            appendfsync: AppendFsync::EverySec,
+            save: String::new(),
+            protected_mode: true,
+            threads: 0,
+            loglevel: LogLevel::Notice,
+        };
+        for spec in OPTIONS {
+            // Defaults are written to parse; a failure here is a bug in OPTIONS, caught by tests.
+            let _ = config.apply(spec.name, spec.default);
+        }
+        config
+    }
+}
+
+impl Config {
+    /// Sets option `name` (case-insensitive) from its config-file text.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let name = name.to_ascii_lowercase();
+        let bad = |reason: &'static str| ConfigError::InvalidValue {
+            name: name.clone(),
+            value: value.to_owned(),
+            reason,
+        };
+        let num = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| bad("argument must be a number"))
+        };
+        let mem = || parse_memory(value).ok_or_else(|| bad("argument must be a memory value"));
+        let boolean = || parse_bool(value).ok_or_else(|| bad("argument must be 'yes' or 'no'"));
+        match name.as_str() {
+            "bind" => self.bind = value.split_whitespace().map(str::to_owned).collect(),
+            "port" => {
+                self.port = value
+                    .parse()
+                    .map_err(|_| bad("argument must be a port number"))?
+            }
+            "dir" => self.dir = PathBuf::from(value),
+            "requirepass" => self.requirepass = (!value.is_empty()).then(|| value.to_owned()),
+            "maxclients" => {
+                let n = num()?;
+                if n == 0 {
+                    return Err(bad("argument must be at least 1"));
+                }
+                self.maxclients = n;
+            }
+            "timeout" => self.timeout_secs = num()?,
+            "proto-max-bulk-len" => {
+                let n = mem()?;
+                if n < 1024 * 1024 {
+                    return Err(bad("argument must be at least 1mb"));
+                }
+                self.proto_max_bulk_len_bytes = n;
+            }
+            "client-query-buffer-limit" => {
+                let n = mem()?;
+                if n < 1024 * 1024 {
+                    return Err(bad("argument must be at least 1mb"));
+                }
+                self.client_query_buffer_limit_bytes = n;
+            }
+            "client-output-buffer-limit" => {
+                let words: Vec<&str> = value.split_whitespace().collect();
+                if !words.len().is_multiple_of(4) || words.is_empty() {
+                    return Err(bad("wrong number of arguments"));
+                }
+                for class in words.chunks(4) {
+                    let [class_name, hard, soft, secs] = class else {
+                        continue;
+                    };
+                    let hard =
+                        parse_memory(hard).ok_or_else(|| bad("argument must be a memory value"))?;
+                    let soft =
+                        parse_memory(soft).ok_or_else(|| bad("argument must be a memory value"))?;
+                    let secs = secs.parse().map_err(|_| bad("argument must be a number"))?;
+                    match class_name.to_ascii_lowercase().as_str() {
+                        "normal" => {
+                            self.client_output_buffer_limit = OutputBufferLimit {
+                                hard_bytes: hard,
+                                soft_bytes: soft,
+                                soft_secs: secs,
+                            }
+                        }
+                        // Accepted for compatibility; tierkv has no replicas or pub/sub clients yet.
+                        "replica" | "slave" | "pubsub" => {}
+                        _ => return Err(bad("invalid client class")),
+                    }
+                }
+            }
+            "databases" => {
+                let n: u16 = value
+                    .parse()
+                    .map_err(|_| bad("argument must be a number"))?;
+                if !(1..=txn::limits::DATABASES as u16).contains(&n) {
+                    return Err(bad(
+                        "argument must be between 1 and 16 (the engine's database count)",
+                    ));
+                }
+                self.databases = n;
+            }
+            "maxmemory" => self.maxmemory_bytes = mem()?,
+            "appendonly" => self.appendonly = boolean()?,
+            "appendfsync" => {
+                self.appendfsync = match value.to_ascii_lowercase().as_str() {
+                    "always" => AppendFsync::Always,
+                    "everysec" => AppendFsync::EverySec,
+                    "no" => AppendFsync::No,
+                    _ => return Err(bad("argument must be one of always, everysec, no")),
+                }
+            }
+            "save" => self.save = value.to_owned(),
+            "protected-mode" => self.protected_mode = boolean()?,
+            "threads" => {
+                self.threads = value
+                    .parse()
+                    .map_err(|_| bad("argument must be a number"))?
+            }
+            "loglevel" => {
+                self.loglevel = match value.to_ascii_lowercase().as_str() {
+                    "debug" => LogLevel::Debug,
+                    "verbose" => LogLevel::Verbose,
+                    "notice" => LogLevel::Notice,
+                    "warning" => LogLevel::Warning,
+                    _ => {
+                        return Err(bad(
+                            "argument must be one of debug, verbose, notice, warning",
+                        ))
+                    }
+                }
+            }
+            _ => return Err(ConfigError::UnknownOption(name)),
+        }
+        Ok(())
+    }
+
+    /// `CONFIG SET`: like [`Config::apply`] but refuses options fixed at startup.
+    pub fn set_runtime(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let spec = find(name).ok_or_else(|| ConfigError::UnknownOption(name.to_owned()))?;
+        if !spec.settable {
+            return Err(ConfigError::Immutable(spec.name.to_owned()));
+        }
+        self.apply(name, value)
+    }
+
+    /// The current value of option `name` as `CONFIG GET` renders it (memory in bytes).
+    pub fn get(&self, name: &str) -> Option<String> {
+        let spec = find(name)?;
+        let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
+        Some(match spec.name {
+            "bind" => self.bind.join(" "),
+            "port" => self.port.to_string(),
+            "dir" => self.dir.display().to_string(),
+            "requirepass" => self.requirepass.clone().unwrap_or_default(),
+            "maxclients" => self.maxclients.to_string(),
+            "timeout" => self.timeout_secs.to_string(),
+            "proto-max-bulk-len" => self.proto_max_bulk_len_bytes.to_string(),
+            "client-query-buffer-limit" => self.client_query_buffer_limit_bytes.to_string(),
+            "client-output-buffer-limit" => {
+                let l = self.client_output_buffer_limit;
+                format!(
+                    "normal {} {} {} slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+                    l.hard_bytes, l.soft_bytes, l.soft_secs
+                )
+            }
+            "databases" => self.databases.to_string(),
+            "maxmemory" => self.maxmemory_bytes.to_string(),
+            "appendonly" => yes_no(self.appendonly),
+            "appendfsync" => match self.appendfsync {
+                AppendFsync::Always => "always",
+                AppendFsync::EverySec => "everysec",
+                AppendFsync::No => "no",
+            }
+            .to_owned(),
+            "save" => self.save.clone(),
+            "protected-mode" => yes_no(self.protected_mode),
+            "threads" => self.worker_threads().to_string(),
+            "loglevel" => match self.loglevel {
+                LogLevel::Debug => "debug",
+                LogLevel::Verbose => "verbose",
+                LogLevel::Notice => "notice",
+                LogLevel::Warning => "warning",
+            }
+            .to_owned(),
+            _ => return None,
+        })
+    }
+
+    /// Worker threads to start: `threads`, or the number of cores when it is 0.
+    pub fn worker_threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// Applies a config file's `name value` lines (`#` comments, quoting as in Redis).
+    pub fn apply_file_text(&mut self, text: &str) -> Result<(), ConfigError> {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = split_args(line.as_bytes()).ok_or(ConfigError::BadLine(i + 1))?;
+            let mut words = words
+                .iter()
+                .map(|w| String::from_utf8_lossy(w).into_owned());
+            let Some(name) = words.next() else { continue };
+            let value: Vec<String> = words.collect();
+            if value.is_empty() && name != "requirepass" && name != "save" {
+                return Err(ConfigError::MissingValue(name));
+            }
+            self.apply(&name, &value.join(" "))?;
+        }
+        Ok(())
+    }
+
+    /// Parses a command line (without the program name): an optional config file first, then
+    /// `--name value...` flags that override it.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, ConfigError> {
+        let args: Vec<String> = args.into_iter().collect();
+        let mut config = Config::default();
+        let mut rest = args.as_slice();
+        if let Some((first, tail)) = rest.split_first() {
+            match first.as_str() {
+                "-h" | "--help" => return Ok(Invocation::Help(help_text())),
+                "-v" | "--version" => return Ok(Invocation::Version),
+                path if !path.starts_with("--") => {
+                    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                        path: PathBuf::from(path),
+                        source,
+                    })?;
+                    config.apply_file_text(&text)?;
+                    rest = tail;
+                }
+                _ => {}
+            }
+        }
+        while let Some((flag, tail)) = rest.split_first() {
+            if flag == "--help" || flag == "-h" {
+                return Ok(Invocation::Help(help_text()));
+            }
+            let Some(name) = flag.strip_prefix("--") else {
+                return Err(ConfigError::UnknownOption(flag.clone()));
+            };
+            let n = tail.iter().take_while(|a| !a.starts_with("--")).count();
+            let (values, after) = tail.split_at(n);
+            if find(name).is_none() {
+                return Err(ConfigError::UnknownOption(name.to_owned()));
+            }
+            if values.is_empty() && name != "requirepass" && name != "save" {
+                return Err(ConfigError::MissingValue(name.to_owned()));
+            }
+            config.apply(name, &values.join(" "))?;
+            rest = after;
+        }
+        Ok(Invocation::Run(Box::new(config)))
+    }
+}
+
+/// The option named `name`, case-insensitively.
+pub fn find(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.name.eq_ignore_ascii_case(name))
+}
+
+/// `--help` text: usage and every option with its default.
+pub fn help_text() -> String {
+    let mut s = String::from(
+        "Usage: tierkv-server [/path/to/tierkv.conf] [--option value ...]\n\n\
+         Options (config file lines are `name value`; flags are `--name value`):\n",
+    );
+    for o in OPTIONS {
+        let default = if o.name == "threads" {
+            "0 (one per core)"
+        } else {
+            o.default
+        };
+        s.push_str(&format!(
+            "  --{:<28} {} [default: \"{}\"]\n",
+            o.name, o.help, default
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config, ConfigError> {
+        match Config::from_args(args.iter().map(|s| s.to_string()))? {
+            Invocation::Run(c) => Ok(*c),
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_redis() {
+        let c = Config::default();
+        assert_eq!(c.bind, vec!["127.0.0.1"]);
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.maxclients, 10000);
+        assert_eq!(c.proto_max_bulk_len_bytes, 512 * 1024 * 1024);
+        assert_eq!(c.client_query_buffer_limit_bytes, 1 << 30);
+        assert_eq!(c.databases, 16);
+        assert_eq!(c.appendfsync, AppendFsync::EverySec);
+        for o in OPTIONS {
+            let mut fresh = Config::default();
+            fresh
+                .apply(o.name, o.default)
+                .unwrap_or_else(|e| panic!("default of {}: {e}", o.name));
+            assert!(c.get(o.name).is_some());
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_and_take_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.conf");
+        std::fs::write(
+            &path,
+            "# comment\nport 7001\nmaxmemory 1kb\nsave \"\"\nrequirepass \"s e\"\n",
+        )
+        .unwrap();
+        let c = run(&[
+            path.to_str().unwrap(),
+            "--port",
+            "7000",
+            "--dir",
+            "/data",
+            "--appendfsync",
+            "always",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.dir, PathBuf::from("/data"));
+        assert_eq!(c.maxmemory_bytes, 1024);
+        assert_eq!(c.appendfsync, AppendFsync::Always);
+        assert_eq!(c.requirepass.as_deref(), Some("s e"));
+        assert_eq!(c.save, "");
+        let c = run(&[
+            "--maxmemory",
+            "2gb",
+            "--save",
+            "",
+            "--bind",
+            "0.0.0.0",
+            "::1",
+        ])
+        .unwrap();
+        assert_eq!(c.maxmemory_bytes, 2 << 30);
+        assert_eq!(c.bind, vec!["0.0.0.0", "::1"]);
+    }
+
+    #[test]
+    fn unknown_options_are_named() {
+        let err = run(&["--no-such-thing", "1"]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown option 'no-such-thing'");
+        let err = run(&["--port", "x"]).unwrap_err();
+        assert!(err.to_string().contains("'port'"), "{err}");
+    }
+
+    #[test]
+    fn memory_units_follow_memtoll() {
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("1KB"), Some(1024));
+        assert_eq!(parse_memory("3mb"), Some(3 << 20));
+        assert_eq!(parse_memory("1g"), Some(1_000_000_000));
+        assert_eq!(parse_memory("12"), Some(12));
+        assert_eq!(parse_memory("x"), None);
+    }
+
+    #[test]
+    fn help_lists_every_option_with_default() {
+        let Invocation::Help(text) = Config::from_args(["--help".to_string()]).unwrap() else {
+            panic!()
+        };
+        for o in OPTIONS {
+            assert!(text.contains(&format!("--{}", o.name)), "{}", o.name);
+        }
+        assert!(text.contains("[default: \"6379\"]"));
+    }
+
+    #[test]
+    fn runtime_set_refuses_fixed_options() {
+        let mut c = Config::default();
+        assert!(matches!(
+            c.set_runtime("port", "1"),
+            Err(ConfigError::Immutable(_))
+        ));
+        c.set_runtime("maxmemory", "10mb").unwrap();
+        assert_eq!(c.get("maxmemory").unwrap(), (10 << 20).to_string());
+    }
+}

@@ -1,0 +1,208 @@
+//! One client connection: read into a buffer, run every complete request in it, and write the
+//! replies with as few writes as possible, while still reading: a client that pipelines many
+//! commands before reading any reply (redis-rs pipelines, redis-benchmark -P) must not deadlock
+//! against us, exactly as with Redis, which buffers replies.
+//!
+//! Invariants: a reply is released for writing only after every WAL position it depends on is
+//! durable; pending input never exceeds `client-query-buffer-limit` and pending output never
+//! exceeds the normal-class `client-output-buffer-limit` nor [`OUTPUT_BUFFER_BYTES_MAX`] (the
+//! client is disconnected instead, as in Redis).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::WriteHalf;
+use tokio::net::TcpStream;
+
+use crate::resp::{decode_request, DecodeLimits, Frame, MAX_MULTIBULK_LEN};
+use crate::server::{ClientHandle, Shared};
+use crate::session::{Action, Session};
+
+/// Initial read buffer capacity.
+pub const READ_BUFFER_INITIAL_BYTES: usize = 16 * 1024;
+/// Spare room guaranteed before each read, so big values arrive in big reads.
+pub const READ_RESERVE_BYTES: usize = 64 * 1024;
+/// Absolute cap on buffered replies even when `client-output-buffer-limit` is 0 (unlimited).
+pub const OUTPUT_BUFFER_BYTES_MAX: u64 = 1 << 30;
+
+/// Serves one client until it quits, errs, idles out, is killed or the server shuts down.
+pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Arc<Shared>) {
+    let mut session = Session::new(client.clone(), shared);
+    let mut shutdown = shared.shutdown_signal();
+    let mut input = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
+    let mut pending = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
+    let mut sendable = BytesMut::new();
+    let mut soft_limit_since: Option<Instant> = None;
+    let mut closing = false;
+    let (mut reader, mut writer) = stream.split();
+    loop {
+        if *shutdown.borrow_and_update() {
+            closing = true;
+        }
+        if closing && sendable.is_empty() {
+            break;
+        }
+        let timeout_secs = shared.config.read().timeout_secs;
+        let idle = async {
+            if timeout_secs == 0 {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(Duration::from_secs(timeout_secs)).await
+            }
+        };
+        if input.capacity() - input.len() < READ_RESERVE_BYTES / 4 {
+            input.reserve(READ_RESERVE_BYTES);
+        }
+        tokio::select! {
+            biased;
+            _ = client.kill.notified() => break,
+            _ = shutdown.changed(), if !closing => closing = true,
+            written = writer.write_buf(&mut sendable), if !sendable.is_empty() => match written {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    shared.stats.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            },
+            read = reader.read_buf(&mut input), if !closing => {
+                match read {
+                    Ok(0) | Err(_) => closing = true,
+                    Ok(n) => {
+                        shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        if input.len() as u64 > shared.config.read().client_query_buffer_limit_bytes {
+                            tracing::warn!(client = client.id.0, "closing client that exceeded client-query-buffer-limit");
+                            break;
+                        }
+                        match run_batch(&mut input, &mut pending, &mut sendable, &mut session, shared, &mut writer).await {
+                            Ok(BatchEnd::More) => {}
+                            Ok(BatchEnd::Close) => closing = true,
+                            Ok(BatchEnd::Shutdown) | Err(_) => break,
+                        }
+                        if !within_output_limit(&sendable, shared, &mut soft_limit_since) {
+                            tracing::warn!(client = client.id.0, "closing client that exceeded client-output-buffer-limit");
+                            break;
+                        }
+                    }
+                }
+            },
+            _ = idle, if sendable.is_empty() && !session.in_multi() => break,
+        }
+        if client.is_killed() {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+enum BatchEnd {
+    More,
+    Close,
+    Shutdown,
+}
+
+/// Runs every complete request in `input`; replies end up in `sendable` once durable.
+async fn run_batch(
+    input: &mut BytesMut,
+    pending: &mut BytesMut,
+    sendable: &mut BytesMut,
+    session: &mut Session,
+    shared: &Arc<Shared>,
+    writer: &mut WriteHalf<'_>,
+) -> std::io::Result<BatchEnd> {
+    let limits = {
+        let c = shared.config.read();
+        DecodeLimits {
+            max_bulk_len: c.proto_max_bulk_len_bytes,
+            max_multibulk_len: MAX_MULTIBULK_LEN,
+        }
+    };
+    let mut end = BatchEnd::More;
+    loop {
+        match decode_request(input, &limits) {
+            Ok(Some(args)) => {
+                if args.is_empty() {
+                    continue;
+                }
+                let reply = session.handle(args, shared);
+                match session.action.take() {
+                    None => reply.encode(pending, session.proto),
+                    Some(Action::Sleep(d)) => {
+                        // Only this connection sleeps; other clients keep being served.
+                        release(pending, sendable, session, shared).await?;
+                        writer.write_all(sendable).await?;
+                        sendable.clear();
+                        tokio::time::sleep(d).await;
+                        reply.encode(pending, session.proto);
+                    }
+                    Some(Action::Close) => {
+                        reply.encode(pending, session.proto);
+                        end = BatchEnd::Close;
+                        break;
+                    }
+                    Some(Action::Shutdown) => {
+                        release(pending, sendable, session, shared).await?;
+                        writer.write_all(sendable).await?;
+                        return Ok(BatchEnd::Shutdown);
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                Frame::error(format!("ERR {e}")).encode(pending, session.proto);
+                end = BatchEnd::Close;
+                break;
+            }
+        }
+    }
+    release(pending, sendable, session, shared).await?;
+    Ok(end)
+}
+
+/// Moves `pending` replies to `sendable` once the WAL positions they depend on are durable.
+async fn release(
+    pending: &mut BytesMut,
+    sendable: &mut BytesMut,
+    session: &mut Session,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let needed = std::mem::take(&mut session.max_lsn);
+    if needed > 0 {
+        if let Some(durable) = shared.durable_lsn.as_ref() {
+            let mut durable = durable.clone();
+            if *durable.borrow() < needed && durable.wait_for(|d| *d >= needed).await.is_err() {
+                // The WAL is gone: these writes can't be acknowledged, so say nothing.
+                return Err(std::io::Error::other("durable LSN channel closed"));
+            }
+        }
+    }
+    if sendable.is_empty() {
+        std::mem::swap(pending, sendable);
+    } else {
+        sendable.extend_from_slice(pending);
+        pending.clear();
+    }
+    Ok(())
+}
+
+fn within_output_limit(
+    output: &BytesMut,
+    shared: &Shared,
+    soft_since: &mut Option<Instant>,
+) -> bool {
+    let limit = shared.config.read().client_output_buffer_limit;
+    let queued = output.len() as u64;
+    if queued > OUTPUT_BUFFER_BYTES_MAX || (limit.hard_bytes > 0 && queued > limit.hard_bytes) {
+        return false;
+    }
+    if limit.soft_bytes > 0 && queued > limit.soft_bytes {
+        let since = soft_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > Duration::from_secs(limit.soft_secs) {
+            return false;
+        }
+    } else {
+        *soft_since = None;
+    }
+    true
+}

@@ -1,0 +1,435 @@
+//! The listener: accept loop, client registry, background expiry/GC, graceful shutdown.
+//!
+//! Invariant: the number of live connections never exceeds `maxclients` (checked at accept,
+//! over-limit clients get Redis's error and are closed), and `run` returns only after every
+//! connection task has finished its in-flight batch.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use txn::Engine;
+
+use crate::cmd::TABLE;
+use crate::config::Config;
+
+/// Most keys the expiry task deletes per tick; bounds the time one tick holds a worker.
+pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
+/// How often the expiry task runs.
+pub const EXPIRE_TICK_INTERVAL: Duration = Duration::from_millis(10);
+/// How often version garbage collection runs.
+pub const GC_INTERVAL: Duration = Duration::from_secs(1);
+/// Most SCAN cursors remembered server-wide (oldest forgotten first).
+pub const SCAN_CURSORS_MAX: usize = 16 * 1024;
+
+/// A client id, as CLIENT ID reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// What other connections may see of a client (CLIENT LIST/KILL).
+pub struct ClientHandle {
+    /// Unique id.
+    pub id: ClientId,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    created: Instant,
+    name: Mutex<Option<String>>,
+    db: AtomicU8,
+    last_cmd: AtomicUsize,
+    last_active_ms: AtomicU64,
+    resp: AtomicU8,
+    killed: AtomicBool,
+    /// Woken when the client is killed.
+    pub kill: Notify,
+}
+
+impl ClientHandle {
+    /// A registry entry for a new connection.
+    pub fn new(id: ClientId, addr: SocketAddr, laddr: SocketAddr) -> Self {
+        ClientHandle {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            db: AtomicU8::new(0),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            last_active_ms: AtomicU64::new(0),
+            resp: AtomicU8::new(2),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    /// The client name (CLIENT SETNAME).
+    pub fn name(&self) -> Option<String> {
+        self.name.lock().clone()
+    }
+
+    /// Sets or clears the client name.
+    pub fn set_name(&self, name: Option<String>) {
+        *self.name.lock() = name;
+    }
+
+    /// Records the selected database for CLIENT LIST.
+    pub fn set_db(&self, db: u8) {
+        self.db.store(db, Ordering::Relaxed);
+    }
+
+    /// Records the protocol for CLIENT LIST.
+    pub fn set_resp(&self, resp: u8) {
+        self.resp.store(resp, Ordering::Relaxed);
+    }
+
+    /// Records a command for CLIENT LIST's `cmd=` and `idle=`.
+    pub fn touch(&self, table_index: usize) {
+        self.last_cmd.store(table_index, Ordering::Relaxed);
+        self.last_active_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+
+    /// Whether CLIENT KILL targeted this client.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// One CLIENT LIST line (without the trailing newline).
+    pub fn info_line(&self) -> String {
+        let age = self.created.elapsed().as_secs();
+        let idle_ms = (self.created.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
+        let cmd = TABLE
+            .get(self.last_cmd.load(Ordering::Relaxed))
+            .map_or("NULL", |e| e.spec.name);
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            self.id.0,
+            self.addr,
+            self.laddr,
+            self.name().unwrap_or_default(),
+            age,
+            idle_ms / 1000,
+            self.db.load(Ordering::Relaxed),
+            cmd,
+            self.resp.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Server-wide counters for INFO; per-command slots are indexed like [`TABLE`], so recording
+/// a call is two relaxed atomic adds, never a lock.
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused by maxclients.
+    pub rejected_connections: AtomicU64,
+    /// Commands run.
+    pub commands_processed: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+    /// Keys removed by the expiry task.
+    pub expired_keys: AtomicU64,
+    calls: Vec<AtomicU64>,
+    usec: Vec<AtomicU64>,
+    failed: Vec<AtomicU64>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        let slots = || (0..TABLE.len()).map(|_| AtomicU64::new(0)).collect();
+        Stats {
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            expired_keys: AtomicU64::new(0),
+            calls: slots(),
+            usec: slots(),
+            failed: slots(),
+        }
+    }
+
+    /// Counts one command.
+    pub fn record(&self, table_index: usize, took: Duration, failed: bool) {
+        self.commands_processed.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.calls.get(table_index) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(u) = self.usec.get(table_index) {
+            u.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        }
+        if failed {
+            if let Some(f) = self.failed.get(table_index) {
+                f.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `(name, calls, usec, failed)` for every command called at least once.
+    pub fn per_command(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        TABLE
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let calls = self.calls.get(i)?.load(Ordering::Relaxed);
+                let usec = self.usec.get(i)?.load(Ordering::Relaxed);
+                let failed = self.failed.get(i)?.load(Ordering::Relaxed);
+                (calls > 0).then_some((e.spec.name, calls, usec, failed))
+            })
+            .collect()
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&self) {
+        for c in [
+            &self.connections_received,
+            &self.rejected_connections,
+            &self.commands_processed,
+            &self.expired_keys,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        for v in [&self.calls, &self.usec, &self.failed] {
+            for c in v {
+                c.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Server-side SCAN cursors: id → last key returned, bounded, oldest evicted first.
+#[derive(Default)]
+pub struct ScanCursors {
+    next_id: u64,
+    entries: HashMap<u64, (u8, bytes::Bytes)>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl ScanCursors {
+    /// Remembers where a scan of `db` stopped; returns the cursor to hand out (never 0).
+    pub fn insert(&mut self, db: u8, last_key: bytes::Bytes) -> u64 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let id = self.next_id;
+        if self.order.len() >= SCAN_CURSORS_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+        self.entries.insert(id, (db, last_key));
+        self.order.push_back(id);
+        id
+    }
+
+    /// Where cursor `id` stopped, if it is still remembered and belongs to `db`.
+    pub fn get(&self, db: u8, id: u64) -> Option<bytes::Bytes> {
+        self.entries
+            .get(&id)
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+    }
+}
+
+/// Everything connections share.
+pub struct Shared {
+    /// The engine.
+    pub engine: Engine,
+    /// Live configuration (CONFIG SET writes it).
+    pub config: Arc<RwLock<Config>>,
+    /// The durable WAL position, when a WAL is configured.
+    pub durable_lsn: Option<watch::Receiver<u64>>,
+    /// Connected clients.
+    pub clients: Mutex<HashMap<ClientId, Arc<ClientHandle>>>,
+    next_client_id: AtomicU64,
+    /// Counters.
+    pub stats: Stats,
+    /// SCAN cursor table.
+    pub cursors: Mutex<ScanCursors>,
+    shutdown: watch::Sender<bool>,
+    /// When the server started.
+    pub started: Instant,
+    /// Unix time of the last save (LASTSAVE).
+    pub lastsave_unix: AtomicU64,
+    /// The port actually listened on.
+    pub port: u16,
+}
+
+impl Shared {
+    /// Server state around `engine`; `port` is what INFO reports.
+    pub fn new(
+        engine: Engine,
+        config: Arc<RwLock<Config>>,
+        durable_lsn: Option<watch::Receiver<u64>>,
+        port: u16,
+    ) -> Arc<Shared> {
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Shared {
+            engine,
+            config,
+            durable_lsn,
+            clients: Mutex::new(HashMap::new()),
+            next_client_id: AtomicU64::new(1),
+            stats: Stats::new(),
+            cursors: Mutex::new(ScanCursors::default()),
+            shutdown,
+            started: Instant::now(),
+            lastsave_unix: AtomicU64::new(unix_secs()),
+            port,
+        })
+    }
+
+    /// A fresh client id.
+    pub fn next_client_id(&self) -> ClientId {
+        ClientId(self.next_client_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Requests a graceful shutdown (SHUTDOWN command).
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when shutdown starts.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Number of connected clients.
+    pub fn connected_clients(&self) -> usize {
+        self.clients.lock().len()
+    }
+}
+
+/// Unix time in seconds.
+pub fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Serves clients on `listener` until `shutdown` resolves or a client sends SHUTDOWN; then
+/// stops accepting, lets connections finish their in-flight batch, and returns.
+pub async fn run(
+    listener: TcpListener,
+    engine: Engine,
+    config: Arc<RwLock<Config>>,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    run_with_durability(listener, engine, config, None, shutdown).await
+}
+
+/// [`run`], with replies held back until the WAL position they depend on is durable.
+pub async fn run_with_durability(
+    listener: TcpListener,
+    engine: Engine,
+    config: Arc<RwLock<Config>>,
+    durable_lsn: Option<watch::Receiver<u64>>,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let port = listener.local_addr()?.port();
+    let shared = Shared::new(engine, config, durable_lsn, port);
+    let mut shutdown_rx = shared.shutdown_signal();
+    let background = tokio::spawn(background_tasks(shared.clone()));
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = shutdown_rx.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, addr) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+                if let Some(rejection) = admission(&shared, &addr) {
+                    shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    connections.spawn(async move {
+                        let mut stream = stream;
+                        let _ = stream.write_all(rejection.as_bytes()).await;
+                    });
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let laddr = stream.local_addr().unwrap_or(addr);
+                let id = shared.next_client_id();
+                let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+                shared.clients.lock().insert(id, handle.clone());
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    crate::connection::serve(stream, handle, &shared).await;
+                    shared.clients.lock().remove(&id);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    tracing::info!("shutting down: no longer accepting connections");
+    shared.request_shutdown();
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    background.abort();
+    tracing::info!("all connections closed");
+    Ok(())
+}
+
+/// Redis's admission checks: maxclients, then protected mode.
+fn admission(shared: &Shared, addr: &SocketAddr) -> Option<String> {
+    let config = shared.config.read();
+    if shared.connected_clients() as u64 >= config.maxclients {
+        return Some(format!("-{}\r\n", crate::cmd::CmdError::MaxClients));
+    }
+    let bound_beyond_loopback = config
+        .bind
+        .iter()
+        .any(|b| !(b == "127.0.0.1" || b == "::1" || b == "localhost" || b == "-::1"));
+    if config.protected_mode
+        && config.requirepass.is_none()
+        && bound_beyond_loopback
+        && !addr.ip().is_loopback()
+    {
+        return Some(format!("-{}\r\n", crate::cmd::CmdError::Denied));
+    }
+    None
+}
+
+async fn background_tasks(shared: Arc<Shared>) {
+    let mut expire = tokio::time::interval(EXPIRE_TICK_INTERVAL);
+    let mut gc = tokio::time::interval(GC_INTERVAL);
+    expire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = expire.tick() => {
+                let removed = shared.engine.expire_tick(EXPIRE_TICK_KEYS_MAX);
+                shared.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
+            }
+            _ = gc.tick() => {
+                let _ = shared.engine.gc();
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Session: one client's protocol state (database, RESP version, AUTH, MULTI queue, WATCH set,
+//! open interactive transaction) and the dispatch of its commands.
+//!
+//! Invariant: every data command runs in exactly one engine transaction: its own
+//! (`Engine::run`: Serializable, or Snapshot for read-only commands), the EXEC block's
+//! (Serializable), or the open `TXN`; never outside one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use txn::{CommitTs, DbIndex, Isolation, Transaction, TxnError};
+
+use crate::cmd::reply_error::txn_error_frame;
+use crate::cmd::spec::flags;
+use crate::cmd::{lookup, ArgCursor, CmdError, Command, DataCx, SessionCx};
+use crate::resp::{Frame, Protocol};
+use crate::server::{ClientHandle, Shared};
+
+/// Most commands a MULTI block may queue (a bound on the per-session queue).
+pub const MULTI_QUEUE_MAX: usize = 1 << 20;
+/// Most keys one session may WATCH.
+pub const WATCH_KEYS_MAX: usize = 1 << 16;
+
+/// Something the connection must do after a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Flush replies, then close (QUIT, CLIENT KILL of self).
+    Close,
+    /// Stop the server (SHUTDOWN): close this connection without a reply.
+    Shutdown,
+    /// Pause this connection (DEBUG SLEEP) before the next command.
+    Sleep(Duration),
+}
+
+struct Queued {
+    table_index: usize,
+    args: Vec<Bytes>,
+}
+
+/// One client's state.
+pub struct Session {
+    /// The registry entry other clients see (CLIENT LIST/KILL).
+    pub client: Arc<ClientHandle>,
+    /// The selected database.
+    pub db: DbIndex,
+    /// RESP2 or RESP3.
+    pub proto: Protocol,
+    /// Whether AUTH succeeded (or no password is set).
+    pub authenticated: bool,
+    /// What the connection must do next.
+    pub action: Option<Action>,
+    /// Highest WAL position this session's replies depend on (0 = none).
+    pub max_lsn: u64,
+    multi: Option<Vec<Queued>>,
+    multi_failed: bool,
+    watched: Vec<(DbIndex, Bytes, CommitTs)>,
+    txn: Option<Transaction>,
+}
+
+impl Session {
+    /// A fresh session for `client`.
+    pub fn new(client: Arc<ClientHandle>, shared: &Shared) -> Session {
+        let authenticated = shared.config.read().requirepass.is_none();
+        Session {
+            client,
+            db: 0,
+            proto: Protocol::Resp2,
+            authenticated,
+            action: None,
+            max_lsn: 0,
+            multi: None,
+            multi_failed: false,
+            watched: Vec::new(),
+            txn: None,
+        }
+    }
+
+    /// Whether a MULTI block is open.
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// `RESET`: back to a fresh connection's state (keeps the client id).
+    pub fn reset(&mut self, shared: &Shared) {
+        self.db = 0;
+        self.proto = Protocol::Resp2;
+        self.authenticated = shared.config.read().requirepass.is_none();
+        self.multi = None;
+        self.multi_failed = false;
+        self.watched.clear();
+        if let Some(tx) = self.txn.take() {
+            tx.abort();
+        }
+        self.client.set_name(None);
+        self.client.set_db(0);
+    }
+
+    /// Remembers that the next replies must wait for `info`'s WAL position to be durable.
+    pub fn note_lsn(&mut self, info: &txn::CommitInfo) {
+        if let Some(lsn) = info.lsn {
+            self.max_lsn = self.max_lsn.max(lsn.0);
+        }
+    }
+
+    /// Runs one request and returns its reply.
+    pub fn handle(&mut self, args: Vec<Bytes>, shared: &Arc<Shared>) -> Frame {
+        let Some(name) = args.first() else {
+            return Frame::Null;
+        };
+        let Some((table_index, entry)) = lookup(name) else {
+            self.multi_failed |= self.multi.is_some();
+            return CmdError::unknown_command(name, args.get(1..).unwrap_or_default()).to_frame();
+        };
+        let spec = entry.spec;
+        if !spec.arity_ok(args.len()) {
+            self.multi_failed |= self.multi.is_some();
+            return CmdError::WrongArity(spec.name.to_owned()).to_frame();
+        }
+        if !self.authenticated && !spec.has(flags::NO_AUTH) {
+            self.multi_failed |= self.multi.is_some();
+            return CmdError::NoAuth.to_frame();
+        }
+        self.client.touch(table_index);
+        let started = Instant::now();
+        let reply = self.dispatch(table_index, args, shared);
+        shared
+            .stats
+            .record(table_index, started.elapsed(), reply.is_error());
+        reply
+    }
+
+    fn dispatch(&mut self, table_index: usize, args: Vec<Bytes>, shared: &Arc<Shared>) -> Frame {
+        let Some(entry) = crate::cmd::TABLE.get(table_index) else {
+            return Frame::Null;
+        };
+        if let Some(queue) = self.multi.as_mut() {
+            // Inside MULTI everything but the transaction verbs is queued unparsed: like Redis,
+            // option errors surface at EXEC as that command's reply.
+            if entry.spec.has(flags::NO_MULTI) {
+                self.multi_failed = true;
+                return CmdError::NotInMulti.to_frame();
+            }
+            if !entry.spec.has(flags::TXN_CONTROL) {
+                if queue.len() >= MULTI_QUEUE_MAX {
+                    self.multi_failed = true;
+                    return CmdError::Static("ERR MULTI queue is full").to_frame();
+                }
+                queue.push(Queued { table_index, args });
+                return Frame::simple("QUEUED");
+            }
+        }
+        let parsed = (entry.parse)(ArgCursor::new(args.into_iter().skip(1).collect()));
+        let command = match parsed {
+            Ok(c) => c,
+            Err(e) => {
+                self.multi_failed |= self.multi.is_some();
+                return e.to_frame();
+            }
+        };
+        // A read-only command reads one snapshot and writes nothing, so it is serializable at
+        // its snapshot without read-set validation, and never conflicts or retries.
+        let isolation = if entry.spec.has(flags::READONLY) {
+            Isolation::Snapshot
+        } else {
+            Isolation::Serializable
+        };
+        match self.run(command, isolation, shared) {
+            Ok(f) => f,
+            Err(e) => e.to_frame(),
+        }
+    }
+
+    fn run(
+        &mut self,
+        command: Command,
+        isolation: Isolation,
+        shared: &Arc<Shared>,
+    ) -> Result<Frame, CmdError> {
+        match command {
+            Command::Data(cmd) => {
+                let db = self.db;
+                if let Some(tx) = self.txn.as_mut() {
+                    let cx = DataCx {
+                        db,
+                        now_ms: shared.engine.now_ms(),
+                        shared,
+                    };
+                    return cmd.execute(tx, &cx);
+                }
+                let result = shared.engine.run(isolation, |tx| {
+                    let cx = DataCx {
+                        db,
+                        now_ms: shared.engine.now_ms(),
+                        shared,
+                    };
+                    match cmd.execute(tx, &cx) {
+                        Ok(f) => Ok(Ok(f)),
+                        Err(CmdError::Txn(e)) => Err(e),
+                        Err(e) => Ok(Err(e)),
+                    }
+                });
+                match result {
+                    Ok((reply, info)) => {
+                        self.note_lsn(&info);
+                        reply.map(|f| cmd.after_commit(f, &info))
+                    }
+                    Err(e) => Ok(txn_error_frame(&e)),
+                }
+            }
+            Command::Session(cmd) => cmd.execute(&mut SessionCx {
+                session: self,
+                shared,
+            }),
+            Command::Multi => {
+                if self.multi.is_some() {
+                    return Err(CmdError::NestedMulti);
+                }
+                if self.txn.is_some() {
+                    return Err(CmdError::TxnInProgress);
+                }
+                self.multi = Some(Vec::new());
+                self.multi_failed = false;
+                Ok(Frame::ok())
+            }
+            Command::Discard => {
+                if self.multi.take().is_none() {
+                    return Err(CmdError::DiscardWithoutMulti);
+                }
+                self.watched.clear();
+                Ok(Frame::ok())
+            }
+            Command::Exec => self.exec(shared),
+            Command::Watch(keys) => {
+                if self.multi.is_some() {
+                    return Err(CmdError::WatchInMulti);
+                }
+                if self.txn.is_some() {
+                    return Err(CmdError::TxnInProgress);
+                }
+                if self.watched.len() + keys.len() > WATCH_KEYS_MAX {
+                    return Err(CmdError::Static("ERR too many watched keys"));
+                }
+                let probe = shared.engine.begin(Isolation::Snapshot);
+                for key in keys {
+                    let version = probe.latest_version(self.db, &key);
+                    self.watched.push((self.db, key, version));
+                }
+                probe.abort();
+                Ok(Frame::ok())
+            }
+            Command::Unwatch => {
+                self.watched.clear();
+                Ok(Frame::ok())
+            }
+            Command::TxnBegin(iso) => {
+                if self.txn.is_some() || self.multi.is_some() {
+                    return Err(CmdError::TxnInProgress);
+                }
+                self.txn = Some(shared.engine.begin(iso));
+                Ok(Frame::ok())
+            }
+            Command::TxnCommit => {
+                let tx = self.txn.take().ok_or(CmdError::NoTxn)?;
+                match tx.commit() {
+                    Ok(info) => {
+                        self.note_lsn(&info);
+                        Ok(Frame::Integer(info.commit_ts.map_or(0, |ts| ts.0 as i64)))
+                    }
+                    Err(TxnError::Conflict { .. }) => Err(CmdError::Conflict),
+                    Err(e) => Ok(txn_error_frame(&e)),
+                }
+            }
+            Command::TxnAbort => {
+                let tx = self.txn.take().ok_or(CmdError::NoTxn)?;
+                tx.abort();
+                Ok(Frame::ok())
+            }
+        }
+    }
+
+    fn exec(&mut self, shared: &Arc<Shared>) -> Result<Frame, CmdError> {
+        let queue = self.multi.take().ok_or(CmdError::ExecWithoutMulti)?;
+        let watched = std::mem::take(&mut self.watched);
+        if std::mem::take(&mut self.multi_failed) {
+            return Err(CmdError::ExecAbort);
+        }
+        let mut parsed = Vec::with_capacity(queue.len());
+        for q in queue {
+            let entry = crate::cmd::TABLE.get(q.table_index);
+            let command = entry
+                .ok_or(CmdError::Syntax)
+                .and_then(|e| (e.parse)(ArgCursor::new(q.args.into_iter().skip(1).collect())));
+            parsed.push(command);
+        }
+        let start_db = self.db;
+        let result = shared.engine.run(Isolation::Serializable, |tx| {
+            for (db, key, version) in &watched {
+                tx.watch(*db, key, *version);
+            }
+            self.db = start_db;
+            let mut replies = Vec::with_capacity(parsed.len());
+            for command in &parsed {
+                let reply = match command {
+                    Err(e) => e.to_frame(),
+                    Ok(Command::Data(cmd)) => {
+                        let cx = DataCx {
+                            db: self.db,
+                            now_ms: shared.engine.now_ms(),
+                            shared,
+                        };
+                        match cmd.execute(tx, &cx) {
+                            Ok(f) => f,
+                            Err(CmdError::Txn(e)) => return Err(e),
+                            Err(e) => e.to_frame(),
+                        }
+                    }
+                    Ok(Command::Session(cmd)) => cmd
+                        .execute(&mut SessionCx {
+                            session: self,
+                            shared,
+                        })
+                        .unwrap_or_else(|e| e.to_frame()),
+                    Ok(Command::Unwatch) => Frame::ok(),
+                    Ok(_) => CmdError::NotInMulti.to_frame(),
+                };
+                replies.push(reply);
+            }
+            Ok(replies)
+        });
+        match result {
+            Ok((replies, info)) => {
+                self.note_lsn(&info);
+                let replies = replies
+                    .into_iter()
+                    .zip(&parsed)
+                    .map(|(f, c)| match c {
+                        Ok(Command::Data(cmd)) if !f.is_error() => cmd.after_commit(f, &info),
+                        _ => f,
+                    })
+                    .collect();
+                Ok(Frame::Array(replies))
+            }
+            Err(TxnError::WatchFailed) => Ok(Frame::NullArray),
+            Err(e) => Ok(txn_error_frame(&e)),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(tx) = self.txn.take() {
+            tx.abort();
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Every command family over the wire, replies compared byte-for-byte with what Redis 7 sends.
+mod common;
+
+use common::{bulk, err, int, ok, TestServer};
+use tierkv::resp::Frame;
+
+#[test]
+fn string_commands_and_errors_match_redis() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(
+        c.cmd(&["GET"]),
+        err("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "NX", "XX"]),
+        err("ERR syntax error")
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "EX", "0"]),
+        err("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v", "PX", "x"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(c.cmd(&["SET", "k", "v2", "GET"]), bulk("v"));
+    assert_eq!(c.cmd(&["SET", "k", "v3", "IFEQ", "v2"]), ok());
+    assert_eq!(
+        c.cmd(&["INCR", "k"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        c.cmd(&["INCRBYFLOAT", "k", "1"]),
+        err("ERR value is not a valid float")
+    );
+    assert_eq!(c.cmd(&["INCRBY", "n", "5"]), int(5));
+    assert_eq!(c.cmd(&["DECRBY", "n", "7"]), int(-2));
+    assert_eq!(
+        c.cmd(&["INCRBY", "n", "9223372036854775807"]),
+        int(9223372036854775805)
+    );
+    assert_eq!(
+        c.cmd(&["INCRBY", "n", "9"]),
+        err("ERR increment or decrement would overflow")
+    );
+    assert_eq!(
+        c.cmd(&["MSET", "a", "1", "b"]),
+        err("ERR wrong number of arguments for 'mset' command")
+    );
+    assert_eq!(c.cmd(&["MSET", "a", "1", "b", "2"]), ok());
+    assert_eq!(
+        c.cmd(&["MGET", "a", "b", "zz"]),
+        Frame::Array(vec![bulk("1"), bulk("2"), Frame::Null])
+    );
+    assert_eq!(c.cmd(&["APPEND", "a", "23"]), int(3));
+    assert_eq!(c.cmd(&["STRLEN", "a"]), int(3));
+    assert_eq!(c.cmd(&["GETRANGE", "a", "1", "-1"]), bulk("23"));
+    assert_eq!(c.cmd(&["SETRANGE", "a", "1", "xy"]), int(3));
+    assert_eq!(c.cmd(&["GETDEL", "a"]), bulk("1xy"));
+    assert_eq!(c.cmd(&["GETEX", "b", "EX", "100"]), bulk("2"));
+    assert_eq!(c.cmd(&["TTL", "b"]), int(100));
+    assert_eq!(c.cmd(&["SETNX", "b", "3"]), int(0));
+    assert_eq!(c.cmd(&["GETSET", "b", "3"]), bulk("2"));
+    assert_eq!(c.cmd(&["TTL", "b"]), int(-1));
+    assert_eq!(c.cmd(&["LCS", "k", "b"]), bulk("3"));
+    assert_eq!(
+        c.cmd(&["foo", "a", "b"]),
+        err("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+    );
+}
+
+#[test]
+fn key_commands_and_expiry() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    c.cmd(&["SET", "k", "v"]);
+    assert_eq!(c.cmd(&["PEXPIRE", "k", "100"]), int(1));
+    assert_eq!(c.cmd(&["EXPIRE", "k", "10", "NX"]), int(0));
+    assert_eq!(
+        c.cmd(&["EXPIRE", "k", "10", "GT", "LT"]),
+        err("ERR GT and LT options at the same time are not compatible")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    assert_eq!(c.cmd(&["GET", "k"]), Frame::Null, "expired key is gone");
+    assert_eq!(c.cmd(&["TTL", "k"]), int(-2));
+    assert_eq!(c.cmd(&["EXISTS", "k"]), int(0));
+    c.cmd(&["SET", "a", "1"]);
+    assert_eq!(c.cmd(&["RENAME", "a", "b"]), ok());
+    assert_eq!(c.cmd(&["RENAME", "a", "b"]), err("ERR no such key"));
+    assert_eq!(c.cmd(&["COPY", "b", "c"]), int(1));
+    assert_eq!(c.cmd(&["TYPE", "c"]), Frame::simple("string"));
+    assert_eq!(c.cmd(&["TOUCH", "b", "c", "d"]), int(2));
+    assert_eq!(c.cmd(&["UNLINK", "b", "c", "d"]), int(2));
+    assert_eq!(c.cmd(&["RANDOMKEY"]), Frame::Null);
+    c.cmd(&["SET", "x", "1"]);
+    assert_eq!(c.cmd(&["RANDOMKEY"]), bulk("x"));
+    assert_eq!(c.cmd(&["KEYS", "*"]), Frame::Array(vec![bulk("x")]));
+    assert_eq!(
+        c.cmd(&["SCAN", "0"]),
+        Frame::Array(vec![bulk("0"), Frame::Array(vec![bulk("x")])])
+    );
+    assert_eq!(
+        c.cmd(&["SCAN", "0", "TYPE", "list"]),
+        Frame::Array(vec![bulk("0"), Frame::Array(vec![])])
+    );
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "x"]), bulk("int"));
+    assert_eq!(
+        c.cmd(&["OBJECT", "foo", "x"]),
+        err("ERR unknown subcommand 'foo'. Try OBJECT HELP.")
+    );
+    assert_eq!(c.cmd(&["DBSIZE"]), int(1));
+    assert_eq!(c.cmd(&["SELECT", "1"]), ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), int(0));
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), ok());
+    assert_eq!(c.cmd(&["GET", "x"]), bulk("1"));
+    assert_eq!(
+        c.cmd(&["SELECT", "16"]),
+        err("ERR DB index is out of range")
+    );
+    assert_eq!(
+        c.cmd(&["SWAPDB", "0", "x"]),
+        err("ERR invalid second DB index")
+    );
+    assert_eq!(c.cmd(&["FLUSHDB", "ASYNC"]), ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), int(0));
+    assert_eq!(c.cmd(&["FLUSHALL", "SYNC"]), ok());
+}
+
+#[test]
+fn active_expiry_removes_keys_nobody_reads() {
+    let server = TestServer::start();
+    let mut c = server.conn();
+    for i in 0..50 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("t{i}"))
+            .arg("v")
+            .arg("PX")
+            .arg(50)
+            .query(&mut c)
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expiry task never removed the keys ({n} left)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn server_and_connection_commands() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["PING"]), Frame::simple("PONG"));
+    assert_eq!(c.cmd(&["PING", "hi"]), bulk("hi"));
+    assert_eq!(c.cmd(&["ECHO", "x"]), bulk("x"));
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "me"]), ok());
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), bulk("me"));
+    let Frame::Integer(id) = c.cmd(&["CLIENT", "ID"]) else {
+        panic!()
+    };
+    let Frame::Bulk(list) = c.cmd(&["CLIENT", "LIST"]) else {
+        panic!()
+    };
+    assert!(String::from_utf8_lossy(&list).contains(&format!("id={id} ")));
+    assert!(String::from_utf8_lossy(&list).contains("name=me"));
+    assert_eq!(
+        c.cmd(&["CLIENT", "foo"]),
+        err("ERR unknown subcommand 'foo'. Try CLIENT HELP.")
+    );
+    let Frame::Bulk(info) = c.cmd(&["INFO"]) else {
+        panic!()
+    };
+    let info = String::from_utf8_lossy(&info);
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Keyspace",
+    ] {
+        assert!(info.contains(section), "{section} missing");
+    }
+    let Frame::Bulk(stats) = c.cmd(&["INFO", "commandstats"]) else {
+        panic!()
+    };
+    assert!(String::from_utf8_lossy(&stats).contains("cmdstat_ping:calls=2"));
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxclients"]),
+        Frame::Array(vec![bulk("maxclients"), bulk("10000")])
+    );
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "1mb"]), ok());
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]),
+        Frame::Array(vec![bulk("maxmemory"), bulk("1048576")])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory", "abc"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be a memory value")
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "foo", "1"]),
+        err("ERR Unknown option or number of arguments for CONFIG SET - 'foo'")
+    );
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    let Frame::Array(time) = c.cmd(&["TIME"]) else {
+        panic!()
+    };
+    assert_eq!(time.len(), 2);
+    assert!(matches!(c.cmd(&["LASTSAVE"]), Frame::Integer(t) if t > 1_600_000_000));
+    assert!(matches!(c.cmd(&["COMMAND", "COUNT"]), Frame::Integer(n) if n > 60));
+    let Frame::Array(info) = c.cmd(&["COMMAND", "INFO", "get"]) else {
+        panic!()
+    };
+    let Frame::Array(get) = &info[0] else {
+        panic!()
+    };
+    assert_eq!(get[0], bulk("get"));
+    assert_eq!(get[1], int(2));
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0"]), ok());
+    assert_eq!(c.cmd(&["RESET"]), Frame::simple("RESET"));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), Frame::Null);
+    assert_eq!(c.cmd(&["QUIT"]), ok());
+    assert!(c.is_closed());
+}
+
+#[test]
+fn redis_crate_client_works_unchanged() {
+    let server = TestServer::start();
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET")
+        .arg("greeting")
+        .arg("hello")
+        .query(&mut con)
+        .unwrap();
+    let v: String = redis::cmd("GET").arg("greeting").query(&mut con).unwrap();
+    assert_eq!(v, "hello");
+    let n: i64 = redis::cmd("INCR").arg("counter").query(&mut con).unwrap();
+    assert_eq!(n, 1);
+    let e = redis::cmd("INCR")
+        .arg("greeting")
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("value is not an integer or out of range"),
+        "{e}"
+    );
+    let e = redis::cmd("GETVER")
+        .arg("a")
+        .arg("b")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("wrong number of arguments for 'getver' command"),
+        "{e}"
+    );
+}

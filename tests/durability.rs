@@ -1,0 +1,71 @@
+//! The durability seam: with a WAL configured, a write's reply goes out only once its LSN is
+//! durable, while the write itself is already visible to others.
+mod common;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::{bulk, ok, RawClient};
+use parking_lot::RwLock;
+use tierkv::config::Config;
+use tierkv::resp::Frame;
+
+/// A commit sink that hands out consecutive LSNs and stores nothing.
+struct CountingSink(AtomicU64);
+
+impl txn::CommitSink for CountingSink {
+    fn append(&self, _record: &[u8]) -> Result<storage::Lsn, txn::TxnError> {
+        Ok(storage::Lsn(self.0.fetch_add(1, Ordering::SeqCst) + 1))
+    }
+}
+
+#[test]
+fn replies_wait_for_the_durable_lsn() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sink = Arc::new(CountingSink(AtomicU64::new(0)));
+    let engine = txn::Engine::new(txn::EngineConfig {
+        sink: Some(sink.clone()),
+        ..txn::EngineConfig::default()
+    });
+    let (durable_tx, durable_rx) = tokio::sync::watch::channel(0u64);
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = Arc::new(RwLock::new(Config::default()));
+    rt.spawn(tierkv::server::run_with_durability(
+        listener,
+        engine,
+        config,
+        Some(durable_rx),
+        std::future::pending::<()>(),
+    ));
+
+    let mut writer = RawClient::connect(port);
+    let mut reader = RawClient::connect(port);
+    // Reads need no durability.
+    assert_eq!(reader.cmd(&["GET", "k"]), Frame::Null);
+    writer.send(&["SET", "k", "v"]);
+    // Wait (by polling, no timing) until the commit is visible to another client...
+    while reader.cmd(&["GET", "k"]) != bulk("v") {
+        std::thread::yield_now();
+    }
+    // ...its reply must still be held back: the LSN is not durable yet.
+    let lsn = sink.0.load(Ordering::SeqCst);
+    assert!(lsn >= 1);
+    writer.stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        writer.stream.read(&mut byte).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    writer.stream.set_nonblocking(false).unwrap();
+    durable_tx.send(lsn).unwrap();
+    assert_eq!(writer.read().unwrap(), ok());
+    rt.shutdown_background();
+}

@@ -1,0 +1,362 @@
+//! The wire: RESP3, inline commands, pipelining, many connections, malformed and oversized
+//! input, limits, AUTH, shutdown and the command line.
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use common::{bulk, err, int, ok, RawClient, TestServer};
+use tierkv::resp::Frame;
+
+#[test]
+fn resp3_after_hello_3() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    let Frame::Array(hello2) = c.cmd(&["HELLO"]) else {
+        panic!("RESP2 HELLO is a flat array")
+    };
+    assert_eq!(hello2.len(), 14);
+    let Frame::Map(hello) = c.cmd(&["HELLO", "3"]) else {
+        panic!("RESP3 HELLO is a map")
+    };
+    assert!(hello.contains(&(bulk("proto"), int(3))));
+    assert_eq!(c.cmd(&["GET", "missing"]), Frame::Null);
+    c.send_raw(b"*2\r\n$3\r\nGET\r\n$7\r\nmissing\r\n");
+    let mut raw = [0u8; 3];
+    std::io::Read::read_exact(&mut c.stream, &mut raw).unwrap();
+    assert_eq!(&raw, b"_\r\n", "RESP3 null");
+    assert!(matches!(c.cmd(&["CONFIG", "GET", "port"]), Frame::Map(_)));
+    assert!(matches!(c.cmd(&["INFO", "server"]), Frame::Verbatim { .. }));
+    assert_eq!(
+        c.cmd(&["HELLO", "4"]),
+        err("NOPROTO unsupported protocol version")
+    );
+
+    // The redis crate speaks RESP3 unchanged.
+    let client = redis::Client::open(format!("{}?protocol=resp3", server.url())).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(v, "v");
+}
+
+#[test]
+fn inline_commands_work_like_telnet() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    c.send_raw(b"SET greeting \"hello world\"\r\nGET greeting\r\nPING\n");
+    assert_eq!(c.read().unwrap(), ok());
+    assert_eq!(c.read().unwrap(), bulk("hello world"));
+    assert_eq!(c.read().unwrap(), Frame::simple("PONG"));
+    c.send_raw(b"SET a \"unterminated\r\n");
+    assert_eq!(
+        c.read().unwrap(),
+        err("ERR Protocol error: unbalanced quotes in request")
+    );
+    assert!(c.is_closed());
+}
+
+#[test]
+fn pipeline_of_100k_commands() {
+    let server = TestServer::start();
+    let mut con = server.conn();
+    let mut pipe = redis::pipe();
+    for i in 0..100_000 {
+        pipe.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+    }
+    pipe.cmd("DBSIZE");
+    let (n,): (i64,) = pipe.query(&mut con).unwrap();
+    assert_eq!(n, 100_000);
+    let mut pipe = redis::pipe();
+    for i in 0..100_000 {
+        pipe.cmd("INCR").arg(format!("key:{i}"));
+    }
+    let replies: Vec<i64> = pipe.query(&mut con).unwrap();
+    assert_eq!(replies.len(), 100_000);
+    assert!(replies.iter().enumerate().all(|(i, v)| *v == i as i64 + 1));
+}
+
+#[test]
+fn a_thousand_concurrent_connections() {
+    let server = TestServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = server.client();
+        let mut conns = Vec::new();
+        for _ in 0..1000 {
+            conns.push(client.get_multiplexed_async_connection().await.unwrap());
+        }
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut con)| {
+                tokio::spawn(async move {
+                    let _: () = redis::cmd("SET")
+                        .arg(format!("c{i}"))
+                        .arg(i)
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    let _: i64 = redis::cmd("INCR")
+                        .arg("shared")
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    let v: i64 = redis::cmd("GET")
+                        .arg(format!("c{i}"))
+                        .query_async(&mut con)
+                        .await
+                        .unwrap();
+                    assert_eq!(v, i as i64);
+                    con
+                })
+            })
+            .collect();
+        let mut held = Vec::new();
+        for t in tasks {
+            held.push(t.await.unwrap());
+        }
+        let mut con = held.pop().unwrap();
+        let clients: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(clients.contains("connected_clients:1000"), "{clients}");
+        let n: i64 = redis::cmd("GET")
+            .arg("shared")
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(n, 1000);
+    });
+}
+
+#[test]
+fn malformed_input_gets_the_redis_error_and_a_close_others_unaffected() {
+    let server = TestServer::start();
+    let mut bystander = server.raw();
+    assert_eq!(bystander.cmd(&["SET", "k", "v"]), ok());
+    let cases: &[(&[u8], &str)] = &[
+        (b"*1\r\n$abc\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*x\r\n", "ERR Protocol error: invalid multibulk length"),
+        (
+            b"*1\r\n+PING\r\n",
+            "ERR Protocol error: expected '$', got '+'",
+        ),
+        (b"*1\r\n$-2\r\n", "ERR Protocol error: invalid bulk length"),
+    ];
+    for (input, expected) in cases {
+        let mut c = server.raw();
+        // Complete requests before the garbage still run and are answered first.
+        c.send_raw(b"PING\r\n");
+        c.send_raw(input);
+        assert_eq!(c.read().unwrap(), Frame::simple("PONG"));
+        assert_eq!(c.read().unwrap(), err(expected));
+        assert!(c.is_closed(), "connection must close after {expected}");
+    }
+    assert_eq!(bystander.cmd(&["GET", "k"]), bulk("v"));
+}
+
+#[test]
+fn oversized_bulk_and_query_buffer_limits() {
+    let server = TestServer::with_args(&[
+        "--proto-max-bulk-len",
+        "1mb",
+        "--client-query-buffer-limit",
+        "2mb",
+    ]);
+    let mut c = server.raw();
+    c.send_raw(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n");
+    assert_eq!(
+        c.read().unwrap(),
+        err("ERR Protocol error: invalid bulk length")
+    );
+    assert!(c.is_closed());
+    // A value right at the limit is fine.
+    let value = "x".repeat(1 << 20);
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["SET", "big", &value]), ok());
+    assert_eq!(c.cmd(&["STRLEN", "big"]), int(1 << 20));
+    // An inline line that never ends is cut off at 64 KiB.
+    let mut c = server.raw();
+    c.send_raw(&vec![b'a'; 70 * 1024]);
+    assert_eq!(
+        c.read().unwrap(),
+        err("ERR Protocol error: too big inline request")
+    );
+    assert!(c.is_closed());
+    // Many complete-looking but unfinished args past client-query-buffer-limit: disconnected.
+    let mut c = server.raw();
+    let mut req = b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n".to_vec();
+    req.extend(std::iter::repeat_n(b'y', 1_000_000));
+    req.extend_from_slice(b"\r\n$1048576\r\n");
+    req.extend(std::iter::repeat_n(b'z', 1_200_000));
+    let _ = c.stream.write_all(&req);
+    assert!(c.is_closed());
+    assert_eq!(server.raw().cmd(&["PING"]), Frame::simple("PONG"));
+}
+
+#[test]
+fn maxclients_rejects_with_the_redis_error() {
+    let server = TestServer::with_args(&["--maxclients", "2"]);
+    let mut a = server.raw();
+    let mut b = server.raw();
+    assert_eq!(a.cmd(&["PING"]), Frame::simple("PONG"));
+    assert_eq!(b.cmd(&["PING"]), Frame::simple("PONG"));
+    let mut c = RawClient::connect(server.port);
+    assert_eq!(c.read().unwrap(), err("ERR max number of clients reached"));
+    assert!(c.is_closed());
+    drop(a);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(server.raw().cmd(&["PING"]), Frame::simple("PONG"));
+}
+
+#[test]
+fn requirepass_and_auth() {
+    let server = TestServer::with_args(&["--requirepass", "s3cret"]);
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["GET", "k"]), err("NOAUTH Authentication required."));
+    assert_eq!(
+        c.cmd(&["AUTH", "nope"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(
+        c.cmd(&["AUTH", "other", "s3cret"]),
+        err("WRONGPASS invalid username-password pair or user is disabled.")
+    );
+    assert_eq!(c.cmd(&["AUTH", "default", "s3cret"]), ok());
+    assert_eq!(c.cmd(&["GET", "k"]), Frame::Null);
+    let mut d = server.raw();
+    assert_eq!(d.cmd(&["AUTH", "s3cret"]), ok());
+    let mut e = server.raw();
+    let Frame::Array(_) = e.cmd(&["HELLO", "2", "AUTH", "default", "s3cret"]) else {
+        panic!()
+    };
+    assert_eq!(e.cmd(&["PING"]), Frame::simple("PONG"));
+    let client =
+        redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/", server.port)).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+    let no_pass = TestServer::start();
+    assert_eq!(
+        no_pass.raw().cmd(&["AUTH", "x"]),
+        err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+    );
+}
+
+#[test]
+fn shutdown_command_and_sigterm_exit_zero() {
+    let mut server = TestServer::start();
+    let mut c = server.raw();
+    c.cmd(&["SET", "k", "v"]);
+    c.send(&["SHUTDOWN"]);
+    assert!(c.is_closed());
+    assert!(server.wait_exit().success());
+
+    let mut server = TestServer::start();
+    let mut idle = server.raw();
+    assert_eq!(idle.cmd(&["PING"]), Frame::simple("PONG"));
+    assert!(server.signal_and_wait("TERM").success());
+    assert!(idle.is_closed());
+
+    let mut server = TestServer::start();
+    assert!(server.signal_and_wait("INT").success());
+}
+
+#[test]
+fn command_line_and_config_file() {
+    let bin = env!("CARGO_BIN_EXE_tierkv-server");
+    let help = Command::new(bin).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for name in [
+        "--port",
+        "--bind",
+        "--maxmemory",
+        "--appendfsync",
+        "--requirepass",
+        "--client-query-buffer-limit",
+    ] {
+        assert!(text.contains(name), "--help lacks {name}");
+    }
+    let bad = Command::new(bin)
+        .args(["--no-such-option", "1"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("'no-such-option'"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("tierkv.conf");
+    std::fs::write(
+        &conf,
+        "# test config\nmaxmemory 2gb\nappendfsync always\ntimeout 0\n",
+    )
+    .unwrap();
+    let server = TestServer::with_args(&[]);
+    drop(server);
+    let mut child = Command::new(bin)
+        .arg(&conf)
+        .args(["--port", "0", "--dir"])
+        .arg(dir.path().join("data"))
+        .args(["--maxclients", "77"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let mut c = RawClient::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxmemory"]),
+        Frame::Array(vec![bulk("maxmemory"), bulk("2147483648")])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "appendfsync"]),
+        Frame::Array(vec![bulk("appendfsync"), bulk("always")])
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxclients"]),
+        Frame::Array(vec![bulk("maxclients"), bulk("77")])
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn idle_timeout_closes_quiet_clients() {
+    let server = TestServer::with_args(&["--timeout", "1"]);
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["PING"]), Frame::simple("PONG"));
+    assert!(
+        c.is_closed(),
+        "idle client must be closed after `timeout` seconds"
+    );
+}
+
+#[test]
+fn slow_command_on_one_connection_does_not_stall_others() {
+    let server = TestServer::start();
+    let mut sleeper = server.raw();
+    sleeper.send(&["DEBUG", "SLEEP", "30"]);
+    let mut other = server.raw();
+    for _ in 0..10 {
+        assert_eq!(other.cmd(&["PING"]), Frame::simple("PONG"));
+    }
+    // Ordering, not timing: others were served while the sleeper's reply is still pending.
+    sleeper.stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let pending = sleeper.stream.peek(&mut byte);
+    assert_eq!(pending.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+}

@@ -1,0 +1,238 @@
+//! MULTI/EXEC/WATCH and interactive TXN over the wire, including races between connections.
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::{bulk, err, int, ok, TestServer};
+use tierkv::resp::Frame;
+
+#[test]
+fn multi_exec_semantics_match_redis() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["EXEC"]), err("ERR EXEC without MULTI"));
+    assert_eq!(c.cmd(&["DISCARD"]), err("ERR DISCARD without MULTI"));
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["MULTI"]), err("ERR MULTI calls can not be nested"));
+    assert_eq!(
+        c.cmd(&["WATCH", "x"]),
+        err("ERR WATCH inside MULTI is not allowed")
+    );
+    assert_eq!(c.cmd(&["SET", "a", "1"]), Frame::simple("QUEUED"));
+    assert_eq!(c.cmd(&["INCR", "a"]), Frame::simple("QUEUED"));
+    assert_eq!(
+        c.cmd(&["SET", "a", "1", "NX", "XX"]),
+        Frame::simple("QUEUED")
+    );
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Frame::Array(vec![ok(), int(2), err("ERR syntax error")])
+    );
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(
+        c.cmd(&["GET"]),
+        err("ERR wrong number of arguments for 'get' command")
+    );
+    assert_eq!(
+        c.cmd(&["SHUTDOWN"]),
+        err("ERR Command not allowed inside a transaction")
+    );
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        err("EXECABORT Transaction discarded because of previous errors.")
+    );
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "a", "9"]), Frame::simple("QUEUED"));
+    assert_eq!(c.cmd(&["DISCARD"]), ok());
+    assert_eq!(c.cmd(&["GET", "a"]), bulk("2"));
+}
+
+#[test]
+fn watch_detects_a_concurrent_write() {
+    let server = TestServer::start();
+    let mut a = server.raw();
+    let mut b = server.raw();
+    a.cmd(&["SET", "k", "1"]);
+    assert_eq!(a.cmd(&["WATCH", "k"]), ok());
+    assert_eq!(b.cmd(&["SET", "k", "2"]), ok());
+    a.cmd(&["MULTI"]);
+    a.cmd(&["SET", "k", "3"]);
+    assert_eq!(a.cmd(&["EXEC"]), Frame::NullArray);
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("2"));
+    // Unwatched keys and UNWATCH let EXEC through.
+    a.cmd(&["WATCH", "k"]);
+    a.cmd(&["UNWATCH"]);
+    b.cmd(&["SET", "k", "4"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["SET", "k", "5"]);
+    assert_eq!(a.cmd(&["EXEC"]), Frame::Array(vec![ok()]));
+}
+
+/// Many connections increment one counter with WATCH/GET/MULTI/SET/EXEC, retrying on nil:
+/// no increment may be lost, which is only true if EXEC is atomic and WATCH is exact.
+#[test]
+fn watch_based_increments_race_without_lost_updates() {
+    let server = TestServer::start();
+    server.raw().cmd(&["SET", "counter", "0"]);
+    let workers = 8;
+    let per_worker = 40;
+    let retries = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let port = server.port;
+            let retries = retries.clone();
+            std::thread::spawn(move || {
+                let mut c = common::RawClient::connect(port);
+                for _ in 0..per_worker {
+                    loop {
+                        c.cmd(&["WATCH", "counter"]);
+                        let Frame::Bulk(v) = c.cmd(&["GET", "counter"]) else {
+                            panic!()
+                        };
+                        let n: i64 = std::str::from_utf8(&v).unwrap().parse().unwrap();
+                        c.cmd(&["MULTI"]);
+                        c.cmd(&["SET", "counter", &(n + 1).to_string()]);
+                        match c.cmd(&["EXEC"]) {
+                            Frame::Array(_) => break,
+                            Frame::NullArray => {
+                                retries.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => panic!("unexpected EXEC reply {other:?}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        server.raw().cmd(&["GET", "counter"]),
+        bulk(&(workers * per_worker).to_string())
+    );
+}
+
+#[test]
+fn interactive_transactions_read_a_snapshot_and_first_committer_wins() {
+    let server = TestServer::start();
+    let mut a = server.raw();
+    let mut b = server.raw();
+    a.cmd(&["MSET", "x", "1", "y", "1"]);
+    assert_eq!(a.cmd(&["TXN", "BEGIN"]), ok());
+    assert_eq!(
+        a.cmd(&["MGET", "x", "y"]),
+        Frame::Array(vec![bulk("1"), bulk("1")])
+    );
+    assert_eq!(b.cmd(&["MSET", "x", "2", "y", "2"]), ok());
+    assert_eq!(
+        a.cmd(&["MGET", "x", "y"]),
+        Frame::Array(vec![bulk("1"), bulk("1")]),
+        "snapshot is stable"
+    );
+    assert_eq!(a.cmd(&["INCR", "x"]), int(2));
+    assert_eq!(a.cmd(&["GET", "x"]), bulk("2"));
+    assert_eq!(
+        a.cmd(&["TXN", "COMMIT"]),
+        err("CONFLICT transaction aborted: a concurrent transaction committed a conflicting write")
+    );
+    assert_eq!(a.cmd(&["GET", "x"]), bulk("2"));
+    // A transaction on keys nobody else wrote commits and reports its version.
+    a.cmd(&["TXN", "BEGIN"]);
+    a.cmd(&["SET", "z", "1"]);
+    assert_eq!(
+        b.cmd(&["GET", "z"]),
+        Frame::Null,
+        "uncommitted writes are invisible"
+    );
+    let Frame::Integer(ts) = a.cmd(&["TXN", "COMMIT"]) else {
+        panic!()
+    };
+    let Frame::Array(v) = b.cmd(&["GETVER", "z"]) else {
+        panic!()
+    };
+    assert_eq!(v, vec![bulk("1"), int(ts)]);
+    a.cmd(&["TXN", "BEGIN"]);
+    a.cmd(&["SET", "z", "2"]);
+    assert_eq!(a.cmd(&["TXN", "ABORT"]), ok());
+    assert_eq!(a.cmd(&["GET", "z"]), bulk("1"));
+    assert_eq!(a.cmd(&["TXN", "ABORT"]), err("ERR no TXN in progress"));
+}
+
+/// Transfers between accounts in interactive transactions from many connections; conflicts
+/// are retried by the client. The total must be conserved and some conflicts must happen.
+#[test]
+fn interactive_transactions_under_contention_conserve_money() {
+    let server = TestServer::start();
+    let accounts = 4;
+    let mut setup = server.raw();
+    for i in 0..accounts {
+        setup.cmd(&["SET", &format!("acct{i}"), "100"]);
+    }
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..6)
+        .map(|w| {
+            let port = server.port;
+            let conflicts = conflicts.clone();
+            std::thread::spawn(move || {
+                let mut c = common::RawClient::connect(port);
+                for i in 0..40 {
+                    let from = format!("acct{}", (w + i) % accounts);
+                    let to = format!("acct{}", (w + i + 1) % accounts);
+                    loop {
+                        c.cmd(&["TXN", "BEGIN"]);
+                        c.cmd(&["DECRBY", &from, "1"]);
+                        c.cmd(&["INCRBY", &to, "1"]);
+                        match c.cmd(&["TXN", "COMMIT"]) {
+                            Frame::Integer(_) => break,
+                            Frame::Error(e) if e.starts_with(b"CONFLICT") => {
+                                conflicts.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut c = server.raw();
+    let mut total = 0;
+    for i in 0..accounts {
+        let Frame::Bulk(v) = c.cmd(&["GET", &format!("acct{i}")]) else {
+            panic!()
+        };
+        total += std::str::from_utf8(&v).unwrap().parse::<i64>().unwrap();
+    }
+    assert_eq!(total, 100 * accounts as i64);
+    println!("conflicts retried: {}", conflicts.load(Ordering::Relaxed));
+}
+
+#[test]
+fn versioned_cas_over_the_wire() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    assert_eq!(
+        c.cmd(&["GETVER", "k"]),
+        Frame::Array(vec![Frame::Null, int(0)])
+    );
+    let Frame::Integer(v1) = c.cmd(&["SETVER", "k", "0", "a"]) else {
+        panic!()
+    };
+    assert_eq!(c.cmd(&["SETVER", "k", "0", "b"]), Frame::Null);
+    let Frame::Integer(v2) = c.cmd(&["CAS", "k", &v1.to_string(), "b", "EX", "100"]) else {
+        panic!()
+    };
+    assert!(v2 > v1);
+    assert_eq!(c.cmd(&["SETVER", "k", &v1.to_string(), "c"]), Frame::Null);
+    assert_eq!(
+        c.cmd(&["SETVER", "k", "x", "c"]),
+        err("ERR value is not an integer or out of range")
+    );
+    assert_eq!(c.cmd(&["SET", "k", "c", "IFEQ", "b"]), ok());
+    assert_eq!(c.cmd(&["SET", "k", "d", "IFEQ", "b"]), Frame::Null);
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("c"));
+}
