@@ -168,14 +168,12 @@ async fn release(
     shared: &Shared,
 ) -> std::io::Result<()> {
     let needed = std::mem::take(&mut session.max_lsn);
-    if needed > 0 {
-        if let Some(durable) = shared.durable_lsn.as_ref() {
-            let mut durable = durable.clone();
-            if *durable.borrow() < needed && durable.wait_for(|d| *d >= needed).await.is_err() {
-                // The WAL is gone: these writes can't be acknowledged, so say nothing.
-                return Err(std::io::Error::other("durable LSN channel closed"));
-            }
-        }
+    if needed > 0 && !shared.persistence.wait_durable(needed).await {
+        // The WAL failed (or is gone) before these writes became durable: they can't be
+        // acknowledged, so close the connection without a word, as a crash would.
+        return Err(std::io::Error::other(
+            "write-ahead log failed before the reply was durable",
+        ));
     }
     if sendable.is_empty() {
         std::mem::swap(pending, sendable);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use parking_lot::RwLock;
 use tierkv::config::{Config, Invocation};
+use tierkv::persistence::Persistence;
 
 fn main() -> anyhow::Result<()> {
     let config = match Config::from_args(std::env::args().skip(1)) {
@@ -33,6 +34,17 @@ fn main() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.dir)
         .with_context(|| format!("creating data directory {}", config.dir.display()))?;
+    let (durability, report) = tierkv::persistence::open(&config)
+        .with_context(|| format!("recovering from {}", config.dir.display()))?;
+    tracing::info!(
+        checkpoint_ts = report.checkpoint_ts,
+        checkpoint_keys = report.checkpoint_keys,
+        wal_records = report.wal_records,
+        ms = report.elapsed.as_millis() as u64,
+        "recovered {} keys from the checkpoint and {} WAL records",
+        report.checkpoint_keys,
+        report.wal_records,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.worker_threads())
         .enable_all()
@@ -58,9 +70,14 @@ fn main() -> anyhow::Result<()> {
         tracing::info!("tierkv-server ready to accept connections on {local}");
         // Tests and scripts read this line to learn the port when started with --port 0.
         println!("Ready to accept connections tcp {local}");
-        let engine = txn::Engine::new(txn::EngineConfig::default());
+        let persistence =
+            Persistence::new(durability.clone()).context("watching the write-ahead log")?;
+        let engine = durability.engine().clone();
         let config = Arc::new(RwLock::new(config));
-        tierkv::server::run(listener, engine, config, shutdown).await?;
+        tierkv::server::run_with_durability(listener, engine, config, persistence, shutdown)
+            .await?;
+        // Everything acknowledged is already durable; this flushes what `everysec`/`no` hold.
+        durability.close().context("closing the write-ahead log")?;
         anyhow::Ok(())
     })?;
     tracing::info!("tierkv-server is now ready to exit, bye bye...");

@@ -20,6 +20,7 @@ use txn::Engine;
 
 use crate::cmd::TABLE;
 use crate::config::Config;
+use crate::persistence::Persistence;
 
 /// Most keys the expiry task deletes per tick; bounds the time one tick holds a worker.
 pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
@@ -254,8 +255,8 @@ pub struct Shared {
     pub engine: Engine,
     /// Live configuration (CONFIG SET writes it).
     pub config: Arc<RwLock<Config>>,
-    /// The durable WAL position, when a WAL is configured.
-    pub durable_lsn: Option<watch::Receiver<u64>>,
+    /// Recovery, WAL and checkpoints; replies to writes wait on its durable position.
+    pub persistence: Persistence,
     /// Connected clients.
     pub clients: Mutex<HashMap<ClientId, Arc<ClientHandle>>>,
     next_client_id: AtomicU64,
@@ -277,14 +278,14 @@ impl Shared {
     pub fn new(
         engine: Engine,
         config: Arc<RwLock<Config>>,
-        durable_lsn: Option<watch::Receiver<u64>>,
+        persistence: Persistence,
         port: u16,
     ) -> Arc<Shared> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Shared {
             engine,
             config,
-            durable_lsn,
+            persistence,
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
             stats: Stats::new(),
@@ -333,7 +334,7 @@ pub async fn run(
     config: Arc<RwLock<Config>>,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
-    run_with_durability(listener, engine, config, None, shutdown).await
+    run_with_durability(listener, engine, config, Persistence::default(), shutdown).await
 }
 
 /// [`run`], with replies held back until the WAL position they depend on is durable.
@@ -341,13 +342,14 @@ pub async fn run_with_durability(
     listener: TcpListener,
     engine: Engine,
     config: Arc<RwLock<Config>>,
-    durable_lsn: Option<watch::Receiver<u64>>,
+    persistence: Persistence,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
     let port = listener.local_addr()?.port();
-    let shared = Shared::new(engine, config, durable_lsn, port);
+    let shared = Shared::new(engine, config, persistence, port);
     let mut shutdown_rx = shared.shutdown_signal();
     let background = tokio::spawn(background_tasks(shared.clone()));
+    let schedule = tokio::spawn(crate::persistence::schedule(shared.clone()));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -392,6 +394,7 @@ pub async fn run_with_durability(
     drop(listener);
     while connections.join_next().await.is_some() {}
     background.abort();
+    schedule.abort();
     tracing::info!("all connections closed");
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::{bulk, ok, RawClient};
 use parking_lot::RwLock;
 use tierkv::config::Config;
+use tierkv::persistence::{DurableState, Persistence};
 use tierkv::resp::Frame;
 
 /// A commit sink that hands out consecutive LSNs and stores nothing.
@@ -32,7 +33,7 @@ fn replies_wait_for_the_durable_lsn() {
         sink: Some(sink.clone()),
         ..txn::EngineConfig::default()
     });
-    let (durable_tx, durable_rx) = tokio::sync::watch::channel(0u64);
+    let (durable_tx, durable_rx) = tokio::sync::watch::channel(DurableState::default());
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -42,7 +43,10 @@ fn replies_wait_for_the_durable_lsn() {
         listener,
         engine,
         config,
-        Some(durable_rx),
+        Persistence {
+            durability: None,
+            durable: Some(durable_rx),
+        },
         std::future::pending::<()>(),
     ));
 
@@ -65,7 +69,9 @@ fn replies_wait_for_the_durable_lsn() {
         std::io::ErrorKind::WouldBlock
     );
     writer.stream.set_nonblocking(false).unwrap();
-    durable_tx.send(lsn).unwrap();
+    durable_tx
+        .send(DurableState { lsn, failed: false })
+        .unwrap();
     assert_eq!(writer.read().unwrap(), ok());
     rt.shutdown_background();
 }

@@ -188,6 +188,8 @@ table!(
     server::flushall,
     server::time,
     server::lastsave,
+    server::save,
+    server::bgsave,
     server::debug,
     server::shutdown,
 );

@@ -209,6 +209,8 @@ pub fn txn_error_frame(e: &TxnError) -> Frame {
     match e {
         TxnError::Conflict { .. } => CmdError::Conflict.to_frame(),
         TxnError::WatchFailed => Frame::NullArray,
+        // Redis's text when its AOF cannot be written; writes resume once the WAL recovers.
+        TxnError::Sink(e) => Frame::error(format!("MISCONF Errors writing to the AOF file: {e}")),
         other => Frame::error(format!("ERR {other}")),
     }
 }

@@ -20,7 +20,7 @@ impl Harness {
         let shared = Shared::new(
             txn::Engine::new(txn::EngineConfig::default()),
             Arc::new(RwLock::new(Config::default())),
-            None,
+            crate::persistence::Persistence::default(),
             0,
         );
         let session = Harness::session_on(&shared);

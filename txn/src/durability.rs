@@ -31,7 +31,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use storage::checkpoint::{CheckpointReader, CheckpointWriter};
 use storage::io::Disk;
-use storage::wal::{FsyncPolicy, TailReport, WalConfig, WalReader, WalStats, WalWriter};
+use storage::wal::{TailReport, WalConfig, WalReader};
 use storage::{Lsn, StorageError};
 
 use crate::engine::{CommitSink, Engine, EngineConfig};
@@ -40,6 +40,9 @@ use crate::limits::DATABASES;
 use crate::log_record::{DecodeError, LogOp, LogRecord};
 use crate::timestamp::CommitTs;
 use crate::{DbIndex, Isolation};
+
+pub use storage::io::FileDisk;
+pub use storage::wal::{FsyncPolicy, WalStats, WalWriter};
 
 /// Name of the WAL directory inside the data directory.
 pub const WAL_DIR: &str = "wal";

@@ -88,13 +88,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         );
     }
     if wanted(sections, "persistence") {
-        let _ = write!(
-            s,
-            "# Persistence\r\nloading:0\r\naof_enabled:{}\r\nrdb_last_save_time:{}\r\nappendfsync:{}\r\n\r\n",
-            u8::from(config.appendonly),
-            shared.lastsave_unix.load(Ordering::Relaxed),
-            config.get("appendfsync").unwrap_or_default(),
-        );
+        persistence(&mut s, shared, &config);
     }
     if wanted(sections, "stats") {
         let st = &shared.stats;
@@ -154,4 +148,56 @@ impl SessionCommand for Info {
             text: Bytes::from(render(cx.shared, &self.sections)),
         })
     }
+}
+
+/// The persistence section: Redis's field names where the meaning carries over (a checkpoint
+/// plays the RDB's part, the WAL the AOF's), then tierkv's own `wal_*`/`checkpoint_*` fields.
+fn persistence(s: &mut String, shared: &Shared, config: &crate::config::Config) {
+    let p = shared
+        .persistence
+        .durability
+        .as_ref()
+        .map(|d| d.stats())
+        .unwrap_or_default();
+    let status = |ok: bool| if ok { "ok" } else { "err" };
+    let _ = write!(
+        s,
+        "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\n\
+         rdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\n\
+         rdb_last_bgsave_time_sec:{}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:0\r\n\
+         aof_last_write_status:{}\r\nappendfsync:{}\r\n",
+        p.changes_since_checkpoint,
+        u8::from(p.checkpoint_in_progress),
+        shared.lastsave_unix.load(Ordering::Relaxed).max(p.last_checkpoint_unix_s),
+        status(p.last_checkpoint_ok),
+        p.last_checkpoint_ms.map_or(-1, |ms| (ms / 1000) as i64),
+        p.checkpoints,
+        u8::from(config.appendonly),
+        status(p.wal_error.is_none()),
+        config.get("appendfsync").unwrap_or_default(),
+    );
+    if let Some(w) = &p.wal {
+        let _ = write!(
+            s,
+            "aof_current_size:{}\r\nwal_segments:{}\r\nwal_next_lsn:{}\r\nwal_durable_lsn:{}\r\n\
+             wal_fsyncs:{}\r\nwal_last_fsync_latency_us:{}\r\nwal_write_errors:{}\r\nwal_fsync_errors:{}\r\n",
+            w.log_bytes,
+            w.segments,
+            w.next_lsn.0,
+            w.durable_lsn.0,
+            w.fsyncs,
+            w.last_fsync_micros,
+            w.write_errors,
+            w.fsync_errors,
+        );
+    }
+    let _ = write!(
+        s,
+        "checkpoint_last_duration_ms:{}\r\n",
+        p.last_checkpoint_ms.map_or(-1, |ms| ms as i64)
+    );
+    if let Some(e) = &p.wal_error {
+        let _ = write!(s, "wal_error:{}\r\n", e.replace(['\r', '\n'], " "));
+    }
+    s.push_str("\r\n");
 }

@@ -1,9 +1,10 @@
-//! Server commands: SWAPDB COMMAND INFO CONFIG DBSIZE FLUSHDB FLUSHALL TIME LASTSAVE DEBUG
+//! Server commands: SWAPDB COMMAND INFO CONFIG DBSIZE FLUSHDB FLUSHALL TIME LASTSAVE SAVE BGSAVE DEBUG
 //! SHUTDOWN.
 //!
 //! Invariant: these act on the engine as a whole or on server state; keyspace-wide engine calls
 //! (flush, swap) are not part of any session transaction.
 
+pub mod bgsave;
 pub mod command;
 pub mod config;
 pub mod dbsize;
@@ -12,6 +13,7 @@ pub mod flushall;
 pub mod flushdb;
 pub mod info;
 pub mod lastsave;
+pub mod save;
 pub mod shutdown;
 pub mod swapdb;
 pub mod time;
