@@ -3,7 +3,12 @@
 //! Architecture invariant: this crate knows nothing of keys' versions, transactions, RESP or
 //! tokio. Log payloads are opaque bytes; values are opaque byte strings addressed by
 //! [`page::ValueRef`].
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 pub mod error;
 pub mod lsn;
