@@ -37,11 +37,8 @@ pub struct Spectrum {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Percentiles at which the spectrum is sampled ("nines" up to 99.999).
-const SPECTRUM_PERCENTILES: [f64; 16] = [
-    0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 99.9995,
-    99.9999, 100.0,
-];
+/// The spectrum is sampled every tenth of a "nine", from 0% to 99.9999%, then at 100%.
+const SPECTRUM_STEPS: u32 = 60;
 
 /// Builds spectra for every operation kind in `stats`.
 pub fn spectra(server_label: &str, stats: &Stats) -> Vec<Spectrum> {
@@ -49,9 +46,11 @@ pub fn spectra(server_label: &str, stats: &Stats) -> Vec<Spectrum> {
         .iter()
         .filter_map(|kind| {
             let h = stats.histogram(*kind)?;
-            let points = SPECTRUM_PERCENTILES
-                .iter()
-                .map(|p| (*p, h.value_at_percentile(*p) as f64 / 1_000.0))
+            let percentiles = (0..=SPECTRUM_STEPS)
+                .map(|step| 100.0 * (1.0 - 10f64.powf(-f64::from(step) / 10.0)))
+                .chain(std::iter::once(100.0));
+            let points = percentiles
+                .map(|p| (p, h.value_at_percentile(p) as f64 / 1_000.0))
                 .collect();
             Some(Spectrum {
                 label: format!("{server_label} {}", kind.name()),
@@ -65,6 +64,13 @@ pub fn spectra(server_label: &str, stats: &Stats) -> Vec<Spectrum> {
 fn nines(percentile: f64) -> f64 {
     let rest = (1.0 - percentile / 100.0).max(1e-6);
     -rest.log10()
+}
+
+/// Axis label for a position on the "nines" axis: 2 → `99%`.
+fn percentile_label(nines_x: f64) -> String {
+    let p = 100.0 * (1.0 - 10f64.powf(-nines_x));
+    let digits = format!("{p:.4}");
+    format!("{}%", digits.trim_end_matches('0').trim_end_matches('.'))
 }
 
 fn palette(index: usize) -> RGBColor {
@@ -262,6 +268,9 @@ mod tests {
 
     #[test]
     fn nines_spreads_the_tail() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
         assert!((nines(90.0) - 1.0).abs() < 1e-9);
         assert!((nines(99.9) - 3.0).abs() < 1e-9);
         assert_eq!(nines(0.0), 0.0);
