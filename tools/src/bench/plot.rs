@@ -191,13 +191,7 @@ fn latency_chart(path: &Path, spectra: &[Spectrum]) -> Result<(), String> {
         .x_desc("percentile")
         .y_desc("latency (µs)")
         .x_labels(7)
-        .x_label_formatter(&|x| {
-            let p = 100.0 * (1.0 - 10f64.powf(-x));
-            format!("{p:.4}%")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        })
+        .x_label_formatter(&|x| percentile_label(*x))
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(|e| e.to_string())?;
