@@ -360,3 +360,56 @@ fn lost_writes_are_reported_as_mismatches() {
         .sum();
     assert!(missing > 0, "{report}");
 }
+
+#[test]
+fn a_server_that_stops_answering_is_reported_not_waited_for() {
+    // A fake server: answers the preflight PING, then swallows every request unanswered.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut first = true;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            if std::mem::take(&mut first) {
+                let mut ping = [0u8; 14];
+                stream.read_exact(&mut ping).unwrap();
+                assert_eq!(&ping, b"*1\r\n$4\r\nPING\r\n");
+                stream.write_all(b"+PONG\r\n").unwrap();
+                continue;
+            }
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 4096];
+                while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let (code, report) = bench(&[
+        "-t",
+        &format!("127.0.0.1:{port}"),
+        "--no-load",
+        "-w",
+        "c",
+        "-n",
+        "100",
+        "-c",
+        "2",
+        "-d",
+        "1",
+        "--timeout-secs",
+        "0.2",
+    ]);
+    assert_eq!(code, 1, "{report}");
+    let run = &report["phases"][0];
+    assert_eq!(run["phase"], "run");
+    assert_eq!(run["completed"], 0);
+    let timeouts = run["errors"]["timeout"].as_u64().unwrap();
+    assert_eq!(
+        run["failed"].as_u64().unwrap(),
+        timeouts,
+        "every failure is a timeout"
+    );
+    assert!(
+        timeouts >= 2,
+        "each connection timed out at least once: {run}"
+    );
+}

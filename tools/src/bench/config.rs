@@ -112,6 +112,10 @@ pub struct BenchConfig {
     /// Write throughput.svg and latency.svg into this directory.
     #[arg(long, value_name = "DIR")]
     pub plot_dir: Option<String>,
+    /// Seconds to wait for a batch's replies (or a connect) before dropping the connection
+    /// and counting its operations as `timeout` errors.
+    #[arg(long, default_value_t = 10.0)]
+    pub timeout_secs: f64,
     /// Seconds per throughput sample in the timeline.
     #[arg(long, default_value_t = 1.0)]
     pub sample_secs: f64,
@@ -152,8 +156,8 @@ impl BenchConfig {
         if self.rate.is_some_and(|r| !positive(r)) {
             return bad("--rate must be positive".into());
         }
-        if !positive(self.sample_secs) {
-            return bad("--sample-secs must be positive".into());
+        if !positive(self.sample_secs) || !positive(self.timeout_secs) {
+            return bad("--sample-secs and --timeout-secs must be positive".into());
         }
         let key_size: SizeRange = self.key_size.parse().map_err(ConfigError)?;
         let value_size: SizeRange = self.value_size.parse().map_err(ConfigError)?;

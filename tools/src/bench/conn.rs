@@ -38,6 +38,9 @@ pub enum ConnError {
     /// More unparsed reply bytes than [`READ_BUFFER_MAX_BYTES`].
     #[error("reply buffer over {READ_BUFFER_MAX_BYTES} bytes")]
     ReplyTooLarge,
+    /// A round trip took longer than the configured timeout.
+    #[error("round trip timed out")]
+    Timeout,
 }
 
 impl ConnError {
@@ -46,6 +49,7 @@ impl ConnError {
             ConnError::Io(_) => "io",
             ConnError::Protocol(_) => "protocol",
             ConnError::ReplyTooLarge => "reply_too_large",
+            ConnError::Timeout => "timeout",
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct ConnPlan {
     pub stop: Stop,
     /// Open-loop schedule; `None` for closed loop.
     pub schedule: Option<Schedule>,
+    /// Longest wait for one batch (connect included) before the connection is dropped.
+    pub timeout: Duration,
 }
 
 /// Runs one connection to completion and returns its results.
@@ -169,17 +175,26 @@ pub async fn drive(mut plan: ConnPlan, ctx: Arc<OpContext>, progress: Arc<Progre
         }
         let live = match conn.take() {
             Some(c) => Ok(c),
-            None => Conn::connect(&plan.addr).await,
+            None => match tokio::time::timeout(plan.timeout, Conn::connect(&plan.addr)).await {
+                Ok(connected) => connected.map_err(ConnError::Io),
+                Err(_) => Err(ConnError::Timeout),
+            },
         };
         let outcome = match live {
             Ok(mut c) => {
-                let result = c.run_batch(&mut batch, &ctx, &mut stats, &progress).await;
+                // Cancelling at an await point leaves `batch` holding exactly the unfinished
+                // operations: it is only rewritten between awaits.
+                let round_trips = c.run_batch(&mut batch, &ctx, &mut stats, &progress);
+                let result = match tokio::time::timeout(plan.timeout, round_trips).await {
+                    Ok(result) => result,
+                    Err(_) => Err(ConnError::Timeout),
+                };
                 if result.is_ok() {
                     conn = Some(c);
                 }
                 result
             }
-            Err(e) => Err(ConnError::Io(e)),
+            Err(e) => Err(e),
         };
         if let Err(error) = outcome {
             // The ops left in `batch` never completed: count them, then back off.

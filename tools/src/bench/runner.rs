@@ -96,7 +96,11 @@ pub fn run(config: &BenchConfig) -> Result<BenchOutput, BenchError> {
     };
     let mut contexts = Vec::new();
     for (addr, _) in &servers {
-        preflight(addr, config.flushall)?;
+        preflight(
+            addr,
+            config.flushall,
+            Duration::from_secs_f64(config.timeout_secs),
+        )?;
         let versions = Versions::new(
             config.keys,
             resolved.insert_capacity,
@@ -199,6 +203,7 @@ fn run_phase(
                         ops_max: None,
                     },
                     schedule: None,
+                    timeout: Duration::from_secs_f64(config.timeout_secs),
                 }
             }
             Phase::Run | Phase::Total => {
@@ -219,6 +224,7 @@ fn run_phase(
                         deadline,
                         ops_max: total_ops.map(share),
                     },
+                    timeout: Duration::from_secs_f64(config.timeout_secs),
                     schedule: config.rate.map(|rate| {
                         Schedule::new(
                             start,
@@ -352,15 +358,21 @@ fn sample_progress(
 }
 
 /// Connects with a blocking socket, optionally flushes, and checks the server answers PING.
-fn preflight(addr: &str, flushall: bool) -> Result<(), BenchError> {
+fn preflight(addr: &str, flushall: bool, timeout: Duration) -> Result<(), BenchError> {
     let fail = |reason: String| BenchError::Preflight {
         addr: addr.to_string(),
         reason,
     };
     let mut stream =
         std::net::TcpStream::connect(addr).map_err(|e| fail(format!("connect: {e}")))?;
+    // FLUSHALL of a large dataset can take a while; give it at least 30 s.
+    let wait = if flushall {
+        timeout.max(Duration::from_secs(30))
+    } else {
+        timeout
+    };
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(wait))
         .map_err(|e| fail(e.to_string()))?;
     let mut request = Vec::new();
     if flushall {
