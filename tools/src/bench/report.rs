@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::config::{BenchConfig, Resolved};
+use super::dist::KeyDistKind;
 use super::runner::PhaseOutcome;
 use super::stats::{LatencySummary, Stats};
 use super::workload::OpKind;
@@ -254,19 +255,29 @@ impl BenchReport {
         let c = &self.config;
         let r = &self.resolved;
         let mix: Vec<String> = r.mix.kinds().map(|k| k.name().to_string()).collect();
+        let workload = match &c.mix {
+            Some(_) => "custom".to_string(),
+            None => format!("YCSB {:?}", c.workload),
+        };
+        let dist = match r.dist {
+            KeyDistKind::Uniform => "uniform".to_string(),
+            KeyDistKind::Zipf { theta } => format!("zipf({theta})"),
+            KeyDistKind::Latest { theta } => format!("latest({theta})"),
+        };
         let _ = writeln!(
             out,
-            "workload {:?} ops [{}] dist {:?}, {} keys, key {} B, value {} B, {} conns x pipeline {}, {} threads{}",
-            c.workload,
+            "workload {workload} [{}], keys {dist}, {} keys, key {} B, value {} B, \
+             {} conns x pipeline {}, {} threads{}",
             mix.join(","),
-            r.dist,
             c.keys,
             c.key_size,
             c.value_size,
             c.connections,
             c.pipeline,
             r.threads,
-            c.rate.map(|x| format!(", open loop at {x:.0} ops/s")).unwrap_or_default(),
+            c.rate
+                .map(|x| format!(", open loop at {x:.0} ops/s"))
+                .unwrap_or_default(),
         );
         for phase in &self.phases {
             render_phase(&mut out, phase);
