@@ -1,1 +1,3 @@
 //! tierkv operator tools.
+
+pub mod bench;
