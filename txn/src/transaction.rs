@@ -470,6 +470,11 @@ impl Transaction {
     }
 }
 
+const _: () = {
+    const fn assert_send_static<T: Send + 'static>() {}
+    assert_send_static::<Transaction>();
+};
+
 impl Drop for Transaction {
     fn drop(&mut self) {
         self.finish();
