@@ -36,6 +36,7 @@ pub use expiry::{Clock, ManualClock, SystemClock, TimingWheel};
 pub use gc::GcStats;
 pub use log_record::{DecodeError, LogOp, LogRecord};
 pub use storage::page::PageStoreConfig;
+pub use storage::Lsn;
 pub use timestamp::{CommitTs, SnapshotTs, TxnId};
 pub use transaction::Transaction;
 

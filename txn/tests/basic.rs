@@ -324,3 +324,117 @@ fn random_key_finds_live_keys() {
         seen.len()
     );
 }
+
+#[test]
+fn many_keys_expiring_together_are_removed_in_bounded_ticks() {
+    let (engine, clock) = engine_with_clock(5_000);
+    let keys = 50_000u32;
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            for i in 0..keys {
+                tx.put(
+                    0,
+                    format!("exp:{i:06}").as_bytes(),
+                    b"v",
+                    Expiry::At(6_000 + u64::from(i % 1_000)),
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(engine.stats().dbs[0].expires, u64::from(keys));
+    clock.set(7_000);
+    let mut ticks = 0;
+    let mut deleted = 0;
+    while deleted < keys as usize {
+        let n = engine.expire_tick(1_000);
+        assert!(n <= 1_000, "a tick did more than its budget: {n}");
+        deleted += n;
+        ticks += 1;
+        // Foreground work proceeds between ticks.
+        set(&engine, "fg", &ticks.to_string());
+        assert!(ticks < 1_000, "expiry made no progress");
+    }
+    assert_eq!(deleted, keys as usize);
+    assert_eq!(engine.dbsize(0), 1);
+    assert_eq!(engine.stats().expired_keys, u64::from(keys));
+    assert_eq!(engine.expire_tick(1_000), 0);
+}
+
+#[test]
+fn replaying_the_log_rebuilds_the_same_state() {
+    use std::sync::Mutex;
+    use txn::{CommitSink, LogRecord};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Vec<u8>>>);
+    impl CommitSink for Recorder {
+        fn append(&self, record: &[u8]) -> Result<txn::Lsn, TxnError> {
+            let mut log = self.0.lock().unwrap();
+            log.push(record.to_vec());
+            Ok(txn::Lsn(log.len() as u64))
+        }
+    }
+
+    let clock = Arc::new(ManualClock::new(1_000));
+    let recorder = Arc::new(Recorder::default());
+    let engine = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        sink: Some(recorder.clone()),
+        ..EngineConfig::default()
+    });
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"a", b"1", Expiry::Persist)
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(1, b"b", b"2", Expiry::At(2_000))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.set_expiry(0, b"a", Some(9_000))
+        })
+        .unwrap();
+    let (_, info) = engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"c", b"3", Expiry::Persist)
+        })
+        .unwrap();
+    assert_eq!(info.lsn, Some(txn::Lsn(4)));
+    engine.swap_db(0, 1).unwrap();
+    clock.set(2_000);
+    assert_eq!(
+        engine.expire_tick(10),
+        1,
+        "b (now in db 0) expired: logged as a delete"
+    );
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(1, b"c").map(|_| ()))
+        .unwrap();
+
+    let replica = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        ..EngineConfig::default()
+    });
+    for bytes in recorder.0.lock().unwrap().iter() {
+        replica
+            .apply_record(&LogRecord::decode(bytes).unwrap())
+            .unwrap();
+    }
+    let dump = |e: &Engine| {
+        let mut tx = e.begin(Isolation::Snapshot);
+        (0..2)
+            .map(|db| tx.scan(db, None, None, 100).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dump(&engine), dump(&replica));
+    assert_eq!(engine.stats().visible_ts, replica.stats().visible_ts);
+    let first = LogRecord::decode(&recorder.0.lock().unwrap()[0]).unwrap();
+    assert!(matches!(
+        replica.apply_record(&first),
+        Err(TxnError::ReplayOrder { .. })
+    ));
+}
