@@ -433,3 +433,68 @@ async fn background_tasks(shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_with(bind: &str, requirepass: Option<&str>, maxclients: u64) -> Arc<Shared> {
+        let mut config = Config::default();
+        config.bind = vec![bind.to_owned()];
+        config.requirepass = requirepass.map(str::to_owned);
+        config.maxclients = maxclients;
+        Shared::new(
+            Engine::new(txn::EngineConfig::default()),
+            Arc::new(RwLock::new(config)),
+            None,
+            0,
+        )
+    }
+
+    #[test]
+    fn protected_mode_refuses_remote_clients_only_without_a_password() {
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let open = shared_with("0.0.0.0", None, 10);
+        assert!(admission(&open, &remote)
+            .unwrap()
+            .starts_with("-DENIED Running in protected mode"));
+        assert_eq!(admission(&open, &local), None);
+        assert_eq!(
+            admission(&shared_with("0.0.0.0", Some("pw"), 10), &remote),
+            None
+        );
+        assert_eq!(
+            admission(&shared_with("127.0.0.1", None, 10), &remote),
+            None
+        );
+        open.config.write().protected_mode = false;
+        assert_eq!(admission(&open, &remote), None);
+    }
+
+    #[test]
+    fn maxclients_is_checked_at_admission() {
+        let shared = shared_with("127.0.0.1", None, 1);
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(admission(&shared, &addr), None);
+        let client = Arc::new(ClientHandle::new(shared.next_client_id(), addr, addr));
+        shared.clients.lock().insert(client.id, client);
+        assert_eq!(
+            admission(&shared, &addr).as_deref(),
+            Some("-ERR max number of clients reached\r\n")
+        );
+    }
+
+    #[test]
+    fn scan_cursor_table_is_bounded() {
+        let mut cursors = ScanCursors::default();
+        let first = cursors.insert(0, bytes::Bytes::from_static(b"a"));
+        assert_eq!(cursors.get(0, first).as_deref(), Some(&b"a"[..]));
+        assert_eq!(cursors.get(1, first), None, "cursors are per database");
+        for _ in 0..SCAN_CURSORS_MAX {
+            cursors.insert(0, bytes::Bytes::from_static(b"b"));
+        }
+        assert_eq!(cursors.get(0, first), None, "oldest cursor forgotten");
+        assert_eq!(cursors.entries.len(), SCAN_CURSORS_MAX);
+    }
+}

@@ -81,9 +81,14 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         );
     }
     if wanted(sections, "memory") {
+        let pages = shared.engine.stats().pages;
         let _ = write!(
             s,
-            "# Memory\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            pages.bytes_allocated,
+            pages.bytes_allocated as f64 / (1024.0 * 1024.0),
+            pages.bytes_live,
+            pages.values_live,
             config.maxmemory_bytes
         );
     }
