@@ -439,10 +439,12 @@ mod tests {
     use super::*;
 
     fn shared_with(bind: &str, requirepass: Option<&str>, maxclients: u64) -> Arc<Shared> {
-        let mut config = Config::default();
-        config.bind = vec![bind.to_owned()];
-        config.requirepass = requirepass.map(str::to_owned);
-        config.maxclients = maxclients;
+        let config = Config {
+            bind: vec![bind.to_owned()],
+            requirepass: requirepass.map(str::to_owned),
+            maxclients,
+            ..Config::default()
+        };
         Shared::new(
             Engine::new(txn::EngineConfig::default()),
             Arc::new(RwLock::new(config)),
