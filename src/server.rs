@@ -132,68 +132,145 @@ impl ClientHandle {
     }
 }
 
-/// Server-wide counters for INFO; per-command slots are indexed like [`TABLE`], so recording
-/// a call is two relaxed atomic adds, never a lock.
-pub struct Stats {
-    /// Connections accepted.
-    pub connections_received: AtomicU64,
-    /// Connections refused by maxclients.
-    pub rejected_connections: AtomicU64,
-    /// Commands run.
-    pub commands_processed: AtomicU64,
-    /// Bytes read from clients.
-    pub net_input_bytes: AtomicU64,
-    /// Bytes written to clients.
-    pub net_output_bytes: AtomicU64,
-    /// Keys removed by the expiry task.
-    pub expired_keys: AtomicU64,
-    calls: Vec<AtomicU64>,
-    usec: Vec<AtomicU64>,
-    failed: Vec<AtomicU64>,
+/// Stat shards: connections add to the shard of their client id, so cores serving different
+/// clients don't fight over one cache line; INFO sums the shards.
+pub const STAT_SHARDS: usize = 32;
+
+/// One shard of the hot counters, on its own cache lines.
+#[repr(align(128))]
+struct StatShard {
+    commands: AtomicU64,
+    net_input_bytes: AtomicU64,
+    net_output_bytes: AtomicU64,
+    calls: Box<[AtomicU64]>,
+    usec: Box<[AtomicU64]>,
+    failed: Box<[AtomicU64]>,
 }
 
-impl Stats {
+impl StatShard {
     fn new() -> Self {
         let slots = || (0..TABLE.len()).map(|_| AtomicU64::new(0)).collect();
-        Stats {
-            connections_received: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            commands_processed: AtomicU64::new(0),
+        StatShard {
+            commands: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
-            expired_keys: AtomicU64::new(0),
             calls: slots(),
             usec: slots(),
             failed: slots(),
         }
     }
+}
 
-    /// Counts one command.
-    pub fn record(&self, table_index: usize, took: Duration, failed: bool) {
-        self.commands_processed.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = self.calls.get(table_index) {
+/// Server-wide counters for INFO. Recording a command is a few relaxed atomic adds on the
+/// caller's shard (per-command slots are indexed like [`TABLE`]), never a lock.
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused by maxclients.
+    pub rejected_connections: AtomicU64,
+    /// Keys removed by the expiry task.
+    pub expired_keys: AtomicU64,
+    shards: Box<[StatShard]>,
+}
+
+fn sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0u64, u64::wrapping_add)
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            expired_keys: AtomicU64::new(0),
+            shards: (0..STAT_SHARDS).map(|_| StatShard::new()).collect(),
+        }
+    }
+
+    fn shard(&self, client: ClientId) -> Option<&StatShard> {
+        self.shards.get((client.0 as usize) % STAT_SHARDS)
+    }
+
+    /// Counts one command of `client`.
+    pub fn record(&self, client: ClientId, table_index: usize, took: Duration, failed: bool) {
+        let Some(shard) = self.shard(client) else {
+            return;
+        };
+        shard.commands.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = shard.calls.get(table_index) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(u) = self.usec.get(table_index) {
+        if let Some(u) = shard.usec.get(table_index) {
             u.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         }
         if failed {
-            if let Some(f) = self.failed.get(table_index) {
+            if let Some(f) = shard.failed.get(table_index) {
                 f.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
+    /// Counts bytes read from `client`.
+    pub fn add_input(&self, client: ClientId, bytes: usize) {
+        if let Some(s) = self.shard(client) {
+            s.net_input_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts bytes written to `client`.
+    pub fn add_output(&self, client: ClientId, bytes: usize) {
+        if let Some(s) = self.shard(client) {
+            s.net_output_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Commands run.
+    pub fn commands_processed(&self) -> u64 {
+        sum(self
+            .shards
+            .iter()
+            .map(|s| s.commands.load(Ordering::Relaxed)))
+    }
+
+    /// Bytes read from clients.
+    pub fn net_input_bytes(&self) -> u64 {
+        sum(self
+            .shards
+            .iter()
+            .map(|s| s.net_input_bytes.load(Ordering::Relaxed)))
+    }
+
+    /// Bytes written to clients.
+    pub fn net_output_bytes(&self) -> u64 {
+        sum(self
+            .shards
+            .iter()
+            .map(|s| s.net_output_bytes.load(Ordering::Relaxed)))
+    }
+
     /// `(name, calls, usec, failed)` for every command called at least once.
     pub fn per_command(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let slot = |v: fn(&StatShard) -> &[AtomicU64], i: usize| {
+            sum(self
+                .shards
+                .iter()
+                .filter_map(|s| v(s).get(i))
+                .map(|a| a.load(Ordering::Relaxed)))
+        };
         TABLE
             .iter()
             .enumerate()
             .filter_map(|(i, e)| {
-                let calls = self.calls.get(i)?.load(Ordering::Relaxed);
-                let usec = self.usec.get(i)?.load(Ordering::Relaxed);
-                let failed = self.failed.get(i)?.load(Ordering::Relaxed);
-                (calls > 0).then_some((e.spec.name, calls, usec, failed))
+                let calls = slot(|s| &s.calls, i);
+                (calls > 0).then(|| {
+                    (
+                        e.spec.name,
+                        calls,
+                        slot(|s| &s.usec, i),
+                        slot(|s| &s.failed, i),
+                    )
+                })
             })
             .collect()
     }
@@ -203,13 +280,24 @@ impl Stats {
         for c in [
             &self.connections_received,
             &self.rejected_connections,
-            &self.commands_processed,
             &self.expired_keys,
         ] {
             c.store(0, Ordering::Relaxed);
         }
-        for v in [&self.calls, &self.usec, &self.failed] {
-            for c in v {
+        for shard in self.shards.iter() {
+            for c in [
+                &shard.commands,
+                &shard.net_input_bytes,
+                &shard.net_output_bytes,
+            ] {
+                c.store(0, Ordering::Relaxed);
+            }
+            for c in shard
+                .calls
+                .iter()
+                .chain(shard.usec.iter())
+                .chain(shard.failed.iter())
+            {
                 c.store(0, Ordering::Relaxed);
             }
         }

@@ -124,9 +124,12 @@ impl Session {
         self.client.touch(table_index);
         let started = Instant::now();
         let reply = self.dispatch(table_index, args, shared);
-        shared
-            .stats
-            .record(table_index, started.elapsed(), reply.is_error());
+        shared.stats.record(
+            self.client.id,
+            table_index,
+            started.elapsed(),
+            reply.is_error(),
+        );
         reply
     }
 
