@@ -115,10 +115,15 @@ async fn run_batch(
         DecodeLimits {
             max_bulk_len: c.proto_max_bulk_len_bytes,
             max_multibulk_len: MAX_MULTIBULK_LEN,
+            unauthenticated: false,
         }
     };
     let mut end = BatchEnd::More;
     loop {
+        let limits = DecodeLimits {
+            unauthenticated: !session.authenticated,
+            ..limits
+        };
         match decode_request(input, &limits) {
             Ok(Some(args)) => {
                 if args.is_empty() {

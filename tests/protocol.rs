@@ -243,6 +243,14 @@ fn requirepass_and_auth() {
     let mut con = client.get_connection().unwrap();
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
+    // Before AUTH, Redis's small request limits apply.
+    let mut stranger = server.raw();
+    stranger.send_raw(b"*11\r\n");
+    assert_eq!(
+        stranger.read().unwrap(),
+        err("ERR Protocol error: unauthenticated multibulk length")
+    );
+    assert!(stranger.is_closed());
     let no_pass = TestServer::start();
     assert_eq!(
         no_pass.raw().cmd(&["AUTH", "x"]),
