@@ -27,6 +27,8 @@ pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
 pub const EXPIRE_TICK_INTERVAL: Duration = Duration::from_millis(10);
 /// How often version garbage collection runs.
 pub const GC_INTERVAL: Duration = Duration::from_secs(1);
+/// Accepted connections waiting to be registered (a bound on the accept hand-off queue).
+pub const ACCEPT_QUEUE_MAX: usize = 1024;
 /// Most SCAN cursors remembered server-wide (oldest forgotten first).
 pub const SCAN_CURSORS_MAX: usize = 16 * 1024;
 
@@ -432,26 +434,60 @@ pub async fn run_with_durability(
     durable_lsn: Option<watch::Receiver<u64>>,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
-    let port = listener.local_addr()?.port();
+    run_listeners(vec![listener], engine, config, durable_lsn, shutdown).await
+}
+
+/// [`run_with_durability`] on several listeners at once (`bind 127.0.0.1 ::1`), all sharing
+/// one client registry, `maxclients` and stats.
+pub async fn run_listeners(
+    listeners: Vec<TcpListener>,
+    engine: Engine,
+    config: Arc<RwLock<Config>>,
+    durable_lsn: Option<watch::Receiver<u64>>,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let port = match listeners.first() {
+        Some(l) => l.local_addr()?.port(),
+        None => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no listener",
+            ))
+        }
+    };
     let shared = Shared::new(engine, config, durable_lsn, port);
     let mut shutdown_rx = shared.shutdown_signal();
     let background = tokio::spawn(background_tasks(shared.clone()));
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(ACCEPT_QUEUE_MAX);
+    let mut acceptors = JoinSet::new();
+    for listener in listeners {
+        let accepted_tx = accepted_tx.clone();
+        acceptors.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(pair) => {
+                        if accepted_tx.send(pair).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(accepted_tx);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = shutdown_rx.changed() => break,
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
+            accepted = accepted_rx.recv() => {
+                let Some((stream, addr)) = accepted else { break };
                 shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                 if let Some(rejection) = admission(&shared, &addr) {
                     shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
@@ -477,7 +513,9 @@ pub async fn run_with_durability(
     }
     tracing::info!("shutting down: no longer accepting connections");
     shared.request_shutdown();
-    drop(listener);
+    // Stop accepting: the listeners close with their tasks.
+    acceptors.abort_all();
+    drop(accepted_rx);
     while connections.join_next().await.is_some() {}
     background.abort();
     tracing::info!("all connections closed");
