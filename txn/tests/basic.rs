@@ -515,3 +515,45 @@ fn a_failing_commit_log_poisons_writes_but_not_reads() {
     assert_eq!(tx.get(0, b"k").unwrap(), None);
     assert!(tx.commit().is_ok(), "read-only work goes on");
 }
+
+#[test]
+fn refreshing_a_ttl_does_not_grow_the_wheel() {
+    let (engine, clock) = engine_with_clock(0);
+    for i in 0..1_000u64 {
+        clock.set(i);
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"session", b"s", Expiry::At(i + 60_000))
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        engine.stats().expiry_wheel_entries,
+        1,
+        "only the first deadline is scheduled"
+    );
+    clock.set(60_000);
+    assert_eq!(
+        engine.expire_tick(100),
+        0,
+        "the key's deadline moved: rescheduled, not deleted"
+    );
+    assert_eq!(get(&engine, "session").as_deref(), Some("s"));
+    assert_eq!(engine.stats().expiry_wheel_entries, 1);
+    clock.set(60_999);
+    assert_eq!(engine.expire_tick(100), 1);
+    assert_eq!(engine.stats().expiry_wheel_entries, 0);
+    // An earlier deadline than the scheduled one gets its own entry.
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"v", Expiry::At(90_000))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.set_expiry(0, b"t", Some(70_000))
+        })
+        .unwrap();
+    clock.set(70_000);
+    assert_eq!(engine.expire_tick(100), 1);
+}
