@@ -37,6 +37,7 @@ pub use gc::GcStats;
 pub use log_record::{DecodeError, LogOp, LogRecord};
 pub use storage::page::PageStoreConfig;
 pub use storage::Lsn;
+pub use storage::StorageError;
 pub use timestamp::{CommitTs, SnapshotTs, TxnId};
 pub use transaction::Transaction;
 

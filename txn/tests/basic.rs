@@ -438,3 +438,122 @@ fn replaying_the_log_rebuilds_the_same_state() {
         Err(TxnError::ReplayOrder { .. })
     ));
 }
+
+#[test]
+fn scan_cursor_survives_concurrent_writes() {
+    let (engine, _) = engine_with_clock(0);
+    for i in 0..100 {
+        set(&engine, &format!("s:{i:03}"), "v");
+    }
+    // Page through with a fresh transaction per page (as SCAN does) while keys change.
+    let mut cursor: Option<txn::Bytes> = None;
+    let mut seen = Vec::new();
+    let mut page = 0;
+    loop {
+        let mut tx = engine.begin(Isolation::Snapshot);
+        let rows = tx.scan(0, cursor.as_deref(), Some(b"s:"), 7).unwrap();
+        drop(tx);
+        if rows.is_empty() {
+            break;
+        }
+        cursor = Some(rows.last().unwrap().0.clone());
+        seen.extend(rows.into_iter().map(|(k, _)| k));
+        // Concurrent changes: delete a key ahead of the cursor, add one behind and one ahead.
+        page += 1;
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.delete(0, format!("s:{:03}", 99 - page).as_bytes())
+                    .map(|_| ())
+            })
+            .unwrap();
+        set(&engine, &format!("s:{:03}x", page), "new");
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no key returned twice");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "keys come in order");
+    // Every key present for the whole scan was returned.
+    for i in 0..100 {
+        let key = format!("s:{i:03}");
+        let deleted = (1..=page).any(|p| 99 - p == i);
+        if !deleted {
+            assert!(unique.contains(key.as_bytes()), "{key} missed");
+        }
+    }
+}
+
+#[test]
+fn a_failing_commit_log_poisons_writes_but_not_reads() {
+    struct Broken;
+    impl txn::CommitSink for Broken {
+        fn append(&self, _record: &[u8]) -> Result<txn::Lsn, TxnError> {
+            Err(TxnError::Storage(tierkv_storage_error()))
+        }
+    }
+    fn tierkv_storage_error() -> txn::StorageError {
+        std::io::Error::other("disk on fire").into()
+    }
+    let engine = Engine::new(EngineConfig {
+        sink: Some(Arc::new(Broken)),
+        ..EngineConfig::default()
+    });
+    let result = engine.run(Isolation::Snapshot, |tx| {
+        tx.put(0, b"k", b"v", Expiry::Persist)
+    });
+    assert!(matches!(result, Err(TxnError::Storage(_))));
+    assert!(engine.is_poisoned());
+    assert_eq!(
+        engine.stats().pages.values_live,
+        0,
+        "the aborted commit's value was freed"
+    );
+    let result = engine.run(Isolation::Snapshot, |tx| {
+        tx.put(0, b"k", b"v", Expiry::Persist)
+    });
+    assert!(matches!(result, Err(TxnError::Poisoned)));
+    assert!(matches!(engine.flush_all(), Err(TxnError::Poisoned)));
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert_eq!(tx.get(0, b"k").unwrap(), None);
+    assert!(tx.commit().is_ok(), "read-only work goes on");
+}
+
+#[test]
+fn refreshing_a_ttl_does_not_grow_the_wheel() {
+    let (engine, clock) = engine_with_clock(0);
+    for i in 0..1_000u64 {
+        clock.set(i);
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"session", b"s", Expiry::At(i + 60_000))
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        engine.stats().expiry_wheel_entries,
+        1,
+        "only the first deadline is scheduled"
+    );
+    clock.set(60_000);
+    assert_eq!(
+        engine.expire_tick(100),
+        0,
+        "the key's deadline moved: rescheduled, not deleted"
+    );
+    assert_eq!(get(&engine, "session").as_deref(), Some("s"));
+    assert_eq!(engine.stats().expiry_wheel_entries, 1);
+    clock.set(60_999);
+    assert_eq!(engine.expire_tick(100), 1);
+    assert_eq!(engine.stats().expiry_wheel_entries, 0);
+    // An earlier deadline than the scheduled one gets its own entry.
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"v", Expiry::At(90_000))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.set_expiry(0, b"t", Some(70_000))
+        })
+        .unwrap();
+    clock.set(70_000);
+    assert_eq!(engine.expire_tick(100), 1);
+}
