@@ -27,6 +27,8 @@ pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
 pub const EXPIRE_TICK_INTERVAL: Duration = Duration::from_millis(10);
 /// How often version garbage collection runs.
 pub const GC_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for connections to flush their last replies before closing them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Accepted connections waiting to be registered (a bound on the accept hand-off queue).
 pub const ACCEPT_QUEUE_MAX: usize = 1024;
 /// Most SCAN cursors remembered server-wide (oldest forgotten first).
@@ -516,7 +518,19 @@ pub async fn run_listeners(
     // Stop accepting: the listeners close with their tasks.
     acceptors.abort_all();
     drop(accepted_rx);
-    while connections.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        // A client that never reads its replies must not keep the server up forever.
+        tracing::warn!(
+            "closing {} connections that did not finish within {SHUTDOWN_GRACE:?}",
+            connections.len()
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
     background.abort();
     tracing::info!("all connections closed");
     Ok(())
