@@ -28,7 +28,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
     #[test]
     fn engine_matches_model(steps in proptest::collection::vec(step(), 1..80)) {
         let mut harness = Harness::new();

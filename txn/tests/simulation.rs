@@ -83,7 +83,7 @@ fn simulation() {
         return;
     }
     let base: u64 = rand::random();
-    for i in 0..30 {
+    for i in 0..100 {
         run_seed(base.wrapping_add(i), 5_000);
     }
 }
