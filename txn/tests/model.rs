@@ -24,6 +24,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u64..4).prop_map(|ms| Step::Advance { ms }),
         1 => Just(Step::Gc),
         1 => Just(Step::ExpireTick),
+        1 => (0u8..2).prop_map(|db| Step::FlushDb { db }),
+        1 => Just(Step::SwapDb),
     ]
 }
 

@@ -42,8 +42,12 @@ fn random_step(rng: &mut StdRng) -> Step {
         88..=92 => Step::Advance {
             ms: rng.gen_range(0..5),
         },
-        93..=96 => Step::Gc,
-        _ => Step::ExpireTick,
+        93..=95 => Step::Gc,
+        96..=97 => Step::ExpireTick,
+        98 => Step::SwapDb,
+        _ => Step::FlushDb {
+            db: rng.gen_range(0..2),
+        },
     }
 }
 
