@@ -230,7 +230,7 @@ fn readers_never_see_a_torn_newest_version() {
             let mut commits = 0u64;
             for i in 0..20_000u64 {
                 let value = format!("{i:08}-{}", "x".repeat((i % 50) as usize));
-                let expiry = if i % 2 == 0 {
+                let expiry = if i.is_multiple_of(2) {
                     Expiry::At(4_000_000_000_000 + i)
                 } else {
                     Expiry::Persist
@@ -246,7 +246,7 @@ fn readers_never_see_a_torn_newest_version() {
                     "single writer: ts = i + 1"
                 );
                 commits += 1;
-                if i % 1_000 == 0 {
+                if i.is_multiple_of(1_000) {
                     engine.gc();
                 }
             }
@@ -273,7 +273,7 @@ fn readers_never_see_a_torn_newest_version() {
                             "value and version from different commits"
                         );
                         assert_eq!(entry.value.len(), 9 + (i % 50) as usize);
-                        let expected = if i % 2 == 0 {
+                        let expected = if i.is_multiple_of(2) {
                             Some(4_000_000_000_000 + i)
                         } else {
                             None
