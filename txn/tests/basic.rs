@@ -557,3 +557,52 @@ fn refreshing_a_ttl_does_not_grow_the_wheel() {
     clock.set(70_000);
     assert_eq!(engine.expire_tick(100), 1);
 }
+
+#[test]
+fn conditional_puts() {
+    use txn::Condition;
+    let (engine, _) = engine_with_clock(0);
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert!(!tx
+        .put_if(0, b"c", b"1", Expiry::Persist, Condition::IfPresent)
+        .unwrap());
+    assert!(tx
+        .put_if(0, b"c", b"1", Expiry::Persist, Condition::IfAbsent)
+        .unwrap());
+    assert!(
+        !tx.put_if(0, b"c", b"2", Expiry::Persist, Condition::IfAbsent)
+            .unwrap(),
+        "own write counts"
+    );
+    let info = tx.commit().unwrap();
+    let version = info.commit_ts.unwrap();
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert!(!tx
+        .put_if(0, b"c", b"3", Expiry::Persist, Condition::IfValue(b"nope"))
+        .unwrap());
+    assert!(!tx
+        .put_if(
+            0,
+            b"c",
+            b"3",
+            Expiry::Persist,
+            Condition::IfVersion(CommitTs(version.0 + 5))
+        )
+        .unwrap());
+    assert!(tx
+        .put_if(
+            0,
+            b"c",
+            b"3",
+            Expiry::Persist,
+            Condition::IfVersion(version)
+        )
+        .unwrap());
+    assert!(tx
+        .put_if(0, b"c", b"4", Expiry::Persist, Condition::IfValue(b"3"))
+        .unwrap());
+    // A concurrent change between the check and the commit aborts the commit.
+    set(&engine, "c", "racer");
+    assert!(matches!(tx.commit(), Err(TxnError::Conflict { .. })));
+    assert_eq!(get(&engine, "c").as_deref(), Some("racer"));
+}
