@@ -5,7 +5,9 @@
 //! ```text
 //! cargo bench --bench engine                                  # 1 M keys
 //! TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine       # the documented longer run
-//! TIERKV_BENCH_MEMORY_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine
+//! TIERKV_BENCH_MEMORY_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine        # engine bytes/key
+//! TIERKV_BENCH_RATIO_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine         # get vs dashmap
+//! TIERKV_BENCH_MEMORY_ONLY=dashmap TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine  # baseline
 //! ```
 
 use std::hint::black_box;
@@ -26,10 +28,13 @@ fn keys() -> u64 {
         .unwrap_or(1_000_000)
 }
 
-fn key(i: u64) -> [u8; 16] {
+/// `key:` and 12 decimal digits (16 bytes), without allocating.
+fn key(mut i: u64) -> [u8; 16] {
     let mut k = *b"key:000000000000";
-    let digits = format!("{i:012}");
-    k[4..].copy_from_slice(digits.as_bytes());
+    for slot in k[4..].iter_mut().rev() {
+        *slot = b'0' + (i % 10) as u8;
+        i /= 10;
+    }
     k
 }
 
@@ -63,7 +68,23 @@ fn load(n: u64) -> Engine {
     engine
 }
 
+/// Prints the RSS growth per key of loading `n` keys into the engine, or (with
+/// `TIERKV_BENCH_MEMORY_ONLY=dashmap`) into the dashmap baseline. One structure per process:
+/// freed memory stays in the allocator, so a second measurement would be wrong.
 fn memory_report(n: u64) {
+    if std::env::var("TIERKV_BENCH_MEMORY_ONLY").as_deref() == Ok("dashmap") {
+        let before = rss_bytes();
+        let map: DashMap<Box<[u8]>, Box<[u8]>> = DashMap::new();
+        for i in 0..n {
+            map.insert(Box::from(&key(i)[..]), Box::from(&VALUE[..]));
+        }
+        let after = rss_bytes();
+        println!(
+            "memory: dashmap<Box<[u8]>, Box<[u8]>> baseline, {n} keys, {:.1} bytes/key",
+            (after - before) as f64 / n as f64
+        );
+        return;
+    }
     let before = rss_bytes();
     let engine = load(n);
     let after = rss_bytes();
@@ -74,17 +95,6 @@ fn memory_report(n: u64) {
         (after - before) as f64 / n as f64,
         stats.pages.bytes_allocated,
         stats.pages.bytes_live
-    );
-    drop(engine);
-    let before = rss_bytes();
-    let map: DashMap<Box<[u8]>, Box<[u8]>> = DashMap::new();
-    for i in 0..n {
-        map.insert(Box::from(&key(i)[..]), Box::from(&VALUE[..]));
-    }
-    let after = rss_bytes();
-    println!(
-        "memory: dashmap<Box<[u8]>,Box<[u8]>> baseline {n} keys, {:.1} bytes/key",
-        after.saturating_sub(before) as f64 / n as f64
     );
 }
 
@@ -195,7 +205,64 @@ criterion_group! {
     targets = benches
 }
 
+/// Point-get ratio engine/dashmap, single thread, measured in alternating rounds so both see
+/// the same machine load (this shared build box is noisy); prints the median ns/op of each.
+fn ratio_report(n: u64) {
+    let engine = load(n);
+    let map: DashMap<Box<[u8]>, Box<[u8]>> = DashMap::new();
+    for i in 0..n {
+        map.insert(Box::from(&key(i)[..]), Box::from(&VALUE[..]));
+    }
+    let ops = 1_000_000u64;
+    let mut tx = engine.begin(Isolation::Snapshot);
+    let (mut engine_ns, mut autocommit_ns, mut dashmap_ns) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..7u64 {
+        let mut r = round;
+        let mut next = || {
+            r = r
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            key((r >> 11) % n)
+        };
+        let start = Instant::now();
+        for _ in 0..ops {
+            black_box(map.get(&next()[..]).map(|v| v.len()));
+        }
+        dashmap_ns.push(start.elapsed().as_nanos() as f64 / ops as f64);
+        let start = Instant::now();
+        for _ in 0..ops {
+            black_box(tx.get(0, &next()).unwrap());
+        }
+        engine_ns.push(start.elapsed().as_nanos() as f64 / ops as f64);
+        let start = Instant::now();
+        for _ in 0..ops {
+            let mut auto = engine.begin(Isolation::Snapshot);
+            black_box(auto.get(0, &next()).unwrap());
+            auto.commit().unwrap();
+        }
+        autocommit_ns.push(start.elapsed().as_nanos() as f64 / ops as f64);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (d, e, a) = (
+        median(&mut dashmap_ns),
+        median(&mut engine_ns),
+        median(&mut autocommit_ns),
+    );
+    println!(
+        "ratio: {n} keys, 1 thread: dashmap get {d:.0} ns, engine get in open txn {e:.0} ns ({:.2}x), begin+get+commit {a:.0} ns ({:.2}x)",
+        e / d,
+        a / d
+    );
+}
+
 fn main() {
+    if std::env::var("TIERKV_BENCH_RATIO_ONLY").is_ok() {
+        ratio_report(keys());
+        return;
+    }
     memory_report(keys());
     if std::env::var("TIERKV_BENCH_MEMORY_ONLY").is_ok() {
         return;

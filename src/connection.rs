@@ -8,7 +8,6 @@
 //! exceeds the normal-class `client-output-buffer-limit` nor [`OUTPUT_BUFFER_BYTES_MAX`] (the
 //! client is disconnected instead, as in Redis).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,14 +62,14 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
             written = writer.write_buf(&mut sendable), if !sendable.is_empty() => match written {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    shared.stats.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    shared.stats.add_output(client.id, n);
                 }
             },
             read = reader.read_buf(&mut input), if !closing => {
                 match read {
                     Ok(0) | Err(_) => closing = true,
                     Ok(n) => {
-                        shared.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        shared.stats.add_input(client.id, n);
                         if input.len() as u64 > shared.config.read().client_query_buffer_limit_bytes {
                             tracing::warn!(client = client.id.0, "closing client that exceeded client-query-buffer-limit");
                             break;
@@ -116,10 +115,15 @@ async fn run_batch(
         DecodeLimits {
             max_bulk_len: c.proto_max_bulk_len_bytes,
             max_multibulk_len: MAX_MULTIBULK_LEN,
+            unauthenticated: false,
         }
     };
     let mut end = BatchEnd::More;
     loop {
+        let limits = DecodeLimits {
+            unauthenticated: !session.authenticated,
+            ..limits
+        };
         match decode_request(input, &limits) {
             Ok(Some(args)) => {
                 if args.is_empty() {

@@ -51,19 +51,28 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("building the tokio runtime")?;
     runtime.block_on(async move {
-        let addrs: Vec<String> = config
-            .bind
-            .iter()
-            .map(|b| format!("{}:{}", b.trim_start_matches('-'), config.port))
-            .collect();
-        let first = addrs
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("127.0.0.1:{}", config.port));
-        let listener = tokio::net::TcpListener::bind(&first)
+        let mut hosts = config.bind.iter();
+        let first = hosts
+            .next()
+            .map_or("127.0.0.1", |h| h.trim_start_matches('-'));
+        let listener = tokio::net::TcpListener::bind((first, config.port))
             .await
-            .with_context(|| format!("binding {first}"))?;
+            .with_context(|| format!("binding {first}:{}", config.port))?;
+        // With --port 0 every address shares the port the first one got.
+        let port = listener.local_addr()?.port();
+        let mut listeners = vec![];
+        for host in hosts {
+            // Redis's `-addr`: bind if the address exists, skip it quietly otherwise.
+            let optional = host.starts_with('-');
+            let host = host.trim_start_matches('-');
+            match tokio::net::TcpListener::bind((host, port)).await {
+                Ok(l) => listeners.push(l),
+                Err(e) if optional => tracing::info!("skipping optional bind address {host}: {e}"),
+                Err(e) => return Err(e).with_context(|| format!("binding {host}:{port}")),
+            }
+        }
         let local = listener.local_addr()?;
+        listeners.insert(0, listener);
         // Install the handlers before announcing readiness, so an early signal still means a
         // graceful stop rather than the default kill.
         let shutdown = shutdown_signal()?;
@@ -74,8 +83,7 @@ fn main() -> anyhow::Result<()> {
             Persistence::new(durability.clone()).context("watching the write-ahead log")?;
         let engine = durability.engine().clone();
         let config = Arc::new(RwLock::new(config));
-        tierkv::server::run_with_durability(listener, engine, config, persistence, shutdown)
-            .await?;
+        tierkv::server::run_listeners(listeners, engine, config, persistence, shutdown).await?;
         // Everything acknowledged is already durable; this flushes what `everysec`/`no` hold.
         durability.close().context("closing the write-ahead log")?;
         anyhow::Ok(())

@@ -28,6 +28,10 @@ pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
 pub const EXPIRE_TICK_INTERVAL: Duration = Duration::from_millis(10);
 /// How often version garbage collection runs.
 pub const GC_INTERVAL: Duration = Duration::from_secs(1);
+/// How long shutdown waits for connections to flush their last replies before closing them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Accepted connections waiting to be registered (a bound on the accept hand-off queue).
+pub const ACCEPT_QUEUE_MAX: usize = 1024;
 /// Most SCAN cursors remembered server-wide (oldest forgotten first).
 pub const SCAN_CURSORS_MAX: usize = 16 * 1024;
 
@@ -133,68 +137,145 @@ impl ClientHandle {
     }
 }
 
-/// Server-wide counters for INFO; per-command slots are indexed like [`TABLE`], so recording
-/// a call is two relaxed atomic adds, never a lock.
-pub struct Stats {
-    /// Connections accepted.
-    pub connections_received: AtomicU64,
-    /// Connections refused by maxclients.
-    pub rejected_connections: AtomicU64,
-    /// Commands run.
-    pub commands_processed: AtomicU64,
-    /// Bytes read from clients.
-    pub net_input_bytes: AtomicU64,
-    /// Bytes written to clients.
-    pub net_output_bytes: AtomicU64,
-    /// Keys removed by the expiry task.
-    pub expired_keys: AtomicU64,
-    calls: Vec<AtomicU64>,
-    usec: Vec<AtomicU64>,
-    failed: Vec<AtomicU64>,
+/// Stat shards: connections add to the shard of their client id, so cores serving different
+/// clients don't fight over one cache line; INFO sums the shards.
+pub const STAT_SHARDS: usize = 32;
+
+/// One shard of the hot counters, on its own cache lines.
+#[repr(align(128))]
+struct StatShard {
+    commands: AtomicU64,
+    net_input_bytes: AtomicU64,
+    net_output_bytes: AtomicU64,
+    calls: Box<[AtomicU64]>,
+    usec: Box<[AtomicU64]>,
+    failed: Box<[AtomicU64]>,
 }
 
-impl Stats {
+impl StatShard {
     fn new() -> Self {
         let slots = || (0..TABLE.len()).map(|_| AtomicU64::new(0)).collect();
-        Stats {
-            connections_received: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            commands_processed: AtomicU64::new(0),
+        StatShard {
+            commands: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
-            expired_keys: AtomicU64::new(0),
             calls: slots(),
             usec: slots(),
             failed: slots(),
         }
     }
+}
 
-    /// Counts one command.
-    pub fn record(&self, table_index: usize, took: Duration, failed: bool) {
-        self.commands_processed.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = self.calls.get(table_index) {
+/// Server-wide counters for INFO. Recording a command is a few relaxed atomic adds on the
+/// caller's shard (per-command slots are indexed like [`TABLE`]), never a lock.
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused by maxclients.
+    pub rejected_connections: AtomicU64,
+    /// Keys removed by the expiry task.
+    pub expired_keys: AtomicU64,
+    shards: Box<[StatShard]>,
+}
+
+fn sum(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0u64, u64::wrapping_add)
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            expired_keys: AtomicU64::new(0),
+            shards: (0..STAT_SHARDS).map(|_| StatShard::new()).collect(),
+        }
+    }
+
+    fn shard(&self, client: ClientId) -> Option<&StatShard> {
+        self.shards.get((client.0 as usize) % STAT_SHARDS)
+    }
+
+    /// Counts one command of `client`.
+    pub fn record(&self, client: ClientId, table_index: usize, took: Duration, failed: bool) {
+        let Some(shard) = self.shard(client) else {
+            return;
+        };
+        shard.commands.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = shard.calls.get(table_index) {
             c.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(u) = self.usec.get(table_index) {
+        if let Some(u) = shard.usec.get(table_index) {
             u.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
         }
         if failed {
-            if let Some(f) = self.failed.get(table_index) {
+            if let Some(f) = shard.failed.get(table_index) {
                 f.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
+    /// Counts bytes read from `client`.
+    pub fn add_input(&self, client: ClientId, bytes: usize) {
+        if let Some(s) = self.shard(client) {
+            s.net_input_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts bytes written to `client`.
+    pub fn add_output(&self, client: ClientId, bytes: usize) {
+        if let Some(s) = self.shard(client) {
+            s.net_output_bytes
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Commands run.
+    pub fn commands_processed(&self) -> u64 {
+        sum(self
+            .shards
+            .iter()
+            .map(|s| s.commands.load(Ordering::Relaxed)))
+    }
+
+    /// Bytes read from clients.
+    pub fn net_input_bytes(&self) -> u64 {
+        sum(self
+            .shards
+            .iter()
+            .map(|s| s.net_input_bytes.load(Ordering::Relaxed)))
+    }
+
+    /// Bytes written to clients.
+    pub fn net_output_bytes(&self) -> u64 {
+        sum(self
+            .shards
+            .iter()
+            .map(|s| s.net_output_bytes.load(Ordering::Relaxed)))
+    }
+
     /// `(name, calls, usec, failed)` for every command called at least once.
     pub fn per_command(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let slot = |v: fn(&StatShard) -> &[AtomicU64], i: usize| {
+            sum(self
+                .shards
+                .iter()
+                .filter_map(|s| v(s).get(i))
+                .map(|a| a.load(Ordering::Relaxed)))
+        };
         TABLE
             .iter()
             .enumerate()
             .filter_map(|(i, e)| {
-                let calls = self.calls.get(i)?.load(Ordering::Relaxed);
-                let usec = self.usec.get(i)?.load(Ordering::Relaxed);
-                let failed = self.failed.get(i)?.load(Ordering::Relaxed);
-                (calls > 0).then_some((e.spec.name, calls, usec, failed))
+                let calls = slot(|s| &s.calls, i);
+                (calls > 0).then(|| {
+                    (
+                        e.spec.name,
+                        calls,
+                        slot(|s| &s.usec, i),
+                        slot(|s| &s.failed, i),
+                    )
+                })
             })
             .collect()
     }
@@ -204,13 +285,24 @@ impl Stats {
         for c in [
             &self.connections_received,
             &self.rejected_connections,
-            &self.commands_processed,
             &self.expired_keys,
         ] {
             c.store(0, Ordering::Relaxed);
         }
-        for v in [&self.calls, &self.usec, &self.failed] {
-            for c in v {
+        for shard in self.shards.iter() {
+            for c in [
+                &shard.commands,
+                &shard.net_input_bytes,
+                &shard.net_output_bytes,
+            ] {
+                c.store(0, Ordering::Relaxed);
+            }
+            for c in shard
+                .calls
+                .iter()
+                .chain(shard.usec.iter())
+                .chain(shard.failed.iter())
+            {
                 c.store(0, Ordering::Relaxed);
             }
         }
@@ -345,27 +437,61 @@ pub async fn run_with_durability(
     persistence: Persistence,
     shutdown: impl Future,
 ) -> std::io::Result<()> {
-    let port = listener.local_addr()?.port();
+    run_listeners(vec![listener], engine, config, persistence, shutdown).await
+}
+
+/// [`run_with_durability`] on several listeners at once (`bind 127.0.0.1 ::1`), all sharing
+/// one client registry, `maxclients` and stats.
+pub async fn run_listeners(
+    listeners: Vec<TcpListener>,
+    engine: Engine,
+    config: Arc<RwLock<Config>>,
+    persistence: Persistence,
+    shutdown: impl Future,
+) -> std::io::Result<()> {
+    let port = match listeners.first() {
+        Some(l) => l.local_addr()?.port(),
+        None => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no listener",
+            ))
+        }
+    };
     let shared = Shared::new(engine, config, persistence, port);
     let mut shutdown_rx = shared.shutdown_signal();
     let background = tokio::spawn(background_tasks(shared.clone()));
     let schedule = tokio::spawn(crate::persistence::schedule(shared.clone()));
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(ACCEPT_QUEUE_MAX);
+    let mut acceptors = JoinSet::new();
+    for listener in listeners {
+        let accepted_tx = accepted_tx.clone();
+        acceptors.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(pair) => {
+                        if accepted_tx.send(pair).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(accepted_tx);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = shutdown_rx.changed() => break,
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
+            accepted = accepted_rx.recv() => {
+                let Some((stream, addr)) = accepted else { break };
                 shared.stats.connections_received.fetch_add(1, Ordering::Relaxed);
                 if let Some(rejection) = admission(&shared, &addr) {
                     shared.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
@@ -391,8 +517,22 @@ pub async fn run_with_durability(
     }
     tracing::info!("shutting down: no longer accepting connections");
     shared.request_shutdown();
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+    // Stop accepting: the listeners close with their tasks.
+    acceptors.abort_all();
+    drop(accepted_rx);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        // A client that never reads its replies must not keep the server up forever.
+        tracing::warn!(
+            "closing {} connections that did not finish within {SHUTDOWN_GRACE:?}",
+            connections.len()
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
     background.abort();
     schedule.abort();
     tracing::info!("all connections closed");
@@ -434,5 +574,72 @@ async fn background_tasks(shared: Arc<Shared>) {
                 let _ = shared.engine.gc();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_with(bind: &str, requirepass: Option<&str>, maxclients: u64) -> Arc<Shared> {
+        let config = Config {
+            bind: vec![bind.to_owned()],
+            requirepass: requirepass.map(str::to_owned),
+            maxclients,
+            ..Config::default()
+        };
+        Shared::new(
+            Engine::new(txn::EngineConfig::default()),
+            Arc::new(RwLock::new(config)),
+            None,
+            0,
+        )
+    }
+
+    #[test]
+    fn protected_mode_refuses_remote_clients_only_without_a_password() {
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let open = shared_with("0.0.0.0", None, 10);
+        assert!(admission(&open, &remote)
+            .unwrap()
+            .starts_with("-DENIED Running in protected mode"));
+        assert_eq!(admission(&open, &local), None);
+        assert_eq!(
+            admission(&shared_with("0.0.0.0", Some("pw"), 10), &remote),
+            None
+        );
+        assert_eq!(
+            admission(&shared_with("127.0.0.1", None, 10), &remote),
+            None
+        );
+        open.config.write().protected_mode = false;
+        assert_eq!(admission(&open, &remote), None);
+    }
+
+    #[test]
+    fn maxclients_is_checked_at_admission() {
+        let shared = shared_with("127.0.0.1", None, 1);
+        let addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(admission(&shared, &addr), None);
+        let client = Arc::new(ClientHandle::new(shared.next_client_id(), addr, addr));
+        shared.clients.lock().insert(client.id, client);
+        assert_eq!(
+            admission(&shared, &addr).as_deref(),
+            Some("-ERR max number of clients reached\r\n")
+        );
+    }
+
+    #[test]
+    fn scan_cursor_table_is_bounded() {
+        let mut cursors = ScanCursors::default();
+        let first = cursors.insert(0, bytes::Bytes::from_static(b"a"));
+        assert_eq!(cursors.get(0, first).as_deref(), Some(&b"a"[..]));
+        assert_eq!(cursors.get(1, first), None, "cursors are per database");
+        for _ in 0..SCAN_CURSORS_MAX {
+            cursors.insert(0, bytes::Bytes::from_static(b"b"));
+        }
+        assert_eq!(cursors.get(0, first), None, "oldest cursor forgotten");
+        assert_eq!(cursors.entries.len(), SCAN_CURSORS_MAX);
     }
 }

@@ -123,10 +123,17 @@ impl Session {
         }
         self.client.touch(table_index);
         let started = Instant::now();
-        let reply = self.dispatch(table_index, args, shared);
-        shared
-            .stats
-            .record(table_index, started.elapsed(), reply.is_error());
+        let reply = if spec.has(flags::MAY_BLOCK) {
+            offload(|| self.dispatch(table_index, args, shared))
+        } else {
+            self.dispatch(table_index, args, shared)
+        };
+        shared.stats.record(
+            self.client.id,
+            table_index,
+            started.elapsed(),
+            reply.is_error(),
+        );
         reply
     }
 
@@ -344,6 +351,18 @@ impl Session {
             Err(TxnError::WatchFailed) => Ok(Frame::NullArray),
             Err(e) => Ok(txn_error_frame(&e)),
         }
+    }
+}
+
+/// Runs `f` with `block_in_place` on a multi-thread runtime, so a long command doesn't hold up
+/// the other connections queued on this worker; runs it directly anywhere else (tests).
+fn offload<R>(f: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }
 

@@ -243,6 +243,14 @@ fn requirepass_and_auth() {
     let mut con = client.get_connection().unwrap();
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
+    // Before AUTH, Redis's small request limits apply.
+    let mut stranger = server.raw();
+    stranger.send_raw(b"*11\r\n");
+    assert_eq!(
+        stranger.read().unwrap(),
+        err("ERR Protocol error: unauthenticated multibulk length")
+    );
+    assert!(stranger.is_closed());
     let no_pass = TestServer::start();
     assert_eq!(
         no_pass.raw().cmd(&["AUTH", "x"]),
@@ -359,4 +367,67 @@ fn slow_command_on_one_connection_does_not_stall_others() {
     let mut byte = [0u8; 1];
     let pending = sleeper.stream.peek(&mut byte);
     assert_eq!(pending.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+}
+
+#[test]
+fn slow_reader_past_the_output_buffer_limit_is_disconnected() {
+    let server =
+        TestServer::with_args(&["--client-output-buffer-limit", "normal", "1mb", "0", "0"]);
+    let mut setup = server.raw();
+    let value = "v".repeat(256 * 1024);
+    assert_eq!(setup.cmd(&["SET", "big", &value]), ok());
+    let mut slow = server.raw();
+    // Ask for ~50 MiB of replies and read none of them.
+    let mut req = Vec::new();
+    for _ in 0..200 {
+        req.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    let Frame::Integer(slow_id) = slow.cmd(&["CLIENT", "ID"]) else {
+        panic!()
+    };
+    slow.send_raw(&req);
+    // Poll (no timing assumption) until the server has dropped the slow client.
+    let needle = format!("id={slow_id} ");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let Frame::Bulk(list) = setup.cmd(&["CLIENT", "LIST"]) else {
+            panic!()
+        };
+        if !String::from_utf8_lossy(&list).contains(&needle) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "slow client was never disconnected"
+        );
+        std::thread::yield_now();
+    }
+    let mut drained = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut slow.stream, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+    assert!(
+        drained < 200 * value.len(),
+        "the server must disconnect before sending every reply"
+    );
+    assert_eq!(setup.cmd(&["PING"]), Frame::simple("PONG"));
+}
+
+#[test]
+fn command_docs_serve_redis_cli_hints() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    let Frame::Array(docs) = c.cmd(&["COMMAND", "DOCS", "set"]) else {
+        panic!()
+    };
+    assert_eq!(docs[0], bulk("set"));
+    let Frame::Array(fields) = &docs[1] else {
+        panic!()
+    };
+    assert!(fields.contains(&bulk("summary")));
+    assert!(fields.contains(&bulk("string")));
 }

@@ -236,3 +236,79 @@ fn versioned_cas_over_the_wire() {
     assert_eq!(c.cmd(&["SET", "k", "d", "IFEQ", "b"]), Frame::Null);
     assert_eq!(c.cmd(&["GET", "k"]), bulk("c"));
 }
+
+/// While a writer keeps replacing two keys together (MSET), MGET from another connection always
+/// sees both from the same commit.
+#[test]
+fn mget_reads_one_snapshot_while_writers_continue() {
+    let server = TestServer::start();
+    server.raw().cmd(&["MSET", "a", "0", "b", "0"]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let port = server.port;
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = common::RawClient::connect(port);
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let v = i.to_string();
+                assert_eq!(c.cmd(&["MSET", "a", &v, "b", &v]), ok());
+            }
+            i
+        })
+    };
+    let mut reader = server.raw();
+    let mut distinct = std::collections::BTreeSet::new();
+    for _ in 0..2000 {
+        let Frame::Array(v) = reader.cmd(&["MGET", "a", "b"]) else {
+            panic!()
+        };
+        assert_eq!(v[0], v[1], "MGET mixed two commits");
+        distinct.insert(format!("{:?}", v[0]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 0);
+    println!(
+        "{} distinct snapshots observed over {writes} writes",
+        distinct.len()
+    );
+}
+
+#[test]
+fn client_kill_closes_another_connection() {
+    let server = TestServer::start();
+    let mut victim = server.raw();
+    let Frame::Integer(id) = victim.cmd(&["CLIENT", "ID"]) else {
+        panic!()
+    };
+    let mut admin = server.raw();
+    assert_eq!(
+        admin.cmd(&["CLIENT", "KILL", "ID", &id.to_string()]),
+        int(1)
+    );
+    assert!(victim.is_closed());
+    assert_eq!(
+        admin.cmd(&["CLIENT", "KILL", "ID", &id.to_string()]),
+        int(0)
+    );
+    assert_eq!(
+        admin.cmd(&["CLIENT", "KILL", "1.2.3.4:5"]),
+        err("ERR No such client")
+    );
+}
+
+#[test]
+fn select_inside_multi_applies_to_later_queued_commands() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    c.cmd(&["MULTI"]);
+    c.cmd(&["SET", "k", "db0"]);
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["SET", "k", "db3"]);
+    assert_eq!(c.cmd(&["EXEC"]), Frame::Array(vec![ok(), ok(), ok()]));
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("db3"));
+    c.cmd(&["SELECT", "0"]);
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("db0"));
+}

@@ -17,7 +17,7 @@ pub mod txn;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use ::txn::{CommitInfo, DbIndex, Entry, Isolation, Transaction};
+use ::txn::{CommitInfo, DbIndex, Entry, Isolation, Transaction, ValueKind};
 use bytes::Bytes;
 
 pub use args::ArgCursor;
@@ -227,13 +227,25 @@ pub fn live(tx: &mut Transaction, cx: &DataCx<'_>, key: &[u8]) -> Result<Option<
         .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
 }
 
-/// The string value of `key`, if any.
+/// The string value of `key`, if any; `WRONGTYPE` if it holds another type.
 pub fn get_string(
     tx: &mut Transaction,
     cx: &DataCx<'_>,
     key: &[u8],
 ) -> Result<Option<Bytes>, CmdError> {
-    Ok(live(tx, cx, key)?.map(|e| e.value))
+    match live(tx, cx, key)? {
+        None => Ok(None),
+        Some(e) if e.kind == ValueKind::String => Ok(Some(e.value)),
+        Some(_) => Err(CmdError::WrongType),
+    }
+}
+
+/// The name `TYPE` reports for a value kind.
+pub fn type_name(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::String => "string",
+        _ => "unknown",
+    }
 }
 
 /// Parses `db` as a database index valid for this server.

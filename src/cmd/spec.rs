@@ -27,6 +27,9 @@ pub mod flags {
     pub const NOSCRIPT: u32 = 1 << 9;
     /// Runs immediately even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
     pub const TXN_CONTROL: u32 = 1 << 10;
+    /// May run long (whole-keyspace work): executed with `block_in_place` so the worker's other
+    /// connections move to another thread meanwhile. Not shown in `COMMAND INFO`.
+    pub const MAY_BLOCK: u32 = 1 << 11;
 
     /// `(bit, name)` in the order Redis lists flags.
     pub const NAMES: [(u32, &str); 10] = [

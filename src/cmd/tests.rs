@@ -156,3 +156,139 @@ fn noauth_until_auth_when_password_set() {
     assert_eq!(h.run("AUTH default secret"), Frame::ok());
     assert_eq!(h.run("GET a"), Frame::Null);
 }
+
+mod model {
+    //! Random command sequences against a `BTreeMap` model: every reply must match.
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::{bulk, Harness};
+    use crate::resp::Frame;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, u8),
+        SetNx(u8, u8),
+        Get(u8),
+        Del(u8, u8),
+        Append(u8, u8),
+        Incr(u8),
+        Exists(u8, u8),
+        GetDel(u8),
+        Rename(u8, u8),
+        MSet(u8, u8, u8),
+        MGet(u8, u8),
+        StrLen(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let k = 0u8..4;
+        let v = 0u8..3;
+        prop_oneof![
+            (k.clone(), v.clone()).prop_map(|(k, v)| Op::Set(k, v)),
+            (k.clone(), v.clone()).prop_map(|(k, v)| Op::SetNx(k, v)),
+            k.clone().prop_map(Op::Get),
+            (k.clone(), k.clone()).prop_map(|(a, b)| Op::Del(a, b)),
+            (k.clone(), v.clone()).prop_map(|(k, v)| Op::Append(k, v)),
+            k.clone().prop_map(Op::Incr),
+            (k.clone(), k.clone()).prop_map(|(a, b)| Op::Exists(a, b)),
+            k.clone().prop_map(Op::GetDel),
+            (k.clone(), k.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
+            (k.clone(), k.clone(), v).prop_map(|(a, b, v)| Op::MSet(a, b, v)),
+            (k.clone(), k.clone()).prop_map(|(a, b)| Op::MGet(a, b)),
+            k.prop_map(Op::StrLen),
+        ]
+    }
+
+    fn key(k: u8) -> String {
+        format!("k{k}")
+    }
+
+    fn val(v: u8) -> String {
+        ["1", "x", "10"][usize::from(v) % 3].to_owned()
+    }
+
+    fn opt(m: &BTreeMap<String, String>, k: &str) -> Frame {
+        m.get(k).map_or(Frame::Null, |v| bulk(v))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        #[test]
+        fn string_commands_match_a_map_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut h = Harness::new();
+            let mut m: BTreeMap<String, String> = BTreeMap::new();
+            for op in ops {
+                let (line, expected) = match op {
+                    Op::Set(k, v) => {
+                        m.insert(key(k), val(v));
+                        (format!("SET {} {}", key(k), val(v)), Frame::ok())
+                    }
+                    Op::SetNx(k, v) => {
+                        let fresh = !m.contains_key(&key(k));
+                        if fresh {
+                            m.insert(key(k), val(v));
+                        }
+                        (format!("SETNX {} {}", key(k), val(v)), Frame::Integer(i64::from(fresh)))
+                    }
+                    Op::Get(k) => (format!("GET {}", key(k)), opt(&m, &key(k))),
+                    Op::Del(a, b) => {
+                        let mut n = i64::from(m.remove(&key(a)).is_some());
+                        if a != b {
+                            n += i64::from(m.remove(&key(b)).is_some());
+                        }
+                        (format!("DEL {} {}", key(a), key(b)), Frame::Integer(n))
+                    }
+                    Op::Append(k, v) => {
+                        let e = m.entry(key(k)).or_default();
+                        e.push_str(&val(v));
+                        let len = e.len() as i64;
+                        (format!("APPEND {} {}", key(k), val(v)), Frame::Integer(len))
+                    }
+                    Op::Incr(k) => {
+                        let cur = m.get(&key(k)).cloned().unwrap_or_else(|| "0".into());
+                        let expected = match crate::resp::parse_i64(cur.as_bytes()) {
+                            Some(n) => {
+                                m.insert(key(k), (n + 1).to_string());
+                                Frame::Integer(n + 1)
+                            }
+                            None => Frame::error("ERR value is not an integer or out of range"),
+                        };
+                        (format!("INCR {}", key(k)), expected)
+                    }
+                    Op::Exists(a, b) => {
+                        let n = i64::from(m.contains_key(&key(a))) + i64::from(m.contains_key(&key(b)));
+                        (format!("EXISTS {} {}", key(a), key(b)), Frame::Integer(n))
+                    }
+                    Op::GetDel(k) => {
+                        let old = opt(&m, &key(k));
+                        m.remove(&key(k));
+                        (format!("GETDEL {}", key(k)), old)
+                    }
+                    Op::Rename(a, b) => {
+                        let expected = match m.remove(&key(a)) {
+                            None => Frame::error("ERR no such key"),
+                            Some(v) => {
+                                m.insert(key(b), v);
+                                Frame::ok()
+                            }
+                        };
+                        (format!("RENAME {} {}", key(a), key(b)), expected)
+                    }
+                    Op::MSet(a, b, v) => {
+                        m.insert(key(a), val(v));
+                        m.insert(key(b), val(v));
+                        (format!("MSET {} {} {} {}", key(a), val(v), key(b), val(v)), Frame::ok())
+                    }
+                    Op::MGet(a, b) => (format!("MGET {} {}", key(a), key(b)), Frame::Array(vec![opt(&m, &key(a)), opt(&m, &key(b))])),
+                    Op::StrLen(k) => (format!("STRLEN {}", key(k)), Frame::Integer(m.get(&key(k)).map_or(0, |v| v.len() as i64))),
+                };
+                prop_assert_eq!(h.run(&line), expected, "{}", line);
+            }
+            let Frame::Array(keys) = h.run("KEYS *") else { panic!() };
+            prop_assert_eq!(keys, m.keys().map(|k| bulk(k)).collect::<Vec<_>>());
+        }
+    }
+}

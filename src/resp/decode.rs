@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{
     Frame, DEFAULT_MAX_BULK_LEN, INLINE_MAX_SIZE, MAX_MULTIBULK_LEN, MAX_NESTING_DEPTH,
-    PREALLOC_ARGS_MAX,
+    PREALLOC_ARGS_MAX, UNAUTHENTICATED_BULK_MAX, UNAUTHENTICATED_MULTIBULK_MAX,
 };
 
 /// A malformed request. The `Display` text is Redis's exact error message (without `ERR `).
@@ -38,6 +38,14 @@ pub enum ProtocolError {
     /// An inline command is longer than the inline limit.
     #[error("Protocol error: too big inline request")]
     TooBigInline,
+    /// A client that has not authenticated sent a request array longer than
+    /// [`UNAUTHENTICATED_MULTIBULK_MAX`](super::UNAUTHENTICATED_MULTIBULK_MAX).
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// A client that has not authenticated sent a bulk string longer than
+    /// [`UNAUTHENTICATED_BULK_MAX`](super::UNAUTHENTICATED_BULK_MAX).
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// A frame (general decoder) starts with an unknown type byte.
     #[error("Protocol error: invalid frame type '{}'", char::from(*.0))]
     InvalidType(u8),
@@ -56,6 +64,9 @@ pub struct DecodeLimits {
     pub max_bulk_len: u64,
     /// Longest request array accepted.
     pub max_multibulk_len: u64,
+    /// The client has not authenticated yet: Redis's much smaller limits apply, so an
+    /// unauthenticated peer can't make the server buffer much.
+    pub unauthenticated: bool,
 }
 
 impl Default for DecodeLimits {
@@ -63,6 +74,7 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_bulk_len: DEFAULT_MAX_BULK_LEN,
             max_multibulk_len: MAX_MULTIBULK_LEN,
+            unauthenticated: false,
         }
     }
 }
@@ -157,6 +169,9 @@ fn check_multibulk(b: &[u8], limits: &DecodeLimits) -> Result<Step, ProtocolErro
     if count > 0 && count as u64 > limits.max_multibulk_len {
         return Err(ProtocolError::InvalidMultibulkLength);
     }
+    if limits.unauthenticated && count > UNAUTHENTICATED_MULTIBULK_MAX {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
+    }
     let mut pos = cr + 2;
     if count <= 0 {
         return Ok(Step::Request {
@@ -188,6 +203,9 @@ fn check_multibulk(b: &[u8], limits: &DecodeLimits) -> Result<Step, ProtocolErro
             .ok_or(ProtocolError::InvalidBulkLength)?;
         if len < 0 || len as u64 > limits.max_bulk_len {
             return Err(ProtocolError::InvalidBulkLength);
+        }
+        if limits.unauthenticated && len > UNAUTHENTICATED_BULK_MAX {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
         }
         pos = cr + 2 + len as usize + 2;
         if pos > b.len() {

@@ -23,6 +23,10 @@ pub const MAX_MULTIBULK_LEN: u64 = i32::MAX as u64;
 /// How many array slots the decoder reserves up front at most, so a declared but unsent length
 /// can't make us allocate.
 pub const PREALLOC_ARGS_MAX: usize = 1024;
+/// Longest request array a client may send before it authenticates (Redis: 10).
+pub const UNAUTHENTICATED_MULTIBULK_MAX: i64 = 10;
+/// Longest bulk string a client may send before it authenticates (Redis: 16 KiB).
+pub const UNAUTHENTICATED_BULK_MAX: i64 = 16 * 1024;
 /// Nesting limit for the general decoder (requests are flat); guards the stack against fuzzed input.
 pub const MAX_NESTING_DEPTH: usize = 128;
 

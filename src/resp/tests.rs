@@ -84,6 +84,29 @@ fn bulk_length_limit_is_enforced_before_the_body_arrives() {
 }
 
 #[test]
+fn unauthenticated_clients_get_small_limits() {
+    let limits = DecodeLimits {
+        unauthenticated: true,
+        ..DecodeLimits::default()
+    };
+    let mut many = BytesMut::from(&b"*11\r\n"[..]);
+    assert_eq!(
+        decode_request(&mut many, &limits),
+        Err(ProtocolError::UnauthenticatedMultibulkLength)
+    );
+    let mut big = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$16385\r\n"[..]);
+    assert_eq!(
+        decode_request(&mut big, &limits).unwrap_err().to_string(),
+        "Protocol error: unauthenticated bulk length"
+    );
+    let mut ok = BytesMut::from(&b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"[..]);
+    assert_eq!(
+        decode_request(&mut ok, &limits).unwrap(),
+        Some(args(&["AUTH", "pw"]))
+    );
+}
+
+#[test]
 fn oversized_length_lines_and_inline_requests_are_rejected() {
     let long = vec![b'a'; INLINE_MAX_SIZE + 1];
     assert_eq!(req(&long), Err(ProtocolError::TooBigInline));

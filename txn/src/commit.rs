@@ -293,7 +293,13 @@ pub(crate) fn install(
         i64::from(has_expiry) - i64::from(had_expiry),
         Ordering::Relaxed,
     );
-    if has_expiry {
+    // Wheel invariant: a key with deadline D has a wheel entry at some deadline <= D. A later
+    // deadline (TTL refresh, KEEPTTL overwrite) needs no new entry: when the earlier entry
+    // fires, `expire_tick` re-schedules it. So refreshing a TTL adds nothing to the wheel.
+    let previous_deadline = previous
+        .filter(|v| !v.tombstone && v.expire_at_ms != NO_EXPIRY)
+        .map(|v| v.expire_at_ms);
+    if has_expiry && previous_deadline.is_none_or(|previous| deadline < previous) {
         inner
             .wheel
             .lock()
@@ -504,16 +510,21 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
             let Some(node) = d.index.get(&key, &guard) else {
                 continue;
             };
-            // Stale entries (the deadline moved, or the key was rewritten or deleted) are
-            // ignored: only the current version's deadline counts.
-            let current = node.newest(&guard).is_some_and(|v| {
-                !v.tombstone
-                    && v.expire_at_ms == deadline
-                    && v.expire_at_ms != NO_EXPIRY
-                    && deadline <= now
-            });
-            if current && seen.insert((db, key.clone())) {
-                ops.push(LogOp::Delete { db, key });
+            // Only the current version's deadline counts. An entry for a key whose deadline
+            // moved later is re-scheduled at the new deadline; one for a key with no deadline
+            // any more (persisted, deleted, rewritten without TTL) is dropped.
+            let Some(current) = node
+                .newest(&guard)
+                .filter(|v| !v.tombstone && v.expire_at_ms != NO_EXPIRY)
+            else {
+                continue;
+            };
+            if current.expire_at_ms <= now {
+                if seen.insert((db, key.clone())) {
+                    ops.push(LogOp::Delete { db, key });
+                }
+            } else if current.expire_at_ms > deadline {
+                inner.wheel.lock().insert(current.expire_at_ms, (db, key));
             }
         }
         chosen = ops.len();

@@ -213,6 +213,16 @@ impl Engine {
         })
     }
 
+    /// The engine's clock (the server computes TTL replies and deadlines from it).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// True once a commit-log failure has poisoned the engine (see [`TxnError::Poisoned`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
     /// The engine clock's time (ms since the Unix epoch).
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()

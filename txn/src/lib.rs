@@ -40,8 +40,10 @@ pub use expiry::{Clock, ManualClock, SystemClock, TimingWheel};
 pub use gc::GcStats;
 pub use log_record::{DecodeError, LogOp, LogRecord};
 pub use storage::page::PageStoreConfig;
+pub use storage::Lsn;
+pub use storage::StorageError;
 pub use timestamp::{CommitTs, SnapshotTs, TxnId};
-pub use transaction::Transaction;
+pub use transaction::{Condition, Transaction};
 
 /// A logical database number, `0..limits::DATABASES`.
 pub type DbIndex = u8;

@@ -34,6 +34,23 @@ pub(crate) enum Write {
     },
 }
 
+/// When [`Transaction::put_if`] writes. Checked against what the transaction sees (its
+/// snapshot plus its own writes); first-committer-wins at commit makes the check and the write
+/// atomic (a concurrent change of the key aborts the commit with a conflict).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition<'a> {
+    /// Unconditionally (plain SET).
+    Always,
+    /// Only if the key is absent or expired (SET NX, SETNX, MSETNX per key).
+    IfAbsent,
+    /// Only if the key is present (SET XX).
+    IfPresent,
+    /// Only if the key's visible version is this one (compare-and-set by version).
+    IfVersion(CommitTs),
+    /// Only if the key's value equals this (compare-and-set by value, SET IFEQ).
+    IfValue(&'a [u8]),
+}
+
 /// A key range a `Serializable` transaction scanned: `(db, start, end)`.
 pub(crate) type ScannedRange = (DbIndex, Bound<Bytes>, Bound<Bytes>);
 
@@ -174,7 +191,6 @@ impl Transaction {
     pub fn get(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
         let d = self.inner.db(db)?;
         check_key(key)?;
-        let now = self.inner.clock.now_ms();
         let entry = match self.own_write(db, key) {
             Some(Write::Put {
                 value,
@@ -201,7 +217,10 @@ impl Transaction {
                 self.committed(d, key)?
             }
         };
-        Ok(entry.filter(|e| !is_due(e.expire_at_ms, now)))
+        // The clock is read only for keys with a deadline (most have none).
+        Ok(entry.filter(|e| {
+            e.expire_at_ms.is_none() || !is_due(e.expire_at_ms, self.inner.clock.now_ms())
+        }))
     }
 
     fn add_write(&mut self, db: DbIndex, key: &[u8], write: Write) -> Result<(), TxnError> {
@@ -256,6 +275,35 @@ impl Transaction {
                 expire_at_ms,
             },
         )
+    }
+
+    /// Writes `key` if `condition` holds for what this transaction sees; returns whether it
+    /// wrote. See [`Condition`].
+    pub fn put_if(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        value: &[u8],
+        expiry: Expiry,
+        condition: Condition<'_>,
+    ) -> Result<bool, TxnError> {
+        let holds = match condition {
+            Condition::Always => true,
+            condition => {
+                let current = self.get(db, key)?;
+                match condition {
+                    Condition::IfAbsent => current.is_none(),
+                    Condition::IfPresent => current.is_some(),
+                    Condition::IfVersion(version) => current.is_some_and(|e| e.version == version),
+                    Condition::IfValue(expected) => current.is_some_and(|e| e.value == expected),
+                    Condition::Always => true,
+                }
+            }
+        };
+        if holds {
+            self.put(db, key, value, expiry)?;
+        }
+        Ok(holds)
     }
 
     /// Deletes `key`; true if a live key was visible.
@@ -467,6 +515,11 @@ impl Transaction {
             .map(|(db, start, end)| (*db, as_ref_bound(start), as_ref_bound(end)))
     }
 }
+
+const _: () = {
+    const fn assert_send_static<T: Send + 'static>() {}
+    assert_send_static::<Transaction>();
+};
 
 impl Drop for Transaction {
     fn drop(&mut self) {

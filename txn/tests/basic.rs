@@ -324,3 +324,285 @@ fn random_key_finds_live_keys() {
         seen.len()
     );
 }
+
+#[test]
+fn many_keys_expiring_together_are_removed_in_bounded_ticks() {
+    let (engine, clock) = engine_with_clock(5_000);
+    let keys = 50_000u32;
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            for i in 0..keys {
+                tx.put(
+                    0,
+                    format!("exp:{i:06}").as_bytes(),
+                    b"v",
+                    Expiry::At(6_000 + u64::from(i % 1_000)),
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(engine.stats().dbs[0].expires, u64::from(keys));
+    clock.set(7_000);
+    let mut ticks = 0;
+    let mut deleted = 0;
+    while deleted < keys as usize {
+        let n = engine.expire_tick(1_000);
+        assert!(n <= 1_000, "a tick did more than its budget: {n}");
+        deleted += n;
+        ticks += 1;
+        // Foreground work proceeds between ticks.
+        set(&engine, "fg", &ticks.to_string());
+        assert!(ticks < 1_000, "expiry made no progress");
+    }
+    assert_eq!(deleted, keys as usize);
+    assert_eq!(engine.dbsize(0), 1);
+    assert_eq!(engine.stats().expired_keys, u64::from(keys));
+    assert_eq!(engine.expire_tick(1_000), 0);
+}
+
+#[test]
+fn replaying_the_log_rebuilds_the_same_state() {
+    use std::sync::Mutex;
+    use txn::{CommitSink, LogRecord};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Vec<u8>>>);
+    impl CommitSink for Recorder {
+        fn append(&self, record: &[u8]) -> Result<txn::Lsn, TxnError> {
+            let mut log = self.0.lock().unwrap();
+            log.push(record.to_vec());
+            Ok(txn::Lsn(log.len() as u64))
+        }
+    }
+
+    let clock = Arc::new(ManualClock::new(1_000));
+    let recorder = Arc::new(Recorder::default());
+    let engine = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        sink: Some(recorder.clone()),
+        ..EngineConfig::default()
+    });
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"a", b"1", Expiry::Persist)
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(1, b"b", b"2", Expiry::At(2_000))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.set_expiry(0, b"a", Some(9_000))
+        })
+        .unwrap();
+    let (_, info) = engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"c", b"3", Expiry::Persist)
+        })
+        .unwrap();
+    assert_eq!(info.lsn, Some(txn::Lsn(4)));
+    engine.swap_db(0, 1).unwrap();
+    clock.set(2_000);
+    assert_eq!(
+        engine.expire_tick(10),
+        1,
+        "b (now in db 0) expired: logged as a delete"
+    );
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(1, b"c").map(|_| ()))
+        .unwrap();
+
+    let replica = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        ..EngineConfig::default()
+    });
+    for bytes in recorder.0.lock().unwrap().iter() {
+        replica
+            .apply_record(&LogRecord::decode(bytes).unwrap())
+            .unwrap();
+    }
+    let dump = |e: &Engine| {
+        let mut tx = e.begin(Isolation::Snapshot);
+        (0..2)
+            .map(|db| tx.scan(db, None, None, 100).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dump(&engine), dump(&replica));
+    assert_eq!(engine.stats().visible_ts, replica.stats().visible_ts);
+    let first = LogRecord::decode(&recorder.0.lock().unwrap()[0]).unwrap();
+    assert!(matches!(
+        replica.apply_record(&first),
+        Err(TxnError::ReplayOrder { .. })
+    ));
+}
+
+#[test]
+fn scan_cursor_survives_concurrent_writes() {
+    let (engine, _) = engine_with_clock(0);
+    for i in 0..100 {
+        set(&engine, &format!("s:{i:03}"), "v");
+    }
+    // Page through with a fresh transaction per page (as SCAN does) while keys change.
+    let mut cursor: Option<txn::Bytes> = None;
+    let mut seen = Vec::new();
+    let mut page = 0;
+    loop {
+        let mut tx = engine.begin(Isolation::Snapshot);
+        let rows = tx.scan(0, cursor.as_deref(), Some(b"s:"), 7).unwrap();
+        drop(tx);
+        if rows.is_empty() {
+            break;
+        }
+        cursor = Some(rows.last().unwrap().0.clone());
+        seen.extend(rows.into_iter().map(|(k, _)| k));
+        // Concurrent changes: delete a key ahead of the cursor, add one behind and one ahead.
+        page += 1;
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.delete(0, format!("s:{:03}", 99 - page).as_bytes())
+                    .map(|_| ())
+            })
+            .unwrap();
+        set(&engine, &format!("s:{:03}x", page), "new");
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no key returned twice");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "keys come in order");
+    // Every key present for the whole scan was returned.
+    for i in 0..100 {
+        let key = format!("s:{i:03}");
+        let deleted = (1..=page).any(|p| 99 - p == i);
+        if !deleted {
+            assert!(unique.contains(key.as_bytes()), "{key} missed");
+        }
+    }
+}
+
+#[test]
+fn a_failing_commit_log_poisons_writes_but_not_reads() {
+    struct Broken;
+    impl txn::CommitSink for Broken {
+        fn append(&self, _record: &[u8]) -> Result<txn::Lsn, TxnError> {
+            Err(TxnError::Storage(tierkv_storage_error()))
+        }
+    }
+    fn tierkv_storage_error() -> txn::StorageError {
+        std::io::Error::other("disk on fire").into()
+    }
+    let engine = Engine::new(EngineConfig {
+        sink: Some(Arc::new(Broken)),
+        ..EngineConfig::default()
+    });
+    let result = engine.run(Isolation::Snapshot, |tx| {
+        tx.put(0, b"k", b"v", Expiry::Persist)
+    });
+    assert!(matches!(result, Err(TxnError::Storage(_))));
+    assert!(engine.is_poisoned());
+    assert_eq!(
+        engine.stats().pages.values_live,
+        0,
+        "the aborted commit's value was freed"
+    );
+    let result = engine.run(Isolation::Snapshot, |tx| {
+        tx.put(0, b"k", b"v", Expiry::Persist)
+    });
+    assert!(matches!(result, Err(TxnError::Poisoned)));
+    assert!(matches!(engine.flush_all(), Err(TxnError::Poisoned)));
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert_eq!(tx.get(0, b"k").unwrap(), None);
+    assert!(tx.commit().is_ok(), "read-only work goes on");
+}
+
+#[test]
+fn refreshing_a_ttl_does_not_grow_the_wheel() {
+    let (engine, clock) = engine_with_clock(0);
+    for i in 0..1_000u64 {
+        clock.set(i);
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"session", b"s", Expiry::At(i + 60_000))
+            })
+            .unwrap();
+    }
+    assert_eq!(
+        engine.stats().expiry_wheel_entries,
+        1,
+        "only the first deadline is scheduled"
+    );
+    clock.set(60_000);
+    assert_eq!(
+        engine.expire_tick(100),
+        0,
+        "the key's deadline moved: rescheduled, not deleted"
+    );
+    assert_eq!(get(&engine, "session").as_deref(), Some("s"));
+    assert_eq!(engine.stats().expiry_wheel_entries, 1);
+    clock.set(60_999);
+    assert_eq!(engine.expire_tick(100), 1);
+    assert_eq!(engine.stats().expiry_wheel_entries, 0);
+    // An earlier deadline than the scheduled one gets its own entry.
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"v", Expiry::At(90_000))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.set_expiry(0, b"t", Some(70_000))
+        })
+        .unwrap();
+    clock.set(70_000);
+    assert_eq!(engine.expire_tick(100), 1);
+}
+
+#[test]
+fn conditional_puts() {
+    use txn::Condition;
+    let (engine, _) = engine_with_clock(0);
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert!(!tx
+        .put_if(0, b"c", b"1", Expiry::Persist, Condition::IfPresent)
+        .unwrap());
+    assert!(tx
+        .put_if(0, b"c", b"1", Expiry::Persist, Condition::IfAbsent)
+        .unwrap());
+    assert!(
+        !tx.put_if(0, b"c", b"2", Expiry::Persist, Condition::IfAbsent)
+            .unwrap(),
+        "own write counts"
+    );
+    let info = tx.commit().unwrap();
+    let version = info.commit_ts.unwrap();
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert!(!tx
+        .put_if(0, b"c", b"3", Expiry::Persist, Condition::IfValue(b"nope"))
+        .unwrap());
+    assert!(!tx
+        .put_if(
+            0,
+            b"c",
+            b"3",
+            Expiry::Persist,
+            Condition::IfVersion(CommitTs(version.0 + 5))
+        )
+        .unwrap());
+    assert!(tx
+        .put_if(
+            0,
+            b"c",
+            b"3",
+            Expiry::Persist,
+            Condition::IfVersion(version)
+        )
+        .unwrap());
+    assert!(tx
+        .put_if(0, b"c", b"4", Expiry::Persist, Condition::IfValue(b"3"))
+        .unwrap());
+    // A concurrent change between the check and the commit aborts the commit.
+    set(&engine, "c", "racer");
+    assert!(matches!(tx.commit(), Err(TxnError::Conflict { .. })));
+    assert_eq!(get(&engine, "c").as_deref(), Some("racer"));
+}

@@ -24,11 +24,13 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0u64..4).prop_map(|ms| Step::Advance { ms }),
         1 => Just(Step::Gc),
         1 => Just(Step::ExpireTick),
+        1 => (0u8..2).prop_map(|db| Step::FlushDb { db }),
+        1 => Just(Step::SwapDb),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
     #[test]
     fn engine_matches_model(steps in proptest::collection::vec(step(), 1..80)) {
         let mut harness = Harness::new();

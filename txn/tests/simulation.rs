@@ -42,8 +42,12 @@ fn random_step(rng: &mut StdRng) -> Step {
         88..=92 => Step::Advance {
             ms: rng.gen_range(0..5),
         },
-        93..=96 => Step::Gc,
-        _ => Step::ExpireTick,
+        93..=95 => Step::Gc,
+        96..=97 => Step::ExpireTick,
+        98 => Step::SwapDb,
+        _ => Step::FlushDb {
+            db: rng.gen_range(0..2),
+        },
     }
 }
 
@@ -83,7 +87,7 @@ fn simulation() {
         return;
     }
     let base: u64 = rand::random();
-    for i in 0..30 {
+    for i in 0..100 {
         run_seed(base.wrapping_add(i), 5_000);
     }
 }

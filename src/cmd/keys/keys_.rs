@@ -14,7 +14,7 @@ pub const SCAN_CHUNK_KEYS: usize = 1024;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "keys",
     2,
-    READONLY,
+    READONLY | MAY_BLOCK,
     "generic",
     "Returns all key names that match a pattern.",
 );

@@ -31,7 +31,7 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 impl DataCommand for Type {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
         Ok(match live(tx, cx, &self.key)? {
-            Some(_) => Frame::simple("string"),
+            Some(e) => Frame::simple(crate::cmd::type_name(e.kind)),
             None => Frame::simple("none"),
         })
     }

@@ -7,7 +7,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "flushall",
     -1,
-    WRITE,
+    WRITE | MAY_BLOCK,
     "server",
     "Removes all keys from all databases.",
 );

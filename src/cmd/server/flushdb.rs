@@ -7,7 +7,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "flushdb",
     -1,
-    WRITE,
+    WRITE | MAY_BLOCK,
     "server",
     "Remove all keys from the current database.",
 );

@@ -81,9 +81,14 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         );
     }
     if wanted(sections, "memory") {
+        let pages = shared.engine.stats().pages;
         let _ = write!(
             s,
-            "# Memory\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            pages.bytes_allocated,
+            pages.bytes_allocated as f64 / (1024.0 * 1024.0),
+            pages.bytes_live,
+            pages.values_live,
             config.maxmemory_bytes
         );
     }
@@ -96,9 +101,9 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             s,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
-            st.commands_processed.load(Ordering::Relaxed),
-            st.net_input_bytes.load(Ordering::Relaxed),
-            st.net_output_bytes.load(Ordering::Relaxed),
+            st.commands_processed(),
+            st.net_input_bytes(),
+            st.net_output_bytes(),
             st.rejected_connections.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
         );

@@ -13,7 +13,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "lcs",
     -3,
-    READONLY,
+    READONLY | MAY_BLOCK,
     "string",
     "Finds the longest common substring.",
 )

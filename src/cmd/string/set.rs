@@ -126,6 +126,11 @@ impl DataCommand for Set {
             Some(t) => t.resolve(cx.now_ms, "set")?,
             None => Expiry::Persist,
         };
+        if self.condition.is_none() && !self.get {
+            // A blind write: no read, so nothing to validate at commit but the write itself.
+            tx.put(cx.db, &self.key, &self.value, expiry)?;
+            return Ok(Frame::ok());
+        }
         let old = get_string(tx, cx, &self.key)?;
         let allowed = match &self.condition {
             None => true,

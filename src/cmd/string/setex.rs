@@ -3,7 +3,7 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 use super::set::TtlArg;
@@ -37,7 +37,6 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 impl DataCommand for Cmd {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
         let expiry = TtlArg::Ex(self.ttl).resolve(cx.now_ms, "setex")?;
-        let _ = get_string(tx, cx, &self.key)?;
         tx.put(cx.db, &self.key, &self.value, expiry)?;
         Ok(Frame::ok())
     }

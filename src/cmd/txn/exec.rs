@@ -6,7 +6,7 @@ use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
 pub const SPEC: CommandSpec = CommandSpec::new(
     "exec",
     1,
-    TXN_CONTROL | NOSCRIPT | LOADING | STALE,
+    TXN_CONTROL | MAY_BLOCK | NOSCRIPT | LOADING | STALE,
     "transactions",
     "Executes all commands in a transaction.",
 );

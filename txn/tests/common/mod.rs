@@ -239,6 +239,59 @@ impl Model {
         due.len()
     }
 
+    fn heads(&self, db: u8) -> Vec<(Vec<u8>, Vec<u8>, Option<u64>)> {
+        self.versions
+            .iter()
+            .filter(|(k, _)| k.0 == db)
+            .filter_map(|(k, vs)| {
+                let v = vs.last()?;
+                v.value.clone().map(|value| (k.1.clone(), value, v.expire))
+            })
+            .collect()
+    }
+
+    pub fn flush_db(&mut self, db: u8) {
+        self.last_ts += 1;
+        let ts = self.last_ts;
+        for (key, _, _) in self.heads(db) {
+            self.versions.get_mut(&(db, key)).unwrap().push(MVersion {
+                ts,
+                value: None,
+                expire: None,
+            });
+        }
+    }
+
+    pub fn swap_db(&mut self, a: u8, b: u8) {
+        self.last_ts += 1;
+        let ts = self.last_ts;
+        let (heads_a, heads_b) = (self.heads(a), self.heads(b));
+        for (target, source, incoming) in [(a, &heads_a, &heads_b), (b, &heads_b, &heads_a)] {
+            for (key, value, expire) in incoming {
+                self.versions
+                    .entry((target, key.clone()))
+                    .or_default()
+                    .push(MVersion {
+                        ts,
+                        value: Some(value.clone()),
+                        expire: *expire,
+                    });
+            }
+            for (key, _, _) in source {
+                if !incoming.iter().any(|(k, _, _)| k == key) {
+                    self.versions
+                        .get_mut(&(target, key.clone()))
+                        .unwrap()
+                        .push(MVersion {
+                            ts,
+                            value: None,
+                            expire: None,
+                        });
+                }
+            }
+        }
+    }
+
     pub fn live_keys(&self, db: u8) -> u64 {
         self.versions
             .iter()
@@ -302,13 +355,21 @@ pub enum Step {
     },
     Gc,
     ExpireTick,
+    FlushDb {
+        db: u8,
+    },
+    SwapDb,
 }
 
 pub const KEYS: usize = 8;
 pub const SLOTS: usize = 3;
 
+/// Keys `k0..k3` in each of dbs 0 and 1 (same names, so SWAPDB exchanges them).
 pub fn key_of(index: usize) -> Key {
-    ((index % 2) as u8, format!("k{}", index % KEYS).into_bytes())
+    (
+        (index % 2) as u8,
+        format!("k{}", (index / 2) % (KEYS / 2)).into_bytes(),
+    )
 }
 
 /// Runs the model and the engine side by side.
@@ -445,6 +506,24 @@ impl Harness {
                     .min()
                     .unwrap_or(self.model.last_ts);
                 assert_eq!(stats.low_watermark, CommitTs(oldest), "watermark");
+            }
+            Step::FlushDb { db } => {
+                let info = self.engine.flush_db(db).unwrap();
+                self.model.flush_db(db);
+                assert_eq!(
+                    info.commit_ts.map(|t| t.0),
+                    Some(self.model.last_ts),
+                    "flush ts"
+                );
+            }
+            Step::SwapDb => {
+                let info = self.engine.swap_db(0, 1).unwrap();
+                self.model.swap_db(0, 1);
+                assert_eq!(
+                    info.commit_ts.map(|t| t.0),
+                    Some(self.model.last_ts),
+                    "swap ts"
+                );
             }
             Step::ExpireTick => {
                 let deleted = self.engine.expire_tick(10_000);
