@@ -58,9 +58,6 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
             lsn: None,
         });
     }
-    if inner.poisoned.load(Ordering::Acquire) {
-        return Err(TxnError::Poisoned);
-    }
 
     // Step 1: values into pages, record encoded, outside the lock.
     let mut changes: Vec<(DbIndex, Bytes, Change)> = Vec::new();
@@ -433,9 +430,6 @@ pub(crate) fn commit_ops(
     inner: &Inner,
     choose: impl FnOnce(&Inner, &MutexGuard<'_, ()>) -> Result<Vec<LogOp>, TxnError>,
 ) -> Result<CommitInfo, TxnError> {
-    if inner.poisoned.load(Ordering::Acquire) {
-        return Err(TxnError::Poisoned);
-    }
     let lock = inner.commit_lock.lock();
     let ops = choose(inner, &lock)?;
     if ops.is_empty() {

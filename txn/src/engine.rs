@@ -4,7 +4,7 @@
 //! timestamp order, which is also the order of the commit sink (the WAL); everything else here
 //! only reads, or delegates.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -119,7 +119,6 @@ pub(crate) struct Inner {
     pub(crate) commit_lock: Mutex<()>,
     pub(crate) wheel: Mutex<TimingWheel<(DbIndex, Bytes)>>,
     pub(crate) gc_state: Mutex<GcState>,
-    pub(crate) poisoned: AtomicBool,
     pub(crate) next_txn_id: AtomicU64,
     pub(crate) random_state: AtomicU64,
     pub(crate) gc_runs: AtomicU64,
@@ -171,7 +170,6 @@ impl Engine {
                 commit_lock: Mutex::new(()),
                 wheel: Mutex::new(TimingWheel::new(now)),
                 gc_state: Mutex::new(GcState::default()),
-                poisoned: AtomicBool::new(false),
                 next_txn_id: AtomicU64::new(1),
                 random_state: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
                 gc_runs: AtomicU64::new(0),
@@ -216,11 +214,6 @@ impl Engine {
     /// The engine's clock (the server computes TTL replies and deadlines from it).
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
-    }
-
-    /// True once a commit-log failure has poisoned the engine (see [`TxnError::Poisoned`]).
-    pub fn is_poisoned(&self) -> bool {
-        self.inner.poisoned.load(Ordering::Acquire)
     }
 
     /// The engine clock's time (ms since the Unix epoch).

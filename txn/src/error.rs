@@ -70,10 +70,6 @@ pub enum TxnError {
         /// The newest timestamp already applied.
         last: CommitTs,
     },
-    /// An earlier commit-log append failed, so the log may hold a record the engine does not;
-    /// the engine refuses further writes until restarted (and recovered from the log).
-    #[error("engine is poisoned by an earlier commit-log failure")]
-    Poisoned,
     /// The commit sink (write-ahead log) rejected an append.
     #[error("commit log append failed: {0}")]
     Sink(#[source] StorageError),
