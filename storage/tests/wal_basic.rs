@@ -167,3 +167,37 @@ fn oversized_records_and_unassigned_lsns_are_rejected() {
         "{err}"
     );
 }
+
+#[test]
+fn on_durable_fires_once_per_registration_in_every_case() {
+    use std::sync::mpsc;
+    let (sim_disk, disk) = sim(5);
+    let (w, _) = WalWriter::open(disk, std::path::Path::new("/od"), WalConfig::default()).unwrap();
+    let (tx, rx) = mpsc::channel::<(u64, bool)>();
+    let cb = |n: u64| {
+        let tx = tx.clone();
+        Box::new(move |r: Result<(), storage::StorageError>| tx.send((n, r.is_ok())).unwrap())
+            as storage::wal::DurableCallback
+    };
+    // Not yet durable: fires later, from the writer thread.
+    let l1 = w.append(b"a").unwrap();
+    w.on_durable(l1, cb(1));
+    assert_eq!(rx.recv().unwrap(), (1, true));
+    assert!(w.durable_lsn() >= l1);
+    // Already durable: fires at once.
+    w.on_durable(l1, cb(2));
+    assert_eq!(rx.try_recv().unwrap(), (2, true));
+    // Never assigned: an error at once.
+    w.on_durable(Lsn(99), cb(3));
+    assert_eq!(rx.try_recv().unwrap(), (3, false));
+    // Poisoned: an error, and nothing acknowledged.
+    sim_disk.fail_after(storage::io::FaultOp::Sync, 0, storage::io::FaultKind::Io);
+    let l2 = w.append(b"b").unwrap();
+    w.on_durable(l2, cb(4));
+    assert_eq!(rx.recv().unwrap(), (4, false));
+    sim_disk.clear_faults();
+    w.try_recover().unwrap();
+    w.on_durable(l2, cb(5));
+    assert_eq!(rx.try_recv().unwrap(), (5, true));
+    assert!(rx.try_recv().is_err(), "each callback fires exactly once");
+}
