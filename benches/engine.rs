@@ -1,0 +1,205 @@
+//! Engine micro-benchmarks: point get, put, 3-key transaction commit and a 100-key scan through
+//! `txn::Engine`, beside a `dashmap` baseline, at 1 M keys (16-byte keys, 32-byte values), on 1
+//! and 2 threads; plus a memory report (bytes per key).
+//!
+//! ```text
+//! cargo bench --bench engine                                  # 1 M keys
+//! TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine       # the documented longer run
+//! TIERKV_BENCH_MEMORY_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use dashmap::DashMap;
+use txn::{Engine, EngineConfig, Expiry, Isolation};
+
+const VALUE: [u8; 32] = [b'v'; 32];
+
+fn keys() -> u64 {
+    std::env::var("TIERKV_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = *b"key:000000000000";
+    let digits = format!("{i:012}");
+    k[4..].copy_from_slice(digits.as_bytes());
+    k
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn load(n: u64) -> Engine {
+    let engine = Engine::new(EngineConfig::default());
+    let batch = 1_000;
+    let mut i = 0;
+    while i < n {
+        let end = (i + batch).min(n);
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                for j in i..end {
+                    tx.put(0, &key(j), &VALUE, Expiry::Persist)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        i = end;
+    }
+    while !engine.gc().sweep_completed {}
+    engine
+}
+
+fn memory_report(n: u64) {
+    let before = rss_bytes();
+    let engine = load(n);
+    let after = rss_bytes();
+    let stats = engine.stats();
+    println!(
+        "memory: {n} keys, rss delta {} bytes = {:.1} bytes/key (values in pages: {} bytes allocated, {} live)",
+        after - before,
+        (after - before) as f64 / n as f64,
+        stats.pages.bytes_allocated,
+        stats.pages.bytes_live
+    );
+    drop(engine);
+    let before = rss_bytes();
+    let map: DashMap<Box<[u8]>, Box<[u8]>> = DashMap::new();
+    for i in 0..n {
+        map.insert(Box::from(&key(i)[..]), Box::from(&VALUE[..]));
+    }
+    let after = rss_bytes();
+    println!(
+        "memory: dashmap<Box<[u8]>,Box<[u8]>> baseline {n} keys, {:.1} bytes/key",
+        after.saturating_sub(before) as f64 / n as f64
+    );
+}
+
+/// Runs `op` on `threads` threads for `iters` total iterations and returns the wall time.
+fn parallel(threads: u64, iters: u64, op: impl Fn(u64) + Sync) -> Duration {
+    let counter = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let op = &op;
+            let counter = &counter;
+            s.spawn(move || {
+                let mut i = t.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                for _ in 0..iters / threads {
+                    i = i
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    op(i);
+                }
+                counter.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn benches(c: &mut Criterion) {
+    let n = keys();
+    let engine = Arc::new(load(n));
+    let map: DashMap<Box<[u8]>, Box<[u8]>> = DashMap::new();
+    for i in 0..n {
+        map.insert(Box::from(&key(i)[..]), Box::from(&VALUE[..]));
+    }
+    let mut group = c.benchmark_group(format!("engine_{n}_keys"));
+    group.throughput(Throughput::Elements(1));
+    for threads in [1u64, 2] {
+        group.bench_function(format!("dashmap_get/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters * threads, |r| {
+                    black_box(map.get(&key(r % n)[..]).map(|v| v.len()));
+                }) / threads as u32
+            })
+        });
+        group.bench_function(format!("get_in_open_txn/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                let engine = &engine;
+                parallel(threads, iters * threads, |r| {
+                    thread_local!(static TX: std::cell::RefCell<Option<txn::Transaction>> = const { std::cell::RefCell::new(None) });
+                    TX.with(|tx| {
+                        let mut tx = tx.borrow_mut();
+                        let tx = tx.get_or_insert_with(|| engine.begin(Isolation::Snapshot));
+                        black_box(tx.get(0, &key(r % n)).unwrap());
+                    });
+                }) / threads as u32
+            })
+        });
+        group.bench_function(format!("get_autocommit/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters * threads, |r| {
+                    let mut tx = engine.begin(Isolation::Snapshot);
+                    black_box(tx.get(0, &key(r % n)).unwrap());
+                    tx.commit().unwrap();
+                }) / threads as u32
+            })
+        });
+        group.bench_function(format!("put/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters * threads, |r| {
+                    let _ = engine.run(Isolation::Snapshot, |tx| {
+                        tx.put(0, &key(r % n), &VALUE, Expiry::Persist)
+                    });
+                }) / threads as u32
+            })
+        });
+        group.bench_function(format!("txn_3_keys/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters * threads, |r| {
+                    let _ = engine.run(Isolation::Snapshot, |tx| {
+                        for k in 0..3 {
+                            let k = key((r + k * 7919) % n);
+                            let current = tx.get(0, &k)?;
+                            black_box(current);
+                            tx.put(0, &k, &VALUE, Expiry::Persist)?;
+                        }
+                        Ok(())
+                    });
+                }) / threads as u32
+            })
+        });
+        group.bench_function(format!("scan_100/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters * threads, |r| {
+                    let mut tx = engine.begin(Isolation::Snapshot);
+                    let start = key(r % n);
+                    black_box(tx.scan(0, Some(&start), None, 100).unwrap());
+                }) / threads as u32
+            })
+        });
+        // Keep version chains short between rounds, as the server's periodic GC would.
+        while !engine.gc().sweep_completed {}
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = engine_benches;
+    config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    targets = benches
+}
+
+fn main() {
+    memory_report(keys());
+    if std::env::var("TIERKV_BENCH_MEMORY_ONLY").is_ok() {
+        return;
+    }
+    engine_benches();
+    Criterion::default().configure_from_args().final_summary();
+}

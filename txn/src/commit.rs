@@ -1,0 +1,530 @@
+//! The commit protocol: the one place a version becomes visible.
+//!
+//! Steps, in order (a reviewer can check them here):
+//! 1. outside the lock: copy new values into the page store and encode the log record with a
+//!    placeholder timestamp;
+//! 2. take the commit lock;
+//! 3. validate: watches, then first-committer-wins on written keys (a key whose newest committed
+//!    version is newer than the snapshot conflicts), then, under `Serializable`, every key read
+//!    and every range scanned;
+//! 4. assign the commit timestamp (visible + 1), patch it into the record and append the record
+//!    to the sink, so timestamp order is log order;
+//! 5. install one new version per written key (newest first in each chain);
+//! 6. publish: advance the visible watermark to the new timestamp; release the lock.
+//!
+//! A failure before step 4 frees the values written in step 1. A sink failure poisons the
+//! engine (the log may hold the record), so later writes fail with [`TxnError::Poisoned`].
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use crossbeam_epoch::Guard;
+use parking_lot::MutexGuard;
+use storage::page::ValueRef;
+
+use crate::engine::Inner;
+use crate::error::TxnError;
+use crate::index::{KeyIndex, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+use crate::limits::DATABASES;
+use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
+use crate::timestamp::CommitTs;
+use crate::transaction::{latest_version, Transaction, Write};
+use crate::{CommitInfo, DbIndex, Isolation};
+
+/// A change ready to install.
+pub(crate) enum Change {
+    Put { value: ValueRef, expire_at_ms: u64 },
+    Delete,
+    SetExpiry { expire_at_ms: u64 },
+}
+
+fn free_values(inner: &Inner, values: &[ValueRef]) {
+    for value in values {
+        // SAFETY: these values were written by this commit attempt and never published, so no
+        // reader can hold their references.
+        let _ = unsafe { inner.pages.free(*value) };
+    }
+}
+
+/// Commits a transaction (see the module docs for the steps).
+pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
+    let inner = std::sync::Arc::clone(&tx.inner);
+    if !tx.has_writes() {
+        // Read-only: never aborts, never blocks writers. Watches are still checked.
+        check_watches(&inner, tx)?;
+        return Ok(CommitInfo {
+            commit_ts: None,
+            lsn: None,
+        });
+    }
+    if inner.poisoned.load(Ordering::Acquire) {
+        return Err(TxnError::Poisoned);
+    }
+
+    // Step 1: values into pages, record encoded, outside the lock.
+    let mut changes: Vec<(DbIndex, Bytes, Change)> = Vec::new();
+    let mut written: Vec<ValueRef> = Vec::new();
+    let mut ops: Vec<LogOp> = Vec::new();
+    let logging = inner.sink.is_some();
+    for (db, writes) in &tx.writes {
+        for (key, write) in writes {
+            let change = match write {
+                Write::Put {
+                    value,
+                    expire_at_ms,
+                } => {
+                    let vref = match inner.pages.write(value) {
+                        Ok(vref) => vref,
+                        Err(error) => {
+                            free_values(&inner, &written);
+                            return Err(error.into());
+                        }
+                    };
+                    written.push(vref);
+                    if logging {
+                        ops.push(LogOp::Put {
+                            db: *db,
+                            key: key.clone(),
+                            value: value.clone(),
+                            expire_at_ms: *expire_at_ms,
+                        });
+                    }
+                    Change::Put {
+                        value: vref,
+                        expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+                    }
+                }
+                Write::Delete => {
+                    if logging {
+                        ops.push(LogOp::Delete {
+                            db: *db,
+                            key: key.clone(),
+                        });
+                    }
+                    Change::Delete
+                }
+                Write::SetExpiry { expire_at_ms } => {
+                    if logging {
+                        ops.push(LogOp::SetExpiry {
+                            db: *db,
+                            key: key.clone(),
+                            expire_at_ms: *expire_at_ms,
+                        });
+                    }
+                    Change::SetExpiry {
+                        expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+                    }
+                }
+            };
+            changes.push((*db, key.clone(), change));
+        }
+    }
+    let mut record = logging.then(|| {
+        LogRecord {
+            commit_ts: CommitTs(0),
+            ops,
+        }
+        .encode()
+    });
+
+    // Step 2.
+    let lock = inner.commit_lock.lock();
+    // Step 3.
+    if let Err(error) = validate(&inner, tx) {
+        drop(lock);
+        free_values(&inner, &written);
+        return Err(error);
+    }
+    // Step 4.
+    let ts = inner.oracle.next();
+    let lsn = match (&inner.sink, record.as_mut()) {
+        (Some(sink), Some(bytes)) => {
+            if let Some(slot) = bytes.get_mut(COMMIT_TS_OFFSET..COMMIT_TS_OFFSET + 8) {
+                slot.copy_from_slice(&ts.0.to_le_bytes());
+            }
+            match sink.append(bytes) {
+                Ok(lsn) => Some(lsn),
+                Err(error) => {
+                    inner.poisoned.store(true, Ordering::Release);
+                    drop(lock);
+                    free_values(&inner, &written);
+                    return Err(error);
+                }
+            }
+        }
+        _ => None,
+    };
+    // Step 5.
+    let guard = crossbeam_epoch::pin();
+    for (db, key, change) in changes {
+        install(&inner, db, &key, change, ts, &guard);
+    }
+    // Step 6.
+    inner.oracle.publish(ts);
+    drop(lock);
+    Ok(CommitInfo {
+        commit_ts: Some(ts),
+        lsn,
+    })
+}
+
+fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
+    for (db, key, seen) in &tx.watches {
+        if latest_version(inner, *db, key) != *seen {
+            return Err(TxnError::WatchFailed);
+        }
+    }
+    Ok(())
+}
+
+fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
+    check_watches(inner, tx)?;
+    let snapshot = tx.snapshot_ts().0;
+    let changed = |db: DbIndex, key: &[u8]| latest_version(inner, db, key).0 > snapshot;
+    for (db, writes) in &tx.writes {
+        for key in writes.keys() {
+            if changed(*db, key) {
+                return Err(TxnError::Conflict { key: key.clone() });
+            }
+        }
+    }
+    if tx.isolation == Isolation::Serializable {
+        for (db, key) in &tx.reads {
+            if changed(*db, key) {
+                return Err(TxnError::Conflict { key: key.clone() });
+            }
+        }
+        let guard = crossbeam_epoch::pin();
+        for (db, start, end) in tx.scanned_ranges() {
+            let d = inner.db(db)?;
+            let mut conflict = None;
+            d.index.for_each_in(start, end, &mut |node| {
+                if node.newest_ts(&guard) > snapshot {
+                    conflict = Some(Bytes::copy_from_slice(node.key()));
+                    return false;
+                }
+                true
+            });
+            if let Some(key) = conflict {
+                return Err(TxnError::Conflict { key });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Installs one change at `ts`. Caller holds the commit lock.
+pub(crate) fn install(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    change: Change,
+    ts: CommitTs,
+    guard: &Guard,
+) {
+    let Ok(d) = inner.db(db) else { return };
+    let existing = d.index.get(key, guard);
+    let previous = existing.and_then(|node| node.newest(guard));
+    let previous_holds_value = previous.is_some_and(|v| !v.tombstone);
+    let change = match change {
+        Change::Put {
+            value,
+            expire_at_ms,
+        } => Change::Put {
+            value,
+            expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
+        },
+        Change::SetExpiry { expire_at_ms } => Change::SetExpiry {
+            expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
+        },
+        Change::Delete => Change::Delete,
+    };
+    let version = match change {
+        Change::Put {
+            value,
+            expire_at_ms,
+        } => VersionView {
+            commit_ts: ts.0,
+            expire_at_ms,
+            value,
+            tombstone: false,
+            inherits_value: false,
+        },
+        Change::Delete => {
+            if !previous_holds_value {
+                return;
+            }
+            VersionView {
+                commit_ts: ts.0,
+                expire_at_ms: NO_EXPIRY,
+                value: ValueRef::EMPTY,
+                tombstone: true,
+                inherits_value: false,
+            }
+        }
+        Change::SetExpiry { expire_at_ms } => match previous {
+            Some(previous) if !previous.tombstone => VersionView {
+                commit_ts: ts.0,
+                expire_at_ms,
+                value: previous.value,
+                tombstone: false,
+                inherits_value: true,
+            },
+            _ => return,
+        },
+    };
+    let had_expiry = previous.is_some_and(|v| !v.tombstone && v.expire_at_ms != NO_EXPIRY);
+    let has_expiry = !version.tombstone && version.expire_at_ms != NO_EXPIRY;
+    let holds_value = !version.tombstone;
+    let deadline = version.expire_at_ms;
+    let node = match existing {
+        Some(node) => node,
+        None => d.index.get_or_insert(key, guard),
+    };
+    node.install(version, guard);
+    d.versions.fetch_add(1, Ordering::Relaxed);
+    d.live_keys.fetch_add(
+        i64::from(holds_value) - i64::from(previous_holds_value),
+        Ordering::Relaxed,
+    );
+    d.expires.fetch_add(
+        i64::from(has_expiry) - i64::from(had_expiry),
+        Ordering::Relaxed,
+    );
+    if has_expiry {
+        inner
+            .wheel
+            .lock()
+            .insert(deadline, (db, Bytes::copy_from_slice(key)));
+    }
+}
+
+/// Keys of `db` whose newest version holds a value, with that version's value and deadline.
+fn live_heads(inner: &Inner, db: DbIndex, guard: &Guard) -> Vec<(Bytes, ValueRef, u64)> {
+    let mut out = Vec::new();
+    if let Ok(d) = inner.db(db) {
+        d.index.for_each_in(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+            &mut |node| {
+                if let Some(v) = node.newest(guard).filter(|v| !v.tombstone) {
+                    out.push((Bytes::copy_from_slice(node.key()), v.value, v.expire_at_ms));
+                }
+                true
+            },
+        );
+    }
+    out
+}
+
+/// Applies logged ops at `ts`. Caller holds the commit lock. Values of `Put`s are copied into
+/// the page store here (replay and engine-level operations only).
+fn apply_ops_locked(
+    inner: &Inner,
+    ts: CommitTs,
+    ops: &[LogOp],
+    guard: &Guard,
+) -> Result<(), TxnError> {
+    for op in ops {
+        match op {
+            LogOp::Put {
+                db,
+                key,
+                value,
+                expire_at_ms,
+            } => {
+                let value = inner.pages.write(value)?;
+                let change = Change::Put {
+                    value,
+                    expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+                };
+                install(inner, *db, key, change, ts, guard);
+            }
+            LogOp::Delete { db, key } => install(inner, *db, key, Change::Delete, ts, guard),
+            LogOp::SetExpiry {
+                db,
+                key,
+                expire_at_ms,
+            } => {
+                let change = Change::SetExpiry {
+                    expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+                };
+                install(inner, *db, key, change, ts, guard);
+            }
+            LogOp::FlushDb { db } => flush_locked(inner, *db, ts, guard),
+            LogOp::FlushAll => {
+                for db in 0..DATABASES as DbIndex {
+                    flush_locked(inner, db, ts, guard);
+                }
+            }
+            LogOp::SwapDb { a, b } => swap_locked(inner, *a, *b, ts, guard)?,
+        }
+    }
+    Ok(())
+}
+
+fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
+    for (key, _, _) in live_heads(inner, db, guard) {
+        install(inner, db, &key, Change::Delete, ts, guard);
+    }
+}
+
+/// Swaps two databases by writing, at `ts`, each one's newest values into the other. Values
+/// are copied (a `ValueRef` is owned by one key's chain, which keeps GC's freeing simple).
+fn swap_locked(
+    inner: &Inner,
+    a: DbIndex,
+    b: DbIndex,
+    ts: CommitTs,
+    guard: &Guard,
+) -> Result<(), TxnError> {
+    if a == b {
+        return Ok(());
+    }
+    let heads_a = live_heads(inner, a, guard);
+    let heads_b = live_heads(inner, b, guard);
+    let copy = |items: &[(Bytes, ValueRef, u64)]| -> Result<Vec<(Bytes, ValueRef, u64)>, TxnError> {
+        items
+            .iter()
+            .map(|(key, value, expiry)| {
+                let bytes = inner.pages.read(*value)?;
+                Ok((key.clone(), inner.pages.write(&bytes)?, *expiry))
+            })
+            .collect()
+    };
+    let into_b = copy(&heads_a)?;
+    let into_a = copy(&heads_b)?;
+    for (target, source, incoming) in [(a, &heads_a, into_a), (b, &heads_b, into_b)] {
+        let mut incoming_keys = std::collections::HashSet::new();
+        for (key, value, expire_at_ms) in incoming {
+            incoming_keys.insert(key.clone());
+            install(
+                inner,
+                target,
+                &key,
+                Change::Put {
+                    value,
+                    expire_at_ms,
+                },
+                ts,
+                guard,
+            );
+        }
+        for (key, _, _) in source.iter() {
+            if !incoming_keys.contains(key) {
+                install(inner, target, key, Change::Delete, ts, guard);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Commits engine-level ops chosen under the lock by `choose` (which sees the next timestamp);
+/// an empty choice commits nothing.
+pub(crate) fn commit_ops(
+    inner: &Inner,
+    choose: impl FnOnce(&Inner, &MutexGuard<'_, ()>) -> Result<Vec<LogOp>, TxnError>,
+) -> Result<CommitInfo, TxnError> {
+    if inner.poisoned.load(Ordering::Acquire) {
+        return Err(TxnError::Poisoned);
+    }
+    let lock = inner.commit_lock.lock();
+    let ops = choose(inner, &lock)?;
+    if ops.is_empty() {
+        return Ok(CommitInfo {
+            commit_ts: None,
+            lsn: None,
+        });
+    }
+    let ts = inner.oracle.next();
+    let record = LogRecord { commit_ts: ts, ops };
+    let lsn = match &inner.sink {
+        Some(sink) => match sink.append(&record.encode()) {
+            Ok(lsn) => Some(lsn),
+            Err(error) => {
+                inner.poisoned.store(true, Ordering::Release);
+                return Err(error);
+            }
+        },
+        None => None,
+    };
+    let guard = crossbeam_epoch::pin();
+    let applied = apply_ops_locked(inner, ts, &record.ops, &guard);
+    inner.oracle.publish(ts);
+    drop(lock);
+    applied.map(|()| CommitInfo {
+        commit_ts: Some(ts),
+        lsn,
+    })
+}
+
+/// Replays one record at its own timestamp.
+pub(crate) fn apply_record(inner: &Inner, record: &LogRecord) -> Result<(), TxnError> {
+    let _lock = inner.commit_lock.lock();
+    let last = inner.oracle.visible();
+    if record.commit_ts.0 <= last {
+        return Err(TxnError::ReplayOrder {
+            commit_ts: record.commit_ts,
+            last: CommitTs(last),
+        });
+    }
+    let guard = crossbeam_epoch::pin();
+    let applied = apply_ops_locked(inner, record.commit_ts, &record.ops, &guard);
+    inner.oracle.publish(record.commit_ts);
+    applied
+}
+
+/// Active expiry (see [`crate::Engine::expire_tick`]).
+pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
+    let now = inner.clock.now_ms();
+    let due = {
+        let mut wheel = inner.wheel.lock();
+        let mut due = wheel.poll(now, max_keys);
+        // Cascading a busy higher-level slot can use a poll's budget without yielding entries;
+        // a few more bounded polls keep a tick from coming back empty-handed.
+        for _ in 0..8 {
+            if !due.is_empty() || wheel.is_caught_up(now) {
+                break;
+            }
+            due = wheel.poll(now, max_keys);
+        }
+        due
+    };
+    if due.is_empty() {
+        return 0;
+    }
+    let mut chosen = 0usize;
+    let result = commit_ops(inner, |inner, _lock| {
+        let guard = crossbeam_epoch::pin();
+        let mut ops = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (deadline, (db, key)) in due {
+            let Ok(d) = inner.db(db) else { continue };
+            let Some(node) = d.index.get(&key, &guard) else {
+                continue;
+            };
+            // Stale entries (the deadline moved, or the key was rewritten or deleted) are
+            // ignored: only the current version's deadline counts.
+            let current = node.newest(&guard).is_some_and(|v| {
+                !v.tombstone
+                    && v.expire_at_ms == deadline
+                    && v.expire_at_ms != NO_EXPIRY
+                    && deadline <= now
+            });
+            if current && seen.insert((db, key.clone())) {
+                ops.push(LogOp::Delete { db, key });
+            }
+        }
+        chosen = ops.len();
+        Ok(ops)
+    });
+    match result {
+        Ok(info) if info.commit_ts.is_some() => {
+            inner
+                .expired_keys
+                .fetch_add(chosen as u64, Ordering::Relaxed);
+            chosen
+        }
+        _ => 0,
+    }
+}

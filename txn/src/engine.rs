@@ -1,0 +1,313 @@
+//! [`Engine`]: the API boundary the server (or an embedding program) uses.
+//!
+//! Invariant: every change to the index goes through the commit lock (`commit.rs`), in commit
+//! timestamp order, which is also the order of the commit sink (the WAL); everything else here
+//! only reads, or delegates.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use storage::page::{PageStats, PageStore, PageStoreConfig};
+
+use crate::error::TxnError;
+use crate::expiry::{Clock, SystemClock, TimingWheel};
+use crate::gc::{GcState, GcStats};
+use crate::index::{HybridIndex, KeyIndex};
+use crate::limits::{DATABASES, RUN_ATTEMPTS_MAX};
+use crate::log_record::{LogOp, LogRecord};
+use crate::oracle::TimestampOracle;
+use crate::snapshot::ActiveSnapshots;
+use crate::timestamp::{CommitTs, TxnId};
+use crate::transaction::Transaction;
+use crate::{commit, gc, CommitInfo, DbIndex, Isolation};
+
+/// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
+/// commit-timestamp order, inside the commit critical section.
+pub trait CommitSink: Send + Sync {
+    /// Appends one record and returns its log position. An error aborts the commit and poisons
+    /// the engine (the record may or may not be in the log).
+    fn append(&self, record: &[u8]) -> Result<storage::Lsn, TxnError>;
+}
+
+/// How to build an [`Engine`].
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Wall-clock time for expiry.
+    pub clock: Arc<dyn Clock>,
+    /// Where committed transactions are logged; `None` for a purely in-memory engine.
+    pub sink: Option<Arc<dyn CommitSink>>,
+    /// The value page store's configuration.
+    pub page_store: PageStoreConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            clock: Arc::new(SystemClock),
+            sink: None,
+            page_store: PageStoreConfig::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("sink", &self.sink.is_some())
+            .field("page_store", &self.page_store)
+            .finish()
+    }
+}
+
+/// Per-database counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Keys whose newest version holds a value (expired-but-not-yet-deleted ones included, as
+    /// Redis's DBSIZE counts them).
+    pub keys: u64,
+    /// Of those, keys with a deadline.
+    pub expires: u64,
+    /// Versions held, all keys together (including tombstones awaiting GC).
+    pub versions: u64,
+    /// Key nodes in the index (live keys plus tombstoned ones awaiting GC).
+    pub key_nodes: u64,
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// One entry per database.
+    pub dbs: Vec<DbStats>,
+    /// The value page store.
+    pub pages: PageStats,
+    /// Newest fully published commit.
+    pub visible_ts: CommitTs,
+    /// Oldest snapshot any open transaction reads at (or `visible_ts` if none).
+    pub low_watermark: CommitTs,
+    /// Open transactions (snapshots).
+    pub active_snapshots: u64,
+    /// GC calls so far.
+    pub gc_runs: u64,
+    /// Versions GC unlinked so far.
+    pub gc_versions_unlinked: u64,
+    /// Key nodes GC removed so far.
+    pub gc_keys_removed: u64,
+    /// Keys deleted by active expiry so far.
+    pub expired_keys: u64,
+    /// Entries in the expiry timing wheel (stale ones included).
+    pub expiry_wheel_entries: u64,
+}
+
+pub(crate) struct Db {
+    pub(crate) index: HybridIndex,
+    pub(crate) live_keys: AtomicI64,
+    pub(crate) expires: AtomicI64,
+    pub(crate) versions: AtomicI64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) sink: Option<Arc<dyn CommitSink>>,
+    pub(crate) pages: PageStore,
+    pub(crate) dbs: Box<[Db]>,
+    pub(crate) oracle: TimestampOracle,
+    pub(crate) snapshots: ActiveSnapshots,
+    /// The commit critical section: validate, stamp, log, install, publish.
+    pub(crate) commit_lock: Mutex<()>,
+    pub(crate) wheel: Mutex<TimingWheel<(DbIndex, Bytes)>>,
+    pub(crate) gc_state: Mutex<GcState>,
+    pub(crate) poisoned: AtomicBool,
+    pub(crate) next_txn_id: AtomicU64,
+    pub(crate) random_state: AtomicU64,
+    pub(crate) gc_runs: AtomicU64,
+    pub(crate) gc_versions_unlinked: AtomicU64,
+    pub(crate) gc_keys_removed: AtomicU64,
+    pub(crate) expired_keys: AtomicU64,
+}
+
+impl Inner {
+    pub(crate) fn db(&self, db: DbIndex) -> Result<&Db, TxnError> {
+        self.dbs.get(db as usize).ok_or(TxnError::BadDb { db })
+    }
+}
+
+/// The transactional engine. Cheap to clone (an `Arc`), `Send + Sync`.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("visible_ts", &self.inner.oracle.visible())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An empty engine.
+    pub fn new(config: EngineConfig) -> Engine {
+        let now = config.clock.now_ms();
+        let dbs = (0..DATABASES)
+            .map(|_| Db {
+                index: HybridIndex::default(),
+                live_keys: AtomicI64::new(0),
+                expires: AtomicI64::new(0),
+                versions: AtomicI64::new(0),
+            })
+            .collect();
+        Engine {
+            inner: Arc::new(Inner {
+                clock: config.clock,
+                sink: config.sink,
+                pages: PageStore::new(config.page_store),
+                dbs,
+                oracle: TimestampOracle::default(),
+                snapshots: ActiveSnapshots::default(),
+                commit_lock: Mutex::new(()),
+                wheel: Mutex::new(TimingWheel::new(now)),
+                gc_state: Mutex::new(GcState::default()),
+                poisoned: AtomicBool::new(false),
+                next_txn_id: AtomicU64::new(1),
+                random_state: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+                gc_runs: AtomicU64::new(0),
+                gc_versions_unlinked: AtomicU64::new(0),
+                gc_keys_removed: AtomicU64::new(0),
+                expired_keys: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Starts a transaction reading at the newest fully published commit.
+    pub fn begin(&self, isolation: Isolation) -> Transaction {
+        let id = TxnId(self.inner.next_txn_id.fetch_add(1, Ordering::Relaxed));
+        Transaction::new(Arc::clone(&self.inner), id, isolation)
+    }
+
+    /// Runs `f` in a transaction and commits it, retrying from a fresh snapshot on
+    /// [`TxnError::Conflict`] (at most [`RUN_ATTEMPTS_MAX`] attempts). Other errors, including
+    /// [`TxnError::WatchFailed`], are returned at once.
+    pub fn run<T>(
+        &self,
+        isolation: Isolation,
+        mut f: impl FnMut(&mut Transaction) -> Result<T, TxnError>,
+    ) -> Result<(T, CommitInfo), TxnError> {
+        for attempt in 0..RUN_ATTEMPTS_MAX {
+            let mut tx = self.begin(isolation);
+            let outcome = f(&mut tx).and_then(|value| tx.commit().map(|info| (value, info)));
+            match outcome {
+                Err(TxnError::Conflict { .. }) => {
+                    if attempt > 2 {
+                        std::thread::yield_now();
+                    }
+                }
+                other => return other,
+            }
+        }
+        Err(TxnError::TooManyRetries {
+            attempts: RUN_ATTEMPTS_MAX,
+        })
+    }
+
+    /// The engine clock's time (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Keys in `db` whose newest version holds a value (exact, O(1)); 0 for a bad index.
+    pub fn dbsize(&self, db: DbIndex) -> u64 {
+        self.inner
+            .db(db)
+            .map_or(0, |d| d.live_keys.load(Ordering::Relaxed).max(0) as u64)
+    }
+
+    /// Deletes every key of `db`, atomically, as one logged commit.
+    pub fn flush_db(&self, db: DbIndex) -> Result<CommitInfo, TxnError> {
+        self.inner.db(db)?;
+        commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::FlushDb { db }]))
+    }
+
+    /// Deletes every key of every database, atomically, as one logged commit.
+    pub fn flush_all(&self) -> Result<CommitInfo, TxnError> {
+        commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::FlushAll]))
+    }
+
+    /// Exchanges the contents of databases `a` and `b`, atomically, as one logged commit.
+    pub fn swap_db(&self, a: DbIndex, b: DbIndex) -> Result<CommitInfo, TxnError> {
+        self.inner.db(a)?;
+        self.inner.db(b)?;
+        commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::SwapDb { a, b }]))
+    }
+
+    /// A random live key of `db`, or `None` if it has none.
+    pub fn random_key(&self, db: DbIndex) -> Option<Bytes> {
+        let d = self.inner.db(db).ok()?;
+        if d.live_keys.load(Ordering::Relaxed) <= 0 {
+            return None;
+        }
+        let seed = self
+            .inner
+            .random_state
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        crate::transaction::random_live_key(&self.inner, d, splitmix(seed), self.now_ms())
+    }
+
+    /// Active expiry: deletes up to `max_keys` keys whose deadline has passed, found through the
+    /// timing wheel, as one logged commit of explicit deletes. Returns how many were deleted.
+    pub fn expire_tick(&self, max_keys: usize) -> usize {
+        crate::commit::expire_tick(&self.inner, max_keys)
+    }
+
+    /// Unlinks versions no snapshot can see and removes dead key nodes (bounded work).
+    pub fn gc(&self) -> GcStats {
+        gc::gc(&self.inner)
+    }
+
+    /// Replays one logged record (recovery). Records must come in commit-timestamp order; the
+    /// commit sink is not called.
+    pub fn apply_record(&self, record: &LogRecord) -> Result<(), TxnError> {
+        commit::apply_record(&self.inner, record)
+    }
+
+    /// Counters for INFO and tests.
+    pub fn stats(&self) -> EngineStats {
+        let inner = &self.inner;
+        let dbs = inner
+            .dbs
+            .iter()
+            .map(|d| DbStats {
+                keys: d.live_keys.load(Ordering::Relaxed).max(0) as u64,
+                expires: d.expires.load(Ordering::Relaxed).max(0) as u64,
+                versions: d.versions.load(Ordering::Relaxed).max(0) as u64,
+                key_nodes: d.index.len() as u64,
+            })
+            .collect();
+        EngineStats {
+            dbs,
+            pages: inner.pages.stats(),
+            visible_ts: CommitTs(inner.oracle.visible()),
+            low_watermark: CommitTs(inner.snapshots.low_watermark(&inner.oracle)),
+            active_snapshots: inner.snapshots.len() as u64,
+            gc_runs: inner.gc_runs.load(Ordering::Relaxed),
+            gc_versions_unlinked: inner.gc_versions_unlinked.load(Ordering::Relaxed),
+            gc_keys_removed: inner.gc_keys_removed.load(Ordering::Relaxed),
+            expired_keys: inner.expired_keys.load(Ordering::Relaxed),
+            expiry_wheel_entries: inner.wheel.lock().len() as u64,
+        }
+    }
+}
+
+fn splitmix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+};

@@ -1,0 +1,80 @@
+//! The transaction crate's one error type.
+
+use bytes::Bytes;
+use storage::StorageError;
+
+use crate::log_record::DecodeError;
+use crate::timestamp::CommitTs;
+
+/// Everything a transaction or an engine operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxnError {
+    /// First committer wins: `key` (written, or read under `Serializable`) changed after this
+    /// transaction's snapshot. Retrying from a fresh snapshot may succeed.
+    #[error("write conflict on key {key:?}")]
+    Conflict {
+        /// The first conflicting key found.
+        key: Bytes,
+    },
+    /// A watched key's newest version is not the one the watcher saw (Redis WATCH).
+    #[error("a watched key changed")]
+    WatchFailed,
+    /// The page store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A log record could not be decoded.
+    #[error(transparent)]
+    Log(#[from] DecodeError),
+    /// A value longer than [`crate::limits::VALUE_MAX_BYTES`].
+    #[error("value of {len} bytes exceeds the limit of {max} bytes")]
+    ValueTooLarge {
+        /// The offered length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A key longer than [`crate::limits::KEY_MAX_BYTES`].
+    #[error("key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLarge {
+        /// The offered length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction buffered more than [`crate::limits::TXN_WRITE_BYTES_MAX`] bytes.
+    #[error("transaction writes {bytes} bytes, more than the limit of {max}")]
+    TransactionTooLarge {
+        /// Bytes the transaction would buffer.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// [`crate::Engine::run`] kept conflicting.
+    #[error("transaction conflicted {attempts} times; giving up")]
+    TooManyRetries {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A database index outside `0..DATABASES`.
+    #[error("database index {db} out of range")]
+    BadDb {
+        /// The offered index.
+        db: u8,
+    },
+    /// A replayed record is not newer than the engine's state.
+    #[error("replayed record at commit ts {commit_ts:?} is not after {last:?}")]
+    ReplayOrder {
+        /// The record's timestamp.
+        commit_ts: CommitTs,
+        /// The newest timestamp already applied.
+        last: CommitTs,
+    },
+    /// An earlier commit-log append failed, so the log may hold a record the engine does not;
+    /// the engine refuses further writes until restarted (and recovered from the log).
+    #[error("engine is poisoned by an earlier commit-log failure")]
+    Poisoned,
+    /// The commit sink (write-ahead log) rejected an append.
+    #[error("commit log append failed: {0}")]
+    Sink(#[source] StorageError),
+}

@@ -1,0 +1,123 @@
+//! Version garbage collection below the low watermark.
+//!
+//! Invariant: let `W` be the low watermark (the oldest registered snapshot, or the visible
+//! timestamp if none; see `snapshot.rs`). For each key, the newest version with
+//! `commit_ts <= W` ("keep") is what every present and future snapshot resolves to at the
+//! latest, so every version older than keep is unreachable by readers: GC cuts the chain
+//! below keep, frees those versions' values (a value shared by a TTL-only change is freed
+//! once: by the oldest version that does not hand it on), and destroys the version nodes
+//! through the epoch collector. A key whose only version left is a tombstone at or below `W`
+//! has its node removed from the index.
+//!
+//! All chain surgery happens under the commit lock, in batches of [`GC_KEYS_PER_BATCH`] keys,
+//! so writers wait at most one short batch and readers never wait. Work per call is bounded
+//! by [`GC_KEYS_PER_CALL`]; a cursor resumes where the last call stopped, so repeated calls
+//! sweep every database.
+
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+
+use crate::engine::Inner;
+use crate::index::{KeyIndex, KeyNode};
+use crate::limits::{DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL};
+use crate::timestamp::CommitTs;
+
+/// What one [`crate::Engine::gc`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// The low watermark used.
+    pub low_watermark: CommitTs,
+    /// Key nodes examined.
+    pub keys_examined: u64,
+    /// Versions unlinked.
+    pub versions_unlinked: u64,
+    /// Values whose page space was freed.
+    pub values_freed: u64,
+    /// Dead key nodes removed from the index.
+    pub keys_removed: u64,
+    /// True when this call finished a sweep of all databases.
+    pub sweep_completed: bool,
+}
+
+/// Where the next GC call resumes.
+#[derive(Debug, Default)]
+pub(crate) struct GcState {
+    db: usize,
+    after: Option<Vec<u8>>,
+}
+
+/// One bounded GC step (see the module docs).
+pub(crate) fn gc(inner: &Inner) -> GcStats {
+    let mut state = inner.gc_state.lock();
+    let watermark = inner.snapshots.low_watermark(&inner.oracle);
+    let mut stats = GcStats {
+        low_watermark: CommitTs(watermark),
+        ..GcStats::default()
+    };
+    let guard = crossbeam_epoch::pin();
+    let mut examined = 0usize;
+    let mut dbs_finished = 0usize;
+    while examined < GC_KEYS_PER_CALL && dbs_finished < DATABASES {
+        let db = state.db % DATABASES;
+        let Some(d) = inner.dbs.get(db) else { break };
+        // Collect a batch of nodes after the cursor (lock-free), then operate under the lock.
+        let mut batch: Vec<*const KeyNode> = Vec::with_capacity(GC_KEYS_PER_BATCH);
+        let start = match &state.after {
+            Some(key) => Bound::Excluded(key.as_slice()),
+            None => Bound::Unbounded,
+        };
+        d.index.for_each_in(start, Bound::Unbounded, &mut |node| {
+            batch.push(node as *const KeyNode);
+            batch.len() < GC_KEYS_PER_BATCH
+        });
+        let exhausted = batch.len() < GC_KEYS_PER_BATCH;
+        examined += batch.len();
+        stats.keys_examined += batch.len() as u64;
+        let lock = inner.commit_lock.lock();
+        let mut last_key: Option<Vec<u8>> = None;
+        for pointer in &batch {
+            // SAFETY: nodes are removed only by GC (serialised by `gc_state`) under the commit
+            // lock, and destroyed only after `guard` unpins, so every collected node is alive.
+            let node = unsafe { &**pointer };
+            let unlinked = node.cut_below(watermark, &guard, |value| {
+                // SAFETY: no registered snapshot can see this version (it is older than the
+                // version kept, whose timestamp is <= every snapshot), and the value is not
+                // shared with a version that stays (see `KeyNode::cut_below`).
+                if unsafe { inner.pages.free(value) }.is_ok() {
+                    stats.values_freed += 1;
+                }
+            });
+            stats.versions_unlinked += unlinked;
+            d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
+            if node.is_dead(watermark, &guard) {
+                let key = node.key().to_vec();
+                d.index.remove(&key);
+                d.versions.fetch_sub(1, Ordering::Relaxed);
+                stats.keys_removed += 1;
+                last_key = Some(key);
+            } else {
+                last_key = Some(node.key().to_vec());
+            }
+        }
+        drop(lock);
+        if exhausted {
+            state.db = (db + 1) % DATABASES;
+            state.after = None;
+            dbs_finished += 1;
+            if state.db == 0 {
+                stats.sweep_completed = true;
+                break;
+            }
+        } else if let Some(key) = last_key {
+            state.after = Some(key);
+        }
+    }
+    inner.gc_runs.fetch_add(1, Ordering::Relaxed);
+    inner
+        .gc_versions_unlinked
+        .fetch_add(stats.versions_unlinked, Ordering::Relaxed);
+    inner
+        .gc_keys_removed
+        .fetch_add(stats.keys_removed, Ordering::Relaxed);
+    stats
+}

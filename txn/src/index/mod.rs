@@ -1,0 +1,230 @@
+//! The versioned index of one database: one [`KeyNode`] per user key, reachable through an
+//! ordered skip list (scans) and, for point lookups, a sharded hash table of pointers to the
+//! same nodes.
+//!
+//! Invariants:
+//! - a key node lives inside its skip-list entry (key inline, newest version inline), so a key
+//!   costs one allocation plus an 8-byte hash slot; the skip list destroys nodes through the
+//!   global epoch collector, after every thread pinned at removal time has unpinned;
+//! - nodes are inserted (skip list, then hash) and removed (hash, then skip list) only under
+//!   the commit lock; so a pointer found in the hash table by a reader that pinned the epoch
+//!   before looking stays valid until it unpins;
+//! - readers never block on writers: the skip list is lock-free, and the hash shard read lock
+//!   is held only for the probe (a shard's write lock only for an insert, removal or resize).
+//!
+//! The index sits behind [`KeyIndex`] because crossbeam-skiplist has had no release since 2024
+//! and may need to be vendored or replaced.
+
+mod key;
+pub(crate) mod version;
+
+use std::ops::Bound;
+
+use crossbeam_epoch::Guard;
+use crossbeam_skiplist::SkipMap;
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+use parking_lot::RwLock;
+
+pub(crate) use version::{KeyNode, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+
+/// What the engine needs from an index of key nodes. References are valid while `guard` is
+/// pinned.
+pub(crate) trait KeyIndex: Send + Sync {
+    /// The node of `key`, if present.
+    fn get<'g>(&self, key: &[u8], guard: &'g Guard) -> Option<&'g KeyNode>;
+    /// The node of `key`, inserting an empty one if absent. Caller holds the commit lock.
+    fn get_or_insert<'g>(&self, key: &[u8], guard: &'g Guard) -> &'g KeyNode;
+    /// Removes `key`'s node. Caller holds the commit lock.
+    fn remove(&self, key: &[u8]);
+    /// Visits nodes with keys in the range, in key order, until `visit` returns false.
+    fn for_each_in(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&KeyNode) -> bool,
+    );
+    /// The greatest key present.
+    fn last_key(&self) -> Option<Vec<u8>>;
+    /// Number of key nodes (live keys, tombstones awaiting GC).
+    fn len(&self) -> usize;
+}
+
+const HASH_SHARDS: usize = 128;
+
+#[derive(Clone, Copy)]
+struct NodePtr(*const KeyNode);
+
+// SAFETY: a NodePtr is only dereferenced under an epoch guard while the node is alive (see the
+// module invariants); KeyNode itself is Sync.
+unsafe impl Send for NodePtr {}
+// SAFETY: as above.
+unsafe impl Sync for NodePtr {}
+
+impl NodePtr {
+    /// # Safety
+    /// The node must still be alive (in the index, or removed after the caller pinned).
+    unsafe fn key(&self) -> &[u8] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { (*self.0).key() }
+    }
+}
+
+/// A seeded multiply-xorshift hash over 8-byte words; fast for short keys.
+fn hash_key(seed: u64, key: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = seed ^ (key.len() as u64).wrapping_mul(K);
+    let mut chunks = key.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        if let Some(prefix) = word.get_mut(..rest.len()) {
+            prefix.copy_from_slice(rest);
+        }
+        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        h ^= h >> 29;
+    }
+    h = (h ^ (h >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    h ^ (h >> 32)
+}
+
+/// Skip list for order plus a hash table in front for point lookups.
+pub(crate) struct HybridIndex {
+    ordered: SkipMap<KeyNode, ()>,
+    hashed: Box<[CachePadded<RwLock<HashTable<NodePtr>>>]>,
+    seed: u64,
+}
+
+impl Default for HybridIndex {
+    fn default() -> Self {
+        let seed = {
+            // Per-index seed so keys chosen by a client cannot be tuned to collide everywhere.
+            let local = 0u8;
+            let address = &local as *const u8 as u64;
+            let time = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            hash_key(time, &address.to_le_bytes())
+        };
+        HybridIndex {
+            ordered: SkipMap::new(),
+            hashed: (0..HASH_SHARDS)
+                .map(|_| CachePadded::new(RwLock::new(HashTable::new())))
+                .collect(),
+            seed,
+        }
+    }
+}
+
+impl HybridIndex {
+    fn shard(&self, hash: u64) -> Option<&RwLock<HashTable<NodePtr>>> {
+        self.hashed
+            .get((hash >> 40) as usize % HASH_SHARDS)
+            .map(|s| &**s)
+    }
+}
+
+impl KeyIndex for HybridIndex {
+    fn get<'g>(&self, key: &[u8], _guard: &'g Guard) -> Option<&'g KeyNode> {
+        let hash = hash_key(self.seed, key);
+        let shard = self.shard(hash)?.read();
+        // SAFETY: pointers in the table name live nodes (removed from the table before the
+        // skip list), and the caller's pinned guard keeps a node found now alive until it
+        // unpins, even if it is removed meanwhile.
+        let found = shard.find(hash, |p| unsafe { p.key() } == key).copied();
+        drop(shard);
+        // SAFETY: as above; the reference is bounded by the guard's lifetime.
+        found.map(|p| unsafe { &*p.0 })
+    }
+
+    fn get_or_insert<'g>(&self, key: &[u8], guard: &'g Guard) -> &'g KeyNode {
+        if let Some(node) = self.get(key, guard) {
+            return node;
+        }
+        let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
+        let pointer = NodePtr(entry.key() as *const KeyNode);
+        drop(entry);
+        let hash = hash_key(self.seed, key);
+        if let Some(shard) = self.shard(hash) {
+            let seed = self.seed;
+            // SAFETY: every pointer in the table names a live node (see `get`).
+            shard
+                .write()
+                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+        }
+        // SAFETY: the node stays in the skip list until a later removal under the commit lock
+        // (which the caller holds), and `guard` keeps it alive beyond that.
+        unsafe { &*pointer.0 }
+    }
+
+    fn remove(&self, key: &[u8]) {
+        let hash = hash_key(self.seed, key);
+        if let Some(shard) = self.shard(hash) {
+            let mut table = shard.write();
+            // SAFETY: every pointer in the table names a live node (see `get`).
+            if let Ok(entry) = table.find_entry(hash, |p| unsafe { p.key() } == key) {
+                entry.remove();
+            }
+        }
+        self.ordered.remove(key);
+    }
+
+    fn for_each_in(
+        &self,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&KeyNode) -> bool,
+    ) {
+        for entry in self.ordered.range::<[u8], _>((start, end)) {
+            if !visit(entry.key()) {
+                break;
+            }
+        }
+    }
+
+    fn last_key(&self) -> Option<Vec<u8>> {
+        self.ordered.back().map(|entry| entry.key().key().to_vec())
+    }
+
+    fn len(&self) -> usize {
+        self.ordered.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_skip_list_agree() {
+        let index = HybridIndex::default();
+        let guard = crossbeam_epoch::pin();
+        for i in 0..1000u32 {
+            let key = format!("key:{i:05}");
+            index.get_or_insert(key.as_bytes(), &guard);
+        }
+        assert_eq!(index.len(), 1000);
+        assert!(index.get(b"key:00500", &guard).is_some());
+        assert!(index.get(b"nope", &guard).is_none());
+        index.remove(b"key:00500");
+        assert!(index.get(b"key:00500", &guard).is_none());
+        let mut keys = Vec::new();
+        index.for_each_in(
+            Bound::Included(b"key:00498"),
+            Bound::Excluded(b"key:00503"),
+            &mut |n| {
+                keys.push(String::from_utf8(n.key().to_vec()).unwrap());
+                true
+            },
+        );
+        assert_eq!(keys, ["key:00498", "key:00499", "key:00501", "key:00502"]);
+        assert_eq!(index.last_key().unwrap(), b"key:00999");
+    }
+}

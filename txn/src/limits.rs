@@ -1,0 +1,23 @@
+//! Every limit of the transaction layer, units last.
+
+/// Number of logical databases (Redis `SELECT 0..15`).
+pub const DATABASES: usize = 16;
+/// Longest key accepted.
+pub const KEY_MAX_BYTES: usize = 1024 * 1024;
+/// Longest value accepted (Redis's `proto-max-bulk-len`).
+pub const VALUE_MAX_BYTES: usize = storage::page::VALUE_MAX_BYTES;
+/// Most bytes (keys + values) one transaction may buffer before commit.
+pub const TXN_WRITE_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Attempts [`crate::Engine::run`] makes before [`crate::TxnError::TooManyRetries`].
+pub const RUN_ATTEMPTS_MAX: u32 = 100;
+/// Key nodes one [`crate::Engine::gc`] call examines (bounds its pause).
+pub const GC_KEYS_PER_CALL: usize = 4096;
+/// Keys GC handles per hold of the commit lock (bounds the pause writers may see).
+pub const GC_KEYS_PER_BATCH: usize = 256;
+/// Shards of the active-snapshot registry (begin/end take one shard's lock).
+pub const SNAPSHOT_SHARDS: usize = 32;
+
+const _: () = assert!(DATABASES <= u8::MAX as usize);
+const _: () = assert!(VALUE_MAX_BYTES < TXN_WRITE_BYTES_MAX);
+const _: () = assert!(KEY_MAX_BYTES < TXN_WRITE_BYTES_MAX);
+const _: () = assert!(GC_KEYS_PER_BATCH <= GC_KEYS_PER_CALL);

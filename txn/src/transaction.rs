@@ -1,0 +1,527 @@
+//! [`Transaction`]: reads at a snapshot, buffers writes, and hands them to `commit.rs`.
+//!
+//! Invariants:
+//! - reads see exactly the versions with `commit_ts <= snapshot_ts`, overlaid with this
+//!   transaction's own buffered writes; an expired key reads as absent (lazy expiry);
+//! - nothing becomes visible to others before `commit` (writes stay in `writes`);
+//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::engine::{Db, Inner};
+use crate::error::TxnError;
+use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
+use crate::limits::{KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
+use crate::snapshot::Registration;
+use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
+use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
+
+/// A buffered write.
+#[derive(Debug, Clone)]
+pub(crate) enum Write {
+    Put {
+        value: Bytes,
+        expire_at_ms: Option<u64>,
+    },
+    Delete,
+    /// Change only the deadline of the key visible at the snapshot.
+    SetExpiry {
+        expire_at_ms: Option<u64>,
+    },
+}
+
+/// A key range a `Serializable` transaction scanned: `(db, start, end)`.
+pub(crate) type ScannedRange = (DbIndex, Bound<Bytes>, Bound<Bytes>);
+
+/// One transaction: owned, `'static` and `Send`, so a session can hold it across awaits.
+pub struct Transaction {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) id: TxnId,
+    pub(crate) isolation: Isolation,
+    registration: Option<Registration>,
+    pub(crate) writes: BTreeMap<DbIndex, BTreeMap<Bytes, Write>>,
+    write_bytes: usize,
+    pub(crate) reads: Vec<(DbIndex, Bytes)>,
+    pub(crate) ranges: Vec<ScannedRange>,
+    pub(crate) watches: Vec<(DbIndex, Bytes, CommitTs)>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.id)
+            .field("snapshot_ts", &self.snapshot_ts())
+            .field("isolation", &self.isolation)
+            .finish()
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<(), TxnError> {
+    if key.len() > KEY_MAX_BYTES {
+        return Err(TxnError::KeyTooLarge {
+            len: key.len(),
+            max: KEY_MAX_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn to_owned_bound(bound: Bound<&[u8]>) -> Bound<Bytes> {
+    match bound {
+        Bound::Included(key) => Bound::Included(Bytes::copy_from_slice(key)),
+        Bound::Excluded(key) => Bound::Excluded(Bytes::copy_from_slice(key)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+fn as_ref_bound(bound: &Bound<Bytes>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.as_ref()),
+        Bound::Excluded(key) => Bound::Excluded(key.as_ref()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// True when no key lies between `start` and `end`.
+pub(crate) fn range_is_empty(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s), Bound::Excluded(e))
+        | (Bound::Excluded(s), Bound::Included(e))
+        | (Bound::Excluded(s), Bound::Excluded(e)) => s >= e,
+        _ => false,
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if any.
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
+    Ok(Entry {
+        value: inner.pages.read(version.value)?,
+        kind: ValueKind::String,
+        version: CommitTs(version.commit_ts),
+        expire_at_ms: version.expiry(),
+    })
+}
+
+fn is_due(expire_at_ms: Option<u64>, now_ms: u64) -> bool {
+    expire_at_ms.is_some_and(|deadline| deadline <= now_ms)
+}
+
+impl Transaction {
+    pub(crate) fn new(inner: Arc<Inner>, id: TxnId, isolation: Isolation) -> Transaction {
+        let registration = inner.snapshots.register(&inner.oracle);
+        Transaction {
+            inner,
+            id,
+            isolation,
+            registration: Some(registration),
+            writes: BTreeMap::new(),
+            write_bytes: 0,
+            reads: Vec::new(),
+            ranges: Vec::new(),
+            watches: Vec::new(),
+        }
+    }
+
+    /// The snapshot this transaction reads at.
+    pub fn snapshot_ts(&self) -> SnapshotTs {
+        SnapshotTs(self.registration.as_ref().map_or(0, |r| r.ts))
+    }
+
+    /// This transaction's id (diagnostics).
+    pub fn id(&self) -> TxnId {
+        self.id
+    }
+
+    /// True if the transaction has buffered writes.
+    pub fn has_writes(&self) -> bool {
+        self.writes.values().any(|w| !w.is_empty())
+    }
+
+    fn own_write(&self, db: DbIndex, key: &[u8]) -> Option<&Write> {
+        self.writes.get(&db).and_then(|w| w.get(key))
+    }
+
+    /// The committed entry visible at the snapshot (ignores own writes and expiry).
+    fn committed(&self, db: &Db, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        let guard = crossbeam_epoch::pin();
+        let Some(node) = db.index.get(key, &guard) else {
+            return Ok(None);
+        };
+        match node.visible(self.snapshot_ts().0, &guard) {
+            Some(version) if !version.tombstone => Ok(Some(entry_of(&self.inner, &version)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads `key` at the snapshot, seeing this transaction's own writes; an expired key is
+    /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`].
+    pub fn get(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        let d = self.inner.db(db)?;
+        check_key(key)?;
+        let now = self.inner.clock.now_ms();
+        let entry = match self.own_write(db, key) {
+            Some(Write::Put {
+                value,
+                expire_at_ms,
+            }) => Some(Entry {
+                value: value.clone(),
+                kind: ValueKind::String,
+                version: CommitTs::UNCOMMITTED,
+                expire_at_ms: *expire_at_ms,
+            }),
+            Some(Write::Delete) => None,
+            Some(Write::SetExpiry { expire_at_ms }) => {
+                let expire_at_ms = *expire_at_ms;
+                self.committed(d, key)?.map(|entry| Entry {
+                    expire_at_ms,
+                    version: CommitTs::UNCOMMITTED,
+                    ..entry
+                })
+            }
+            None => {
+                if self.isolation == Isolation::Serializable {
+                    self.reads.push((db, Bytes::copy_from_slice(key)));
+                }
+                self.committed(d, key)?
+            }
+        };
+        Ok(entry.filter(|e| !is_due(e.expire_at_ms, now)))
+    }
+
+    fn add_write(&mut self, db: DbIndex, key: &[u8], write: Write) -> Result<(), TxnError> {
+        let added = key.len()
+            + if let Write::Put { value, .. } = &write {
+                value.len()
+            } else {
+                0
+            };
+        let total = self.write_bytes.saturating_add(added);
+        if total > TXN_WRITE_BYTES_MAX {
+            return Err(TxnError::TransactionTooLarge {
+                bytes: total,
+                max: TXN_WRITE_BYTES_MAX,
+            });
+        }
+        self.write_bytes = total;
+        self.writes
+            .entry(db)
+            .or_default()
+            .insert(Bytes::copy_from_slice(key), write);
+        Ok(())
+    }
+
+    /// Sets `key` to `value`; `expiry` decides the deadline (`Keep` keeps the deadline of the
+    /// value this transaction currently sees).
+    pub fn put(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        value: &[u8],
+        expiry: Expiry,
+    ) -> Result<(), TxnError> {
+        self.inner.db(db)?;
+        check_key(key)?;
+        if value.len() > VALUE_MAX_BYTES {
+            return Err(TxnError::ValueTooLarge {
+                len: value.len(),
+                max: VALUE_MAX_BYTES,
+            });
+        }
+        let expire_at_ms = match expiry {
+            Expiry::Persist => None,
+            Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),
+            Expiry::Keep => self.get(db, key)?.and_then(|e| e.expire_at_ms),
+        };
+        self.add_write(
+            db,
+            key,
+            Write::Put {
+                value: Bytes::copy_from_slice(value),
+                expire_at_ms,
+            },
+        )
+    }
+
+    /// Deletes `key`; true if a live key was visible.
+    pub fn delete(&mut self, db: DbIndex, key: &[u8]) -> Result<bool, TxnError> {
+        let existed = self.get(db, key)?.is_some();
+        if existed || self.own_write(db, key).is_some() {
+            self.add_write(db, key, Write::Delete)?;
+        }
+        Ok(existed)
+    }
+
+    /// Changes only the deadline of `key` (`None` = persist); false if no live key is visible.
+    /// A deadline already passed deletes the key, as Redis does.
+    pub fn set_expiry(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> Result<bool, TxnError> {
+        let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
+        let Some(current) = self.get(db, key)? else {
+            return Ok(false);
+        };
+        if is_due(expire_at_ms, self.inner.clock.now_ms()) {
+            self.add_write(db, key, Write::Delete)?;
+            return Ok(true);
+        }
+        let write = match self.own_write(db, key) {
+            Some(Write::Put { .. }) => Write::Put {
+                value: current.value,
+                expire_at_ms,
+            },
+            _ => Write::SetExpiry { expire_at_ms },
+        };
+        self.add_write(db, key, write)?;
+        Ok(true)
+    }
+
+    /// The newest committed version of `key`, ignoring the snapshot (for WATCH); 0 if none.
+    pub fn latest_version(&self, db: DbIndex, key: &[u8]) -> CommitTs {
+        latest_version(&self.inner, db, key)
+    }
+
+    /// Makes `commit` fail with [`TxnError::WatchFailed`] unless `key`'s newest committed
+    /// version is still `seen` at commit time.
+    pub fn watch(&mut self, db: DbIndex, key: &[u8], seen: CommitTs) {
+        self.watches.push((db, Bytes::copy_from_slice(key), seen));
+    }
+
+    /// Up to `limit` live keys after `after` (exclusive) starting with `prefix`, in key order,
+    /// at the snapshot (with own writes). Pass the last key returned as `after` to continue:
+    /// the cursor is a key, so it survives concurrent writes.
+    pub fn scan(
+        &mut self,
+        db: DbIndex,
+        after: Option<&[u8]>,
+        prefix: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Entry)>, TxnError> {
+        let prefix = prefix.unwrap_or(b"");
+        let successor = prefix_successor(prefix);
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let end = match &successor {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.scan_range(db, start, end, limit)
+    }
+
+    /// Up to `limit` live keys in `(start, end)`, in key order, at the snapshot (with own
+    /// writes).
+    pub fn scan_range(
+        &mut self,
+        db: DbIndex,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Entry)>, TxnError> {
+        let d = self.inner.db(db)?;
+        let mut out: Vec<(Bytes, Entry)> = Vec::new();
+        if limit == 0 || range_is_empty(start, end) {
+            return Ok(out);
+        }
+        let now = self.inner.clock.now_ms();
+        let snapshot = self.snapshot_ts().0;
+        let empty = BTreeMap::new();
+        let own = self.writes.get(&db).unwrap_or(&empty);
+        let mut own_iter = own.range::<[u8], _>((start, end)).peekable();
+        let mut error = None;
+        let inner = &self.inner;
+        let guard = crossbeam_epoch::pin();
+        let own_entry = |key: &Bytes,
+                         write: &Write,
+                         node: Option<&KeyNode>|
+         -> Result<Option<Entry>, TxnError> {
+            Ok(match write {
+                Write::Put {
+                    value,
+                    expire_at_ms,
+                } => Some(Entry {
+                    value: value.clone(),
+                    kind: ValueKind::String,
+                    version: CommitTs::UNCOMMITTED,
+                    expire_at_ms: *expire_at_ms,
+                }),
+                Write::Delete => None,
+                Write::SetExpiry { expire_at_ms } => {
+                    let node = node.or_else(|| d.index.get(key, &guard));
+                    let base = node
+                        .and_then(|node| node.visible(snapshot, &guard))
+                        .filter(|v| !v.tombstone)
+                        .map(|v| entry_of(inner, &v));
+                    base.transpose()?.map(|e| Entry {
+                        expire_at_ms: *expire_at_ms,
+                        version: CommitTs::UNCOMMITTED,
+                        ..e
+                    })
+                }
+            })
+        };
+        let push = |out: &mut Vec<(Bytes, Entry)>, key: &Bytes, entry: Option<Entry>| {
+            if let Some(entry) = entry.filter(|e| !is_due(e.expire_at_ms, now)) {
+                out.push((key.clone(), entry));
+            }
+        };
+        d.index.for_each_in(start, end, &mut |node| {
+            let key = node.key();
+            // Own writes on keys before this one come first.
+            while let Some((own_key, write)) =
+                own_iter.next_if(|(own_key, _)| own_key.as_ref() < key)
+            {
+                match own_entry(own_key, write, None) {
+                    Ok(entry) => push(&mut out, own_key, entry),
+                    Err(e) => {
+                        error = Some(e);
+                        return false;
+                    }
+                }
+                if out.len() >= limit {
+                    return false;
+                }
+            }
+            let key = Bytes::copy_from_slice(key);
+            let entry = match own_iter.next_if(|(own_key, _)| **own_key == key) {
+                Some((_, write)) => own_entry(&key, write, Some(node)),
+                None => match node.visible(snapshot, &guard) {
+                    Some(version) if version.is_live(now) => entry_of(inner, &version).map(Some),
+                    _ => Ok(None),
+                },
+            };
+            match entry {
+                Ok(entry) => push(&mut out, &key, entry),
+                Err(e) => {
+                    error = Some(e);
+                    return false;
+                }
+            }
+            out.len() < limit
+        });
+        if let Some(e) = error {
+            return Err(e);
+        }
+        while out.len() < limit {
+            let Some((own_key, write)) = own_iter.next() else {
+                break;
+            };
+            let entry = own_entry(own_key, write, None)?;
+            push(&mut out, own_key, entry);
+        }
+        drop(guard);
+        if self.isolation == Isolation::Serializable {
+            // A full page only read up to its last key; a short one read the whole range.
+            let scanned_end = match out.last() {
+                Some((last, _)) if out.len() >= limit => Bound::Included(last.clone()),
+                _ => to_owned_bound(end),
+            };
+            self.ranges.push((db, to_owned_bound(start), scanned_end));
+        }
+        Ok(out)
+    }
+
+    /// Validates and commits: [`TxnError::Conflict`], [`TxnError::WatchFailed`] or a sink
+    /// error abort it. A transaction without writes never conflicts (watches still apply).
+    pub fn commit(mut self) -> Result<CommitInfo, TxnError> {
+        let result = commit::commit(&mut self);
+        self.finish();
+        result
+    }
+
+    /// Discards the transaction's writes.
+    pub fn abort(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(registration) = self.registration.take() {
+            self.inner.snapshots.release(&registration);
+        }
+    }
+
+    pub(crate) fn scanned_ranges(
+        &self,
+    ) -> impl Iterator<Item = (DbIndex, Bound<&[u8]>, Bound<&[u8]>)> {
+        self.ranges
+            .iter()
+            .map(|(db, start, end)| (*db, as_ref_bound(start), as_ref_bound(end)))
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The newest committed version of a key, 0 if none.
+pub(crate) fn latest_version(inner: &Inner, db: DbIndex, key: &[u8]) -> CommitTs {
+    let Ok(d) = inner.db(db) else {
+        return CommitTs::NONE;
+    };
+    let guard = crossbeam_epoch::pin();
+    let Some(node) = d.index.get(key, &guard) else {
+        return CommitTs::NONE;
+    };
+    CommitTs(node.newest_ts(&guard))
+}
+
+/// A random live key: seek to a random point between the first and last key, walk forward.
+pub(crate) fn random_live_key(inner: &Inner, d: &Db, random: u64, now_ms: u64) -> Option<Bytes> {
+    let guard = crossbeam_epoch::pin();
+    let mut first: Option<Vec<u8>> = None;
+    d.index
+        .for_each_in(Bound::Unbounded, Bound::Unbounded, &mut |node| {
+            first = Some(node.key().to_vec());
+            false
+        });
+    let first = first?;
+    let last = d.index.last_key().unwrap_or_else(|| first.clone());
+    // Probe: the common prefix, then a random byte between the two keys' next bytes, then
+    // random bytes.
+    let common = first
+        .iter()
+        .zip(last.iter())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut probe: Vec<u8> = first.get(..common).unwrap_or_default().to_vec();
+    let low = first.get(common).copied().unwrap_or(0);
+    let high = last.get(common).copied().unwrap_or(u8::MAX);
+    let span = u64::from(high.saturating_sub(low)) + 1;
+    probe.push(low.saturating_add((random % span) as u8));
+    probe.extend_from_slice(&random.rotate_left(17).to_be_bytes());
+    let first_live = |start: Bound<&[u8]>, end: Bound<&[u8]>| {
+        let mut found = None;
+        d.index.for_each_in(start, end, &mut |node| {
+            if node.newest(&guard).is_some_and(|v| v.is_live(now_ms)) {
+                found = Some(Bytes::copy_from_slice(node.key()));
+                return false;
+            }
+            true
+        });
+        found
+    };
+    let _ = inner;
+    first_live(Bound::Included(probe.as_slice()), Bound::Unbounded)
+        .or_else(|| first_live(Bound::Unbounded, Bound::Included(probe.as_slice())))
+}

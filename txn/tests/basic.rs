@@ -1,0 +1,326 @@
+//! Basic behaviour of the engine API: reads, writes, conflicts, watches, scans, expiry, GC.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use tierkv_txn as txn;
+use txn::{CommitTs, Engine, EngineConfig, Expiry, Isolation, ManualClock, TxnError};
+
+fn engine_with_clock(now: u64) -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(now));
+    let engine = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        ..EngineConfig::default()
+    });
+    (engine, clock)
+}
+
+fn set(engine: &Engine, key: &str, value: &str) -> CommitTs {
+    let ((), info) = engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, key.as_bytes(), value.as_bytes(), Expiry::Persist)
+        })
+        .unwrap();
+    info.commit_ts.unwrap()
+}
+
+fn get(engine: &Engine, key: &str) -> Option<String> {
+    let mut tx = engine.begin(Isolation::Snapshot);
+    tx.get(0, key.as_bytes())
+        .unwrap()
+        .map(|e| String::from_utf8(e.value.to_vec()).unwrap())
+}
+
+#[test]
+fn put_get_delete_round_trip() {
+    let (engine, _) = engine_with_clock(1_000);
+    assert_eq!(get(&engine, "a"), None);
+    let ts = set(&engine, "a", "1");
+    assert_eq!(get(&engine, "a").as_deref(), Some("1"));
+    assert_eq!(engine.dbsize(0), 1);
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert_eq!(tx.get(0, b"a").unwrap().unwrap().version, ts);
+    assert!(tx.delete(0, b"a").unwrap());
+    assert_eq!(tx.get(0, b"a").unwrap(), None, "own delete visible");
+    assert!(!tx.delete(0, b"a").unwrap());
+    tx.commit().unwrap();
+    assert_eq!(get(&engine, "a"), None);
+    assert_eq!(engine.dbsize(0), 0);
+}
+
+#[test]
+fn snapshot_does_not_see_later_commits_and_own_writes_are_seen() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "k", "old");
+    let mut reader = engine.begin(Isolation::Snapshot);
+    set(&engine, "k", "new");
+    assert_eq!(&reader.get(0, b"k").unwrap().unwrap().value[..], b"old");
+    reader.put(0, b"k2", b"mine", Expiry::Persist).unwrap();
+    assert_eq!(&reader.get(0, b"k2").unwrap().unwrap().value[..], b"mine");
+    assert_eq!(
+        reader.get(0, b"k2").unwrap().unwrap().version,
+        CommitTs::UNCOMMITTED
+    );
+    reader.abort();
+    assert_eq!(get(&engine, "k2"), None);
+    assert_eq!(get(&engine, "k").as_deref(), Some("new"));
+}
+
+#[test]
+fn first_committer_wins() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "x", "0");
+    let mut a = engine.begin(Isolation::Snapshot);
+    let mut b = engine.begin(Isolation::Snapshot);
+    a.put(0, b"x", b"a", Expiry::Persist).unwrap();
+    b.put(0, b"x", b"b", Expiry::Persist).unwrap();
+    a.commit().unwrap();
+    match b.commit() {
+        Err(TxnError::Conflict { key }) => assert_eq!(&key[..], b"x"),
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    assert_eq!(get(&engine, "x").as_deref(), Some("a"));
+}
+
+#[test]
+fn read_only_transactions_never_conflict() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "x", "0");
+    let mut r = engine.begin(Isolation::Serializable);
+    r.get(0, b"x").unwrap();
+    set(&engine, "x", "1");
+    let info = r.commit().unwrap();
+    assert_eq!(info.commit_ts, None);
+}
+
+#[test]
+fn watch_fails_when_the_key_changed() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "w", "0");
+    let probe = engine.begin(Isolation::Snapshot);
+    let seen = probe.latest_version(0, b"w");
+    assert_ne!(seen, CommitTs::NONE);
+    assert_eq!(probe.latest_version(0, b"absent"), CommitTs::NONE);
+    set(&engine, "w", "1");
+    let mut tx = engine.begin(Isolation::Snapshot);
+    tx.watch(0, b"w", seen);
+    tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
+    assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
+    let mut tx = engine.begin(Isolation::Snapshot);
+    tx.watch(0, b"w", probe.latest_version(0, b"w"));
+    tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn write_skew_is_allowed_by_snapshot_and_rejected_by_serializable() {
+    for (isolation, expect_both) in [
+        (Isolation::Snapshot, true),
+        (Isolation::Serializable, false),
+    ] {
+        let (engine, _) = engine_with_clock(1_000);
+        set(&engine, "alice", "on");
+        set(&engine, "bob", "on");
+        // Invariant: at least one doctor on call. Each goes off call if the other is on.
+        let mut t1 = engine.begin(isolation);
+        let mut t2 = engine.begin(isolation);
+        assert!(t1.get(0, b"bob").unwrap().is_some());
+        assert!(t2.get(0, b"alice").unwrap().is_some());
+        t1.delete(0, b"alice").unwrap();
+        t2.delete(0, b"bob").unwrap();
+        let r1 = t1.commit();
+        let r2 = t2.commit();
+        assert!(r1.is_ok());
+        assert_eq!(r2.is_ok(), expect_both, "{isolation:?}: {r2:?}");
+    }
+}
+
+#[test]
+fn serializable_scan_detects_phantoms() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "p:1", "x");
+    let mut t1 = engine.begin(Isolation::Serializable);
+    let rows = t1.scan(0, None, Some(b"p:"), 10).unwrap();
+    assert_eq!(rows.len(), 1);
+    set(&engine, "p:2", "y");
+    t1.put(0, b"count", b"1", Expiry::Persist).unwrap();
+    assert!(matches!(t1.commit(), Err(TxnError::Conflict { .. })));
+}
+
+#[test]
+fn scan_merges_own_writes_in_order_with_cursor() {
+    let (engine, _) = engine_with_clock(1_000);
+    for k in ["a", "b", "c", "d", "e"] {
+        set(&engine, k, k);
+    }
+    let mut tx = engine.begin(Isolation::Snapshot);
+    tx.delete(0, b"b").unwrap();
+    tx.put(0, b"bb", b"new", Expiry::Persist).unwrap();
+    tx.put(0, b"z", b"z", Expiry::Persist).unwrap();
+    let keys = |rows: Vec<(txn::Bytes, txn::Entry)>| {
+        rows.into_iter()
+            .map(|(k, _)| String::from_utf8(k.to_vec()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let page1 = tx.scan(0, None, None, 3).unwrap();
+    let last = page1.last().unwrap().0.clone();
+    assert_eq!(keys(page1), ["a", "bb", "c"]);
+    let page2 = tx.scan(0, Some(&last), None, 10).unwrap();
+    assert_eq!(keys(page2), ["d", "e", "z"]);
+    let ranged = tx
+        .scan_range(0, Bound::Excluded(b"a"), Bound::Included(b"d"), 10)
+        .unwrap();
+    assert_eq!(keys(ranged), ["bb", "c", "d"]);
+}
+
+#[test]
+fn expiry_is_exact_to_the_millisecond_and_active_expiry_deletes() {
+    let (engine, clock) = engine_with_clock(10_000);
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"v", Expiry::At(10_050))
+        })
+        .unwrap();
+    clock.set(10_049);
+    assert_eq!(get(&engine, "t").as_deref(), Some("v"));
+    clock.set(10_050);
+    assert_eq!(get(&engine, "t"), None);
+    assert_eq!(engine.dbsize(0), 1, "not yet actively expired");
+    assert_eq!(engine.expire_tick(100), 1);
+    assert_eq!(engine.dbsize(0), 0);
+    assert_eq!(engine.stats().expired_keys, 1);
+}
+
+#[test]
+fn new_ttl_supersedes_old_deadline() {
+    let (engine, clock) = engine_with_clock(0);
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"v", Expiry::At(100))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| tx.set_expiry(0, b"t", Some(200)))
+        .unwrap();
+    clock.set(150);
+    assert_eq!(engine.expire_tick(100), 0, "stale wheel entry ignored");
+    assert_eq!(get(&engine, "t").as_deref(), Some("v"));
+    engine
+        .run(Isolation::Snapshot, |tx| tx.set_expiry(0, b"t", None))
+        .unwrap();
+    clock.set(250);
+    assert_eq!(engine.expire_tick(100), 0);
+    assert_eq!(get(&engine, "t").as_deref(), Some("v"));
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"w", Expiry::At(300))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"t", b"x", Expiry::Keep)
+        })
+        .unwrap();
+    clock.set(300);
+    assert_eq!(get(&engine, "t"), None);
+    assert_eq!(engine.expire_tick(100), 1);
+}
+
+#[test]
+fn gc_frees_old_versions_but_respects_open_snapshots() {
+    let (engine, _) = engine_with_clock(0);
+    set(&engine, "g", "v1");
+    let mut old = engine.begin(Isolation::Snapshot);
+    set(&engine, "g", "v2");
+    set(&engine, "g", "v3");
+    let stats = engine.gc();
+    assert_eq!(
+        stats.versions_unlinked, 0,
+        "v1 is held by the open snapshot"
+    );
+    assert_eq!(&old.get(0, b"g").unwrap().unwrap().value[..], b"v1");
+    drop(old);
+    let stats = engine.gc();
+    assert_eq!(stats.versions_unlinked, 2);
+    assert_eq!(stats.values_freed, 2);
+    assert_eq!(engine.stats().pages.values_live, 1);
+    assert_eq!(get(&engine, "g").as_deref(), Some("v3"));
+}
+
+#[test]
+fn gc_handles_shared_values_of_ttl_changes_and_removes_dead_keys() {
+    let (engine, _) = engine_with_clock(0);
+    set(&engine, "s", "value");
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.set_expiry(0, b"s", Some(1_000_000))
+        })
+        .unwrap();
+    engine
+        .run(Isolation::Snapshot, |tx| tx.set_expiry(0, b"s", None))
+        .unwrap();
+    engine.gc();
+    assert_eq!(
+        engine.stats().pages.values_live,
+        1,
+        "shared value not freed"
+    );
+    assert_eq!(get(&engine, "s").as_deref(), Some("value"));
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(0, b"s"))
+        .unwrap();
+    let stats = engine.gc();
+    assert_eq!(stats.keys_removed, 1);
+    assert_eq!(engine.stats().pages.values_live, 0);
+    assert_eq!(engine.stats().dbs[0].key_nodes, 0);
+    assert_eq!(engine.stats().dbs[0].versions, 0);
+}
+
+#[test]
+fn flush_and_swap_are_atomic_and_logged_ops() {
+    let (engine, _) = engine_with_clock(0);
+    engine
+        .run(Isolation::Snapshot, |tx| {
+            tx.put(0, b"a", b"1", Expiry::Persist)?;
+            tx.put(1, b"b", b"2", Expiry::Persist)
+        })
+        .unwrap();
+    let before = engine.begin(Isolation::Snapshot);
+    engine.swap_db(0, 1).unwrap();
+    let mut tx = engine.begin(Isolation::Snapshot);
+    assert_eq!(&tx.get(0, b"b").unwrap().unwrap().value[..], b"2");
+    assert_eq!(&tx.get(1, b"a").unwrap().unwrap().value[..], b"1");
+    assert!(tx.get(0, b"a").unwrap().is_none());
+    drop(tx);
+    drop(before);
+    assert_eq!(engine.dbsize(0), 1);
+    engine.flush_db(0).unwrap();
+    assert_eq!(engine.dbsize(0), 0);
+    assert_eq!(engine.dbsize(1), 1);
+    engine.flush_all().unwrap();
+    assert_eq!(engine.dbsize(1), 0);
+    assert!(matches!(
+        engine.flush_db(16),
+        Err(TxnError::BadDb { db: 16 })
+    ));
+}
+
+#[test]
+fn random_key_finds_live_keys() {
+    let (engine, _) = engine_with_clock(0);
+    assert_eq!(engine.random_key(0), None);
+    for i in 0..50 {
+        set(&engine, &format!("key:{i:03}"), "v");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let key = engine.random_key(0).unwrap();
+        assert!(key.starts_with(b"key:"));
+        seen.insert(key);
+    }
+    assert!(
+        seen.len() > 5,
+        "random_key returned only {} distinct keys",
+        seen.len()
+    );
+}

@@ -1,0 +1,498 @@
+//! A simple reference model of the engine (a map of version lists) and a driver that runs the
+//! same operations against the model and the real engine, asserting they agree on every read,
+//! every conflict and every scan.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tierkv_txn as txn;
+use txn::{
+    CommitTs, Engine, EngineConfig, Entry, Expiry, Isolation, ManualClock, Transaction, TxnError,
+};
+
+pub type Key = (u8, Vec<u8>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MVersion {
+    pub ts: u64,
+    pub value: Option<Vec<u8>>, // None = tombstone
+    pub expire: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MWrite {
+    Put(Vec<u8>, Option<u64>),
+    Delete,
+    SetExpiry(Option<u64>),
+}
+
+#[derive(Debug, Default)]
+pub struct MTxn {
+    pub snapshot: u64,
+    pub serializable: bool,
+    pub writes: BTreeMap<Key, MWrite>,
+    pub reads: Vec<Key>,
+    /// (db, start inclusive, end inclusive or None = unbounded)
+    pub ranges: Vec<(u8, Option<Vec<u8>>)>,
+}
+
+/// (value, version, expire) as read.
+pub type MEntry = (Vec<u8>, u64, Option<u64>);
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub versions: BTreeMap<Key, Vec<MVersion>>, // oldest first
+    pub last_ts: u64,
+    pub now: u64,
+}
+
+impl Model {
+    fn visible(&self, key: &Key, snapshot: u64) -> Option<&MVersion> {
+        self.versions
+            .get(key)
+            .and_then(|vs| vs.iter().rev().find(|v| v.ts <= snapshot))
+    }
+
+    fn latest(&self, key: &Key) -> Option<&MVersion> {
+        self.versions.get(key).and_then(|vs| vs.last())
+    }
+
+    pub fn latest_ts(&self, key: &Key) -> u64 {
+        self.latest(key).map_or(0, |v| v.ts)
+    }
+
+    fn committed(&self, tx: &MTxn, key: &Key) -> Option<MEntry> {
+        self.visible(key, tx.snapshot)
+            .and_then(|v| v.value.clone().map(|value| (value, v.ts, v.expire)))
+    }
+
+    fn live(&self, entry: Option<MEntry>) -> Option<MEntry> {
+        entry.filter(|(_, _, e)| e.is_none_or(|d| self.now < d))
+    }
+
+    pub fn get(&self, tx: &mut MTxn, key: &Key) -> Option<MEntry> {
+        let entry = match tx.writes.get(key) {
+            Some(MWrite::Put(v, e)) => Some((v.clone(), u64::MAX, *e)),
+            Some(MWrite::Delete) => None,
+            Some(MWrite::SetExpiry(e)) => {
+                self.committed(tx, key).map(|(v, _, _)| (v, u64::MAX, *e))
+            }
+            None => {
+                if tx.serializable {
+                    tx.reads.push(key.clone());
+                }
+                self.committed(tx, key)
+            }
+        };
+        self.live(entry)
+    }
+
+    pub fn put(&self, tx: &mut MTxn, key: &Key, value: &[u8], expiry: Expiry) {
+        let expire = match expiry {
+            Expiry::Persist => None,
+            Expiry::At(d) => Some(d),
+            Expiry::Keep => self.get(tx, key).and_then(|(_, _, e)| e),
+        };
+        tx.writes
+            .insert(key.clone(), MWrite::Put(value.to_vec(), expire));
+    }
+
+    pub fn delete(&self, tx: &mut MTxn, key: &Key) -> bool {
+        let existed = self.get(tx, key).is_some();
+        if existed || tx.writes.contains_key(key) {
+            tx.writes.insert(key.clone(), MWrite::Delete);
+        }
+        existed
+    }
+
+    pub fn set_expiry(&self, tx: &mut MTxn, key: &Key, expire: Option<u64>) -> bool {
+        let Some((value, _, _)) = self.get(tx, key) else {
+            return false;
+        };
+        if expire.is_some_and(|d| d <= self.now) {
+            tx.writes.insert(key.clone(), MWrite::Delete);
+            return true;
+        }
+        let write = match tx.writes.get(key) {
+            Some(MWrite::Put(..)) => MWrite::Put(value, expire),
+            _ => MWrite::SetExpiry(expire),
+        };
+        tx.writes.insert(key.clone(), write);
+        true
+    }
+
+    /// Full scan of `db` with `limit` (own writes merged).
+    pub fn scan(&self, tx: &mut MTxn, db: u8, limit: usize) -> Vec<(Vec<u8>, MEntry)> {
+        let mut keys: Vec<Key> = self
+            .versions
+            .keys()
+            .filter(|k| k.0 == db)
+            .cloned()
+            .collect();
+        keys.extend(tx.writes.keys().filter(|k| k.0 == db).cloned());
+        keys.sort();
+        keys.dedup();
+        let mut out = Vec::new();
+        for key in keys {
+            if out.len() >= limit {
+                break;
+            }
+            let entry = match tx.writes.get(&key) {
+                Some(MWrite::Put(v, e)) => Some((v.clone(), u64::MAX, *e)),
+                Some(MWrite::Delete) => None,
+                Some(MWrite::SetExpiry(e)) => {
+                    self.committed(tx, &key).map(|(v, _, _)| (v, u64::MAX, *e))
+                }
+                None => self.committed(tx, &key),
+            };
+            if let Some(entry) = self.live(entry) {
+                out.push((key.1.clone(), entry));
+            }
+        }
+        if tx.serializable {
+            let end = if out.len() >= limit {
+                out.last().map(|(k, _)| k.clone())
+            } else {
+                None
+            };
+            tx.ranges.push((db, end));
+        }
+        out
+    }
+
+    /// Predicts and applies a commit. Returns Ok(Some(ts)), Ok(None) for read-only, or the
+    /// kind of error.
+    pub fn commit(&mut self, tx: MTxn) -> Result<Option<u64>, &'static str> {
+        if tx.writes.is_empty() {
+            return Ok(None);
+        }
+        let changed = |key: &Key| self.latest_ts(key) > tx.snapshot;
+        if tx.writes.keys().any(changed) {
+            return Err("conflict");
+        }
+        if tx.serializable {
+            if tx.reads.iter().any(changed) {
+                return Err("conflict");
+            }
+            for (db, end) in &tx.ranges {
+                let hit = self
+                    .versions
+                    .keys()
+                    .filter(|k| k.0 == *db)
+                    .filter(|k| end.as_ref().is_none_or(|e| &k.1 <= e))
+                    .any(changed);
+                if hit {
+                    return Err("conflict");
+                }
+            }
+        }
+        self.last_ts += 1;
+        let ts = self.last_ts;
+        for (key, write) in tx.writes {
+            let latest_value = self.latest(&key).and_then(|v| v.value.clone());
+            let version = match write {
+                MWrite::Put(value, expire) => MVersion {
+                    ts,
+                    value: Some(value),
+                    expire,
+                },
+                MWrite::Delete if latest_value.is_some() => MVersion {
+                    ts,
+                    value: None,
+                    expire: None,
+                },
+                MWrite::SetExpiry(expire) if latest_value.is_some() => MVersion {
+                    ts,
+                    value: latest_value,
+                    expire,
+                },
+                _ => continue,
+            };
+            self.versions.entry(key).or_default().push(version);
+        }
+        Ok(Some(ts))
+    }
+
+    /// Active expiry of every due key, as one commit.
+    pub fn expire_all_due(&mut self) -> usize {
+        let due: Vec<Key> = self
+            .versions
+            .iter()
+            .filter(|(_, vs)| {
+                vs.last()
+                    .is_some_and(|v| v.value.is_some() && v.expire.is_some_and(|d| d <= self.now))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return 0;
+        }
+        self.last_ts += 1;
+        for key in &due {
+            self.versions.get_mut(key).unwrap().push(MVersion {
+                ts: self.last_ts,
+                value: None,
+                expire: None,
+            });
+        }
+        due.len()
+    }
+
+    pub fn live_keys(&self, db: u8) -> u64 {
+        self.versions
+            .iter()
+            .filter(|(k, vs)| k.0 == db && vs.last().is_some_and(|v| v.value.is_some()))
+            .count() as u64
+    }
+}
+
+pub fn to_mentry(entry: Option<Entry>) -> Option<MEntry> {
+    entry.map(|e| (e.value.to_vec(), e.version.0, e.expire_at_ms))
+}
+
+pub fn kind(result: &Result<txn::CommitInfo, TxnError>) -> Result<Option<u64>, &'static str> {
+    match result {
+        Ok(info) => Ok(info.commit_ts.map(|ts| ts.0)),
+        Err(TxnError::Conflict { .. }) => Err("conflict"),
+        Err(other) => panic!("unexpected error {other:?}"),
+    }
+}
+
+/// One step of a history over transaction slots.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Begin {
+        slot: usize,
+        serializable: bool,
+    },
+    Get {
+        slot: usize,
+        key: usize,
+    },
+    Put {
+        slot: usize,
+        key: usize,
+        value: u8,
+        ttl: Option<u64>,
+        keep: bool,
+    },
+    Delete {
+        slot: usize,
+        key: usize,
+    },
+    SetExpiry {
+        slot: usize,
+        key: usize,
+        ttl: Option<u64>,
+    },
+    Scan {
+        slot: usize,
+        db: u8,
+        limit: usize,
+    },
+    Commit {
+        slot: usize,
+    },
+    Abort {
+        slot: usize,
+    },
+    Advance {
+        ms: u64,
+    },
+    Gc,
+    ExpireTick,
+}
+
+pub const KEYS: usize = 8;
+pub const SLOTS: usize = 3;
+
+pub fn key_of(index: usize) -> Key {
+    ((index % 2) as u8, format!("k{}", index % KEYS).into_bytes())
+}
+
+/// Runs the model and the engine side by side.
+pub struct Harness {
+    pub model: Model,
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub slots: Vec<Option<(Transaction, MTxn)>>,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let engine = Engine::new(EngineConfig {
+            clock: clock.clone(),
+            ..EngineConfig::default()
+        });
+        Harness {
+            model: Model {
+                now: 1_000,
+                ..Model::default()
+            },
+            engine,
+            clock,
+            slots: (0..SLOTS).map(|_| None).collect(),
+        }
+    }
+
+    pub fn step(&mut self, step: &Step) {
+        let now = self.model.now;
+        match *step {
+            Step::Begin { slot, serializable } => {
+                if self.slots[slot].is_some() {
+                    return;
+                }
+                let isolation = if serializable {
+                    Isolation::Serializable
+                } else {
+                    Isolation::Snapshot
+                };
+                let tx = self.engine.begin(isolation);
+                let mtx = MTxn {
+                    snapshot: self.model.last_ts,
+                    serializable,
+                    ..MTxn::default()
+                };
+                assert_eq!(tx.snapshot_ts().0, mtx.snapshot, "snapshot");
+                self.slots[slot] = Some((tx, mtx));
+            }
+            Step::Get { slot, key } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    let k = key_of(key);
+                    let got = to_mentry(tx.get(k.0, &k.1).unwrap());
+                    assert_eq!(got, self.model.get(mtx, &k), "get {k:?}");
+                }
+            }
+            Step::Put {
+                slot,
+                key,
+                value,
+                ttl,
+                keep,
+            } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    let k = key_of(key);
+                    let expiry = match (keep, ttl) {
+                        (true, _) => Expiry::Keep,
+                        (false, Some(ttl)) => Expiry::At(now + ttl),
+                        (false, None) => Expiry::Persist,
+                    };
+                    let v = vec![value; 1 + value as usize % 5];
+                    tx.put(k.0, &k.1, &v, expiry).unwrap();
+                    self.model.put(mtx, &k, &v, expiry);
+                }
+            }
+            Step::Delete { slot, key } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    let k = key_of(key);
+                    assert_eq!(
+                        tx.delete(k.0, &k.1).unwrap(),
+                        self.model.delete(mtx, &k),
+                        "delete {k:?}"
+                    );
+                }
+            }
+            Step::SetExpiry { slot, key, ttl } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    let k = key_of(key);
+                    let expire = ttl.map(|t| now + t);
+                    assert_eq!(
+                        tx.set_expiry(k.0, &k.1, expire).unwrap(),
+                        self.model.set_expiry(mtx, &k, expire),
+                        "set_expiry"
+                    );
+                }
+            }
+            Step::Scan { slot, db, limit } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    let got: Vec<(Vec<u8>, MEntry)> = tx
+                        .scan(db, None, None, limit)
+                        .unwrap()
+                        .into_iter()
+                        .map(|(k, e)| (k.to_vec(), to_mentry(Some(e)).unwrap()))
+                        .collect();
+                    assert_eq!(
+                        got,
+                        self.model.scan(mtx, db, limit),
+                        "scan db {db} limit {limit}"
+                    );
+                }
+            }
+            Step::Commit { slot } => {
+                if let Some((tx, mtx)) = self.slots[slot].take() {
+                    let got = kind(&tx.commit());
+                    assert_eq!(got, self.model.commit(mtx), "commit");
+                }
+            }
+            Step::Abort { slot } => {
+                if let Some((tx, _)) = self.slots[slot].take() {
+                    tx.abort();
+                }
+            }
+            Step::Advance { ms } => {
+                self.clock.advance(ms);
+                self.model.now += ms;
+            }
+            Step::Gc => {
+                let stats = self.engine.gc();
+                let oldest = self
+                    .slots
+                    .iter()
+                    .flatten()
+                    .map(|(_, m)| m.snapshot)
+                    .min()
+                    .unwrap_or(self.model.last_ts);
+                assert_eq!(stats.low_watermark, CommitTs(oldest), "watermark");
+            }
+            Step::ExpireTick => {
+                let deleted = self.engine.expire_tick(10_000);
+                let expected = self.model.expire_all_due();
+                assert_eq!(deleted, expected, "expire_tick");
+            }
+        }
+        for db in 0..2 {
+            assert_eq!(
+                self.engine.dbsize(db),
+                self.model.live_keys(db),
+                "dbsize {db}"
+            );
+        }
+    }
+
+    /// Closes every transaction, sweeps GC, and checks that only the newest versions remain.
+    pub fn finish(&mut self) {
+        for slot in 0..SLOTS {
+            self.step(&Step::Abort { slot });
+        }
+        loop {
+            if self.engine.gc().sweep_completed {
+                break;
+            }
+        }
+        let stats = self.engine.stats();
+        let live: u64 = (0..2).map(|db| self.model.live_keys(db)).sum();
+        let versions: u64 = stats.dbs.iter().map(|d| d.versions).sum();
+        assert_eq!(
+            versions, live,
+            "after a full GC sweep only live keys' newest versions remain"
+        );
+        assert_eq!(
+            stats.pages.values_live, live,
+            "every other value was freed exactly once"
+        );
+        for index in 0..KEYS {
+            let k = key_of(index);
+            let mut tx = self.engine.begin(Isolation::Snapshot);
+            let mut mtx = MTxn {
+                snapshot: self.model.last_ts,
+                ..MTxn::default()
+            };
+            assert_eq!(
+                to_mentry(tx.get(k.0, &k.1).unwrap()),
+                self.model.get(&mut mtx, &k)
+            );
+        }
+    }
+}
