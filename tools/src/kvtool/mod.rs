@@ -2,6 +2,7 @@
 //! storage's typed errors are kept in the chain so `main` can tell corruption from misuse.
 
 pub mod checkpoint;
+pub mod logrec;
 pub mod wal;
 
 use std::fmt::Write as _;
