@@ -59,7 +59,6 @@ pub fn text(r: &LogRecord, max: usize) -> String {
             LogOp::FlushDb { db } => format!("FLUSHDB db{db}"),
             LogOp::FlushAll => "FLUSHALL".to_string(),
             LogOp::SwapDb { a, b } => format!("SWAPDB {a} {b}"),
-            _ => format!("{op:?}"),
         })
         .collect();
     format!("commit_ts={} {}", r.commit_ts.0, ops.join("; "))
@@ -120,7 +119,6 @@ pub fn json(r: &LogRecord, max: usize) -> String {
             LogOp::FlushDb { db } => format!("{{\"op\":\"flushdb\",\"db\":{db}}}"),
             LogOp::FlushAll => "{\"op\":\"flushall\"}".to_string(),
             LogOp::SwapDb { a, b } => format!("{{\"op\":\"swapdb\",\"a\":{a},\"b\":{b}}}"),
-            _ => format!("{{\"op\":{}}}", json_str(&format!("{op:?}"))),
         })
         .collect();
     format!(
