@@ -555,7 +555,7 @@ impl WalWriter {
                     file: end.tail.file.clone().unwrap_or_default(),
                     dir: dir.to_path_buf(),
                     offset: end.tail.offset,
-                    reason: crate::error::Corruption::Truncated,
+                    reason: crate::error::Corruption::Unrecoverable(end.tail.state),
                 })
             }
         }
@@ -658,8 +658,9 @@ impl WalWriter {
     }
 
     /// Step 1: queues `payload` as the next record and returns its LSN. Only enqueues: call
-    /// [`WalWriter::wait_durable`] (or subscribe) before acknowledging. Blocks while the
-    /// group-commit batch is full (backpressure). Fails while the log is poisoned or closed.
+    /// [`WalWriter::wait_durable`] (or `on_durable`, or subscribe) before acknowledging. Blocks
+    /// while the group-commit batch is full (backpressure). Fails while the log is poisoned or
+    /// closed; on error nothing was enqueued and no LSN was used.
     pub fn append(&self, payload: &[u8]) -> Result<Lsn, StorageError> {
         if payload.len() > WAL_RECORD_PAYLOAD_BYTES_MAX {
             return Err(StorageError::RecordTooLarge {
@@ -764,8 +765,7 @@ impl WalWriter {
     pub fn subscribe(&self, f: Box<dyn Fn(Lsn) + Send + Sync>) -> Result<(), StorageError> {
         let mut subs = self.shared.subscribers.write();
         if subs.len() >= WAL_SUBSCRIBERS_MAX {
-            return Err(StorageError::RecordTooLarge {
-                len: subs.len() + 1,
+            return Err(StorageError::TooManySubscribers {
                 max: WAL_SUBSCRIBERS_MAX,
             });
         }
