@@ -138,12 +138,15 @@ pub fn verify(dir: &Path) -> Result<Outcome> {
     let segments = reader.segments().len();
     let (mut records, mut bytes) = (0u64, 0u64);
     let (mut first, mut last) = (None, None);
-    while let Some(rec) = reader.next_record()? {
+    let mut progress = super::Progress::new("verifying WAL");
+    while let Some(rec) = reader.next_record().inspect_err(|_| progress.finish())? {
         records += 1;
         bytes += rec.payload.len() as u64;
+        progress.tick(records, bytes);
         first.get_or_insert(rec.lsn.0);
         last = Some(rec.lsn.0);
     }
+    progress.finish();
     let end = reader.end().context("reader ended without an end state")?;
     println!(
         "segments: {segments}\nrecords: {records}\npayload bytes: {bytes}\nfirst lsn: {}\nlast lsn: {}\nnext lsn: {}",
