@@ -3,8 +3,9 @@
 //!
 //! Invariant: without the `sim` feature every point is the constant `false`, so production builds
 //! carry no branch and no state. With `sim`, a site is enabled or not once per seed (hash of seed
-//! and site) and an enabled site fires with a small probability from a per-thread seeded RNG, so
-//! a failing seed replays exactly on one thread.
+//! and site) and an enabled site fires with a small probability decided by the seed and the
+//! number of calls so far, so a failing seed replays exactly when the calls come in the same
+//! order (always, on one thread).
 
 /// `buggify!()` is true when this call site should misbehave in the current simulation run.
 #[macro_export]
@@ -31,17 +32,19 @@ pub fn disable() {}
 
 #[cfg(feature = "sim")]
 mod imp {
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     /// Share of sites enabled per seed, in percent.
     const SITE_ENABLED_PERCENT: u64 = 25;
     /// Chance that an enabled site fires on one call, in percent.
     const FIRE_PERCENT: u64 = 5;
 
-    thread_local! {
-        static SEED: Cell<Option<u64>> = const { Cell::new(None) };
-        static RNG: Cell<u64> = const { Cell::new(0) };
-    }
+    // Global rather than thread-local: the points sit on background threads (the WAL writer),
+    // which must see the test's seed. Decisions follow the order of calls, so a run on one
+    // thread replays exactly.
+    static ENABLED: AtomicBool = AtomicBool::new(false);
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    static CALLS: AtomicU64 = AtomicU64::new(0);
 
     fn splitmix(x: u64) -> u64 {
         let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -57,30 +60,29 @@ mod imp {
         })
     }
 
-    /// Turns fault points on for this thread, decided by `seed`.
+    /// Turns fault points on, decided by `seed`.
     pub fn enable(seed: u64) {
-        SEED.with(|s| s.set(Some(seed)));
-        RNG.with(|r| r.set(splitmix(seed)));
+        SEED.store(seed, Ordering::SeqCst);
+        CALLS.store(0, Ordering::SeqCst);
+        ENABLED.store(true, Ordering::SeqCst);
     }
 
-    /// Turns fault points off for this thread.
+    /// Turns fault points off.
     pub fn disable() {
-        SEED.with(|s| s.set(None));
+        ENABLED.store(false, Ordering::SeqCst);
     }
 
     /// True when `site` should misbehave now.
     pub fn fire(site: &'static str) -> bool {
-        let Some(seed) = SEED.with(Cell::get) else {
+        if !ENABLED.load(Ordering::Relaxed) {
             return false;
-        };
+        }
+        let seed = SEED.load(Ordering::Relaxed);
         if splitmix(seed ^ site_hash(site)) % 100 >= SITE_ENABLED_PERCENT {
             return false;
         }
-        RNG.with(|r| {
-            let next = splitmix(r.get());
-            r.set(next);
-            next % 100 < FIRE_PERCENT
-        })
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        splitmix(seed.wrapping_add(call.wrapping_mul(0x2545_F491_4F6C_DD1D))) % 100 < FIRE_PERCENT
     }
 }
 

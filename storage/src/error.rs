@@ -72,6 +72,17 @@ pub enum StorageError {
         max: usize,
     },
 
+    /// More durable-LSN subscribers than `WAL_SUBSCRIBERS_MAX`.
+    #[error("too many WAL subscribers (limit {max})")]
+    TooManySubscribers {
+        /// The limit.
+        max: usize,
+    },
+
+    /// A checkpoint writer was used after `finish`.
+    #[error("checkpoint writer already finished")]
+    CheckpointFinished,
+
     /// `wait_durable` was asked about an LSN the log has not handed out.
     #[error("LSN {} has not been assigned (next is {})", lsn.0, next.0)]
     LsnNotAssigned {
@@ -210,6 +221,9 @@ pub enum Corruption {
     /// Footer counts or checksums do not match the content.
     #[error("footer mismatch: {0}")]
     FooterMismatch(&'static str),
+    /// Recovery must not cut the log here (see the WAL tail decision table).
+    #[error("{0}: refusing to cut the log")]
+    Unrecoverable(crate::wal::TailState),
     /// A compressed block does not decompress.
     #[error("block does not decompress")]
     Decompress,

@@ -25,6 +25,10 @@ pub const WAL_UNSYNCED_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// corruption in the middle of the log.
 pub const WAL_SCAN_AHEAD_BYTES_MAX: u64 = 128 * 1024 * 1024;
 
+/// Read-ahead buffer of the WAL reader per open segment: one large read replaces two small
+/// ones per record during recovery.
+pub const WAL_READ_AHEAD_BYTES: usize = 1024 * 1024;
+
 /// Interval between background fsyncs under `FsyncPolicy::EverySec`, in milliseconds.
 pub const WAL_EVERYSEC_INTERVAL_MS: u64 = 1000;
 

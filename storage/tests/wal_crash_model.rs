@@ -31,6 +31,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn run(ops: Vec<Op>, seed: u64, policy: FsyncPolicy) {
+    // With the `sim` feature, BUGGIFY also splits batches into two writes and slows fsyncs.
+    storage::buggify::enable(seed);
     let (sim, disk) = sim(seed);
     let dir = Path::new("/model");
     let cfg = WalConfig {

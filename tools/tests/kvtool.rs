@@ -200,3 +200,63 @@ fn help_on_every_command() {
         assert!(out.contains("Usage: kvtool"), "{args:?}: {out}");
     }
 }
+
+#[test]
+fn wal_dump_decodes_engine_log_records() {
+    use txn::{Bytes, CommitTs, LogOp, LogRecord};
+    let tmp = tempfile::tempdir().unwrap();
+    let disk: Arc<dyn Disk> = Arc::new(FileDisk);
+    let (w, _) = WalWriter::open(disk, tmp.path(), WalConfig::default()).unwrap();
+    let rec = LogRecord {
+        commit_ts: CommitTs(17),
+        ops: vec![
+            LogOp::Put {
+                db: 0,
+                key: Bytes::from_static(b"user:1"),
+                value: Bytes::from_static(b"alice"),
+                expire_at_ms: Some(1_900_000_000_000),
+            },
+            LogOp::Delete {
+                db: 3,
+                key: Bytes::from_static(b"bin\x00key"),
+            },
+        ],
+    };
+    let l = w.append(&rec.encode()).unwrap();
+    w.append(b"not a log record").unwrap();
+    w.wait_durable(l).unwrap();
+    w.close().unwrap();
+    let d = tmp.path().to_str().unwrap();
+
+    let o = kvtool(&["wal", "dump", d]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].ends_with(
+            "commit_ts=17 SET db0 \"user:1\" \"alice\" PXAT 1900000000000; DEL db3 \"bin\\x00key\""
+        ),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("|not a log record| (not a log record:"),
+        "{out}"
+    );
+
+    let o = kvtool(&["wal", "dump", d, "--json"]);
+    let (out, _) = text(&o);
+    let first = out.lines().next().unwrap();
+    assert!(
+        first.contains("\"record\":{\"commit_ts\":17,\"ops\":[{\"op\":\"put\",\"db\":0,\"key\":{\"len\":6,\"utf8\":\"user:1\""),
+        "{first}"
+    );
+    assert!(first.contains("\"expire_at_ms\":1900000000000"), "{first}");
+    assert!(
+        out.lines().nth(1).unwrap().contains("\"decode_error\""),
+        "{out}"
+    );
+
+    let o = kvtool(&["wal", "dump", d, "--raw"]);
+    let (out, _) = text(&o);
+    assert!(!out.contains("commit_ts="), "{out}");
+}

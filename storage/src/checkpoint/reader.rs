@@ -14,7 +14,6 @@ use crate::error::{Corruption, StorageError};
 use crate::io::{read_exact_at, Disk, FileHandle};
 use crate::limits::CHECKPOINT_BLOCK_RAW_BYTES_MAX;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// What a full pass over a checkpoint found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,12 +302,4 @@ impl Iterator for CheckpointReader {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_record().transpose()
     }
-}
-
-/// Opens the current checkpoint of `dir` with a shared disk handle.
-pub fn open_current(
-    disk: &Arc<dyn Disk>,
-    dir: &Path,
-) -> Result<Option<(Manifest, CheckpointReader)>, StorageError> {
-    CheckpointReader::open_current(disk.as_ref(), dir)
 }

@@ -88,7 +88,7 @@ impl CheckpointWriter {
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         let Some(file) = &self.file else {
-            return Err(StorageError::WalClosed);
+            return Err(StorageError::CheckpointFinished);
         };
         file.write_at(bytes, self.offset)
             .map_err(|e| StorageError::io_at(&self.tmp_path, e))?;

@@ -14,7 +14,7 @@ pub mod writer;
 pub use policy::FsyncPolicy;
 pub use reader::{list_segments, SegmentInfo, WalEnd, WalReader, WalRecord};
 pub use tail::{TailAction, TailReport, TailState};
-pub use writer::{WalConfig, WalStats, WalWriter};
+pub use writer::{DurableCallback, WalConfig, WalStats, WalWriter};
 
 use crate::{Lsn, StorageError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +28,8 @@ pub trait CommitLog: Send + Sync {
     fn wait_durable(&self, lsn: Lsn) -> Result<(), StorageError>;
     /// Highest durable LSN.
     fn durable_lsn(&self) -> Lsn;
+    /// Calls `done` once `lsn` is durable or has failed (for callers that must not block).
+    fn on_durable(&self, lsn: Lsn, done: DurableCallback);
 }
 
 /// `appendonly no`: numbers records and drops them; everything is "durable" at once.
@@ -45,5 +47,8 @@ impl CommitLog for NoLog {
     }
     fn durable_lsn(&self) -> Lsn {
         Lsn(self.last.load(Ordering::Acquire))
+    }
+    fn on_durable(&self, _lsn: Lsn, done: DurableCallback) {
+        done(Ok(()));
     }
 }

@@ -11,7 +11,7 @@ use super::record::{
 use super::tail::{classify, FrameFit, FrameObservation, TailReport, TailState, Verdict};
 use crate::error::{Corruption, StorageError};
 use crate::io::{read_exact_at, Disk, FileHandle};
-use crate::limits::{WAL_RECORD_PAYLOAD_BYTES_MAX, WAL_SCAN_AHEAD_BYTES_MAX};
+use crate::limits::{WAL_READ_AHEAD_BYTES, WAL_RECORD_PAYLOAD_BYTES_MAX, WAL_SCAN_AHEAD_BYTES_MAX};
 use crate::Lsn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +74,41 @@ struct OpenSegment {
     len: u64,
     offset: u64,
     info: SegmentInfo,
+    /// Read-ahead window: `buf` holds the file's bytes from `buf_start`.
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl OpenSegment {
+    /// Fills `out` with the bytes at `offset`, through the read-ahead window.
+    fn read(&mut self, out: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset + out.len() as u64;
+        let buffered = offset >= self.buf_start && end <= self.buf_start + self.buf.len() as u64;
+        if !buffered {
+            if out.len() >= WAL_READ_AHEAD_BYTES {
+                return read_exact_at(self.file.as_ref(), out, offset);
+            }
+            let want = self
+                .len
+                .saturating_sub(offset)
+                .min(WAL_READ_AHEAD_BYTES as u64)
+                .max(out.len() as u64);
+            self.buf
+                .resize(usize::try_from(want).unwrap_or(out.len()), 0);
+            self.buf_start = offset;
+            if let Err(e) = read_exact_at(self.file.as_ref(), &mut self.buf, offset) {
+                self.buf.clear();
+                return Err(e);
+            }
+        }
+        let from = usize::try_from(offset - self.buf_start).unwrap_or(usize::MAX);
+        let src = self
+            .buf
+            .get(from..from.saturating_add(out.len()))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
 }
 
 /// Reads a WAL directory (or one segment file) record by record.
@@ -267,6 +302,8 @@ impl WalReader {
             len,
             offset: SEGMENT_HEADER_LEN as u64,
             info,
+            buf: Vec::new(),
+            buf_start: 0,
         });
         Ok(true)
     }
@@ -278,14 +315,14 @@ impl WalReader {
             if self.failed || self.end.is_some() {
                 return Ok(None);
             }
-            let Some(seg) = self.cur.take() else {
+            let Some(mut seg) = self.cur.take() else {
                 if self.open_next_segment()? {
                     continue;
                 }
                 return Ok(None);
             };
             let expected = self.expected.unwrap_or(0);
-            let (obs, frame) = observe(&seg, expected)?;
+            let (obs, frame) = observe(&mut seg, expected)?;
             if obs.fit == FrameFit::End {
                 if self.next_segment < self.segments.len() {
                     continue; // on to the next segment
@@ -371,7 +408,7 @@ impl Iterator for WalReader {
 /// Looks at the frame at `seg.offset`; for a complete frame also returns it with its length.
 #[allow(clippy::type_complexity)]
 fn observe(
-    seg: &OpenSegment,
+    seg: &mut OpenSegment,
     expected: u64,
 ) -> Result<(FrameObservation, Option<(WalRecord, u64)>), StorageError> {
     let remaining = seg.len.saturating_sub(seg.offset);
@@ -388,9 +425,9 @@ fn observe(
         obs.fit = FrameFit::ShortHeader;
         return Ok((obs, None));
     }
-    let io = |e| StorageError::io_at(&seg.info.path, e);
     let mut h = [0u8; RECORD_HEADER_LEN];
-    read_exact_at(seg.file.as_ref(), &mut h, seg.offset).map_err(io)?;
+    seg.read(&mut h, seg.offset)
+        .map_err(|e| StorageError::io_at(&seg.info.path, e))?;
     let header = decode_frame_header(&h);
     obs.lsn_expected = header.lsn == expected;
     if header.length as usize > WAL_RECORD_PAYLOAD_BYTES_MAX {
@@ -405,12 +442,8 @@ fn observe(
     obs.fit = FrameFit::Complete;
     // Bounded by the file's own length, checked just above.
     let mut payload = vec![0u8; header.length as usize];
-    read_exact_at(
-        seg.file.as_ref(),
-        &mut payload,
-        seg.offset + RECORD_HEADER_LEN as u64,
-    )
-    .map_err(io)?;
+    seg.read(&mut payload, seg.offset + RECORD_HEADER_LEN as u64)
+        .map_err(|e| StorageError::io_at(&seg.info.path, e))?;
     obs.crc_ok = frame_crc(header.length, header.lsn, &payload) == header.crc;
     let record = WalRecord {
         lsn: Lsn(header.lsn),

@@ -28,7 +28,7 @@ use crate::limits::{
 };
 use crate::Lsn;
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,7 +122,14 @@ struct State {
     poison: Option<Poison>,
     shutdown: bool,
     exited: bool,
+    /// One-shot `on_durable` callbacks by LSN. Bounded by the appends in flight: an entry is
+    /// only added for an assigned, not yet durable LSN, and leaves when it becomes durable or
+    /// the log fails.
+    pending: BTreeMap<u64, Vec<DurableCallback>>,
 }
+
+/// A one-shot completion for [`WalWriter::on_durable`].
+pub type DurableCallback = Box<dyn FnOnce(Result<(), StorageError>) + Send>;
 
 /// State only the I/O path touches; held by the writer thread during a batch's I/O and by
 /// `try_recover` / `truncate_before`.
@@ -340,18 +347,33 @@ impl Shared {
                 let ack = self.ack_lsn(&st);
                 let advanced = ack > st.durable_lsn;
                 st.durable_lsn = st.durable_lsn.max(ack);
+                let done = take_through(&mut st.pending, ack);
                 drop(st);
                 if advanced {
                     self.durable.notify_all();
                     self.notify_subscribers(ack);
                 }
+                for cb in done {
+                    cb(Ok(()));
+                }
             }
             Err((op, e)) => {
                 tracing::error!(%op, error = %e, "WAL poisoned; writes refused until the disk recovers");
-                st.poison = Some(Poison { op, kind: e.kind() });
+                let poison = Poison { op, kind: e.kind() };
+                st.poison = Some(poison);
                 let durable = st.durable_lsn;
+                let failed = std::mem::take(&mut st.pending);
+                let err = || Shared::poisoned_error(&st, poison);
+                let failed: Vec<_> = failed
+                    .into_values()
+                    .flatten()
+                    .map(|cb| (cb, err()))
+                    .collect();
                 drop(st);
                 self.wake_all();
+                for (cb, e) in failed {
+                    cb(Err(e));
+                }
                 // Unchanged LSN: lets async waiters wake and see the failure.
                 self.notify_subscribers(durable);
             }
@@ -373,6 +395,18 @@ impl Shared {
     }
 }
 
+/// Removes and returns every callback registered for an LSN ≤ `lsn`.
+fn take_through(
+    pending: &mut BTreeMap<u64, Vec<DurableCallback>>,
+    lsn: u64,
+) -> Vec<DurableCallback> {
+    let rest = pending.split_off(&(lsn.saturating_add(1)));
+    std::mem::replace(pending, rest)
+        .into_values()
+        .flatten()
+        .collect()
+}
+
 enum Job {
     Batch,
     Sync,
@@ -392,8 +426,12 @@ impl Drop for ExitGuard<'_> {
             });
         }
         st.exited = true;
+        let orphans = std::mem::take(&mut st.pending);
         drop(st);
         self.0.wake_all();
+        for cb in orphans.into_values().flatten() {
+            cb(Err(StorageError::WalClosed));
+        }
     }
 }
 
@@ -517,7 +555,7 @@ impl WalWriter {
                     file: end.tail.file.clone().unwrap_or_default(),
                     dir: dir.to_path_buf(),
                     offset: end.tail.offset,
-                    reason: crate::error::Corruption::Truncated,
+                    reason: crate::error::Corruption::Unrecoverable(end.tail.state),
                 })
             }
         }
@@ -598,6 +636,7 @@ impl WalWriter {
                 poison: None,
                 shutdown: false,
                 exited: false,
+                pending: BTreeMap::new(),
             }),
             config,
             work: Condvar::new(),
@@ -619,8 +658,9 @@ impl WalWriter {
     }
 
     /// Step 1: queues `payload` as the next record and returns its LSN. Only enqueues: call
-    /// [`WalWriter::wait_durable`] (or subscribe) before acknowledging. Blocks while the
-    /// group-commit batch is full (backpressure). Fails while the log is poisoned or closed.
+    /// [`WalWriter::wait_durable`] (or `on_durable`, or subscribe) before acknowledging. Blocks
+    /// while the group-commit batch is full (backpressure). Fails while the log is poisoned or
+    /// closed; on error nothing was enqueued and no LSN was used.
     pub fn append(&self, payload: &[u8]) -> Result<Lsn, StorageError> {
         if payload.len() > WAL_RECORD_PAYLOAD_BYTES_MAX {
             return Err(StorageError::RecordTooLarge {
@@ -686,6 +726,33 @@ impl WalWriter {
         }
     }
 
+    /// Calls `done` once `lsn` is durable (`Ok`) or can no longer become durable because the
+    /// log failed or closed (`Err`). Runs at once on this thread if already decided, otherwise
+    /// later on the writer thread: keep it short (e.g. complete a oneshot channel). For async
+    /// callers that must not block.
+    pub fn on_durable(&self, lsn: Lsn, done: DurableCallback) {
+        let mut st = self.shared.state.lock();
+        let now = if st.durable_lsn >= lsn.0 {
+            Some(Ok(()))
+        } else if lsn.0 >= st.next_lsn {
+            Some(Err(StorageError::LsnNotAssigned {
+                lsn,
+                next: Lsn(st.next_lsn),
+            }))
+        } else if let Some(p) = st.poison {
+            Some(Err(Shared::poisoned_error(&st, p)))
+        } else if st.exited {
+            Some(Err(StorageError::WalClosed))
+        } else {
+            st.pending.entry(lsn.0).or_default().push(done);
+            return;
+        };
+        drop(st);
+        if let Some(r) = now {
+            done(r);
+        }
+    }
+
     /// Highest LSN acknowledged as durable.
     pub fn durable_lsn(&self) -> Lsn {
         Lsn(self.shared.state.lock().durable_lsn)
@@ -698,8 +765,7 @@ impl WalWriter {
     pub fn subscribe(&self, f: Box<dyn Fn(Lsn) + Send + Sync>) -> Result<(), StorageError> {
         let mut subs = self.shared.subscribers.write();
         if subs.len() >= WAL_SUBSCRIBERS_MAX {
-            return Err(StorageError::RecordTooLarge {
-                len: subs.len() + 1,
+            return Err(StorageError::TooManySubscribers {
                 max: WAL_SUBSCRIBERS_MAX,
             });
         }
@@ -735,8 +801,12 @@ impl WalWriter {
         let ack = self.shared.ack_lsn(&st);
         st.durable_lsn = st.durable_lsn.max(ack);
         let durable = st.durable_lsn;
+        let done = take_through(&mut st.pending, durable);
         drop(st);
         drop(io);
+        for cb in done {
+            cb(Ok(()));
+        }
         tracing::info!(durable_lsn = durable, "WAL recovered; accepting writes");
         self.shared.wake_all();
         self.shared.notify_subscribers(durable);
@@ -829,6 +899,9 @@ impl CommitLog for WalWriter {
     }
     fn durable_lsn(&self) -> Lsn {
         WalWriter::durable_lsn(self)
+    }
+    fn on_durable(&self, lsn: Lsn, done: DurableCallback) {
+        WalWriter::on_durable(self, lsn, done)
     }
 }
 

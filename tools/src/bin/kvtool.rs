@@ -30,9 +30,9 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum WalCommand {
-    /// Print every record (LSN, file offset, length, CRC, payload preview) of a segment file or
-    /// of every segment in a data directory. Payloads are shown as hex and ASCII: decoding them
-    /// into keys and values needs the engine's LogRecord (not wired in yet).
+    /// Print every record (LSN, file offset, length, CRC, and the transaction it holds: commit
+    /// timestamp, SET/DEL/PEXPIREAT/... per key) of a segment file or of every segment in a data
+    /// directory. Payloads that are not engine log records are shown as hex and ASCII.
     Dump {
         /// A `wal-<lsn>.log` segment file or a data directory.
         path: PathBuf,
@@ -45,6 +45,9 @@ enum WalCommand {
         /// Stop after this many records.
         #[arg(long)]
         limit: Option<u64>,
+        /// Do not decode payloads as engine log records; show hex only.
+        #[arg(long)]
+        raw: bool,
     },
     /// Check every record's CRC and LSN order in a data directory. Prints the first bad file and
     /// offset and exits with 1 if anything is damaged (a torn tail that recovery would cut off
@@ -76,7 +79,8 @@ fn main() -> ExitCode {
             json,
             payload_bytes,
             limit,
-        }) => kvtool::wal::dump(&path, json, payload_bytes, limit),
+            raw,
+        }) => kvtool::wal::dump(&path, json, payload_bytes, limit, raw),
         Command::Wal(WalCommand::Verify { dir }) => kvtool::wal::verify(&dir),
         Command::Checkpoint(CheckpointCommand::Inspect { path, json }) => {
             kvtool::checkpoint::inspect(&path, json)

@@ -28,7 +28,7 @@ pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
     let footer = reader.footer();
     let file_len = reader.file_len();
     // Streams every block: checksums, decompression, counts, whole-body checksum.
-    let verified = reader.verify();
+    let verified = verify_with_progress(reader);
     let status = match &verified {
         Ok(_) => "OK".to_string(),
         Err(e) => format!("DAMAGED: {e}"),
@@ -91,4 +91,22 @@ pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
             Ok(Outcome::Damaged)
         }
     }
+}
+
+fn verify_with_progress(mut reader: CheckpointReader) -> Result<(), storage::StorageError> {
+    let mut progress = super::Progress::new("verifying checkpoint");
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let result = loop {
+        match reader.next_record() {
+            Ok(Some(r)) => {
+                n += 1;
+                bytes += r.len() as u64;
+                progress.tick(n, bytes);
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    progress.finish();
+    result
 }

@@ -2,6 +2,7 @@
 //! storage's typed errors are kept in the chain so `main` can tell corruption from misuse.
 
 pub mod checkpoint;
+pub mod logrec;
 pub mod wal;
 
 use std::fmt::Write as _;
@@ -52,4 +53,39 @@ pub fn ascii(b: &[u8]) -> String {
             }
         })
         .collect()
+}
+
+/// A progress line on stderr for long passes, shown only when stderr is a terminal (so pipes,
+/// tests and logs stay clean).
+pub struct Progress {
+    label: &'static str,
+    enabled: bool,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    /// Starts a progress line labelled `label`.
+    pub fn new(label: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            label,
+            enabled: std::io::stderr().is_terminal(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Reports `count` items (and `bytes`) done; redraws at most 10 times a second.
+    pub fn tick(&mut self, count: u64, bytes: u64) {
+        if self.enabled && self.last.elapsed() >= std::time::Duration::from_millis(100) {
+            self.last = std::time::Instant::now();
+            eprint!("\r{}: {count} records, {} MiB", self.label, bytes >> 20);
+        }
+    }
+
+    /// Clears the line.
+    pub fn finish(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
 }

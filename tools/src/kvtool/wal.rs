@@ -24,7 +24,13 @@ fn open(path: &Path) -> Result<WalReader> {
 }
 
 /// Prints every record.
-pub fn dump(path: &Path, json: bool, payload_bytes: usize, limit: Option<u64>) -> Result<Outcome> {
+pub fn dump(
+    path: &Path,
+    json: bool,
+    payload_bytes: usize,
+    limit: Option<u64>,
+    raw: bool,
+) -> Result<Outcome> {
     let mut reader = open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut n = 0u64;
     while let Some(rec) = reader.next_record()? {
@@ -38,16 +44,37 @@ pub fn dump(path: &Path, json: bool, payload_bytes: usize, limit: Option<u64>) -
             .file_name()
             .and_then(|f| f.to_str())
             .unwrap_or_default();
+        let decoded = if raw {
+            None
+        } else {
+            Some(txn::LogRecord::decode(&rec.payload))
+        };
         if json {
+            let decoded = match &decoded {
+                Some(Ok(r)) => format!(",\"record\":{}", super::logrec::json(r, payload_bytes)),
+                Some(Err(e)) => format!(",\"decode_error\":{}", json_str(&e.to_string())),
+                None => String::new(),
+            };
             println!(
-                "{{\"lsn\":{},\"file\":{},\"offset\":{},\"length\":{},\"crc\":\"{:#010x}\",\"payload_hex\":\"{}\",\"truncated\":{}}}",
+                "{{\"lsn\":{},\"file\":{},\"offset\":{},\"length\":{},\"crc\":\"{:#010x}\",\"payload_hex\":\"{}\",\"truncated\":{}{}}}",
                 rec.lsn.0,
                 json_str(file),
                 rec.offset,
                 rec.payload.len(),
                 rec.crc,
                 hex(shown),
-                shown.len() < rec.payload.len()
+                shown.len() < rec.payload.len(),
+                decoded
+            );
+        } else if let Some(Ok(r)) = &decoded {
+            println!(
+                "lsn={} file={} offset={} len={} crc={:#010x} {}",
+                rec.lsn.0,
+                file,
+                rec.offset,
+                rec.payload.len(),
+                rec.crc,
+                super::logrec::text(r, payload_bytes)
             );
         } else {
             let more = if shown.len() < rec.payload.len() {
@@ -56,7 +83,7 @@ pub fn dump(path: &Path, json: bool, payload_bytes: usize, limit: Option<u64>) -
                 ""
             };
             println!(
-                "lsn={} file={} offset={} len={} crc={:#010x} payload={}{} |{}|",
+                "lsn={} file={} offset={} len={} crc={:#010x} payload={}{} |{}|{}",
                 rec.lsn.0,
                 file,
                 rec.offset,
@@ -64,7 +91,11 @@ pub fn dump(path: &Path, json: bool, payload_bytes: usize, limit: Option<u64>) -
                 rec.crc,
                 hex(shown),
                 more,
-                ascii(shown)
+                ascii(shown),
+                match &decoded {
+                    Some(Err(e)) => format!(" (not a log record: {e})"),
+                    _ => String::new(),
+                }
             );
         }
     }
@@ -107,12 +138,15 @@ pub fn verify(dir: &Path) -> Result<Outcome> {
     let segments = reader.segments().len();
     let (mut records, mut bytes) = (0u64, 0u64);
     let (mut first, mut last) = (None, None);
-    while let Some(rec) = reader.next_record()? {
+    let mut progress = super::Progress::new("verifying WAL");
+    while let Some(rec) = reader.next_record().inspect_err(|_| progress.finish())? {
         records += 1;
         bytes += rec.payload.len() as u64;
+        progress.tick(records, bytes);
         first.get_or_insert(rec.lsn.0);
         last = Some(rec.lsn.0);
     }
+    progress.finish();
     let end = reader.end().context("reader ended without an end state")?;
     println!(
         "segments: {segments}\nrecords: {records}\npayload bytes: {bytes}\nfirst lsn: {}\nlast lsn: {}\nnext lsn: {}",
