@@ -258,7 +258,37 @@ fn ratio_report(n: u64) {
     );
 }
 
+/// Two threads: gets in a long-open transaction vs begin+get+commit (diagnostic).
+fn two_thread_probe(n: u64) {
+    let engine = load(n);
+    for mode in ["open", "autocommit", "open", "autocommit"] {
+        let ops = 1_000_000u64;
+        let elapsed = parallel(2, 2 * ops, |r| {
+            if mode == "open" {
+                thread_local!(static TX: std::cell::RefCell<Option<txn::Transaction>> = const { std::cell::RefCell::new(None) });
+                TX.with(|tx| {
+                    let mut tx = tx.borrow_mut();
+                    let tx = tx.get_or_insert_with(|| engine.begin(Isolation::Snapshot));
+                    black_box(tx.get(0, &key(r % n)).unwrap());
+                });
+            } else {
+                let mut tx = engine.begin(Isolation::Snapshot);
+                black_box(tx.get(0, &key(r % n)).unwrap());
+                tx.commit().unwrap();
+            }
+        });
+        println!(
+            "probe: {mode}: {:.0} ns/op per thread",
+            elapsed.as_nanos() as f64 / ops as f64
+        );
+    }
+}
+
 fn main() {
+    if std::env::var("TIERKV_BENCH_PROBE").is_ok() {
+        two_thread_probe(keys());
+        return;
+    }
     if std::env::var("TIERKV_BENCH_RATIO_ONLY").is_ok() {
         ratio_report(keys());
         return;
