@@ -591,7 +591,7 @@ mod tests {
         Shared::new(
             Engine::new(txn::EngineConfig::default()),
             Arc::new(RwLock::new(config)),
-            None,
+            Persistence::default(),
             0,
         )
     }
