@@ -1,3 +1,5 @@
+//! Codec tests: known frames, round trips, input split at every byte, garbage never panics.
+
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 

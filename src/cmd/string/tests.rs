@@ -1,3 +1,6 @@
+//! In-process tests of the string commands: parse + execute on an in-memory engine, replies
+//! compared byte for byte with what Redis 7 answers.
+
 use crate::cmd::tests::{bulk, err, Harness};
 use crate::resp::Frame;
 
