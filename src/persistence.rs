@@ -104,7 +104,7 @@ pub fn open(config: &Config) -> Result<(Arc<Durability>, RecoveryReport), TxnErr
 /// Parses Redis's `save` value: pairs of `seconds changes`; `""` disables the schedule.
 pub fn parse_save_rules(text: &str) -> Option<Vec<(u64, u64)>> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return None;
     }
     words
