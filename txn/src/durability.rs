@@ -205,20 +205,8 @@ impl Durability {
         let engine = Engine::new(engine_config);
 
         // 1. The checkpoint.
-        let mut checkpoint_ts = 0;
-        let mut checkpoint_keys = 0;
-        let mut redo_lsn = Lsn(0);
-        if let Some((manifest, reader)) = CheckpointReader::open_current(disk.as_ref(), &dir)? {
-            checkpoint_keys = load_checkpoint(&engine, reader, manifest.snapshot_ts)?;
-            checkpoint_ts = manifest.snapshot_ts;
-            redo_lsn = manifest.redo_lsn;
-            tracing::info!(
-                checkpoint = %manifest.checkpoint,
-                snapshot_ts = checkpoint_ts,
-                keys = checkpoint_keys,
-                "loaded checkpoint"
-            );
-        }
+        let (checkpoint_ts, checkpoint_keys, redo_lsn) =
+            load_current_checkpoint(&engine, disk.as_ref(), &dir)?;
 
         // 2. The WAL tail.
         let mut wal_records = 0;
@@ -230,16 +218,9 @@ impl Durability {
             disk.create_dir_all(&wal_dir)
                 .map_err(|e| StorageError::io_at(&wal_dir, e))?;
             let mut reader = WalReader::open(Arc::clone(&disk), &wal_dir, redo_lsn)?;
-            while let Some(rec) = reader.next_record()? {
-                let record = LogRecord::decode(&rec.payload)
-                    .map_err(|error| corrupt_payload(&wal_dir, &rec.file, rec.offset, error))?;
-                if record.commit_ts.0 <= checkpoint_ts {
-                    wal_records_skipped += 1;
-                    continue;
-                }
-                engine.apply_record(&record)?;
-                wal_records += 1;
-            }
+            let replayed = replay_wal(&engine, &mut reader, &wal_dir, checkpoint_ts, None)?;
+            wal_records = replayed.records;
+            wal_records_skipped = replayed.skipped;
             let end = reader.into_end()?;
             if end.tail.state.action() != storage::wal::TailAction::Accept {
                 tracing::warn!(
@@ -345,36 +326,9 @@ impl Durability {
             (tx, redo)
         };
         let snapshot_ts = tx.snapshot_ts().0;
-        let mut writer =
-            CheckpointWriter::create(Arc::clone(&self.disk), &self.dir, snapshot_ts, redo_lsn)?;
-        let mut keys = 0u64;
-        let mut buf = Vec::new();
-        for db in 0..DATABASES as DbIndex {
-            let mut after: Option<Bytes> = None;
-            loop {
-                let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
-                let Some((last, _)) = batch.last() else { break };
-                let last = last.clone();
-                for (key, entry) in &batch {
-                    buf.clear();
-                    CheckpointEntry {
-                        db,
-                        key,
-                        value: &entry.value,
-                        expire_at_ms: entry.expire_at_ms,
-                    }
-                    .encode_into(&mut buf);
-                    writer.add(&buf)?;
-                    keys += 1;
-                }
-                if batch.len() < CHECKPOINT_SCAN_BATCH {
-                    break;
-                }
-                after = Some(last);
-            }
-        }
+        let written = write_snapshot(&mut tx, Arc::clone(&self.disk), &self.dir, redo_lsn);
         tx.abort();
-        let info = writer.finish()?;
+        let (keys, info) = written?;
         self.checkpoint_lsn.store(redo_lsn.0, Ordering::Release);
         let wal_segments_removed = match &self.wal {
             Some(wal) => wal.truncate_before(redo_lsn)?,
@@ -431,6 +385,190 @@ impl Durability {
             wal,
         }
     }
+}
+
+/// Streams every live key of `tx`'s snapshot into a new checkpoint in `dir` and installs it.
+fn write_snapshot(
+    tx: &mut crate::Transaction,
+    disk: Arc<dyn Disk>,
+    dir: &Path,
+    redo_lsn: Lsn,
+) -> Result<(u64, storage::checkpoint::CheckpointInfo), TxnError> {
+    let snapshot_ts = tx.snapshot_ts().0;
+    let mut writer = CheckpointWriter::create(disk, dir, snapshot_ts, redo_lsn)?;
+    let mut keys = 0u64;
+    let mut buf = Vec::new();
+    for db in 0..DATABASES as DbIndex {
+        let mut after: Option<Bytes> = None;
+        loop {
+            let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
+            let Some((last, _)) = batch.last() else { break };
+            let last = last.clone();
+            for (key, entry) in &batch {
+                buf.clear();
+                CheckpointEntry {
+                    db,
+                    key,
+                    value: &entry.value,
+                    expire_at_ms: entry.expire_at_ms,
+                }
+                .encode_into(&mut buf);
+                writer.add(&buf)?;
+                keys += 1;
+            }
+            if batch.len() < CHECKPOINT_SCAN_BATCH {
+                break;
+            }
+            after = Some(last);
+        }
+    }
+    let info = writer.finish()?;
+    Ok((keys, info))
+}
+
+/// Loads the checkpoint the MANIFEST of `dir` names, if any: (snapshot ts, keys, redo LSN).
+fn load_current_checkpoint(
+    engine: &Engine,
+    disk: &dyn Disk,
+    dir: &Path,
+) -> Result<(u64, u64, Lsn), TxnError> {
+    let Some((manifest, reader)) = CheckpointReader::open_current(disk, dir)? else {
+        return Ok((0, 0, Lsn(0)));
+    };
+    let keys = load_checkpoint(engine, reader, manifest.snapshot_ts)?;
+    tracing::info!(
+        checkpoint = %manifest.checkpoint,
+        snapshot_ts = manifest.snapshot_ts,
+        keys,
+        "loaded checkpoint"
+    );
+    Ok((manifest.snapshot_ts, keys, manifest.redo_lsn))
+}
+
+/// Where a replay stops (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayUntil {
+    /// The last record with this commit timestamp or an older one.
+    CommitTs(u64),
+    /// The record at this LSN.
+    Lsn(Lsn),
+}
+
+#[derive(Debug, Default)]
+struct Replayed {
+    records: u64,
+    skipped: u64,
+    last_ts: u64,
+    last_lsn: Lsn,
+}
+
+/// Applies the records of `reader` newer than the checkpoint, up to `until`.
+fn replay_wal(
+    engine: &Engine,
+    reader: &mut WalReader,
+    wal_dir: &Path,
+    checkpoint_ts: u64,
+    until: Option<ReplayUntil>,
+) -> Result<Replayed, TxnError> {
+    let mut out = Replayed {
+        last_ts: checkpoint_ts,
+        ..Replayed::default()
+    };
+    while let Some(rec) = reader.next_record()? {
+        let record = LogRecord::decode(&rec.payload)
+            .map_err(|error| corrupt_payload(wal_dir, &rec.file, rec.offset, error))?;
+        let past = match until {
+            Some(ReplayUntil::CommitTs(ts)) => record.commit_ts.0 > ts,
+            Some(ReplayUntil::Lsn(lsn)) => rec.lsn > lsn,
+            None => false,
+        };
+        if past {
+            break;
+        }
+        out.last_lsn = rec.lsn;
+        if record.commit_ts.0 <= checkpoint_ts {
+            out.skipped += 1;
+            continue;
+        }
+        engine.apply_record(&record)?;
+        out.records += 1;
+        out.last_ts = record.commit_ts.0;
+    }
+    Ok(out)
+}
+
+/// What [`replay_offline`] produced.
+#[derive(Debug)]
+pub struct OfflineReplay {
+    /// The recovered engine (in memory, no log).
+    pub engine: Engine,
+    /// Snapshot timestamp of the checkpoint it started from (0 for none).
+    pub checkpoint_ts: u64,
+    /// Keys loaded from that checkpoint.
+    pub checkpoint_keys: u64,
+    /// WAL records applied.
+    pub wal_records: u64,
+    /// Commit timestamp of the newest applied change.
+    pub last_commit_ts: u64,
+    /// LSN of the last WAL record read (`Lsn(0)` if none).
+    pub last_lsn: Lsn,
+    /// How the WAL ended, when the replay reached its end.
+    pub tail: Option<TailReport>,
+}
+
+/// Recovers `dir` into an in-memory engine without changing any file there (for `kvtool`):
+/// the installed checkpoint, then the WAL records after it up to `until` (inclusive), stopping
+/// at a damaged tail (reported in `tail`) and failing on corruption before it.
+pub fn replay_offline(
+    disk: Arc<dyn Disk>,
+    dir: &Path,
+    until: Option<ReplayUntil>,
+    engine: EngineConfig,
+) -> Result<OfflineReplay, TxnError> {
+    let engine = Engine::new(EngineConfig {
+        sink: None,
+        ..engine
+    });
+    let (checkpoint_ts, checkpoint_keys, redo_lsn) =
+        load_current_checkpoint(&engine, disk.as_ref(), dir)?;
+    let wal_dir = dir.join(WAL_DIR);
+    let mut replayed = Replayed {
+        last_ts: checkpoint_ts,
+        ..Replayed::default()
+    };
+    let mut tail = None;
+    // `Disk::list` fails on a missing directory: then there is no WAL to replay.
+    if disk.list(&wal_dir).is_ok() {
+        let mut reader = WalReader::open(disk, &wal_dir, redo_lsn)?;
+        replayed = replay_wal(&engine, &mut reader, &wal_dir, checkpoint_ts, until)?;
+        tail = reader.end().map(|end| end.tail.clone());
+    }
+    Ok(OfflineReplay {
+        engine,
+        checkpoint_ts,
+        checkpoint_keys,
+        wal_records: replayed.records,
+        last_commit_ts: replayed.last_ts,
+        last_lsn: replayed.last_lsn,
+        tail,
+    })
+}
+
+/// Writes the engine's current state as the checkpoint of a new data directory `out` (created
+/// if missing; must hold no MANIFEST yet). A server started on `out` continues from there, with
+/// WAL numbering from `next_lsn`. Returns the number of keys written.
+pub fn write_checkpoint_dir(
+    engine: &Engine,
+    disk: Arc<dyn Disk>,
+    out: &Path,
+    next_lsn: Lsn,
+) -> Result<u64, TxnError> {
+    disk.create_dir_all(out)
+        .map_err(|e| StorageError::io_at(out, e))?;
+    let mut tx = engine.begin(Isolation::Snapshot);
+    let written = write_snapshot(&mut tx, disk, out, Lsn(next_lsn.0.max(1)));
+    tx.abort();
+    Ok(written?.0)
 }
 
 fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError) -> TxnError {

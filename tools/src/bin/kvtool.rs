@@ -26,6 +26,30 @@ enum Command {
     /// Checkpoint files and the MANIFEST.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
+    /// Point-in-time recovery: replay a data directory (checkpoint + WAL) up to a commit
+    /// timestamp or LSN and write the result as a new data directory. DIR is not changed.
+    Replay {
+        /// The source data directory.
+        dir: PathBuf,
+        /// Stop after this point (inclusive): `ts:N` or `N` (commit timestamp), or `lsn:N`.
+        /// Without it, replay everything.
+        #[arg(long)]
+        until: Option<String>,
+        /// The new data directory (created; must not hold a MANIFEST).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read one key offline from a data directory (checkpoint + WAL), as the server would
+    /// recover it. Prints the value, or (nil).
+    Get {
+        /// The data directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// The database (SELECT index).
+        #[arg(long, default_value_t = 0)]
+        db: u8,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +109,8 @@ fn main() -> ExitCode {
         Command::Checkpoint(CheckpointCommand::Inspect { path, json }) => {
             kvtool::checkpoint::inspect(&path, json)
         }
+        Command::Replay { dir, until, out } => kvtool::replay::replay(&dir, until.as_deref(), &out),
+        Command::Get { dir, key, db } => kvtool::replay::get(&dir, &key, db),
     };
     match result {
         Ok(kvtool::Outcome::Intact) => ExitCode::SUCCESS,

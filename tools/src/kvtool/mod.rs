@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod logrec;
+pub mod replay;
 pub mod wal;
 
 use std::fmt::Write as _;

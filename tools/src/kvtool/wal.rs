@@ -8,8 +8,19 @@ use storage::io::{Disk, FileDisk};
 use storage::wal::{TailAction, TailState, WalReader};
 use storage::Lsn;
 
+/// A server data directory keeps its segments in `wal/`; accept either directory.
+fn wal_dir(path: &Path) -> std::path::PathBuf {
+    let nested = path.join(txn::durability::WAL_DIR);
+    if nested.is_dir() {
+        nested
+    } else {
+        path.to_path_buf()
+    }
+}
+
 fn open(path: &Path) -> Result<WalReader> {
     let disk: Arc<dyn Disk> = Arc::new(FileDisk);
+    let path = &wal_dir(path);
     if path.is_dir() {
         let r = WalReader::open(disk, path, Lsn(0))?;
         if r.segments().is_empty() {
