@@ -292,3 +292,43 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_failed_write_ahead_log_answers_misconf_and_reads_go_on() {
+    // A sink that refuses every append, as a poisoned WAL does (nothing appended).
+    struct FullDisk;
+    impl txn::CommitSink for FullDisk {
+        fn append(&self, _record: &[u8]) -> Result<txn::Lsn, txn::TxnError> {
+            Err(txn::TxnError::Sink(
+                std::io::Error::from(std::io::ErrorKind::StorageFull).into(),
+            ))
+        }
+    }
+    let shared = Shared::new(
+        txn::Engine::new(txn::EngineConfig {
+            sink: Some(Arc::new(FullDisk)),
+            ..txn::EngineConfig::default()
+        }),
+        Arc::new(RwLock::new(Config::default())),
+        crate::persistence::Persistence::default(),
+        0,
+    );
+    let mut h = Harness {
+        session: Harness::session_on(&shared),
+        shared,
+    };
+    match h.run("SET k v") {
+        Frame::Error(text) => assert!(
+            text.starts_with(b"MISCONF Errors writing to the AOF file"),
+            "{}",
+            String::from_utf8_lossy(&text)
+        ),
+        other => panic!("expected -MISCONF, got {other:?}"),
+    }
+    match h.run("INCR n") {
+        Frame::Error(text) => assert!(text.starts_with(b"MISCONF")),
+        other => panic!("expected -MISCONF, got {other:?}"),
+    }
+    assert_eq!(h.run("GET k"), Frame::Null);
+    assert_eq!(h.run("EXISTS k"), Frame::Integer(0));
+}
