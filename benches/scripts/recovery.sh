@@ -2,16 +2,25 @@
 # Figure "Durability (b)": restart time. Loads N SETs (16-byte keys `key:%012d`, 32-byte values,
 # pipeline 64) then restarts and times until the server answers PING and what the server logs:
 #   tierkv from the WAL only, tierkv from a checkpoint (SAVE first), Redis from RDB (SAVE), Redis from AOF.
-# Usage: recovery.sh [N] (default 1000000).
+# Usage: recovery.sh [N] [redis-benchmark|tierkv-bench] (default 1000000 redis-benchmark).
+# redis-benchmark's values are a constant byte ('x'), which the LZ4 blocks of a tierkv checkpoint
+# compress to almost nothing; tierkv-bench's values are pseudo-random filler, so that loader gives
+# the honest checkpoint size (`--load-only`, 16-byte keys, 32-byte values, pipeline 64).
 source "$(dirname "$0")/common.sh"
-N=${1:-1000000}
-OUT=$RESULTS/recovery.txt; : >"$OUT"
-load() { redis-benchmark -p "$1" -t set -n "$N" -r 100000000 -d 32 -P 64 -c 50 -q | tr '\r' '\n' | tail -1; }
+N=${1:-1000000}; LOADER=${2:-redis-benchmark}
+OUT=$RESULTS/recovery-$LOADER.txt; : >"$OUT"
+load() {
+  if [ "$LOADER" = tierkv-bench ]; then
+    "$BENCH" -t 127.0.0.1:"$1" -n "$N" --key-size 16 --value-size 32 --load-only --threads 1 --progress never 2>&1 | grep -i -E 'load|error' | head -3
+  else
+    redis-benchmark -p "$1" -t set -n "$N" -r 100000000 -d 32 -P 64 -c 50 -q | tr '\r' '\n' | grep -v '^$' | tail -1
+  fi
+}
 row() { # name port dir log ready_s
   local keys bytes; keys=$(redis-cli -p "$2" dbsize); bytes=$(du -sb "$3" | cut -f1)
   echo "$1 keys=$keys dir_bytes=$bytes ready_s=$5 log: $(grep -E 'recovered|DB loaded' "$4" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')" | tee -a "$OUT"
 }
-echo "$(machine) N=$N" | tee -a "$OUT"
+echo "$(machine) N=$N loader=$LOADER" | tee -a "$OUT"
 
 # tierkv: WAL only, then checkpoint + (empty) WAL tail.
 D=$(mktemp -d -p /tmp); P=$(free_port); A=(--appendonly yes --appendfsync everysec --save '')
