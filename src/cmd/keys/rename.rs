@@ -16,24 +16,31 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 )
 .keys(1, 2, 1);
 
-/// RENAME.
+/// RENAME, or RENAMENX when `nx`.
 pub struct Cmd {
     from: Bytes,
     to: Bytes,
+    nx: bool,
 }
 
 /// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    parse_with(args, false)
+}
+
+/// Parses RENAME's arguments; `nx` makes it RENAMENX (refuse an existing target, reply 0/1).
+pub fn parse_with(mut args: ArgCursor, nx: bool) -> Result<Command, CmdError> {
     Ok(Command::data(Cmd {
         from: args.next_bytes()?,
         to: args.next_bytes()?,
+        nx,
     }))
 }
 
 impl DataCommand for Cmd {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
         let entry = live(tx, cx, &self.from)?.ok_or(CmdError::NoSuchKey)?;
-        let nx = false;
+        let nx = self.nx;
         if self.from == self.to {
             return Ok(if nx { Frame::Integer(0) } else { Frame::ok() });
         }

@@ -1,10 +1,6 @@
-//! RENAMENX key newkey
-use bytes::Bytes;
-use txn::{Expiry, Transaction};
-
+//! RENAMENX key newkey: RENAME that refuses an existing target (see `rename.rs`).
 use crate::cmd::spec::flags::*;
-use crate::cmd::{live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
-use crate::resp::Frame;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
@@ -12,37 +8,11 @@ pub const SPEC: CommandSpec = CommandSpec::new(
     3,
     WRITE,
     "generic",
-    "Renames a key (keeping its TTL).",
+    "Renames a key only when the target key name doesn't exist.",
 )
 .keys(1, 2, 1);
 
-/// RENAMENX.
-pub struct Cmd {
-    from: Bytes,
-    to: Bytes,
-}
-
 /// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
-    Ok(Command::data(Cmd {
-        from: args.next_bytes()?,
-        to: args.next_bytes()?,
-    }))
-}
-
-impl DataCommand for Cmd {
-    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        let entry = live(tx, cx, &self.from)?.ok_or(CmdError::NoSuchKey)?;
-        let nx = true;
-        if self.from == self.to {
-            return Ok(if nx { Frame::Integer(0) } else { Frame::ok() });
-        }
-        if nx && live(tx, cx, &self.to)?.is_some() {
-            return Ok(Frame::Integer(0));
-        }
-        let expiry = entry.expire_at_ms.map_or(Expiry::Persist, Expiry::At);
-        tx.put(cx.db, &self.to, &entry.value, expiry)?;
-        tx.delete(cx.db, &self.from)?;
-        Ok(if nx { Frame::Integer(1) } else { Frame::ok() })
-    }
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    super::rename::parse_with(args, true)
 }

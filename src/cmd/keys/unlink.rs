@@ -1,10 +1,9 @@
-//! UNLINK key [key ...]
-use bytes::Bytes;
-use txn::Transaction;
-
+//! UNLINK key [key ...]: DEL under its own name. Values are freed by the background version GC
+//! in any case, so the "asynchronous" delete needs nothing DEL does not already do.
 use crate::cmd::spec::flags::*;
-use crate::cmd::{live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
-use crate::resp::Frame;
+use crate::cmd::CommandSpec;
+
+pub use super::del::parse;
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
@@ -15,26 +14,3 @@ pub const SPEC: CommandSpec = CommandSpec::new(
     "Asynchronously deletes one or more keys.",
 )
 .keys(1, -1, 1);
-
-/// UNLINK.
-pub struct Cmd {
-    keys: Vec<Bytes>,
-}
-
-/// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
-    Ok(Command::data(Cmd { keys: args.rest() }))
-}
-
-impl DataCommand for Cmd {
-    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        let mut n = 0;
-        for key in &self.keys {
-            if live(tx, cx, key)?.is_some() {
-                n += 1;
-                tx.delete(cx.db, key)?;
-            }
-        }
-        Ok(Frame::Integer(n))
-    }
-}

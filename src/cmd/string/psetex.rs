@@ -1,12 +1,6 @@
-//! PSETEX key milliseconds value
-use bytes::Bytes;
-use txn::Transaction;
-
+//! PSETEX key milliseconds value: SETEX with the TTL in milliseconds (see `setex.rs`).
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
-use crate::resp::Frame;
-
-use super::set::TtlArg;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
@@ -18,26 +12,7 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 )
 .keys(1, 1, 1);
 
-/// PSETEX.
-pub struct Cmd {
-    key: Bytes,
-    ttl: i64,
-    value: Bytes,
-}
-
 /// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
-    Ok(Command::data(Cmd {
-        key: args.next_bytes()?,
-        ttl: args.next_i64()?,
-        value: args.next_bytes()?,
-    }))
-}
-
-impl DataCommand for Cmd {
-    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        let expiry = TtlArg::Px(self.ttl).resolve(cx.now_ms, "psetex")?;
-        tx.put(cx.db, &self.key, &self.value, expiry)?;
-        Ok(Frame::ok())
-    }
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    super::setex::parse_with(args, true)
 }
