@@ -267,3 +267,31 @@ fn a_checkpoint_runs_while_writers_continue() {
     let last = tx.get(0, b"k00000").unwrap().unwrap();
     assert_eq!(&last.value[..], &(1_999u32 + 1_000_000).to_le_bytes());
 }
+
+#[test]
+fn a_record_that_is_not_a_log_record_refuses_recovery_with_its_place() {
+    let disk = SimDisk::new(9);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    for i in 0..3000 {
+        put(&d, &format!("k{i}"), "v", Expiry::Persist);
+    }
+    d.close().unwrap();
+    drop(d);
+    // A frame with a valid checksum whose payload is not an engine record: a foreign writer, or
+    // a bug. Recovery must stop and say where, not skip it.
+    let (wal, _) = storage::wal::WalWriter::open(
+        Arc::new(disk.clone()),
+        &dir().join(txn::durability::WAL_DIR),
+        storage::wal::WalConfig::default(),
+    )
+    .unwrap();
+    let lsn = wal.append(b"not a log record").unwrap();
+    wal.wait_durable(lsn).unwrap();
+    wal.close().unwrap();
+    drop(wal);
+    let err = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("wal-"), "{text}");
+    assert!(text.contains("kvtool wal verify"), "{text}");
+}
