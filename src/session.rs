@@ -134,6 +134,12 @@ impl Session {
             started.elapsed(),
             reply.is_error(),
         );
+        // Whatever this command saw (another client's write, or the absence a failed SET NX
+        // observed) may still be in flight to the log: hold the reply until it is durable, as
+        // Redis does by answering only after the event loop's fsync.
+        if spec.has(flags::READONLY) || spec.has(flags::WRITE) || spec.has(flags::TXN_CONTROL) {
+            self.max_lsn = self.max_lsn.max(shared.engine.last_logged_lsn());
+        }
         reply
     }
 

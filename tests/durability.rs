@@ -70,10 +70,13 @@ fn replies_wait_for_the_durable_lsn() {
         std::io::ErrorKind::WouldBlock
     );
     writer.stream.set_nonblocking(false).unwrap();
+    // A read that sees the not-yet-durable write is held back too: a crash now would take the
+    // write back, so nobody may learn of it yet.
+    reader.send(&["GET", "k"]);
     durable_tx
         .send(DurableState { lsn, failed: false })
         .unwrap();
     assert_eq!(writer.read().unwrap(), ok());
-    assert_eq!(reader.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(reader.read().unwrap(), bulk("v"));
     rt.shutdown_background();
 }

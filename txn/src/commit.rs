@@ -141,7 +141,10 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                 slot.copy_from_slice(&ts.0.to_le_bytes());
             }
             match sink.append(bytes) {
-                Ok(lsn) => Some(lsn),
+                Ok(lsn) => {
+                    inner.last_lsn.store(lsn.0, Ordering::Release);
+                    Some(lsn)
+                }
                 Err(error) => {
                     // The sink did not take the record (see `CommitSink`): nothing is logged,
                     // nothing installed; the commit simply fails.
@@ -442,7 +445,10 @@ pub(crate) fn commit_ops(
     let record = LogRecord { commit_ts: ts, ops };
     let lsn = match &inner.sink {
         Some(sink) => match sink.append(&record.encode()) {
-            Ok(lsn) => Some(lsn),
+            Ok(lsn) => {
+                inner.last_lsn.store(lsn.0, Ordering::Release);
+                Some(lsn)
+            }
             Err(error) => {
                 return Err(error);
             }

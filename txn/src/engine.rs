@@ -119,6 +119,9 @@ pub(crate) struct Inner {
     pub(crate) commit_lock: Mutex<()>,
     pub(crate) wheel: Mutex<TimingWheel<(DbIndex, Bytes)>>,
     pub(crate) gc_state: Mutex<GcState>,
+    /// LSN of the newest record handed to the sink (set inside the commit lock, so everything
+    /// visible to a snapshot taken before reading it has an LSN at or below it).
+    pub(crate) last_lsn: AtomicU64,
     pub(crate) next_txn_id: AtomicU64,
     pub(crate) random_state: AtomicU64,
     pub(crate) gc_runs: AtomicU64,
@@ -170,6 +173,7 @@ impl Engine {
                 commit_lock: Mutex::new(()),
                 wheel: Mutex::new(TimingWheel::new(now)),
                 gc_state: Mutex::new(GcState::default()),
+                last_lsn: AtomicU64::new(0),
                 next_txn_id: AtomicU64::new(1),
                 random_state: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
                 gc_runs: AtomicU64::new(0),
@@ -214,6 +218,13 @@ impl Engine {
     /// The engine's clock (the server computes TTL replies and deadlines from it).
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
+    }
+
+    /// LSN of the newest commit handed to the log (0 when nothing is logged). A reply that
+    /// depends on what a snapshot saw waits until this LSN, read after the snapshot, is durable:
+    /// then no client learns of a write a crash could still take back.
+    pub fn last_logged_lsn(&self) -> u64 {
+        self.inner.last_lsn.load(Ordering::Acquire)
     }
 
     /// The engine clock's time (ms since the Unix epoch).
