@@ -165,8 +165,18 @@ pub const OPTIONS: &[OptionSpec] = &[
     ),
     opt("databases", "16", false, "number of databases"),
     opt("maxmemory", "0", true, "memory budget (0 = unlimited)"),
-    opt("appendonly", "yes", true, "write-ahead log on/off"),
-    opt("appendfsync", "everysec", true, "always | everysec | no"),
+    opt(
+        "appendonly",
+        "yes",
+        false,
+        "write-ahead log on/off (fixed at start: the log is opened during recovery)",
+    ),
+    opt(
+        "appendfsync",
+        "everysec",
+        false,
+        "always | everysec | no (fixed at start)",
+    ),
     opt(
         "save",
         "3600 1 300 100 60 10000",

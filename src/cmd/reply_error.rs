@@ -49,6 +49,9 @@ pub enum CmdError {
     /// INCR family overflow.
     #[error("ERR increment or decrement would overflow")]
     Overflow,
+    /// DECRBY of i64::MIN (whose negation does not exist).
+    #[error("ERR decrement would overflow")]
+    DecrementOverflow,
     /// INCRBYFLOAT produced NaN or infinity.
     #[error("ERR increment would produce NaN or Infinity")]
     NanOrInfinity,
@@ -210,6 +213,10 @@ pub fn txn_error_frame(e: &TxnError) -> Frame {
         TxnError::Conflict { .. } => CmdError::Conflict.to_frame(),
         TxnError::WatchFailed => Frame::NullArray,
         // Redis's text when its AOF cannot be written; writes resume once the WAL recovers.
+        // A record over the log's size limit is this request's fault, not the disk's.
+        TxnError::Sink(e @ txn::StorageError::RecordTooLarge { .. }) => {
+            Frame::error(format!("ERR {e}"))
+        }
         TxnError::Sink(e) => Frame::error(format!("MISCONF Errors writing to the AOF file: {e}")),
         other => Frame::error(format!("ERR {other}")),
     }

@@ -332,3 +332,37 @@ fn a_failed_write_ahead_log_answers_misconf_and_reads_go_on() {
     assert_eq!(h.run("GET k"), Frame::Null);
     assert_eq!(h.run("EXISTS k"), Frame::Integer(0));
 }
+
+#[test]
+fn keyspace_wide_commands_are_refused_inside_multi() {
+    let mut h = Harness::new();
+    assert_eq!(h.run("SET a 1"), Frame::ok());
+    assert_eq!(h.run("MULTI"), Frame::ok());
+    assert_eq!(h.run("SET a 2"), Frame::simple("QUEUED"));
+    for cmd in ["FLUSHDB", "FLUSHALL", "SWAPDB 0 1"] {
+        assert_eq!(
+            h.run(cmd),
+            err("ERR Command not allowed inside a transaction")
+        );
+    }
+    match h.run("EXEC") {
+        Frame::Error(text) => assert!(text.starts_with(b"EXECABORT")),
+        other => panic!("expected EXECABORT, got {other:?}"),
+    }
+    assert_eq!(h.run("GET a"), bulk("1"), "nothing of the block ran");
+}
+
+#[test]
+fn decrby_of_the_smallest_integer_and_fixed_persistence_settings() {
+    let mut h = Harness::new();
+    assert_eq!(
+        h.run("DECRBY k -9223372036854775808"),
+        err("ERR decrement would overflow")
+    );
+    for setting in ["appendonly no", "appendfsync always"] {
+        match h.run(&format!("CONFIG SET {setting}")) {
+            Frame::Error(_) => {}
+            other => panic!("CONFIG SET {setting} must be refused, got {other:?}"),
+        }
+    }
+}

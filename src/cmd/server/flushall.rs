@@ -7,7 +7,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "flushall",
     -1,
-    WRITE | MAY_BLOCK,
+    WRITE | MAY_BLOCK | NO_MULTI,
     "server",
     "Removes all keys from all databases.",
 );

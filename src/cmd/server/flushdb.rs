@@ -7,7 +7,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "flushdb",
     -1,
-    WRITE | MAY_BLOCK,
+    WRITE | MAY_BLOCK | NO_MULTI,
     "server",
     "Remove all keys from the current database.",
 );

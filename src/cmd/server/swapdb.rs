@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "swapdb",
     3,
-    WRITE | FAST,
+    WRITE | FAST | NO_MULTI,
     "server",
     "Swaps two Redis databases.",
 );

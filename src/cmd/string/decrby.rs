@@ -25,7 +25,10 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 
 impl DataCommand for Cmd {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        let delta = self.delta.checked_neg().ok_or(CmdError::Overflow)?;
+        let delta = self
+            .delta
+            .checked_neg()
+            .ok_or(CmdError::DecrementOverflow)?;
         super::incr_by(tx, cx, &self.key, delta)
     }
 }
