@@ -110,13 +110,21 @@ async fn run_batch(
     shared: &Arc<Shared>,
     writer: &mut WriteHalf<'_>,
 ) -> std::io::Result<BatchEnd> {
-    let limits = {
+    let (limits, output_hard_bytes) = {
         let c = shared.config.read();
-        DecodeLimits {
-            max_bulk_len: c.proto_max_bulk_len_bytes,
-            max_multibulk_len: MAX_MULTIBULK_LEN,
-            unauthenticated: false,
-        }
+        let hard = c.client_output_buffer_limit.hard_bytes;
+        (
+            DecodeLimits {
+                max_bulk_len: c.proto_max_bulk_len_bytes,
+                max_multibulk_len: MAX_MULTIBULK_LEN,
+                unauthenticated: false,
+            },
+            if hard > 0 {
+                hard.min(OUTPUT_BUFFER_BYTES_MAX)
+            } else {
+                OUTPUT_BUFFER_BYTES_MAX
+            },
+        )
     };
     let mut end = BatchEnd::More;
     loop {
@@ -130,6 +138,13 @@ async fn run_batch(
                     continue;
                 }
                 let reply = session.handle(args, shared);
+                // One pipelined batch can ask for far more output than memory holds (a hundred
+                // GETs of a 512 MB value): stop at the hard limit, as Redis disconnects.
+                if (pending.len() + sendable.len()) as u64 > output_hard_bytes {
+                    return Err(std::io::Error::other(
+                        "output buffer over its hard limit within one batch",
+                    ));
+                }
                 match session.action.take() {
                     None => reply.encode(pending, session.proto),
                     Some(Action::Sleep(d)) => {
