@@ -115,6 +115,9 @@ pub struct CheckpointReport {
     pub wal_segments_removed: usize,
     /// Wall time.
     pub elapsed: Duration,
+    /// Nothing was committed since the installed checkpoint, so none was written: rewriting
+    /// the file the MANIFEST names under the same name is the one unsafe way to "refresh" it.
+    pub unchanged: bool,
 }
 
 /// Persistence counters for INFO.
@@ -168,6 +171,8 @@ pub struct Durability {
     checkpoints: AtomicU64,
     /// `next_lsn` of the WAL when the last checkpoint started.
     checkpoint_lsn: AtomicU64,
+    /// Snapshot timestamp of the installed checkpoint (0 = none yet).
+    installed_ts: AtomicU64,
 }
 
 impl std::fmt::Debug for Durability {
@@ -271,6 +276,7 @@ impl Durability {
             last_checkpoint_ms: AtomicU64::new(u64::MAX),
             checkpoints: AtomicU64::new(0),
             checkpoint_lsn: AtomicU64::new(checkpoint_lsn),
+            installed_ts: AtomicU64::new(checkpoint_ts),
         };
         Ok((durability, report))
     }
@@ -329,9 +335,22 @@ impl Durability {
             (tx, redo)
         };
         let snapshot_ts = tx.snapshot_ts().0;
+        if snapshot_ts > 0 && snapshot_ts == self.installed_ts.load(Ordering::Acquire) {
+            tx.abort();
+            return Ok(CheckpointReport {
+                snapshot_ts,
+                redo_lsn,
+                keys: 0,
+                bytes: 0,
+                wal_segments_removed: 0,
+                elapsed: started.elapsed(),
+                unchanged: true,
+            });
+        }
         let written = write_snapshot(&mut tx, Arc::clone(&self.disk), &self.dir, redo_lsn);
         tx.abort();
         let (keys, info) = written?;
+        self.installed_ts.store(snapshot_ts, Ordering::Release);
         self.checkpoint_lsn.store(redo_lsn.0, Ordering::Release);
         let wal_segments_removed = match &self.wal {
             Some(wal) => wal.truncate_before(redo_lsn)?,
@@ -345,6 +364,7 @@ impl Durability {
             bytes,
             wal_segments_removed,
             elapsed: started.elapsed(),
+            unchanged: false,
         })
     }
 

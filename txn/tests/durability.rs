@@ -295,3 +295,27 @@ fn a_record_that_is_not_a_log_record_refuses_recovery_with_its_place() {
     assert!(text.contains("wal-"), "{text}");
     assert!(text.contains("kvtool wal verify"), "{text}");
 }
+
+#[test]
+fn a_checkpoint_with_nothing_new_does_not_rewrite_the_installed_one() {
+    let disk = SimDisk::new(21);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    put(&d, "k", "v", Expiry::Persist);
+    let first = d.checkpoint().unwrap();
+    assert!(!first.unchanged);
+    let again = d.checkpoint().unwrap();
+    assert!(
+        again.unchanged,
+        "same snapshot: the installed file stays as it is"
+    );
+    assert_eq!(again.snapshot_ts, first.snapshot_ts);
+    drop(d);
+    // Also across a restart: the recovered checkpoint counts as installed.
+    let (d, _) = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap();
+    assert!(d.checkpoint().unwrap().unchanged);
+    put(&d, "k2", "v", Expiry::Persist);
+    let next = d.checkpoint().unwrap();
+    assert!(!next.unchanged);
+    assert_eq!(next.keys, 2);
+}
