@@ -49,11 +49,8 @@ pub const WAL_DIR: &str = "wal";
 /// Keys read from the snapshot per scan call while checkpointing (bounds the memory a
 /// checkpoint holds besides the one block the writer buffers).
 const CHECKPOINT_SCAN_BATCH: usize = 1024;
-/// Checkpoint entries or WAL records per batch handed from the reading thread to the applying
-/// one during recovery (and installed per commit-lock hold).
+/// Checkpoint entries installed per commit-lock hold during recovery.
 const RECOVERY_BATCH: usize = 1024;
-/// Batches the reading thread may run ahead of the applying one (bounds recovery's extra memory).
-const RECOVERY_QUEUE_BATCHES: usize = 8;
 
 /// How to open a durable engine.
 #[derive(Clone)]
@@ -497,73 +494,27 @@ fn replay_wal(
         last_ts: checkpoint_ts,
         ..Replayed::default()
     };
-    // Two cores: this thread applies while a helper reads, checks and decodes ahead.
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(RECOVERY_QUEUE_BATCHES);
-        scope.spawn(move || decode_wal(reader, wal_dir, &tx));
-        'batches: for batch in rx {
-            for (lsn, record) in batch? {
-                let past = match until {
-                    Some(ReplayUntil::CommitTs(ts)) => record.commit_ts.0 > ts,
-                    Some(ReplayUntil::Lsn(until)) => lsn > until,
-                    None => false,
-                };
-                if past {
-                    // Dropping the receiver stops the reader at its next send.
-                    break 'batches;
-                }
-                out.last_lsn = lsn;
-                if record.commit_ts.0 <= checkpoint_ts {
-                    out.skipped += 1;
-                    continue;
-                }
-                engine.apply_record(&record)?;
-                out.records += 1;
-                out.last_ts = record.commit_ts.0;
-            }
-        }
-        Ok(out)
-    })
-}
-
-/// A batch of decoded WAL records, or the error that ended the log.
-type WalBatch = Result<Vec<(Lsn, LogRecord)>, TxnError>;
-
-/// The reading half of [`replay_wal`]: sends decoded records in batches until the log ends, an
-/// error occurs (sent as the last item) or the receiver hangs up.
-fn decode_wal(reader: &mut WalReader, wal_dir: &Path, tx: &std::sync::mpsc::SyncSender<WalBatch>) {
-    let mut batch = Vec::with_capacity(RECOVERY_BATCH);
-    loop {
-        let next = match reader.next_record() {
-            Ok(Some(rec)) => LogRecord::decode(&rec.payload)
-                .map(|record| Some((rec.lsn, record)))
-                .map_err(|error| corrupt_payload(wal_dir, &rec.file, rec.offset, error)),
-            Ok(None) => Ok(None),
-            Err(error) => Err(error.into()),
+    while let Some(rec) = reader.next_record()? {
+        let record = LogRecord::decode(&rec.payload)
+            .map_err(|error| corrupt_payload(wal_dir, &rec.file, rec.offset, error))?;
+        let past = match until {
+            Some(ReplayUntil::CommitTs(ts)) => record.commit_ts.0 > ts,
+            Some(ReplayUntil::Lsn(lsn)) => rec.lsn > lsn,
+            None => false,
         };
-        match next {
-            Ok(Some(item)) => {
-                batch.push(item);
-                if batch.len() == RECOVERY_BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err()
-                {
-                    return;
-                }
-            }
-            Ok(None) => {
-                if !batch.is_empty() {
-                    let _ = tx.send(Ok(batch));
-                }
-                return;
-            }
-            Err(error) => {
-                if !batch.is_empty() && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                    return;
-                }
-                let _ = tx.send(Err(error));
-                return;
-            }
+        if past {
+            break;
         }
+        out.last_lsn = rec.lsn;
+        if record.commit_ts.0 <= checkpoint_ts {
+            out.skipped += 1;
+            continue;
+        }
+        engine.apply_record(&record)?;
+        out.records += 1;
+        out.last_ts = record.commit_ts.0;
     }
+    Ok(out)
 }
 
 /// What [`replay_offline`] produced.
@@ -656,69 +607,36 @@ fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError)
 /// publishes `snapshot_ts`. Returns the number of keys.
 fn load_checkpoint(
     engine: &Engine,
-    reader: CheckpointReader,
+    mut reader: CheckpointReader,
     snapshot_ts: u64,
 ) -> Result<u64, TxnError> {
     let ts = CommitTs(snapshot_ts);
-    // Two cores: this thread installs while a helper reads, verifies and decompresses ahead.
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(RECOVERY_QUEUE_BATCHES);
-        scope.spawn(move || decode_checkpoint(reader, &tx));
-        let mut keys = 0u64;
-        for batch in rx {
-            let ops = batch?;
-            keys += ops.len() as u64;
-            crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
-        }
-        crate::commit::publish_loaded_snapshot(&engine.inner, ts);
-        Ok(keys)
-    })
-}
-
-/// The reading half of [`load_checkpoint`]: sends `Put`s in batches; an error is the last item.
-fn decode_checkpoint(
-    mut reader: CheckpointReader,
-    tx: &std::sync::mpsc::SyncSender<Result<Vec<LogOp>, TxnError>>,
-) {
-    let path = reader.path().to_path_buf();
+    let mut keys = 0u64;
     let mut ops = Vec::with_capacity(RECOVERY_BATCH);
-    loop {
-        let op = match reader.next_record() {
-            Ok(Some(record)) => match CheckpointEntry::decode(&record) {
-                Ok(entry) => Ok(Some(LogOp::Put {
-                    db: entry.db,
-                    key: Bytes::copy_from_slice(entry.key),
-                    value: Bytes::copy_from_slice(entry.value),
-                    expire_at_ms: entry.expire_at_ms,
-                })),
-                Err(error) => Err(TxnError::Storage(StorageError::CheckpointCorrupt {
-                    file: path.clone(),
-                    offset: 0,
-                    reason: storage::error::Corruption::FooterMismatch(error.reason()),
-                })),
-            },
-            Ok(None) => Ok(None),
-            Err(error) => Err(error.into()),
-        };
-        match op {
-            Ok(Some(op)) => {
-                ops.push(op);
-                if ops.len() == RECOVERY_BATCH && tx.send(Ok(std::mem::take(&mut ops))).is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {
-                if !ops.is_empty() {
-                    let _ = tx.send(Ok(ops));
-                }
-                return;
-            }
-            Err(error) => {
-                let _ = tx.send(Err(error));
-                return;
-            }
+    let path = reader.path().to_path_buf();
+    while let Some(record) = reader.next_record()? {
+        let entry = CheckpointEntry::decode(&record).map_err(|error| {
+            TxnError::Storage(StorageError::CheckpointCorrupt {
+                file: path.clone(),
+                offset: 0,
+                reason: storage::error::Corruption::FooterMismatch(error.reason()),
+            })
+        })?;
+        ops.push(LogOp::Put {
+            db: entry.db,
+            key: Bytes::copy_from_slice(entry.key),
+            value: Bytes::copy_from_slice(entry.value),
+            expire_at_ms: entry.expire_at_ms,
+        });
+        keys += 1;
+        if ops.len() == RECOVERY_BATCH {
+            crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
+            ops.clear();
         }
     }
+    crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
+    crate::commit::publish_loaded_snapshot(&engine.inner, ts);
+    Ok(keys)
 }
 
 /// One key of a checkpoint: the opaque record txn hands to `CheckpointWriter::add`.
