@@ -501,6 +501,9 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
         return 0;
     }
     let mut chosen = 0usize;
+    // The deletes' wheel entries, to put back if the commit fails (a failed WAL): the keys
+    // stay invisible by lazy expiry, and must still be removed once the log works again.
+    let mut expiring: Vec<(u64, (DbIndex, Bytes))> = Vec::new();
     let result = commit_ops(inner, |inner, _lock| {
         let guard = crossbeam_epoch::pin();
         let mut ops = Vec::new();
@@ -521,6 +524,7 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
             };
             if current.expire_at_ms <= now {
                 if seen.insert((db, key.clone())) {
+                    expiring.push((current.expire_at_ms, (db, key.clone())));
                     ops.push(LogOp::Delete { db, key });
                 }
             } else if current.expire_at_ms > deadline {
@@ -537,7 +541,14 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
                 .fetch_add(chosen as u64, Ordering::Relaxed);
             chosen
         }
-        _ => 0,
+        Ok(_) => 0,
+        Err(_) => {
+            let mut wheel = inner.wheel.lock();
+            for (deadline, item) in expiring {
+                wheel.insert(deadline, item);
+            }
+            0
+        }
     }
 }
 

@@ -319,3 +319,40 @@ fn a_checkpoint_with_nothing_new_does_not_rewrite_the_installed_one() {
     assert!(!next.unchanged);
     assert_eq!(next.keys, 2);
 }
+
+#[test]
+fn keys_due_while_the_log_is_failed_are_expired_once_it_recovers() {
+    let disk = SimDisk::new(33);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    put(&d, "short", "s", Expiry::At(1_500));
+    disk.fail_after(FaultOp::Sync, 0, FaultKind::Io);
+    let (_, info) = d
+        .engine()
+        .run(Isolation::Serializable, |tx| {
+            tx.put(0, b"x", b"1", Expiry::Persist)
+        })
+        .unwrap();
+    assert!(d.wal().unwrap().wait_durable(info.lsn.unwrap()).is_err());
+
+    clock.set(2_000);
+    assert_eq!(
+        d.engine().expire_tick(100),
+        0,
+        "the delete cannot be logged"
+    );
+    assert_eq!(
+        get(&d, "short"),
+        None,
+        "invisible at its deadline all the same"
+    );
+
+    disk.clear_faults();
+    d.try_recover_log().unwrap();
+    assert_eq!(
+        d.engine().expire_tick(100),
+        1,
+        "the due key was kept in the wheel"
+    );
+    assert_eq!(d.engine().stats().expired_keys, 1);
+}
