@@ -186,13 +186,21 @@ async fn release(
     session: &mut Session,
     shared: &Shared,
 ) -> std::io::Result<()> {
-    let needed = std::mem::take(&mut session.max_lsn);
-    if needed > 0 && !shared.persistence.wait_durable(needed).await {
-        // The WAL failed (or is gone) before these writes became durable: they can't be
-        // acknowledged, so close the connection without a word, as a crash would.
-        return Err(std::io::Error::other(
-            "write-ahead log failed before the reply was durable",
-        ));
+    let own = std::mem::take(&mut session.max_lsn);
+    let seen = std::mem::take(&mut session.seen_lsn);
+    let needed = own.max(seen);
+    if needed > 0 {
+        if let Err(durable) = shared.persistence.wait_durable(needed).await {
+            // The WAL failed first. Own writes that are not durable can't be acknowledged:
+            // close without a word, as a crash would. Reads go on being answered (the issue's
+            // "reads keep working"): what they saw stays in memory and is rewritten to the
+            // log when it recovers.
+            if own > durable {
+                return Err(std::io::Error::other(
+                    "write-ahead log failed before the reply was durable",
+                ));
+            }
+        }
     }
     if sendable.is_empty() {
         std::mem::swap(pending, sendable);

@@ -69,15 +69,17 @@ impl Persistence {
         })
     }
 
-    /// Waits until `lsn` is durable; `false` if the WAL failed first (or is gone).
-    pub async fn wait_durable(&self, lsn: u64) -> bool {
+    /// Waits until `lsn` is durable; if the WAL fails (or is gone) first, `Err` with the LSN
+    /// up to which everything is durable.
+    pub async fn wait_durable(&self, lsn: u64) -> Result<(), u64> {
         let Some(durable) = self.durable.as_ref() else {
-            return true;
+            return Ok(());
         };
         let mut durable = durable.clone();
         let reached = match durable.wait_for(|s| s.lsn >= lsn || s.failed).await {
-            Ok(state) => state.lsn >= lsn,
-            Err(_) => false,
+            Ok(state) if state.lsn >= lsn => Ok(()),
+            Ok(state) => Err(state.lsn),
+            Err(_) => Err(0),
         };
         reached
     }

@@ -50,8 +50,11 @@ pub struct Session {
     pub authenticated: bool,
     /// What the connection must do next.
     pub action: Option<Action>,
-    /// Highest WAL position this session's replies depend on (0 = none).
+    /// Highest WAL position of this session's own writes not yet acknowledged (0 = none).
     pub max_lsn: u64,
+    /// Highest WAL position logged when this session's pending replies read data: they wait
+    /// for it too, so nobody reads a write a crash could take back (0 = none).
+    pub seen_lsn: u64,
     multi: Option<Vec<Queued>>,
     multi_failed: bool,
     watched: Vec<(DbIndex, Bytes, CommitTs)>,
@@ -69,6 +72,7 @@ impl Session {
             authenticated,
             action: None,
             max_lsn: 0,
+            seen_lsn: 0,
             multi: None,
             multi_failed: false,
             watched: Vec::new(),
@@ -138,7 +142,7 @@ impl Session {
         // observed) may still be in flight to the log: hold the reply until it is durable, as
         // Redis does by answering only after the event loop's fsync.
         if spec.has(flags::READONLY) || spec.has(flags::WRITE) || spec.has(flags::TXN_CONTROL) {
-            self.max_lsn = self.max_lsn.max(shared.engine.last_logged_lsn());
+            self.seen_lsn = self.seen_lsn.max(shared.engine.last_logged_lsn());
         }
         reply
     }

@@ -21,8 +21,15 @@ impl txn::CommitSink for CountingSink {
     }
 }
 
-#[test]
-fn replies_wait_for_the_durable_lsn() {
+/// A server whose engine logs into `CountingSink` and whose durable position the test moves.
+struct Gated {
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    sink: Arc<CountingSink>,
+    durable_tx: tokio::sync::watch::Sender<DurableState>,
+}
+
+fn gated_server() -> Gated {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -49,7 +56,22 @@ fn replies_wait_for_the_durable_lsn() {
         },
         std::future::pending::<()>(),
     ));
+    Gated {
+        rt,
+        port,
+        sink,
+        durable_tx,
+    }
+}
 
+#[test]
+fn replies_wait_for_the_durable_lsn() {
+    let Gated {
+        rt,
+        port,
+        sink,
+        durable_tx,
+    } = gated_server();
     let mut writer = RawClient::connect(port);
     let mut reader = RawClient::connect(port);
     // Reads need no durability.
@@ -78,5 +100,37 @@ fn replies_wait_for_the_durable_lsn() {
         .unwrap();
     assert_eq!(writer.read().unwrap(), ok());
     assert_eq!(reader.read().unwrap(), bulk("v"));
+    rt.shutdown_background();
+}
+
+#[test]
+fn when_the_log_fails_writes_go_unanswered_and_reads_go_on() {
+    let Gated {
+        rt,
+        port,
+        sink,
+        durable_tx,
+    } = gated_server();
+    let mut writer = RawClient::connect(port);
+    let mut reader = RawClient::connect(port);
+    writer.send(&["SET", "k", "v"]);
+    while sink.0.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    reader.send(&["GET", "k"]);
+    // The fsync covering the SET fails: nothing is durable past LSN 0.
+    durable_tx
+        .send(DurableState {
+            lsn: 0,
+            failed: true,
+        })
+        .unwrap();
+    assert_eq!(writer.read(), None, "the write is never acknowledged");
+    let reply = reader.read().unwrap();
+    assert!(
+        reply == bulk("v") || reply == Frame::Null,
+        "reads are answered: {reply:?}"
+    );
+    assert_eq!(reader.cmd(&["PING"]), Frame::simple("PONG"));
     rt.shutdown_background();
 }
