@@ -6,9 +6,13 @@
 //! - a key node lives inside its skip-list entry (key inline, newest version inline), so a key
 //!   costs one allocation plus an 8-byte hash slot; the skip list destroys nodes through the
 //!   global epoch collector, after every thread pinned at removal time has unpinned;
-//! - nodes are inserted (skip list, then hash) and removed (hash, then skip list) only under
-//!   the commit lock; so a pointer found in the hash table by a reader that pinned the epoch
-//!   before looking stays valid until it unpins;
+//! - nodes enter the hash table and are removed (hash, then skip list) only under the commit
+//!   lock; so a pointer found in the hash table by a reader that pinned the epoch before looking
+//!   stays valid until it unpins;
+//! - a committer may put an *empty* node into the skip list alone, outside the commit lock
+//!   ([`KeyIndex::reserve`]), so the costly ordered insert leaves the critical section; such a
+//!   node holds no version (scans skip it) and is adopted into the hash table by
+//!   `get_or_insert` under the lock, or removed by GC if its commit aborted;
 //! - readers never block on writers: the skip list is lock-free, and the hash shard read lock
 //!   is held only for the probe (a shard's write lock only for an insert, removal or resize).
 //!
@@ -34,6 +38,10 @@ pub(crate) trait KeyIndex: Send + Sync {
     fn get<'g>(&self, key: &[u8], guard: &'g Guard) -> Option<&'g KeyNode>;
     /// The node of `key`, inserting an empty one if absent. Caller holds the commit lock.
     fn get_or_insert<'g>(&self, key: &[u8], guard: &'g Guard) -> &'g KeyNode;
+    /// Makes sure `key` has a node in the ordered structure, without the commit lock: a node
+    /// made here is empty (invisible) until `get_or_insert` adopts it under the lock. Lets a
+    /// committer pay for the ordered insert before entering the critical section.
+    fn reserve(&self, key: &[u8], guard: &Guard);
     /// Removes `key`'s node. Caller holds the commit lock.
     fn remove(&self, key: &[u8]);
     /// Visits nodes with keys in the range, in key order, until `visit` returns false.
@@ -165,6 +173,15 @@ impl KeyIndex for HybridIndex {
         unsafe { &*pointer.0 }
     }
 
+    fn reserve(&self, key: &[u8], guard: &Guard) {
+        if self.get(key, guard).is_none() {
+            // Lock-free, and only the skip list: the hash table (which readers trust to name
+            // live nodes) is touched under the commit lock alone. If GC removes this node
+            // before our commit takes the lock, `get_or_insert` simply inserts a fresh one.
+            drop(self.ordered.get_or_insert(KeyNode::new(key), ()));
+        }
+    }
+
     fn remove(&self, key: &[u8]) {
         let hash = hash_key(self.seed, key);
         if let Some(shard) = self.shard(hash) {
@@ -227,5 +244,27 @@ mod tests {
         );
         assert_eq!(keys, ["key:00498", "key:00499", "key:00501", "key:00502"]);
         assert_eq!(index.last_key().unwrap(), b"key:00999");
+    }
+
+    #[test]
+    fn reserved_node_is_adopted_not_duplicated() {
+        let index = HybridIndex::default();
+        let guard = crossbeam_epoch::pin();
+        index.reserve(b"k", &guard);
+        // In order, not yet in the hash table.
+        assert_eq!(index.len(), 1);
+        assert!(index.get(b"k", &guard).is_none());
+        let adopted = index.get_or_insert(b"k", &guard) as *const KeyNode;
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            index.get(b"k", &guard).map(|n| n as *const KeyNode),
+            Some(adopted)
+        );
+        // Reserving a present key changes nothing.
+        index.reserve(b"k", &guard);
+        assert_eq!(index.len(), 1);
+        index.remove(b"k");
+        assert_eq!(index.len(), 0);
+        assert!(index.get(b"k", &guard).is_none());
     }
 }
