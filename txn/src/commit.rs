@@ -2,7 +2,7 @@
 //!
 //! Steps, in order (a reviewer can check them here):
 //! 1. outside the lock: copy new values into the page store, reserve index nodes for new keys
-//!    (`KeyIndex::reserve`), and encode the log record with a placeholder timestamp;
+//!    (`HybridIndex::reserve_node`), and encode the log record with a placeholder timestamp;
 //! 2. take the commit lock;
 //! 3. validate: watches, then first-committer-wins on written keys (a key whose newest committed
 //!    version is newer than the snapshot conflicts), then, under `Serializable`, every key read
@@ -25,7 +25,7 @@ use storage::page::ValueRef;
 
 use crate::engine::Inner;
 use crate::error::TxnError;
-use crate::index::{KeyIndex, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+use crate::index::{KeyIndex, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
 use crate::timestamp::CommitTs;
@@ -60,13 +60,14 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     }
 
     // Step 1: values into pages, record encoded, outside the lock.
-    let mut changes: Vec<(DbIndex, Bytes, Change)> = Vec::new();
+    let mut changes: Vec<(DbIndex, Bytes, Change, Option<Reserved<'_>>)> = Vec::new();
     let mut written: Vec<ValueRef> = Vec::new();
     let mut ops: Vec<LogOp> = Vec::new();
     let logging = inner.sink.is_some();
     let guard = crossbeam_epoch::pin();
     for (db, writes) in &tx.writes {
         for (key, write) in writes {
+            let mut reserved = None;
             let change = match write {
                 Write::Put {
                     value,
@@ -75,7 +76,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                     // A new key's ordered insert is the costliest step of a write (a skip-list
                     // descent, cache misses at every level); do it here, not under the lock.
                     if let Ok(d) = inner.db(*db) {
-                        d.index.reserve(key, &guard);
+                        reserved = d.index.reserve_node(key, &guard);
                     }
                     let vref = match inner.pages.write(value) {
                         Ok(vref) => vref,
@@ -120,7 +121,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                     }
                 }
             };
-            changes.push((*db, key.clone(), change));
+            changes.push((*db, key.clone(), change, reserved));
         }
     }
     let mut record = logging.then(|| {
@@ -160,8 +161,8 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         _ => None,
     };
     // Step 5.
-    for (db, key, change) in changes {
-        install(&inner, db, &key, change, ts, &guard);
+    for (db, key, change, reserved) in changes {
+        install_reserved(&inner, db, &key, change, ts, &guard, reserved.as_ref());
     }
     // Step 6.
     inner.oracle.publish(ts);
@@ -226,6 +227,19 @@ pub(crate) fn install(
     ts: CommitTs,
     guard: &Guard,
 ) {
+    install_reserved(inner, db, key, change, ts, guard, None);
+}
+
+/// [`install`], adopting `reserved` (this key's node, reserved in step 1) if the key is new.
+fn install_reserved(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    change: Change,
+    ts: CommitTs,
+    guard: &Guard,
+    reserved: Option<&Reserved<'_>>,
+) {
     let Ok(d) = inner.db(db) else { return };
     let existing = d.index.get(key, guard);
     let previous = existing.and_then(|node| node.newest(guard));
@@ -283,7 +297,10 @@ pub(crate) fn install(
     let deadline = version.expire_at_ms;
     let node = match existing {
         Some(node) => node,
-        None => d.index.get_or_insert(key, guard),
+        None => match reserved.and_then(|r| d.index.adopt(r, guard)) {
+            Some(node) => node,
+            None => d.index.get_or_insert(key, guard),
+        },
     };
     node.install(version, guard);
     d.versions.fetch_add(1, Ordering::Relaxed);

@@ -263,7 +263,7 @@ impl KeyNode {
     }
 
     /// True if the node never held a version: one reserved by a commit that has not installed
-    /// yet, or that aborted (see `KeyIndex::reserve`).
+    /// yet, or that aborted (see `HybridIndex::reserve_node`).
     pub(crate) fn is_empty(&self, guard: &Guard) -> bool {
         matches!(self.read_inline(), Inline::Empty)
             && self.older.load(Ordering::Acquire, guard).is_null()
