@@ -1,8 +1,8 @@
 //! The commit protocol: the one place a version becomes visible.
 //!
 //! Steps, in order (a reviewer can check them here):
-//! 1. outside the lock: copy new values into the page store and encode the log record with a
-//!    placeholder timestamp;
+//! 1. outside the lock: copy new values into the page store, reserve index nodes for new keys
+//!    (`HybridIndex::reserve_node`), and encode the log record with a placeholder timestamp;
 //! 2. take the commit lock;
 //! 3. validate: watches, then first-committer-wins on written keys (a key whose newest committed
 //!    version is newer than the snapshot conflicts), then, under `Serializable`, every key read
@@ -25,7 +25,7 @@ use storage::page::ValueRef;
 
 use crate::engine::Inner;
 use crate::error::TxnError;
-use crate::index::{KeyIndex, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+use crate::index::{KeyIndex, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
 use crate::timestamp::CommitTs;
@@ -60,17 +60,24 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     }
 
     // Step 1: values into pages, record encoded, outside the lock.
-    let mut changes: Vec<(DbIndex, Bytes, Change)> = Vec::new();
+    let mut changes: Vec<(DbIndex, Bytes, Change, Option<Reserved<'_>>)> = Vec::new();
     let mut written: Vec<ValueRef> = Vec::new();
     let mut ops: Vec<LogOp> = Vec::new();
     let logging = inner.sink.is_some();
+    let guard = crossbeam_epoch::pin();
     for (db, writes) in &tx.writes {
         for (key, write) in writes {
+            let mut reserved = None;
             let change = match write {
                 Write::Put {
                     value,
                     expire_at_ms,
                 } => {
+                    // A new key's ordered insert is the costliest step of a write (a skip-list
+                    // descent, cache misses at every level); do it here, not under the lock.
+                    if let Ok(d) = inner.db(*db) {
+                        reserved = d.index.reserve_node(key, &guard);
+                    }
                     let vref = match inner.pages.write(value) {
                         Ok(vref) => vref,
                         Err(error) => {
@@ -114,7 +121,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                     }
                 }
             };
-            changes.push((*db, key.clone(), change));
+            changes.push((*db, key.clone(), change, reserved));
         }
     }
     let mut record = logging.then(|| {
@@ -157,9 +164,8 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         _ => None,
     };
     // Step 5.
-    let guard = crossbeam_epoch::pin();
-    for (db, key, change) in changes {
-        install(&inner, db, &key, change, ts, &guard);
+    for (db, key, change, reserved) in changes {
+        install_reserved(&inner, db, &key, change, ts, &guard, reserved.as_ref());
     }
     // Step 6.
     inner.oracle.publish(ts);
@@ -224,6 +230,19 @@ pub(crate) fn install(
     ts: CommitTs,
     guard: &Guard,
 ) {
+    install_reserved(inner, db, key, change, ts, guard, None);
+}
+
+/// [`install`], adopting `reserved` (this key's node, reserved in step 1) if the key is new.
+fn install_reserved(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    change: Change,
+    ts: CommitTs,
+    guard: &Guard,
+    reserved: Option<&Reserved<'_>>,
+) {
     let Ok(d) = inner.db(db) else { return };
     let existing = d.index.get(key, guard);
     let previous = existing.and_then(|node| node.newest(guard));
@@ -281,7 +300,10 @@ pub(crate) fn install(
     let deadline = version.expire_at_ms;
     let node = match existing {
         Some(node) => node,
-        None => d.index.get_or_insert(key, guard),
+        None => match reserved.and_then(|r| d.index.adopt(r, guard)) {
+            Some(node) => node,
+            None => d.index.get_or_insert(key, guard),
+        },
     };
     node.install(version, guard);
     d.versions.fetch_add(1, Ordering::Relaxed);

@@ -89,7 +89,15 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
             });
             stats.versions_unlinked += unlinked;
             d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
-            if node.is_dead(watermark, &guard) {
+            if node.is_empty(&guard) {
+                // Under the commit lock every node in the hash table holds a version, so an
+                // empty one was reserved by a commit that aborted, or by one that has not taken
+                // the lock yet (it will insert a fresh node). Either way nothing reads it.
+                let key = node.key().to_vec();
+                d.index.remove(&key);
+                stats.keys_removed += 1;
+                last_key = Some(key);
+            } else if node.is_dead(watermark, &guard) {
                 let key = node.key().to_vec();
                 d.index.remove(&key);
                 d.versions.fetch_sub(1, Ordering::Relaxed);

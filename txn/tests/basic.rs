@@ -616,3 +616,27 @@ fn conditional_puts() {
     assert!(matches!(tx.commit(), Err(TxnError::Conflict { .. })));
     assert_eq!(get(&engine, "c").as_deref(), Some("racer"));
 }
+
+#[test]
+fn an_aborted_write_of_a_new_key_leaves_nothing_visible_and_gc_clears_it() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "x", "0");
+    let mut loser = engine.begin(Isolation::Snapshot);
+    loser.put(0, b"x", b"late", Expiry::Persist).unwrap();
+    // A new key in the same transaction: its node is reserved before validation fails.
+    loser.put(0, b"fresh", b"never", Expiry::Persist).unwrap();
+    set(&engine, "x", "1");
+    assert!(matches!(loser.commit(), Err(TxnError::Conflict { .. })));
+    assert_eq!(get(&engine, "fresh"), None);
+    assert_eq!(engine.dbsize(0), 1);
+    let mut tx = engine.begin(Isolation::Snapshot);
+    let rows = tx.scan(0, None, None, 10).unwrap();
+    assert_eq!(rows.len(), 1, "a reserved, empty node is not a key");
+    drop(tx);
+    engine.gc();
+    assert_eq!(engine.stats().dbs[0].key_nodes, 1);
+    // The key can still be written afterwards.
+    set(&engine, "fresh", "now");
+    assert_eq!(get(&engine, "fresh").as_deref(), Some("now"));
+    assert_eq!(engine.stats().dbs[0].key_nodes, 2);
+}

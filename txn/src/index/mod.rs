@@ -6,9 +6,13 @@
 //! - a key node lives inside its skip-list entry (key inline, newest version inline), so a key
 //!   costs one allocation plus an 8-byte hash slot; the skip list destroys nodes through the
 //!   global epoch collector, after every thread pinned at removal time has unpinned;
-//! - nodes are inserted (skip list, then hash) and removed (hash, then skip list) only under
-//!   the commit lock; so a pointer found in the hash table by a reader that pinned the epoch
-//!   before looking stays valid until it unpins;
+//! - nodes enter the hash table and are removed (hash, then skip list) only under the commit
+//!   lock; so a pointer found in the hash table by a reader that pinned the epoch before looking
+//!   stays valid until it unpins;
+//! - a committer may put an *empty* node into the skip list alone, outside the commit lock
+//!   ([`HybridIndex::reserve_node`]), so the costly ordered insert leaves the critical
+//!   section; such a node holds no version (scans skip it) and is adopted into the hash table
+//!   under the lock (`adopt`, `get_or_insert`), or removed by GC if its commit aborted;
 //! - readers never block on writers: the skip list is lock-free, and the hash shard read lock
 //!   is held only for the probe (a shard's write lock only for an insert, removal or resize).
 //!
@@ -126,7 +130,54 @@ impl Default for HybridIndex {
     }
 }
 
+/// A skip-list node reserved outside the commit lock ([`HybridIndex::reserve_node`]). Holding
+/// it keeps the node's memory alive, so the install under the lock can adopt it without a
+/// second descent.
+pub(crate) struct Reserved<'a>(crossbeam_skiplist::map::Entry<'a, KeyNode, ()>);
+
 impl HybridIndex {
+    /// Makes sure `key` has a node in the skip list, without the commit lock, so a committer
+    /// pays for the ordered insert before entering the critical section. `None` if `key` is
+    /// already in the hash table. A node made here is empty (invisible) until [`Self::adopt`]
+    /// or `get_or_insert` puts it into the hash table under the lock.
+    pub(crate) fn reserve_node(&self, key: &[u8], guard: &Guard) -> Option<Reserved<'_>> {
+        if self.get(key, guard).is_some() {
+            return None;
+        }
+        // Lock-free, and only the skip list: the hash table (which readers trust to name live
+        // nodes) is touched under the commit lock alone. If GC removes this node before our
+        // commit takes the lock, `adopt` notices and `get_or_insert` inserts a fresh one.
+        Some(Reserved(self.ordered.get_or_insert(KeyNode::new(key), ())))
+    }
+
+    /// Puts a reserved node into the hash table and returns it, or `None` if GC removed it
+    /// from the skip list meanwhile (the caller then uses `get_or_insert`). Caller holds the
+    /// commit lock and has just seen `get` miss, so the key is not in the hash table.
+    pub(crate) fn adopt<'g>(
+        &self,
+        reserved: &Reserved<'_>,
+        _guard: &'g Guard,
+    ) -> Option<&'g KeyNode> {
+        // Removal happens only under the commit lock, which the caller holds: a node not
+        // removed now stays linked until the caller releases it.
+        if reserved.0.is_removed() {
+            return None;
+        }
+        let node = reserved.0.key();
+        let pointer = NodePtr(node as *const KeyNode);
+        let hash = hash_key(self.seed, node.key());
+        if let Some(shard) = self.shard(hash) {
+            let seed = self.seed;
+            // SAFETY: every pointer in the table names a live node (see `get`).
+            shard
+                .write()
+                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+        }
+        // SAFETY: the node stays in the skip list until a later removal under the commit lock
+        // (which the caller holds), and `guard` keeps it alive beyond that.
+        Some(unsafe { &*pointer.0 })
+    }
+
     fn shard(&self, hash: u64) -> Option<&RwLock<HashTable<NodePtr>>> {
         self.hashed.get((hash >> 40) as usize % HASH_SHARDS)
     }
@@ -227,5 +278,44 @@ mod tests {
         );
         assert_eq!(keys, ["key:00498", "key:00499", "key:00501", "key:00502"]);
         assert_eq!(index.last_key().unwrap(), b"key:00999");
+    }
+
+    #[test]
+    fn reserved_node_is_adopted_not_duplicated() {
+        let index = HybridIndex::default();
+        let guard = crossbeam_epoch::pin();
+        drop(index.reserve_node(b"k", &guard));
+        // In order, not yet in the hash table.
+        assert_eq!(index.len(), 1);
+        assert!(index.get(b"k", &guard).is_none());
+        let adopted = index.get_or_insert(b"k", &guard) as *const KeyNode;
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            index.get(b"k", &guard).map(|n| n as *const KeyNode),
+            Some(adopted)
+        );
+        // Reserving a present key changes nothing.
+        assert!(index.reserve_node(b"k", &guard).is_none());
+        assert_eq!(index.len(), 1);
+        index.remove(b"k");
+        assert_eq!(index.len(), 0);
+        assert!(index.get(b"k", &guard).is_none());
+    }
+
+    #[test]
+    fn adopting_a_reserved_node_fails_once_it_was_removed() {
+        let index = HybridIndex::default();
+        let guard = crossbeam_epoch::pin();
+        let kept = index.reserve_node(b"a", &guard).unwrap();
+        let node = index.adopt(&kept, &guard).unwrap() as *const KeyNode;
+        assert_eq!(
+            index.get(b"a", &guard).map(|n| n as *const KeyNode),
+            Some(node)
+        );
+        let removed = index.reserve_node(b"b", &guard).unwrap();
+        index.remove(b"b");
+        assert!(index.adopt(&removed, &guard).is_none());
+        assert!(index.get(b"b", &guard).is_none());
+        assert_eq!(index.len(), 1);
     }
 }

@@ -262,6 +262,13 @@ impl KeyNode {
         unlinked
     }
 
+    /// True if the node never held a version: one reserved by a commit that has not installed
+    /// yet, or that aborted (see `HybridIndex::reserve_node`).
+    pub(crate) fn is_empty(&self, guard: &Guard) -> bool {
+        matches!(self.read_inline(), Inline::Empty)
+            && self.older.load(Ordering::Acquire, guard).is_null()
+    }
+
     /// True if the only version left is a tombstone at or below `watermark`.
     pub(crate) fn is_dead(&self, watermark: u64, guard: &Guard) -> bool {
         matches!(self.read_inline(), Inline::Version(v) if v.tombstone && v.commit_ts <= watermark)
