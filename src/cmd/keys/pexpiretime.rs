@@ -1,10 +1,6 @@
-//! PEXPIRETIME key
-use bytes::Bytes;
-use txn::Transaction;
-
+//! PEXPIRETIME key (see `ttl.rs`, which serves all four TTL queries)
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
-use crate::resp::Frame;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
@@ -16,20 +12,7 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 )
 .keys(1, 1, 1);
 
-/// PEXPIRETIME.
-pub struct Cmd {
-    key: Bytes,
-}
-
 /// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
-    Ok(Command::data(Cmd {
-        key: args.next_bytes()?,
-    }))
-}
-
-impl DataCommand for Cmd {
-    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        super::ttl_reply(tx, cx, &self.key, true, true)
-    }
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    super::ttl::parse_with(args, true, true)
 }

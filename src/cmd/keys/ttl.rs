@@ -16,20 +16,30 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 )
 .keys(1, 1, 1);
 
-/// TTL.
+/// TTL, PTTL, EXPIRETIME or PEXPIRETIME: one reply shape, two switches.
 pub struct Cmd {
     key: Bytes,
+    millis: bool,
+    absolute: bool,
 }
 
 /// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    parse_with(args, false, false)
+}
+
+/// Parses the one key argument; `millis` answers in ms (PTTL, PEXPIRETIME), `absolute` with
+/// the deadline instead of the time left (EXPIRETIME, PEXPIRETIME).
+pub fn parse_with(mut args: ArgCursor, millis: bool, absolute: bool) -> Result<Command, CmdError> {
     Ok(Command::data(Cmd {
         key: args.next_bytes()?,
+        millis,
+        absolute,
     }))
 }
 
 impl DataCommand for Cmd {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        super::ttl_reply(tx, cx, &self.key, false, false)
+        super::ttl_reply(tx, cx, &self.key, self.millis, self.absolute)
     }
 }
