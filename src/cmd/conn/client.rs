@@ -148,7 +148,16 @@ impl SessionCommand for Client {
 
 fn kill(cx: &mut SessionCx<'_>, args: &[Bytes]) -> Result<Frame, CmdError> {
     let me = cx.session.client.id;
-    let clients: Vec<_> = cx.shared.clients.lock().values().cloned().collect();
+    // A killed client is gone as far as anyone can tell, even while its task winds down and
+    // before it leaves the registry: it can't be killed (or counted) twice.
+    let clients: Vec<_> = cx
+        .shared
+        .clients
+        .lock()
+        .values()
+        .filter(|c| !c.is_killed())
+        .cloned()
+        .collect();
     if let [addr] = args {
         // Old form: CLIENT KILL ip:port → OK or an error.
         let addr = String::from_utf8_lossy(addr);
