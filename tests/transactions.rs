@@ -250,7 +250,10 @@ fn mget_reads_one_snapshot_while_writers_continue() {
         std::thread::spawn(move || {
             let mut c = common::RawClient::connect(port);
             let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            // At least one write however late this thread runs.
+            let mut done = false;
+            while !done {
+                done = stop.load(Ordering::Relaxed);
                 i += 1;
                 let v = i.to_string();
                 assert_eq!(c.cmd(&["MSET", "a", &v, "b", &v]), ok());

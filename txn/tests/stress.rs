@@ -103,12 +103,18 @@ fn bank_transfers_preserve_the_total_at_every_snapshot() {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
             let mut audits = 0u64;
-            while !stop.load(Ordering::Relaxed) {
+            // At least one audit however the threads are scheduled on a loaded machine (the
+            // workers may all finish before this thread first runs).
+            loop {
+                let stopping = stop.load(Ordering::Relaxed);
                 assert_eq!(total_at_snapshot(&engine), INITIAL * ACCOUNTS as i64);
                 if audits.is_multiple_of(16) {
                     engine.gc();
                 }
                 audits += 1;
+                if stopping {
+                    break;
+                }
             }
             audits
         })
@@ -260,7 +266,10 @@ fn readers_never_see_a_torn_newest_version() {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut checked = 0u64;
-                while !stop.load(Ordering::Relaxed) {
+                // Check at least once after the writer is done, however late this thread runs.
+                let mut done = false;
+                while !done {
+                    done = stop.load(Ordering::Relaxed);
                     let mut tx = engine.begin(Isolation::Snapshot);
                     if let Some(entry) = tx.get(0, b"hot").unwrap() {
                         let i: u64 = std::str::from_utf8(&entry.value[..8])
