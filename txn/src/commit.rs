@@ -325,7 +325,7 @@ fn install_reserved(
         inner
             .wheel
             .lock()
-            .insert(deadline, (db, Bytes::copy_from_slice(key)));
+            .schedule(deadline, db, Bytes::copy_from_slice(key));
     }
 }
 
@@ -550,7 +550,7 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
                     ops.push(LogOp::Delete { db, key });
                 }
             } else if current.expire_at_ms > deadline {
-                inner.wheel.lock().insert(current.expire_at_ms, (db, key));
+                inner.wheel.lock().schedule(current.expire_at_ms, db, key);
             }
         }
         chosen = ops.len();
@@ -566,8 +566,8 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
         Ok(_) => 0,
         Err(_) => {
             let mut wheel = inner.wheel.lock();
-            for (deadline, item) in expiring {
-                wheel.insert(deadline, item);
+            for (deadline, (db, key)) in expiring {
+                wheel.schedule(deadline, db, key);
             }
             0
         }

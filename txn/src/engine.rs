@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use storage::page::{PageStats, PageStore, PageStoreConfig};
 
 use crate::error::TxnError;
-use crate::expiry::{Clock, SystemClock, TimingWheel};
+use crate::expiry::{Clock, ExpirySchedule, SystemClock};
 use crate::gc::{GcState, GcStats};
 use crate::index::{HybridIndex, KeyIndex};
 use crate::limits::{DATABASES, RUN_ATTEMPTS_MAX};
@@ -117,7 +117,7 @@ pub(crate) struct Inner {
     pub(crate) snapshots: ActiveSnapshots,
     /// The commit critical section: validate, stamp, log, install, publish.
     pub(crate) commit_lock: Mutex<()>,
-    pub(crate) wheel: Mutex<TimingWheel<(DbIndex, Bytes)>>,
+    pub(crate) wheel: Mutex<ExpirySchedule>,
     pub(crate) gc_state: Mutex<GcState>,
     /// LSN of the newest record handed to the sink (set inside the commit lock, so everything
     /// visible to a snapshot taken before reading it has an LSN at or below it).
@@ -171,7 +171,7 @@ impl Engine {
                 oracle: TimestampOracle::default(),
                 snapshots: ActiveSnapshots::default(),
                 commit_lock: Mutex::new(()),
-                wheel: Mutex::new(TimingWheel::new(now)),
+                wheel: Mutex::new(ExpirySchedule::new(now)),
                 gc_state: Mutex::new(GcState::default()),
                 last_lsn: AtomicU64::new(0),
                 next_txn_id: AtomicU64::new(1),

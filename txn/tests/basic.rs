@@ -640,3 +640,31 @@ fn an_aborted_write_of_a_new_key_leaves_nothing_visible_and_gc_clears_it() {
     assert_eq!(get(&engine, "fresh").as_deref(), Some("now"));
     assert_eq!(engine.stats().dbs[0].key_nodes, 2);
 }
+
+#[test]
+fn set_then_expire_in_a_loop_does_not_grow_the_wheel() {
+    // `SET k v` (clears the TTL) then `EXPIRE k 86400`, over and over: a common client pattern.
+    let (engine, clock) = engine_with_clock(0);
+    for i in 0..1_000u64 {
+        clock.set(i);
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"k", b"v", Expiry::Persist)
+            })
+            .unwrap();
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.set_expiry(0, b"k", Some(i + 86_400_000)).map(|_| ())
+            })
+            .unwrap();
+    }
+    assert_eq!(engine.stats().expiry_wheel_entries, 1);
+    // The key still expires at its last deadline.
+    clock.set(999 + 86_400_000);
+    let mut removed = 0;
+    for _ in 0..10 {
+        removed += engine.expire_tick(100);
+    }
+    assert_eq!(removed, 1);
+    assert_eq!(get(&engine, "k"), None);
+}

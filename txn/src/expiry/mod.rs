@@ -5,7 +5,9 @@
 //! the key's current one is stale and ignored.
 
 pub mod clock;
+pub(crate) mod schedule;
 pub mod timing_wheel;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub(crate) use schedule::ExpirySchedule;
 pub use timing_wheel::TimingWheel;
