@@ -1,10 +1,6 @@
-//! MSETNX key value [key value ...]
-use bytes::Bytes;
-use txn::{Expiry, Transaction};
-
+//! MSETNX key value [key value ...]: MSET that writes nothing if any key exists (see `mset.rs`).
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
-use crate::resp::Frame;
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
@@ -16,33 +12,7 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 )
 .keys(1, -1, 2);
 
-/// MSETNX.
-pub struct Cmd {
-    pairs: Vec<(Bytes, Bytes)>,
-}
-
 /// Parses the arguments after the name.
-pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
-    if !args.remaining().is_multiple_of(2) {
-        return Err(CmdError::WrongArity("msetnx".to_owned()));
-    }
-    let mut pairs = Vec::with_capacity(args.remaining() / 2);
-    while let Some(k) = args.next_opt() {
-        pairs.push((k, args.next_bytes()?));
-    }
-    Ok(Command::data(Cmd { pairs }))
-}
-
-impl DataCommand for Cmd {
-    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        for (k, _) in &self.pairs {
-            if crate::cmd::live(tx, cx, k)?.is_some() {
-                return Ok(Frame::Integer(0));
-            }
-        }
-        for (k, v) in &self.pairs {
-            tx.put(cx.db, k, v, Expiry::Persist)?;
-        }
-        Ok(Frame::Integer(1))
-    }
+pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
+    super::mset::parse_with(args, true)
 }
