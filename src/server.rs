@@ -581,7 +581,7 @@ async fn background_tasks(shared: Arc<Shared>) {
                 let _ = tokio::task::spawn_blocking(move || {
                     for _ in 0..GC_CALLS_PER_TICK_MAX {
                         let done = engine.gc();
-                        if done.sweep_completed
+                        if done.caught_up
                             || (done.versions_unlinked == 0 && done.keys_removed == 0)
                         {
                             break;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{bulk, ok, RawClient};
 use parking_lot::RwLock;
 use tierkv::config::Config;
-use tierkv::persistence::{DurableState, Persistence};
+use tierkv::persistence::{DurableDone, DurableWaiter, Persistence};
 use tierkv::resp::Frame;
 
 /// A commit sink that hands out consecutive LSNs and stores nothing.
@@ -21,12 +21,56 @@ impl txn::CommitSink for CountingSink {
     }
 }
 
+/// A durable position the test moves by hand.
+#[derive(Default)]
+struct Gate(parking_lot::Mutex<GateState>);
+
+#[derive(Default)]
+struct GateState {
+    lsn: u64,
+    failed: bool,
+    waiting: Vec<(u64, DurableDone)>,
+}
+
+impl Gate {
+    /// Everything up to `lsn` is durable; with `failed`, nothing more will be.
+    fn set(&self, lsn: u64, failed: bool) {
+        let mut st = self.0.lock();
+        st.lsn = lsn;
+        st.failed = failed;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut st.waiting)
+            .into_iter()
+            .partition(|(l, _)| *l <= lsn || failed);
+        st.waiting = waiting;
+        drop(st);
+        for (l, cb) in done {
+            cb(if l <= lsn { Ok(()) } else { Err(lsn) });
+        }
+    }
+}
+
+impl DurableWaiter for Gate {
+    fn on_durable(&self, lsn: u64, done: DurableDone) {
+        let mut st = self.0.lock();
+        if lsn <= st.lsn {
+            drop(st);
+            done(Ok(()));
+        } else if st.failed {
+            let at = st.lsn;
+            drop(st);
+            done(Err(at));
+        } else {
+            st.waiting.push((lsn, done));
+        }
+    }
+}
+
 /// A server whose engine logs into `CountingSink` and whose durable position the test moves.
 struct Gated {
     rt: tokio::runtime::Runtime,
     port: u16,
     sink: Arc<CountingSink>,
-    durable_tx: tokio::sync::watch::Sender<DurableState>,
+    gate: Arc<Gate>,
 }
 
 fn gated_server() -> Gated {
@@ -40,7 +84,7 @@ fn gated_server() -> Gated {
         sink: Some(sink.clone()),
         ..txn::EngineConfig::default()
     });
-    let (durable_tx, durable_rx) = tokio::sync::watch::channel(DurableState::default());
+    let gate = Arc::new(Gate::default());
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -52,7 +96,7 @@ fn gated_server() -> Gated {
         config,
         Persistence {
             durability: None,
-            durable: Some(durable_rx),
+            waiter: Some(gate.clone()),
         },
         std::future::pending::<()>(),
     ));
@@ -60,7 +104,7 @@ fn gated_server() -> Gated {
         rt,
         port,
         sink,
-        durable_tx,
+        gate,
     }
 }
 
@@ -70,7 +114,7 @@ fn replies_wait_for_the_durable_lsn() {
         rt,
         port,
         sink,
-        durable_tx,
+        gate,
     } = gated_server();
     let mut writer = RawClient::connect(port);
     let mut reader = RawClient::connect(port);
@@ -95,9 +139,7 @@ fn replies_wait_for_the_durable_lsn() {
     // A read that sees the not-yet-durable write is held back too: a crash now would take the
     // write back, so nobody may learn of it yet.
     reader.send(&["GET", "k"]);
-    durable_tx
-        .send(DurableState { lsn, failed: false })
-        .unwrap();
+    gate.set(lsn, false);
     assert_eq!(writer.read().unwrap(), ok());
     assert_eq!(reader.read().unwrap(), bulk("v"));
     rt.shutdown_background();
@@ -109,7 +151,7 @@ fn when_the_log_fails_writes_go_unanswered_and_reads_go_on() {
         rt,
         port,
         sink,
-        durable_tx,
+        gate,
     } = gated_server();
     let mut writer = RawClient::connect(port);
     let mut reader = RawClient::connect(port);
@@ -119,12 +161,7 @@ fn when_the_log_fails_writes_go_unanswered_and_reads_go_on() {
     }
     reader.send(&["GET", "k"]);
     // The fsync covering the SET fails: nothing is durable past LSN 0.
-    durable_tx
-        .send(DurableState {
-            lsn: 0,
-            failed: true,
-        })
-        .unwrap();
+    gate.set(0, true);
     assert_eq!(writer.read(), None, "the write is never acknowledged");
     let reply = reader.read().unwrap();
     assert!(

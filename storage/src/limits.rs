@@ -10,6 +10,12 @@ pub const WAL_RECORD_PAYLOAD_BYTES_MAX: usize = 600 * 1024 * 1024;
 /// Default size after which the WAL writer starts a new segment file.
 pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
+/// Default length of zeros the WAL writer writes ahead of its write position. fdatasync of a
+/// write into already-written blocks flushes only the data; a write that grows the file also
+/// commits the file-size change to the filesystem journal, which cost ~1.5× as much per
+/// fdatasync on ext4 here (docs/BENCHMARKS.md). One extension per this many bytes of log.
+pub const WAL_PREALLOCATE_BYTES_DEFAULT: u64 = 4 * 1024 * 1024;
+
 /// Default bound, in bytes, of the group-commit batch in front of the writer thread. A record
 /// larger than this is still admitted, alone, when the batch is empty.
 pub const WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
@@ -51,6 +57,7 @@ pub const MANIFEST_BYTES_MAX: usize = 4096;
 pub const MANIFEST_NAME_BYTES_MAX: usize = 255;
 
 const _: () = assert!(WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT <= WAL_UNSYNCED_BYTES_MAX);
+const _: () = assert!(WAL_PREALLOCATE_BYTES_DEFAULT <= WAL_SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(WAL_RECORD_PAYLOAD_BYTES_MAX < u32::MAX as usize);
 const _: () = assert!(CHECKPOINT_BLOCK_RAW_BYTES_MAX < u32::MAX as usize);
 const _: () = assert!(CHECKPOINT_BLOCK_BYTES_TARGET < CHECKPOINT_BLOCK_RAW_BYTES_MAX);

@@ -30,7 +30,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn run(ops: Vec<Op>, seed: u64, policy: FsyncPolicy) {
+/// Zeros written ahead: none, less than a segment, the default (the whole 2 KiB segment).
+fn zeros() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        Just(300),
+        Just(WalConfig::default().preallocate_bytes)
+    ]
+}
+
+fn run(ops: Vec<Op>, seed: u64, policy: FsyncPolicy, preallocate_bytes: u64) {
     // With the `sim` feature, BUGGIFY also splits batches into two writes and slows fsyncs.
     storage::buggify::enable(seed);
     let (sim, disk) = sim(seed);
@@ -38,6 +47,7 @@ fn run(ops: Vec<Op>, seed: u64, policy: FsyncPolicy) {
     let cfg = WalConfig {
         fsync: policy,
         segment_bytes: 2048,
+        preallocate_bytes,
         ..WalConfig::default()
     };
     // model: every payload in LSN order; `acked`: how many of them are acknowledged durable.
@@ -101,12 +111,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
     #[test]
-    fn always_keeps_every_acknowledged_record(ops in prop::collection::vec(op(), 1..60), seed in any::<u64>()) {
-        run(ops, seed, FsyncPolicy::Always);
+    fn always_keeps_every_acknowledged_record(ops in prop::collection::vec(op(), 1..60), seed in any::<u64>(), zeros in zeros()) {
+        run(ops, seed, FsyncPolicy::Always, zeros);
     }
 
     #[test]
-    fn everysec_and_no_keep_a_clean_prefix(ops in prop::collection::vec(op(), 1..60), seed in any::<u64>(), no in any::<bool>()) {
-        run(ops, seed, if no { FsyncPolicy::No } else { FsyncPolicy::EverySec });
+    fn everysec_and_no_keep_a_clean_prefix(ops in prop::collection::vec(op(), 1..60), seed in any::<u64>(), no in any::<bool>(), zeros in zeros()) {
+        run(ops, seed, if no { FsyncPolicy::No } else { FsyncPolicy::EverySec }, zeros);
     }
 }

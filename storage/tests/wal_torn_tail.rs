@@ -14,10 +14,19 @@ use storage::{Lsn, StorageError};
 
 const DIR: &str = "/tail";
 
+/// These images end where the last record ends: no zeros written ahead (those have their own
+/// tests in wal_preallocate.rs).
+fn unzeroed() -> WalConfig {
+    WalConfig {
+        preallocate_bytes: 0,
+        ..WalConfig::default()
+    }
+}
+
 /// A log of three records (10, 20 and 30 payload bytes) in one segment; returns its path.
 fn three_records(sim: &SimDisk) -> PathBuf {
     let disk: std::sync::Arc<dyn storage::io::Disk> = std::sync::Arc::new(sim.clone());
-    let (w, _) = WalWriter::open(disk, Path::new(DIR), WalConfig::default()).unwrap();
+    let (w, _) = WalWriter::open(disk, Path::new(DIR), unzeroed()).unwrap();
     for (i, len) in [10, 20, 30].into_iter().enumerate() {
         let l = w.append(&payload(i as u64, len)).unwrap();
         w.wait_durable(l).unwrap();
@@ -50,7 +59,7 @@ fn check_recoverable(sim: &SimDisk, state: TailState, offset: usize, records: us
     assert_eq!(recs.len(), records);
     assert_ne!(state.action(), TailAction::Refuse);
     // Recovery repairs it, and the log continues right after the last valid record.
-    let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), WalConfig::default()).unwrap();
+    let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), unzeroed()).unwrap();
     let l = w.append(b"after").unwrap();
     assert_eq!(l, Lsn(records as u64 + 1));
     w.wait_durable(l).unwrap();
@@ -72,7 +81,7 @@ fn check_refused(sim: &SimDisk, offset: usize, reason_part: &str) {
     assert!(msg.contains(reason_part), "{msg}");
     assert!(msg.contains("kvtool wal verify /tail"), "{msg}");
     assert!(msg.contains("wal-00000000000000000001.log"), "{msg}");
-    let err = WalWriter::open(disk, Path::new(DIR), WalConfig::default())
+    let err = WalWriter::open(disk, Path::new(DIR), unzeroed())
         .err()
         .unwrap();
     assert!(matches!(err, StorageError::WalCorrupt { .. }));
@@ -113,8 +122,26 @@ fn bad_checksum_at_tail() {
 fn garbage_after_valid_records() {
     let sim = SimDisk::new(1);
     let p = three_records(&sim);
-    mutate(&sim, &p, |img| img.extend_from_slice(&[0u8; 40]));
+    // An all-zero frame header with bytes other than zeros after it is not written-ahead space.
+    mutate(&sim, &p, |img| {
+        img.extend_from_slice(&[0u8; 40]);
+        img.extend_from_slice(&[7u8; 3]);
+    });
     check_recoverable(&sim, TailState::Garbage, END, 3);
+}
+
+#[test]
+fn zeros_after_valid_records_are_a_clean_end() {
+    let sim = SimDisk::new(1);
+    let p = three_records(&sim);
+    // Also shorter than a frame header: the writer zeroes up to the segment size exactly.
+    for zeros in [40, 7] {
+        mutate(&sim, &p, |img| {
+            img.truncate(END);
+            img.extend_from_slice(&vec![0u8; zeros]);
+        });
+        check_recoverable(&sim, TailState::Clean, END, 3);
+    }
 }
 
 #[test]
@@ -138,7 +165,7 @@ fn torn_segment_header() {
     assert_eq!(end.tail.state, TailState::TornSegmentHeader);
     assert_eq!(end.tail.state.action(), TailAction::RemoveSegment);
     assert_eq!(recs.len(), 3);
-    let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), WalConfig::default()).unwrap();
+    let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), unzeroed()).unwrap();
     assert_eq!(w.append(b"x").unwrap(), Lsn(4));
     drop(w);
     assert_eq!(read_all(disk, Path::new(DIR)).unwrap().0.len(), 4);
@@ -177,7 +204,15 @@ fn corrupted_length_before_valid_records_is_refused() {
 fn damaged_end_of_an_older_segment_is_refused() {
     let sim = SimDisk::new(1);
     let disk: std::sync::Arc<dyn storage::io::Disk> = std::sync::Arc::new(sim.clone());
-    let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), small_segments()).unwrap();
+    let (w, _) = WalWriter::open(
+        disk.clone(),
+        Path::new(DIR),
+        WalConfig {
+            preallocate_bytes: 0,
+            ..small_segments()
+        },
+    )
+    .unwrap();
     for i in 0..60 {
         let l = w.append(&payload(i, 40)).unwrap();
         w.wait_durable(l).unwrap();

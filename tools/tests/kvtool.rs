@@ -22,10 +22,13 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-fn write_wal(dir: &Path, n: u64) {
+/// `zeros`: segments end in zeros written ahead, as the server writes them; without, the last
+/// segment ends with its last record (so a test can cut bytes off that record).
+fn write_wal(dir: &Path, n: u64, zeros: bool) {
     let disk: Arc<dyn Disk> = Arc::new(FileDisk);
     let cfg = WalConfig {
         segment_bytes: 4096,
+        preallocate_bytes: if zeros { 1024 } else { 0 },
         ..WalConfig::default()
     };
     let (w, _) = WalWriter::open(disk, dir, cfg).unwrap();
@@ -40,7 +43,7 @@ fn write_wal(dir: &Path, n: u64) {
 fn wal_dump_and_verify_on_an_intact_log() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    write_wal(tmp.path(), 300);
+    write_wal(tmp.path(), 300, true);
 
     let o = kvtool(&["wal", "dump", d, "--json"]);
     assert!(o.status.success(), "{:?}", text(&o));
@@ -80,7 +83,7 @@ fn wal_dump_and_verify_on_an_intact_log() {
 fn wal_verify_reports_the_first_bad_offset_and_exits_1() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
-    write_wal(tmp.path(), 300);
+    write_wal(tmp.path(), 300, false);
     let seg = tmp.path().join("wal-00000000000000000001.log");
     let mut img = std::fs::read(&seg).unwrap();
     // Damage the payload of the third record (frames are 16 + 17..19 bytes here).
@@ -95,7 +98,7 @@ fn wal_verify_reports_the_first_bad_offset_and_exits_1() {
 
     // A torn tail is reported as such, also with exit code 1.
     let tmp2 = tempfile::tempdir().unwrap();
-    write_wal(tmp2.path(), 5);
+    write_wal(tmp2.path(), 5, false);
     let seg = tmp2.path().join("wal-00000000000000000001.log");
     let img = std::fs::read(&seg).unwrap();
     std::fs::write(&seg, &img[..img.len() - 3]).unwrap();

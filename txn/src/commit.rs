@@ -47,6 +47,27 @@ fn free_values(inner: &Inner, values: &[ValueRef]) {
     }
 }
 
+type Pending<'g> = Vec<(DbIndex, Bytes, Change, Option<Reserved<'g>>)>;
+
+/// Undoes step 1 of a commit that fails: frees its values and hands the index nodes it
+/// reserved for new keys (plus `also`, reserved for a key not in `changes` yet) to GC.
+fn abandon(
+    inner: &Inner,
+    written: &[ValueRef],
+    changes: &Pending<'_>,
+    also: Option<(DbIndex, &[u8])>,
+) {
+    free_values(inner, written);
+    let reserved = changes
+        .iter()
+        .filter(|(_, _, _, r)| r.is_some())
+        .map(|(db, key, _, _)| (*db, key.as_ref()));
+    let mut queue = inner.gc_queue.lock();
+    for (db, key) in reserved.chain(also) {
+        queue.orphaned(db, key);
+    }
+}
+
 /// Commits a transaction (see the module docs for the steps).
 pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     let inner = std::sync::Arc::clone(&tx.inner);
@@ -60,7 +81,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     }
 
     // Step 1: values into pages, record encoded, outside the lock.
-    let mut changes: Vec<(DbIndex, Bytes, Change, Option<Reserved<'_>>)> = Vec::new();
+    let mut changes: Pending<'_> = Vec::new();
     let mut written: Vec<ValueRef> = Vec::new();
     let mut ops: Vec<LogOp> = Vec::new();
     let logging = inner.sink.is_some();
@@ -81,7 +102,8 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                     let vref = match inner.pages.write(value) {
                         Ok(vref) => vref,
                         Err(error) => {
-                            free_values(&inner, &written);
+                            let this = reserved.is_some().then_some((*db, key.as_ref()));
+                            abandon(&inner, &written, &changes, this);
                             return Err(error.into());
                         }
                     };
@@ -137,7 +159,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     // Step 3.
     if let Err(error) = validate(&inner, tx) {
         drop(lock);
-        free_values(&inner, &written);
+        abandon(&inner, &written, &changes, None);
         return Err(error);
     }
     // Step 4.
@@ -156,7 +178,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                     // The sink did not take the record (see `CommitSink`): nothing is logged,
                     // nothing installed; the commit simply fails.
                     drop(lock);
-                    free_values(&inner, &written);
+                    abandon(&inner, &written, &changes, None);
                     return Err(error);
                 }
             }
@@ -306,6 +328,10 @@ fn install_reserved(
         },
     };
     node.install(version, guard);
+    if previous.is_some() {
+        // The version below becomes garbage once the watermark reaches `ts`.
+        inner.gc_queue.lock().superseded(ts, db, key);
+    }
     d.versions.fetch_add(1, Ordering::Relaxed);
     d.live_keys.fetch_add(
         i64::from(holds_value) - i64::from(previous_holds_value),

@@ -13,9 +13,9 @@ use storage::page::{PageStats, PageStore, PageStoreConfig};
 
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
-use crate::gc::{GcState, GcStats};
+use crate::gc::{GcQueue, GcState, GcStats};
 use crate::index::{HybridIndex, KeyIndex};
-use crate::limits::{DATABASES, RUN_ATTEMPTS_MAX};
+use crate::limits::{DATABASES, GC_QUEUE_ENTRIES_MAX, RUN_ATTEMPTS_MAX};
 use crate::log_record::{LogOp, LogRecord};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub sink: Option<Arc<dyn CommitSink>>,
     /// The value page store's configuration.
     pub page_store: PageStoreConfig,
+    /// Bound of GC's queue of keys that may hold garbage (see `gc.rs`).
+    pub gc_queue_entries_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +51,7 @@ impl Default for EngineConfig {
             clock: Arc::new(SystemClock),
             sink: None,
             page_store: PageStoreConfig::default(),
+            gc_queue_entries_max: GC_QUEUE_ENTRIES_MAX,
         }
     }
 }
@@ -119,6 +122,8 @@ pub(crate) struct Inner {
     pub(crate) commit_lock: Mutex<()>,
     pub(crate) wheel: Mutex<ExpirySchedule>,
     pub(crate) gc_state: Mutex<GcState>,
+    /// Keys that may hold garbage (see `gc.rs`). Never held while taking the commit lock.
+    pub(crate) gc_queue: Mutex<GcQueue>,
     /// LSN of the newest record handed to the sink (set inside the commit lock, so everything
     /// visible to a snapshot taken before reading it has an LSN at or below it).
     pub(crate) last_lsn: AtomicU64,
@@ -173,6 +178,7 @@ impl Engine {
                 commit_lock: Mutex::new(()),
                 wheel: Mutex::new(ExpirySchedule::new(now)),
                 gc_state: Mutex::new(GcState::default()),
+                gc_queue: Mutex::new(GcQueue::new(config.gc_queue_entries_max)),
                 last_lsn: AtomicU64::new(0),
                 next_txn_id: AtomicU64::new(1),
                 random_state: AtomicU64::new(0x9E37_79B9_7F4A_7C15),

@@ -9,18 +9,32 @@
 //! through the epoch collector. A key whose only version left is a tombstone at or below `W`
 //! has its node removed from the index.
 //!
+//! Finding the garbage: a commit that installs a version over an older one (overwrite,
+//! delete, TTL change) queues `(commit_ts, db, key)` in the [`GcQueue`]; a commit that aborts
+//! after reserving index nodes for new keys queues those keys as orphans. Every version that
+//! can become garbage is therefore named by a queue entry whose timestamp is at most the
+//! timestamp at which it became garbage, and GC visits exactly those keys once the watermark
+//! passes them: its work follows the write rate, not the key count. Entries are pushed under
+//! the commit lock, so the queue is in timestamp order (orphans, pushed after it, carry
+//! timestamp 0 and are always due). The queue is bounded ([`GC_QUEUE_ENTRIES_MAX`]); an entry
+//! that does not fit is dropped and the next calls fall back to a sweep of every database, which
+//! finds all garbage, until one sweep begun after the last drop has completed.
+//!
 //! All chain surgery happens under the commit lock, in batches of [`GC_KEYS_PER_BATCH`] keys,
 //! so writers wait at most one short batch and readers never wait. Work per call is bounded
-//! by [`GC_KEYS_PER_CALL`]; a cursor resumes where the last call stopped, so repeated calls
-//! sweep every database.
+//! by [`GC_KEYS_PER_CALL`].
 
+use std::collections::VecDeque;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
-use crate::engine::Inner;
-use crate::index::{KeyIndex, KeyNode};
-use crate::limits::{DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL};
+use crossbeam_epoch::Guard;
+
+use crate::engine::{Db, Inner};
+use crate::index::{InlineKey, KeyIndex, KeyNode};
+use crate::limits::{DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL, GC_QUEUE_ENTRIES_MAX};
 use crate::timestamp::CommitTs;
+use crate::DbIndex;
 
 /// What one [`crate::Engine::gc`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,15 +49,90 @@ pub struct GcStats {
     pub values_freed: u64,
     /// Dead key nodes removed from the index.
     pub keys_removed: u64,
-    /// True when this call finished a sweep of all databases.
-    pub sweep_completed: bool,
+    /// True when this call left nothing due behind: every queued entry left is above the
+    /// watermark and no sweep is pending. Call `gc` until it says so to collect everything.
+    pub caught_up: bool,
+    /// Entries still queued after this call (due or not).
+    pub queued: u64,
 }
 
-/// Where the next GC call resumes.
+/// One key that may hold garbage once the watermark reaches `ts`.
+struct GcEntry {
+    ts: u64,
+    db: DbIndex,
+    /// Reserved for a commit that aborted: the node may be in the skip list only.
+    orphan: bool,
+    key: InlineKey,
+}
+
+/// Keys that may hold garbage, oldest first (see the module docs).
+pub(crate) struct GcQueue {
+    entries: VecDeque<GcEntry>,
+    capacity: usize,
+    /// Entries dropped because the queue was full, ever.
+    dropped: u64,
+}
+
+impl GcQueue {
+    /// An empty queue holding at most `capacity` entries (at most [`GC_QUEUE_ENTRIES_MAX`]).
+    pub(crate) fn new(capacity: usize) -> GcQueue {
+        GcQueue {
+            entries: VecDeque::new(),
+            capacity: capacity.min(GC_QUEUE_ENTRIES_MAX),
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, entry: GcEntry) {
+        if self.entries.len() >= self.capacity {
+            self.dropped += 1;
+        } else {
+            self.entries.push_back(entry);
+        }
+    }
+
+    /// Queues `key` of `db`, which got a version at `ts` over an older one. Caller holds the
+    /// commit lock (that keeps the queue in timestamp order).
+    pub(crate) fn superseded(&mut self, ts: CommitTs, db: DbIndex, key: &[u8]) {
+        self.push(GcEntry {
+            ts: ts.0,
+            db,
+            orphan: false,
+            key: InlineKey::new(key),
+        });
+    }
+
+    /// Queues `key` of `db`, whose node an aborted commit reserved.
+    pub(crate) fn orphaned(&mut self, db: DbIndex, key: &[u8]) {
+        self.push(GcEntry {
+            ts: 0,
+            db,
+            orphan: true,
+            key: InlineKey::new(key),
+        });
+    }
+
+    /// Takes up to `n` entries due at `watermark` from the front.
+    fn take_due(&mut self, watermark: u64, n: usize) -> Vec<GcEntry> {
+        let due = self
+            .entries
+            .iter()
+            .take(n)
+            .take_while(|e| e.ts <= watermark)
+            .count();
+        self.entries.drain(..due).collect()
+    }
+}
+
+/// Where the fallback sweep resumes, and whether one is needed.
 #[derive(Debug, Default)]
 pub(crate) struct GcState {
     db: usize,
     after: Option<Vec<u8>>,
+    /// `GcQueue::dropped` as of the start of the sweep in progress (`None`: none in progress).
+    sweep_from_dropped: Option<u64>,
+    /// `GcQueue::dropped` covered by the last completed sweep.
+    swept_dropped: u64,
 }
 
 /// One bounded GC step (see the module docs).
@@ -56,8 +145,110 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
     };
     let guard = crossbeam_epoch::pin();
     let mut examined = 0usize;
+    // The queue first: it names exactly the keys that may hold garbage.
+    while examined < GC_KEYS_PER_CALL {
+        let batch = inner.gc_queue.lock().take_due(watermark, GC_KEYS_PER_BATCH);
+        if batch.is_empty() {
+            break;
+        }
+        examined += batch.len();
+        stats.keys_examined += batch.len() as u64;
+        let lock = inner.commit_lock.lock();
+        for entry in &batch {
+            let Ok(d) = inner.db(entry.db) else { continue };
+            let key = entry.key.as_bytes();
+            match d.index.get(key, &guard) {
+                Some(node) => collect(inner, d, node, watermark, &guard, &mut stats),
+                // Under the commit lock a node outside the hash table is an unadopted
+                // reservation: empty, read by no one.
+                None if entry.orphan && d.index.remove_reserved(key, &guard) => {
+                    stats.keys_removed += 1;
+                }
+                None => {}
+            }
+        }
+        drop(lock);
+    }
+    // Then the sweep, while entries were dropped that no completed sweep covered.
+    let dropped = inner.gc_queue.lock().dropped;
+    if state.sweep_from_dropped.is_none() && dropped > state.swept_dropped {
+        state.sweep_from_dropped = Some(dropped);
+    }
+    let mut sweeping = state.sweep_from_dropped.is_some();
+    if sweeping && examined < GC_KEYS_PER_CALL {
+        let done = sweep(
+            inner,
+            &mut state,
+            watermark,
+            GC_KEYS_PER_CALL - examined,
+            &guard,
+            &mut stats,
+        );
+        if done {
+            state.swept_dropped = state.sweep_from_dropped.take().unwrap_or(dropped);
+            sweeping = false;
+        }
+    }
+    let queue = inner.gc_queue.lock();
+    stats.queued = queue.entries.len() as u64;
+    let due_left = queue.entries.front().is_some_and(|e| e.ts <= watermark);
+    stats.caught_up = !due_left && !sweeping && queue.dropped <= state.swept_dropped;
+    drop(queue);
+    inner.gc_runs.fetch_add(1, Ordering::Relaxed);
+    inner
+        .gc_versions_unlinked
+        .fetch_add(stats.versions_unlinked, Ordering::Relaxed);
+    inner
+        .gc_keys_removed
+        .fetch_add(stats.keys_removed, Ordering::Relaxed);
+    stats
+}
+
+/// Cuts `node`'s chain below the watermark and removes the node if nothing is left. Caller
+/// holds the commit lock.
+fn collect(
+    inner: &Inner,
+    d: &Db,
+    node: &KeyNode,
+    watermark: u64,
+    guard: &Guard,
+    stats: &mut GcStats,
+) {
+    let unlinked = node.cut_below(watermark, guard, |value| {
+        // SAFETY: no registered snapshot can see this version (it is older than the version
+        // kept, whose timestamp is <= every snapshot), and the value is not shared with a
+        // version that stays (see `KeyNode::cut_below`).
+        if unsafe { inner.pages.free(value) }.is_ok() {
+            stats.values_freed += 1;
+        }
+    });
+    stats.versions_unlinked += unlinked;
+    d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
+    if node.is_empty(guard) {
+        // Under the commit lock every node in the hash table holds a version, so an empty one
+        // was reserved by a commit that aborted, or by one that has not taken the lock yet (it
+        // will insert a fresh node). Either way nothing reads it.
+        d.index.remove(node.key());
+        stats.keys_removed += 1;
+    } else if node.is_dead(watermark, guard) {
+        d.index.remove(node.key());
+        d.versions.fetch_sub(1, Ordering::Relaxed);
+        stats.keys_removed += 1;
+    }
+}
+
+/// Up to `budget` keys of the sweep over every database; true when it completed.
+fn sweep(
+    inner: &Inner,
+    state: &mut GcState,
+    watermark: u64,
+    budget: usize,
+    guard: &Guard,
+    stats: &mut GcStats,
+) -> bool {
+    let mut examined = 0usize;
     let mut dbs_finished = 0usize;
-    while examined < GC_KEYS_PER_CALL && dbs_finished < DATABASES {
+    while examined < budget && dbs_finished < DATABASES {
         let db = state.db % DATABASES;
         let Some(d) = inner.dbs.get(db) else { break };
         // Collect a batch of nodes after the cursor (lock-free), then operate under the lock.
@@ -73,39 +264,17 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         let exhausted = batch.len() < GC_KEYS_PER_BATCH;
         examined += batch.len();
         stats.keys_examined += batch.len() as u64;
+        // The cursor: the last key of the batch, taken before any removal.
+        let last_key = batch.last().map(|pointer| {
+            // SAFETY: as below; no removal has happened yet.
+            unsafe { &**pointer }.key().to_vec()
+        });
         let lock = inner.commit_lock.lock();
-        let mut last_key: Option<Vec<u8>> = None;
         for pointer in &batch {
             // SAFETY: nodes are removed only by GC (serialised by `gc_state`) under the commit
             // lock, and destroyed only after `guard` unpins, so every collected node is alive.
             let node = unsafe { &**pointer };
-            let unlinked = node.cut_below(watermark, &guard, |value| {
-                // SAFETY: no registered snapshot can see this version (it is older than the
-                // version kept, whose timestamp is <= every snapshot), and the value is not
-                // shared with a version that stays (see `KeyNode::cut_below`).
-                if unsafe { inner.pages.free(value) }.is_ok() {
-                    stats.values_freed += 1;
-                }
-            });
-            stats.versions_unlinked += unlinked;
-            d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
-            if node.is_empty(&guard) {
-                // Under the commit lock every node in the hash table holds a version, so an
-                // empty one was reserved by a commit that aborted, or by one that has not taken
-                // the lock yet (it will insert a fresh node). Either way nothing reads it.
-                let key = node.key().to_vec();
-                d.index.remove(&key);
-                stats.keys_removed += 1;
-                last_key = Some(key);
-            } else if node.is_dead(watermark, &guard) {
-                let key = node.key().to_vec();
-                d.index.remove(&key);
-                d.versions.fetch_sub(1, Ordering::Relaxed);
-                stats.keys_removed += 1;
-                last_key = Some(key);
-            } else {
-                last_key = Some(node.key().to_vec());
-            }
+            collect(inner, d, node, watermark, guard, stats);
         }
         drop(lock);
         if exhausted {
@@ -113,19 +282,11 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
             state.after = None;
             dbs_finished += 1;
             if state.db == 0 {
-                stats.sweep_completed = true;
-                break;
+                return true;
             }
         } else if let Some(key) = last_key {
             state.after = Some(key);
         }
     }
-    inner.gc_runs.fetch_add(1, Ordering::Relaxed);
-    inner
-        .gc_versions_unlinked
-        .fetch_add(stats.versions_unlinked, Ordering::Relaxed);
-    inner
-        .gc_keys_removed
-        .fetch_add(stats.keys_removed, Ordering::Relaxed);
-    stats
+    false
 }

@@ -14,6 +14,9 @@ pub const RUN_ATTEMPTS_MAX: u32 = 100;
 pub const GC_KEYS_PER_CALL: usize = 4096;
 /// Keys GC handles per hold of the commit lock (bounds the pause writers may see).
 pub const GC_KEYS_PER_BATCH: usize = 256;
+/// Keys queued for GC at most (see `gc.rs`): about 40 bytes each. Beyond it GC falls back to
+/// sweeping every database until it has caught up.
+pub const GC_QUEUE_ENTRIES_MAX: usize = 1 << 18;
 /// Shards of the active-snapshot registry (begin/end take one shard's lock).
 pub const SNAPSHOT_SHARDS: usize = 32;
 

@@ -248,6 +248,80 @@ fn gc_frees_old_versions_but_respects_open_snapshots() {
 }
 
 #[test]
+fn gc_visits_only_the_keys_that_changed() {
+    let (engine, _) = engine_with_clock(0);
+    for i in 0..2000 {
+        set(&engine, &format!("k{i}"), "v1");
+    }
+    let stats = engine.gc();
+    assert_eq!(stats.keys_examined, 0, "first versions are no garbage");
+    assert!(stats.caught_up);
+    for i in 0..10 {
+        set(&engine, &format!("k{i}"), "v2");
+    }
+    let stats = engine.gc();
+    assert_eq!(stats.keys_examined, 10);
+    assert_eq!(stats.versions_unlinked, 10);
+    assert_eq!(stats.values_freed, 10);
+    assert!(stats.caught_up);
+    assert_eq!(stats.queued, 0);
+    assert_eq!(engine.stats().dbs[0].versions, 2000);
+}
+
+#[test]
+fn gc_sweeps_everything_when_its_queue_overflowed() {
+    let engine = Engine::new(EngineConfig {
+        gc_queue_entries_max: 4,
+        ..EngineConfig::default()
+    });
+    for i in 0..300 {
+        set(&engine, &format!("k{i}"), "v1");
+    }
+    for i in 0..300 {
+        set(&engine, &format!("k{i}"), "v2");
+    }
+    for i in 0..50 {
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.delete(0, format!("k{i}").as_bytes())
+            })
+            .unwrap();
+    }
+    // 350 entries for a queue of 4: the dropped ones are found by the sweep.
+    let mut calls = 0;
+    while !engine.gc().caught_up {
+        calls += 1;
+        assert!(calls < 100, "GC never caught up");
+    }
+    let db = engine.stats().dbs[0];
+    assert_eq!(db.versions, 250);
+    assert_eq!(db.key_nodes, 250);
+    assert_eq!(engine.stats().pages.values_live, 250);
+    assert_eq!(get(&engine, "k0"), None);
+    assert_eq!(get(&engine, "k299").as_deref(), Some("v2"));
+}
+
+#[test]
+fn gc_removes_the_nodes_an_aborted_commit_reserved() {
+    let (engine, _) = engine_with_clock(0);
+    set(&engine, "c", "0");
+    let mut loser = engine.begin(Isolation::Snapshot);
+    loser.put(0, b"c", b"loser", Expiry::Persist).unwrap();
+    loser.put(0, b"new", b"x", Expiry::Persist).unwrap();
+    set(&engine, "c", "winner");
+    assert!(matches!(
+        loser.commit(),
+        Err(tierkv_txn::TxnError::Conflict { .. })
+    ));
+    // "new" got a node reserved outside the commit lock before the conflict was found.
+    assert_eq!(engine.stats().dbs[0].key_nodes, 2);
+    while !engine.gc().caught_up {}
+    assert_eq!(engine.stats().dbs[0].key_nodes, 1);
+    assert_eq!(get(&engine, "new"), None);
+    assert_eq!(get(&engine, "c").as_deref(), Some("winner"));
+}
+
+#[test]
 fn gc_handles_shared_values_of_ttl_changes_and_removes_dead_keys() {
     let (engine, _) = engine_with_clock(0);
     set(&engine, "s", "value");

@@ -109,7 +109,7 @@ fn gc_never_takes_what_an_open_snapshot_reads() {
             writer.join().unwrap();
             collector.join().unwrap();
             reader.join().unwrap();
-            while !engine.gc().sweep_completed {}
+            while !engine.gc().caught_up {}
             let stats = engine.stats();
             assert_eq!(stats.dbs[0].versions, stats.dbs[0].keys);
             assert_eq!(stats.pages.values_live, stats.dbs[0].keys);

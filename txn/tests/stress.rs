@@ -127,7 +127,7 @@ fn bank_transfers_preserve_the_total_at_every_snapshot() {
     assert!(audits > 0);
     assert_eq!(total_at_snapshot(&engine), INITIAL * ACCOUNTS as i64);
     assert!(transfers.load(Ordering::Relaxed) > 0);
-    while !engine.gc().sweep_completed {}
+    while !engine.gc().caught_up {}
     let stats = engine.stats();
     assert_eq!(
         stats.dbs[0].versions, ACCOUNTS as u64,

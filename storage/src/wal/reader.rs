@@ -323,7 +323,7 @@ impl WalReader {
             };
             let expected = self.expected.unwrap_or(0);
             let (obs, frame) = observe(&mut seg, expected)?;
-            if obs.fit == FrameFit::End {
+            if matches!(obs.fit, FrameFit::End | FrameFit::Zeros) {
                 if self.next_segment < self.segments.len() {
                     continue; // on to the next segment
                 }
@@ -421,13 +421,19 @@ fn observe(
     if remaining == 0 {
         return Ok((obs, None));
     }
-    if remaining < RECORD_HEADER_LEN as u64 {
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    let n = usize::try_from(remaining).map_or(RECORD_HEADER_LEN, |r| r.min(RECORD_HEADER_LEN));
+    seg.read(h.get_mut(..n).unwrap_or_default(), seg.offset)
+        .map_err(|e| StorageError::io_at(&seg.info.path, e))?;
+    // Zeros written ahead may leave less than a frame header at the end of a segment, too.
+    if h == [0u8; RECORD_HEADER_LEN] && rest_is_zero(seg)? {
+        obs.fit = FrameFit::Zeros;
+        return Ok((obs, None));
+    }
+    if n < RECORD_HEADER_LEN {
         obs.fit = FrameFit::ShortHeader;
         return Ok((obs, None));
     }
-    let mut h = [0u8; RECORD_HEADER_LEN];
-    seg.read(&mut h, seg.offset)
-        .map_err(|e| StorageError::io_at(&seg.info.path, e))?;
     let header = decode_frame_header(&h);
     obs.lsn_expected = header.lsn == expected;
     if header.length as usize > WAL_RECORD_PAYLOAD_BYTES_MAX {
@@ -453,6 +459,25 @@ fn observe(
         crc: header.crc,
     };
     Ok((obs, Some((record, frame_len))))
+}
+
+/// True if every byte from `seg.offset` to the end of the segment is zero.
+fn rest_is_zero(seg: &OpenSegment) -> Result<bool, StorageError> {
+    let mut buf = vec![0u8; WAL_READ_AHEAD_BYTES];
+    let mut at = seg.offset;
+    while at < seg.len {
+        let n = usize::try_from(seg.len - at)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        read_exact_at(seg.file.as_ref(), chunk, at)
+            .map_err(|e| StorageError::io_at(&seg.info.path, e))?;
+        if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// Looks for a valid frame with LSN ≥ `expected` after the damaged one at `seg.offset`;

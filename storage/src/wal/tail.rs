@@ -8,6 +8,7 @@
 //! | frame at the position                          | valid record after? | state             | action        |
 //! |------------------------------------------------|---------------------|-------------------|---------------|
 //! | nothing (end of segment)                       | –                   | Clean             | Accept        |
+//! | zeros to the end of segment (written ahead)    | –                   | Clean             | Accept        |
 //! | complete, CRC ok, LSN = expected               | –                   | (a record)        | –             |
 //! | complete, CRC ok, LSN ≠ expected               | –                   | Gap               | Refuse        |
 //! | < 16 bytes left                                | no                  | TornRecord        | Truncate      |
@@ -24,6 +25,9 @@ use std::path::PathBuf;
 pub enum FrameFit {
     /// No bytes left in the segment.
     End,
+    /// Only zero bytes left in the segment: space the writer zeroed ahead of its position
+    /// (`WalConfig::preallocate_bytes`). No frame header is all zeros (LSNs start at 1).
+    Zeros,
     /// Fewer bytes than a frame header.
     ShortHeader,
     /// The length field exceeds `WAL_RECORD_PAYLOAD_BYTES_MAX`.
@@ -119,7 +123,7 @@ impl std::fmt::Display for TailState {
 /// The decision table as code.
 pub fn classify(o: FrameObservation) -> Verdict {
     let candidate = match o.fit {
-        FrameFit::End => return Verdict::End(TailState::Clean),
+        FrameFit::End | FrameFit::Zeros => return Verdict::End(TailState::Clean),
         FrameFit::Complete if o.crc_ok && o.lsn_expected => return Verdict::Record,
         FrameFit::Complete if o.crc_ok => return Verdict::End(TailState::Gap),
         FrameFit::Complete if o.lsn_expected => TailState::BadChecksum,
@@ -150,8 +154,9 @@ pub struct TailReport {
 mod tests {
     use super::*;
 
-    const FITS: [FrameFit; 5] = [
+    const FITS: [FrameFit; 6] = [
         FrameFit::End,
+        FrameFit::Zeros,
         FrameFit::ShortHeader,
         FrameFit::BadLength,
         FrameFit::PastEof,
@@ -182,10 +187,11 @@ mod tests {
                         if let Verdict::End(state) = v {
                             seen.insert(state);
                             // Never cut off bytes that valid records follow.
-                            if valid_after && fit != FrameFit::End {
+                            let end = matches!(fit, FrameFit::End | FrameFit::Zeros);
+                            if valid_after && !end {
                                 assert_eq!(state.action(), TailAction::Refuse, "{o:?}");
                             }
-                            if fit == FrameFit::End {
+                            if end {
                                 assert_eq!(state, TailState::Clean);
                             }
                         }

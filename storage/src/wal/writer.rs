@@ -11,7 +11,9 @@
 //! 2. The writer thread swaps the batch out, so appends continue during the I/O.
 //! 3. If the segment is full: fdatasync it, create the next one, write and fdatasync its header,
 //!    fsync the directory (so the new name survives a power cut).
-//! 4. One `write_at` of the whole batch at the end of the segment.
+//! 4. One `write_at` of the whole batch at the end of the segment; if it reaches past the
+//!    zeros written ahead (`WalConfig::preallocate_bytes`), a write of the next run of zeros
+//!    after it, so that most fdatasyncs flush data blocks only, not a file-size change.
 //! 5. fdatasync per [`FsyncPolicy`].
 //! 6. Publish: advance `durable_lsn`, wake waiters, call subscribers.
 
@@ -23,8 +25,9 @@ use crate::error::{StorageError, WalOp};
 use crate::io::{Disk, FileHandle};
 use crate::limits::{
     WAL_EVERYSEC_INTERVAL_MS, WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT,
-    WAL_GROUP_COMMIT_RECORDS_MAX_DEFAULT, WAL_RECORD_PAYLOAD_BYTES_MAX, WAL_SEGMENT_BYTES_DEFAULT,
-    WAL_SUBSCRIBERS_MAX, WAL_UNSYNCED_BYTES_MAX,
+    WAL_GROUP_COMMIT_RECORDS_MAX_DEFAULT, WAL_PREALLOCATE_BYTES_DEFAULT,
+    WAL_RECORD_PAYLOAD_BYTES_MAX, WAL_SEGMENT_BYTES_DEFAULT, WAL_SUBSCRIBERS_MAX,
+    WAL_UNSYNCED_BYTES_MAX,
 };
 use crate::Lsn;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -47,6 +50,10 @@ pub struct WalConfig {
     pub group_commit_bytes_max: usize,
     /// Bound of the group-commit batch in records.
     pub group_commit_records_max: usize,
+    /// Zeros written ahead of the write position, one run at a time (0: the file grows with
+    /// each batch). The reader takes an all-zero frame header followed by zeros only as the
+    /// end of the log.
+    pub preallocate_bytes: u64,
     /// The first LSN must be at least this (the redo LSN of the installed checkpoint), so LSNs
     /// keep rising even when every segment was removed.
     pub min_next_lsn: Lsn,
@@ -59,6 +66,7 @@ impl Default for WalConfig {
             segment_bytes: WAL_SEGMENT_BYTES_DEFAULT,
             group_commit_bytes_max: WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT,
             group_commit_records_max: WAL_GROUP_COMMIT_RECORDS_MAX_DEFAULT,
+            preallocate_bytes: WAL_PREALLOCATE_BYTES_DEFAULT,
             min_next_lsn: Lsn(1),
         }
     }
@@ -140,6 +148,8 @@ struct WriterIo {
     path: PathBuf,
     written_offset: u64,
     synced_offset: u64,
+    /// The file holds zeros from `written_offset` up to here (step 4).
+    zeroed_to: u64,
     /// Frames between `synced_offset` and the end of the last attempted write, kept so that
     /// `try_recover` can rewrite them. Bounded by `WAL_UNSYNCED_BYTES_MAX` plus one batch.
     retained: Vec<u8>,
@@ -230,6 +240,7 @@ impl WriterIo {
         self.path = path.clone();
         self.written_offset = SEGMENT_HEADER_LEN as u64;
         self.synced_offset = self.written_offset;
+        self.zeroed_to = self.written_offset;
         self.segments.push_back(SegmentInfo {
             path,
             first_lsn: Lsn(first_lsn),
@@ -269,6 +280,9 @@ impl WriterIo {
         } else {
             self.file.write_at(batch, self.written_offset)
         };
+        let end = self.written_offset + len;
+        let file_len = self.written_offset.max(self.zeroed_to);
+        let written = written.and_then(|()| self.zero_ahead(end, config));
         if let Err(e) = written {
             counters.write_errors.fetch_add(1, Ordering::Relaxed);
             return Err((WalOp::Write, e));
@@ -276,7 +290,8 @@ impl WriterIo {
         self.written_offset += len;
         self.written_lsn = last_lsn;
         counters.bytes_written.fetch_add(len, Ordering::Relaxed);
-        counters.log_bytes.fetch_add(len, Ordering::Relaxed);
+        let grown = end.max(self.zeroed_to).saturating_sub(file_len);
+        counters.log_bytes.fetch_add(grown, Ordering::Relaxed);
         counters.batches.fetch_add(1, Ordering::Relaxed);
         let due = last_sync.elapsed() >= Duration::from_millis(WAL_EVERYSEC_INTERVAL_MS);
         let must_sync = match config.fsync {
@@ -291,6 +306,22 @@ impl WriterIo {
             written_lsn: self.written_lsn,
             synced_lsn: self.synced_lsn,
         })
+    }
+
+    /// Step 4's second half: once the log reaches `end` past the zeros written ahead, writes the
+    /// next run of zeros (up to the segment size) after it. Zeros are never written over log
+    /// bytes: the run starts at `end` or later.
+    fn zero_ahead(&mut self, end: u64, config: &WalConfig) -> io::Result<()> {
+        if config.preallocate_bytes == 0 || end < self.zeroed_to {
+            return Ok(());
+        }
+        let to = (end + config.preallocate_bytes).min(config.segment_bytes.max(end));
+        if to > end {
+            let zeros = vec![0u8; usize::try_from(to - end).unwrap_or(0)];
+            self.file.write_at(&zeros, end)?;
+        }
+        self.zeroed_to = to;
+        Ok(())
     }
 
     /// Reopens the segment, cuts it back to the last synced position and rewrites and syncs
@@ -308,6 +339,7 @@ impl WriterIo {
         self.file = file;
         self.written_offset = self.synced_offset + self.retained.len() as u64;
         self.synced_offset = self.written_offset;
+        self.zeroed_to = self.written_offset;
         if !self.retained.is_empty() {
             self.written_lsn = self.retained_last_lsn;
         }
@@ -576,6 +608,8 @@ impl WalWriter {
         let io = match reuse {
             Some(seg) => {
                 let file = disk.open(&seg.path).map_err(at(&seg.path))?;
+                // The reader ended the log where zeros (or the file) begin.
+                let zeroed_to = file.len().map_err(at(&seg.path))?.max(end.valid_len);
                 WriterIo {
                     disk: Arc::clone(&disk),
                     dir: dir.to_path_buf(),
@@ -583,6 +617,7 @@ impl WalWriter {
                     path: seg.path,
                     written_offset: end.valid_len,
                     synced_offset: end.valid_len,
+                    zeroed_to,
                     retained: Vec::new(),
                     written_lsn: next - 1,
                     synced_lsn: next - 1,
@@ -600,6 +635,7 @@ impl WalWriter {
                     path,
                     written_offset: 0,
                     synced_offset: 0,
+                    zeroed_to: 0,
                     retained: Vec::new(),
                     written_lsn: next - 1,
                     synced_lsn: next - 1,

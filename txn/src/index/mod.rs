@@ -20,6 +20,7 @@
 //! and may need to be vendored or replaced.
 
 mod key;
+pub(crate) use key::InlineKey;
 pub(crate) mod version;
 
 use std::ops::Bound;
@@ -176,6 +177,13 @@ impl HybridIndex {
         // SAFETY: the node stays in the skip list until a later removal under the commit lock
         // (which the caller holds), and `guard` keeps it alive beyond that.
         Some(unsafe { &*pointer.0 })
+    }
+
+    /// Removes `key`'s node if it is only a reservation (in the skip list, not in the hash
+    /// table); true if one was removed. Caller holds the commit lock, under which such a node is
+    /// empty: versions are installed only after `adopt` or `get_or_insert`.
+    pub(crate) fn remove_reserved(&self, key: &[u8], guard: &Guard) -> bool {
+        self.get(key, guard).is_none() && self.ordered.remove(key).is_some()
     }
 
     fn shard(&self, hash: u64) -> Option<&RwLock<HashTable<NodePtr>>> {

@@ -546,7 +546,7 @@ impl Harness {
             self.step(&Step::Abort { slot });
         }
         loop {
-            if self.engine.gc().sweep_completed {
+            if self.engine.gc().caught_up {
                 break;
             }
         }
