@@ -324,7 +324,8 @@ fn install_reserved(
         Some(node) => node,
         None => match reserved.and_then(|r| d.index.adopt(r, guard)) {
             Some(node) => node,
-            None => d.index.get_or_insert(key, guard),
+            // `get` just missed, and no one else installs this key meanwhile.
+            None => d.index.insert_absent(key, guard),
         },
     };
     node.install(version, guard);
@@ -600,16 +601,52 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
     }
 }
 
-/// Installs checkpoint contents at the checkpoint's own timestamp during recovery (before any
-/// reader or writer exists). Visibility is published once, by [`publish_loaded_snapshot`].
-pub(crate) fn load_snapshot_ops(
+/// Installs one checkpoint entry at `ts` during recovery, without the commit lock. The caller
+/// is one of the loader threads, among which keys are partitioned by hash (so no two touch the
+/// same key, even in a damaged file that repeats one), and nothing else uses the engine until
+/// [`publish_loaded_snapshot`].
+pub(crate) fn load_entry(
     inner: &Inner,
     ts: CommitTs,
-    ops: &[LogOp],
+    db: DbIndex,
+    key: &[u8],
+    value: &[u8],
+    expire_at_ms: Option<u64>,
+    guard: &Guard,
 ) -> Result<(), TxnError> {
-    let _lock = inner.commit_lock.lock();
-    let guard = crossbeam_epoch::pin();
-    apply_ops_locked(inner, ts, ops, &guard)
+    let d = inner.db(db)?;
+    let value = inner.pages.write(value)?;
+    let expire_at_ms = expire_at_ms.unwrap_or(NO_EXPIRY).min(EXPIRE_MAX_MS);
+    let (node, new) = d.index.load_node(key, guard);
+    let change = Change::Put {
+        value,
+        expire_at_ms,
+    };
+    if !new {
+        // Only a damaged file repeats a key: install it the general way.
+        install(inner, db, key, change, ts, guard);
+        return Ok(());
+    }
+    node.install(
+        VersionView {
+            commit_ts: ts.0,
+            expire_at_ms,
+            value,
+            tombstone: false,
+            inherits_value: false,
+        },
+        guard,
+    );
+    d.versions.fetch_add(1, Ordering::Relaxed);
+    d.live_keys.fetch_add(1, Ordering::Relaxed);
+    if expire_at_ms != NO_EXPIRY {
+        d.expires.fetch_add(1, Ordering::Relaxed);
+        inner
+            .wheel
+            .lock()
+            .schedule(expire_at_ms, db, Bytes::copy_from_slice(key));
+    }
+    Ok(())
 }
 
 /// Makes a loaded checkpoint visible: the engine continues at `ts`, so replayed WAL records

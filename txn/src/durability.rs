@@ -37,8 +37,7 @@ use storage::{Lsn, StorageError};
 use crate::engine::{CommitSink, Engine, EngineConfig};
 use crate::error::TxnError;
 use crate::limits::DATABASES;
-use crate::log_record::{DecodeError, LogOp, LogRecord};
-use crate::timestamp::CommitTs;
+use crate::log_record::{DecodeError, LogRecord};
 use crate::{DbIndex, Isolation};
 
 pub use storage::io::FileDisk;
@@ -49,8 +48,6 @@ pub const WAL_DIR: &str = "wal";
 /// Keys read from the snapshot per scan call while checkpointing (bounds the memory a
 /// checkpoint holds besides the one block the writer buffers).
 const CHECKPOINT_SCAN_BATCH: usize = 1024;
-/// Checkpoint entries installed per commit-lock hold during recovery.
-const RECOVERY_BATCH: usize = 1024;
 
 /// How to open a durable engine.
 #[derive(Clone)]
@@ -455,7 +452,7 @@ fn load_current_checkpoint(
     let Some((manifest, reader)) = CheckpointReader::open_current(disk, dir)? else {
         return Ok((0, 0, Lsn(0)));
     };
-    let keys = load_checkpoint(engine, reader, manifest.snapshot_ts)?;
+    let keys = crate::recovery::load_checkpoint(&engine.inner, reader, manifest.snapshot_ts)?;
     tracing::info!(
         checkpoint = %manifest.checkpoint,
         snapshot_ts = manifest.snapshot_ts,
@@ -482,7 +479,8 @@ struct Replayed {
     last_lsn: Lsn,
 }
 
-/// Applies the records of `reader` newer than the checkpoint, up to `until`.
+/// Applies the records of `reader` newer than the checkpoint, up to `until`, over the loader
+/// threads of `recovery.rs`.
 fn replay_wal(
     engine: &Engine,
     reader: &mut WalReader,
@@ -494,26 +492,32 @@ fn replay_wal(
         last_ts: checkpoint_ts,
         ..Replayed::default()
     };
-    while let Some(rec) = reader.next_record()? {
-        let record = LogRecord::decode(&rec.payload)
-            .map_err(|error| corrupt_payload(wal_dir, &rec.file, rec.offset, error))?;
-        let past = match until {
-            Some(ReplayUntil::CommitTs(ts)) => record.commit_ts.0 > ts,
-            Some(ReplayUntil::Lsn(lsn)) => rec.lsn > lsn,
-            None => false,
-        };
-        if past {
-            break;
+    crate::recovery::replay(&engine.inner, checkpoint_ts, |replay| {
+        while let Some(rec) = reader.next_record()? {
+            let record = LogRecord::decode(&rec.payload)
+                .map_err(|error| corrupt_payload(wal_dir, &rec.file, rec.offset, error))?;
+            let past = match until {
+                Some(ReplayUntil::CommitTs(ts)) => record.commit_ts.0 > ts,
+                Some(ReplayUntil::Lsn(lsn)) => rec.lsn > lsn,
+                None => false,
+            };
+            if past {
+                break;
+            }
+            out.last_lsn = rec.lsn;
+            if record.commit_ts.0 <= checkpoint_ts {
+                out.skipped += 1;
+                continue;
+            }
+            let ts = record.commit_ts;
+            if !replay.apply(ts, record.ops)? {
+                break; // a loader failed: `replay` returns its error
+            }
+            out.records += 1;
+            out.last_ts = ts.0;
         }
-        out.last_lsn = rec.lsn;
-        if record.commit_ts.0 <= checkpoint_ts {
-            out.skipped += 1;
-            continue;
-        }
-        engine.apply_record(&record)?;
-        out.records += 1;
-        out.last_ts = record.commit_ts.0;
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -605,40 +609,6 @@ fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError)
 
 /// Installs every entry of a checkpoint at `snapshot_ts`, in batches under the commit lock, then
 /// publishes `snapshot_ts`. Returns the number of keys.
-fn load_checkpoint(
-    engine: &Engine,
-    mut reader: CheckpointReader,
-    snapshot_ts: u64,
-) -> Result<u64, TxnError> {
-    let ts = CommitTs(snapshot_ts);
-    let mut keys = 0u64;
-    let mut ops = Vec::with_capacity(RECOVERY_BATCH);
-    let path = reader.path().to_path_buf();
-    while let Some(record) = reader.next_record()? {
-        let entry = CheckpointEntry::decode(&record).map_err(|error| {
-            TxnError::Storage(StorageError::CheckpointCorrupt {
-                file: path.clone(),
-                offset: 0,
-                reason: storage::error::Corruption::FooterMismatch(error.reason()),
-            })
-        })?;
-        ops.push(LogOp::Put {
-            db: entry.db,
-            key: Bytes::copy_from_slice(entry.key),
-            value: Bytes::copy_from_slice(entry.value),
-            expire_at_ms: entry.expire_at_ms,
-        });
-        keys += 1;
-        if ops.len() == RECOVERY_BATCH {
-            crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
-            ops.clear();
-        }
-    }
-    crate::commit::load_snapshot_ops(&engine.inner, ts, &ops)?;
-    crate::commit::publish_loaded_snapshot(&engine.inner, ts);
-    Ok(keys)
-}
-
 /// One key of a checkpoint: the opaque record txn hands to `CheckpointWriter::add`.
 ///
 /// Layout (little-endian; keep in sync with docs/FORMATS.md § "Checkpoint entry"):

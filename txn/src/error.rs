@@ -76,4 +76,7 @@ pub enum TxnError {
     /// A checkpoint is already being written.
     #[error("a checkpoint is already in progress")]
     CheckpointInProgress,
+    /// A recovery loader thread panicked.
+    #[error("a recovery thread failed")]
+    RecoveryThread,
 }

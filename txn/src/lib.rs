@@ -26,6 +26,7 @@ mod index;
 pub mod limits;
 pub mod log_record;
 mod oracle;
+mod recovery;
 mod snapshot;
 pub mod timestamp;
 pub mod transaction;

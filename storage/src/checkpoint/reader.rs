@@ -244,6 +244,11 @@ impl CheckpointReader {
 
     /// The next record, `Ok(None)` after the last one (once counts and checksums matched).
     pub fn next_record(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.next_record_ref()?.map(<[u8]>::to_vec))
+    }
+
+    /// [`Self::next_record`] without the copy: the record's bytes, valid until the next call.
+    pub fn next_record_ref(&mut self) -> Result<Option<&[u8]>, StorageError> {
         loop {
             if self.done || self.failed {
                 return Ok(None);
@@ -273,16 +278,15 @@ impl CheckpointReader {
                 return Err(self.corrupt(at, Corruption::UnknownKind(kind)));
             }
             let start = pos + RECORD_HEADER_LEN;
-            let Some(bytes) = self.block.get(start..start + len) else {
+            if self.block.get(start..start + len).is_none() {
                 let at = self.offset;
                 return Err(self.corrupt(at, Corruption::BadLength(len as u64)));
-            };
-            let record = bytes.to_vec();
+            }
             self.block_pos = start + len;
             self.block_records_left -= 1;
             self.records_seen += 1;
             self.record_bytes_seen += len as u64;
-            return Ok(Some(record));
+            return Ok(self.block.get(start..start + len));
         }
     }
 

@@ -12,7 +12,7 @@
 //! - a committer may put an *empty* node into the skip list alone, outside the commit lock
 //!   ([`HybridIndex::reserve_node`]), so the costly ordered insert leaves the critical
 //!   section; such a node holds no version (scans skip it) and is adopted into the hash table
-//!   under the lock (`adopt`, `get_or_insert`), or removed by GC if its commit aborted;
+//!   under the lock (`adopt`, `insert_absent`), or removed by GC if its commit aborted;
 //! - readers never block on writers: the skip list is lock-free, and the hash shard read lock
 //!   is held only for the probe (a shard's write lock only for an insert, removal or resize).
 //!
@@ -37,8 +37,6 @@ pub(crate) use version::{KeyNode, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 pub(crate) trait KeyIndex: Send + Sync {
     /// The node of `key`, if present.
     fn get<'g>(&self, key: &[u8], guard: &'g Guard) -> Option<&'g KeyNode>;
-    /// The node of `key`, inserting an empty one if absent. Caller holds the commit lock.
-    fn get_or_insert<'g>(&self, key: &[u8], guard: &'g Guard) -> &'g KeyNode;
     /// Removes `key`'s node. Caller holds the commit lock.
     fn remove(&self, key: &[u8]);
     /// Visits nodes with keys in the range, in key order, until `visit` returns false.
@@ -140,19 +138,19 @@ impl HybridIndex {
     /// Makes sure `key` has a node in the skip list, without the commit lock, so a committer
     /// pays for the ordered insert before entering the critical section. `None` if `key` is
     /// already in the hash table. A node made here is empty (invisible) until [`Self::adopt`]
-    /// or `get_or_insert` puts it into the hash table under the lock.
+    /// or `insert_absent` puts it into the hash table under the lock.
     pub(crate) fn reserve_node(&self, key: &[u8], guard: &Guard) -> Option<Reserved<'_>> {
         if self.get(key, guard).is_some() {
             return None;
         }
         // Lock-free, and only the skip list: the hash table (which readers trust to name live
         // nodes) is touched under the commit lock alone. If GC removes this node before our
-        // commit takes the lock, `adopt` notices and `get_or_insert` inserts a fresh one.
+        // commit takes the lock, `adopt` notices and `insert_absent` inserts a fresh one.
         Some(Reserved(self.ordered.get_or_insert(KeyNode::new(key), ())))
     }
 
     /// Puts a reserved node into the hash table and returns it, or `None` if GC removed it
-    /// from the skip list meanwhile (the caller then uses `get_or_insert`). Caller holds the
+    /// from the skip list meanwhile (the caller then uses `insert_absent`). Caller holds the
     /// commit lock and has just seen `get` miss, so the key is not in the hash table.
     pub(crate) fn adopt<'g>(
         &self,
@@ -181,9 +179,97 @@ impl HybridIndex {
 
     /// Removes `key`'s node if it is only a reservation (in the skip list, not in the hash
     /// table); true if one was removed. Caller holds the commit lock, under which such a node is
-    /// empty: versions are installed only after `adopt` or `get_or_insert`.
+    /// empty: versions are installed only after `adopt` or `insert_absent`.
     pub(crate) fn remove_reserved(&self, key: &[u8], guard: &Guard) -> bool {
         self.get(key, guard).is_none() && self.ordered.remove(key).is_some()
+    }
+
+    /// The node of `key`, inserting an empty one if absent. Caller holds the commit lock.
+    #[cfg(test)]
+    fn get_or_insert<'g>(&self, key: &[u8], guard: &'g Guard) -> &'g KeyNode {
+        if let Some(node) = self.get(key, guard) {
+            return node;
+        }
+        self.insert_absent(key, guard)
+    }
+
+    /// Inserts a node for `key`, which the caller just saw missing from the hash table (saves
+    /// a `get` then insert: a second probe). Caller holds the commit lock, or is the only thread
+    /// touching `key` (recovery).
+    pub(crate) fn insert_absent<'g>(&self, key: &[u8], _guard: &'g Guard) -> &'g KeyNode {
+        let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
+        let pointer = NodePtr(entry.key() as *const KeyNode);
+        drop(entry);
+        let hash = hash_key(self.seed, key);
+        if let Some(shard) = self.shard(hash) {
+            let seed = self.seed;
+            // SAFETY: every pointer in the table names a live node (see `get`).
+            shard
+                .write()
+                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+        }
+        // SAFETY: the node stays in the skip list until a later removal under the commit lock
+        // (which the caller holds), and `guard` keeps it alive beyond that.
+        unsafe { &*pointer.0 }
+    }
+
+    /// Recovery's find-or-insert in one hash probe: `key`'s node and whether it was made now.
+    /// Holds the shard's write lock across the skip-list insert, which only a bulk load with no
+    /// readers may do; the caller is the only thread touching `key`.
+    pub(crate) fn load_node<'g>(&self, key: &[u8], guard: &'g Guard) -> (&'g KeyNode, bool) {
+        let hash = hash_key(self.seed, key);
+        let Some(shard) = self.shard(hash) else {
+            return (self.insert_absent(key, guard), true);
+        };
+        let seed = self.seed;
+        let mut table = shard.write();
+        // SAFETY (both closures): every pointer in the table names a live node (see `get`).
+        let entry = table.entry(
+            hash,
+            |p| unsafe { p.key() } == key,
+            |p| hash_key(seed, unsafe { p.key() }),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => {
+                // SAFETY: as in `get`; `guard` bounds the reference.
+                (unsafe { &*found.get().0 }, false)
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
+                let pointer = NodePtr(entry.key() as *const KeyNode);
+                drop(entry);
+                slot.insert(pointer);
+                // SAFETY: linked until a removal under the commit lock; `guard` keeps it alive.
+                (unsafe { &*pointer.0 }, true)
+            }
+        }
+    }
+
+    /// Makes room for `additional` more keys in the hash table ahead of a bulk load, so it does
+    /// not rehash (every rehash dereferences every node) as it grows. Best effort: a
+    /// reservation that cannot be allocated is skipped.
+    pub(crate) fn reserve(&self, additional: usize) {
+        let per_shard = additional / HASH_SHARDS + 1;
+        let seed = self.seed;
+        for shard in self.hashed.iter() {
+            // SAFETY: every pointer in the table names a live node (see `get`).
+            let _ = shard
+                .write()
+                .try_reserve(per_shard, |p| hash_key(seed, unsafe { p.key() }));
+        }
+    }
+
+    /// Gives back what [`Self::reserve`] over-estimated: shrinks shards holding less than half
+    /// their capacity.
+    pub(crate) fn shrink_oversized(&self) {
+        let seed = self.seed;
+        for shard in self.hashed.iter() {
+            let mut table = shard.write();
+            if table.capacity() > 2 * table.len() + 16 {
+                // SAFETY: every pointer in the table names a live node (see `get`).
+                table.shrink_to_fit(|p| hash_key(seed, unsafe { p.key() }));
+            }
+        }
     }
 
     fn shard(&self, hash: u64) -> Option<&RwLock<HashTable<NodePtr>>> {
@@ -202,26 +288,6 @@ impl KeyIndex for HybridIndex {
         drop(shard);
         // SAFETY: as above; the reference is bounded by the guard's lifetime.
         found.map(|p| unsafe { &*p.0 })
-    }
-
-    fn get_or_insert<'g>(&self, key: &[u8], guard: &'g Guard) -> &'g KeyNode {
-        if let Some(node) = self.get(key, guard) {
-            return node;
-        }
-        let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
-        let pointer = NodePtr(entry.key() as *const KeyNode);
-        drop(entry);
-        let hash = hash_key(self.seed, key);
-        if let Some(shard) = self.shard(hash) {
-            let seed = self.seed;
-            // SAFETY: every pointer in the table names a live node (see `get`).
-            shard
-                .write()
-                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
-        }
-        // SAFETY: the node stays in the skip list until a later removal under the commit lock
-        // (which the caller holds), and `guard` keeps it alive beyond that.
-        unsafe { &*pointer.0 }
     }
 
     fn remove(&self, key: &[u8]) {
