@@ -321,6 +321,11 @@ impl Durability {
     }
 
     fn write_checkpoint(&self, started: Instant) -> Result<CheckpointReport, TxnError> {
+        if let Some(wal) = &self.wal {
+            // A fresh segment before the snapshot starts at or below the redo LSN, so the one
+            // written so far is wholly covered and `truncate_before` removes it below.
+            wal.rotate_segment().map_err(TxnError::Sink)?;
+        }
         // Snapshot and redo LSN together, under the commit lock (see the module invariant).
         let (mut tx, redo_lsn) = {
             let _commit = self.engine.inner.commit_lock.lock();

@@ -484,3 +484,29 @@ fn a_wal_replay_over_loader_threads_keeps_every_order() {
     assert_eq!(report.wal_records, last);
     assert_eq!(dump(&d), before);
 }
+
+/// A checkpoint starts a fresh WAL segment before its snapshot, so every record it covers
+/// goes, including those of the segment that was being written.
+#[test]
+fn a_checkpoint_leaves_no_covered_wal_segment_behind() {
+    let disk = SimDisk::new(13);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let (d, _) = Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+    for i in 0..5 {
+        put(&d, &format!("k{i}"), "v", Expiry::Persist);
+    }
+    let wal_dir = dir().join("wal");
+    let segments = |disk: &SimDisk| storage::wal::list_segments(disk, &wal_dir).unwrap();
+    assert_eq!(segments(&disk).len(), 1, "five small records fit one segment");
+    let report = d.checkpoint().unwrap();
+    assert_eq!(report.wal_segments_removed, 1);
+    let left = segments(&disk);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].first_lsn, report.redo_lsn);
+    put(&d, "after", "v", Expiry::Persist);
+    drop(d);
+    disk.crash(CrashMode::DropUnsynced);
+    let (d, report) = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap();
+    assert_eq!((report.checkpoint_keys, report.wal_records), (5, 1));
+    assert_eq!(get(&d, "after").as_deref(), Some("v"));
+}

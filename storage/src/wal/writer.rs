@@ -849,6 +849,31 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Starts a new segment now if the current one holds records, so that a checkpoint taken
+    /// next can remove it (`truncate_before` never removes the segment being written). Step 3
+    /// out of turn: syncs the current segment first. A failure poisons the log like any failed
+    /// write or fsync. Returns whether a segment was started.
+    pub fn rotate_segment(&self) -> Result<bool, StorageError> {
+        let mut io = self.shared.io.lock();
+        if self.shared.state.lock().poison.is_some() || io.written_offset <= SEGMENT_HEADER_LEN as u64 {
+            return Ok(false);
+        }
+        let next = io.written_lsn + 1;
+        let rotated = io.rotate(next, &self.shared.counters);
+        let progress = rotated.map(|()| Progress {
+            written_lsn: io.written_lsn,
+            synced_lsn: io.synced_lsn,
+        });
+        drop(io);
+        let failed = progress.as_ref().err().map(|(op, e)| StorageError::WalPoisoned {
+            op: *op,
+            kind: e.kind(),
+            durable_lsn: self.durable_lsn(),
+        });
+        self.shared.publish(progress);
+        failed.map_or(Ok(true), Err)
+    }
+
     /// Removes every segment whose records all have LSN < `lsn` (call after a checkpoint with
     /// redo LSN `lsn` is installed). The segment being written is never removed. Returns how
     /// many were removed.
