@@ -497,7 +497,11 @@ fn a_checkpoint_leaves_no_covered_wal_segment_behind() {
     }
     let wal_dir = dir().join("wal");
     let segments = |disk: &SimDisk| storage::wal::list_segments(disk, &wal_dir).unwrap();
-    assert_eq!(segments(&disk).len(), 1, "five small records fit one segment");
+    assert_eq!(
+        segments(&disk).len(),
+        1,
+        "five small records fit one segment"
+    );
     let report = d.checkpoint().unwrap();
     assert_eq!(report.wal_segments_removed, 1);
     let left = segments(&disk);

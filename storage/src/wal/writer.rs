@@ -855,7 +855,9 @@ impl WalWriter {
     /// write or fsync. Returns whether a segment was started.
     pub fn rotate_segment(&self) -> Result<bool, StorageError> {
         let mut io = self.shared.io.lock();
-        if self.shared.state.lock().poison.is_some() || io.written_offset <= SEGMENT_HEADER_LEN as u64 {
+        if self.shared.state.lock().poison.is_some()
+            || io.written_offset <= SEGMENT_HEADER_LEN as u64
+        {
             return Ok(false);
         }
         let next = io.written_lsn + 1;
@@ -865,11 +867,14 @@ impl WalWriter {
             synced_lsn: io.synced_lsn,
         });
         drop(io);
-        let failed = progress.as_ref().err().map(|(op, e)| StorageError::WalPoisoned {
-            op: *op,
-            kind: e.kind(),
-            durable_lsn: self.durable_lsn(),
-        });
+        let failed = progress
+            .as_ref()
+            .err()
+            .map(|(op, e)| StorageError::WalPoisoned {
+                op: *op,
+                kind: e.kind(),
+                durable_lsn: self.durable_lsn(),
+            });
         self.shared.publish(progress);
         failed.map_or(Ok(true), Err)
     }

@@ -109,7 +109,8 @@ pub struct BenchConfig {
     /// Write one CSV row per phase and operation kind to this file.
     #[arg(long, value_name = "PATH")]
     pub csv: Option<String>,
-    /// Write throughput.svg and latency.svg into this directory.
+    /// Write throughput.svg and latency.svg (and .png twins when a font is found) into this
+    /// directory.
     #[arg(long, value_name = "DIR")]
     pub plot_dir: Option<String>,
     /// Seconds to wait for a batch's replies (or a connect) before dropping the connection

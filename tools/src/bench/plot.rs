@@ -1,13 +1,17 @@
-//! SVG charts: throughput over time per run phase, and the latency-percentile spectrum per
-//! server and operation kind.
+//! Charts: throughput over time per run phase, and the latency-percentile spectrum per server
+//! and operation kind, as SVG and PNG.
 //!
-//! SVG only: plotters' bitmap backend needs a font rasteriser and system fonts, which the
-//! build machines lack; SVG leaves text to the viewer. Invariant: both charts are drawn from
-//! the report alone (the latency chart from the merged totals' histograms), so they always
-//! agree with the printed numbers.
+//! SVG leaves text to the viewer; PNG rasterises it with a TrueType font read at run time
+//! (`TIERKV_BENCH_FONT`, else DejaVu Sans or Liberation Sans where distributions install them),
+//! so no font is compiled in. Without a font the PNGs are skipped with a note, never drawn
+//! without labels. Invariant: every chart is drawn from the report alone (the latency chart
+//! from the merged totals' histograms), so they always agree with the printed numbers, and
+//! both formats come from the same drawing code.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use thiserror::Error;
 
@@ -87,7 +91,36 @@ fn palette(index: usize) -> RGBColor {
     COLOURS.get(index % COLOURS.len()).copied().unwrap_or(BLACK)
 }
 
-/// Writes `throughput.svg` and `latency.svg` into `dir` and returns their paths.
+/// Where a TrueType font for PNG text is looked for, after `TIERKV_BENCH_FONT`.
+const FONT_PATHS: [&str; 5] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+];
+
+/// Registers a font for bitmap text once; `Some(path)` of the font in use.
+fn png_font() -> Option<&'static Path> {
+    static FONT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let from_env = std::env::var_os("TIERKV_BENCH_FONT").map(PathBuf::from);
+        from_env
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(PathBuf::from))
+            .find_map(|path| {
+                let bytes = std::fs::read(&path).ok()?;
+                // Registered fonts live for the process; this happens once.
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).ok()?;
+                Some(path)
+            })
+    })
+    .as_deref()
+}
+
+/// Writes `throughput.svg` and `latency.svg` into `dir`, and their `.png` twins when a font is
+/// found (see the module docs); returns the paths written.
 pub fn write_charts(
     dir: &Path,
     report: &BenchReport,
@@ -97,26 +130,60 @@ pub fn write_charts(
         path: dir.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let throughput = dir.join("throughput.svg");
     let runs: Vec<&PhaseReport> = report
         .phases
         .iter()
         .filter(|p| p.phase == Phase::Run)
         .collect();
-    throughput_chart(&throughput, &runs).map_err(|reason| PlotError {
-        path: throughput.clone(),
-        reason,
-    })?;
-    let latency = dir.join("latency.svg");
-    latency_chart(&latency, spectra).map_err(|reason| PlotError {
-        path: latency.clone(),
-        reason,
-    })?;
-    Ok(vec![throughput, latency])
+    let mut written = Vec::new();
+    let png = png_font().is_some();
+    if !png {
+        eprintln!("note: no TrueType font found (set TIERKV_BENCH_FONT); writing SVG charts only");
+    }
+    for name in ["throughput", "latency"] {
+        let svg = dir.join(format!("{name}.svg"));
+        let drawn = {
+            let root = SVGBackend::new(&svg, CHART_SIZE).into_drawing_area();
+            draw(name, root, &runs, spectra)
+        };
+        drawn.map_err(|reason| PlotError {
+            path: svg.clone(),
+            reason,
+        })?;
+        written.push(svg);
+        if png {
+            let png = dir.join(format!("{name}.png"));
+            let drawn = {
+                let root = BitMapBackend::new(&png, CHART_SIZE).into_drawing_area();
+                draw(name, root, &runs, spectra)
+            };
+            drawn.map_err(|reason| PlotError {
+                path: png.clone(),
+                reason,
+            })?;
+            written.push(png);
+        }
+    }
+    Ok(written)
 }
 
-fn throughput_chart(path: &Path, runs: &[&PhaseReport]) -> Result<(), String> {
-    let root = SVGBackend::new(path, CHART_SIZE).into_drawing_area();
+fn draw<DB: DrawingBackend>(
+    name: &str,
+    root: DrawingArea<DB, Shift>,
+    runs: &[&PhaseReport],
+    spectra: &[Spectrum],
+) -> Result<(), String> {
+    if name == "throughput" {
+        throughput_chart(root, runs)
+    } else {
+        latency_chart(root, spectra)
+    }
+}
+
+fn throughput_chart<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    runs: &[&PhaseReport],
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let x_max = runs
         .iter()
@@ -165,8 +232,10 @@ fn throughput_chart(path: &Path, runs: &[&PhaseReport]) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
-fn latency_chart(path: &Path, spectra: &[Spectrum]) -> Result<(), String> {
-    let root = SVGBackend::new(path, CHART_SIZE).into_drawing_area();
+fn latency_chart<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    spectra: &[Spectrum],
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let y_max = spectra
         .iter()
@@ -230,8 +299,10 @@ mod tests {
     use clap::Parser;
     use std::time::Duration;
 
+    /// SVG always; PNG too where a font is installed (.ci/run installs DejaVu and sets
+    /// TIERKV_BENCH_REQUIRE_PNG, so CI checks the PNGs).
     #[test]
-    fn charts_are_written_as_svg() {
+    fn charts_are_written_as_svg_and_png() {
         let mut stats = Stats::default();
         for us in 1..=2000u64 {
             stats.record(OpKind::Get, Duration::from_micros(us));
@@ -253,10 +324,23 @@ mod tests {
         assert_eq!(spectra.len(), 1);
         assert!(spectra[0].points.windows(2).all(|w| w[0].1 <= w[1].1));
         let paths = write_charts(dir.path(), &report, &spectra).unwrap();
+        let png_expected =
+            png_font().is_some() || std::env::var_os("TIERKV_BENCH_REQUIRE_PNG").is_some();
+        assert_eq!(paths.len(), if png_expected { 4 } else { 2 }, "{paths:?}");
         for path in paths {
-            let svg = std::fs::read_to_string(&path).unwrap();
-            assert!(svg.starts_with("<svg"), "{}", path.display());
-            assert!(svg.contains("<polyline"), "{} has no line", path.display());
+            let bytes = std::fs::read(&path).unwrap();
+            if path.extension().is_some_and(|e| e == "png") {
+                assert!(
+                    bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+                    "{}",
+                    path.display()
+                );
+                assert!(bytes.len() > 10_000, "{} is nearly empty", path.display());
+            } else {
+                let svg = String::from_utf8(bytes).unwrap();
+                assert!(svg.starts_with("<svg"), "{}", path.display());
+                assert!(svg.contains("<polyline"), "{} has no line", path.display());
+            }
         }
     }
 
