@@ -5,7 +5,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::{bulk, err, int, ok, TestServer};
+use redis::Commands;
 use tierkv::resp::Frame;
+
+/// `gc_keys_removed` from `INFO stats`: key nodes the background GC has removed so far.
+fn gc_keys_removed(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("gc_keys_removed:"))
+        .expect("INFO stats reports gc_keys_removed")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the background GC (every 100 ms) has removed more than `before` key nodes.
+fn wait_for_gc_removal(con: &mut redis::Connection, before: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while gc_keys_removed(con) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GC removed no key node in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
 
 #[test]
 fn multi_exec_semantics_match_redis() {
@@ -314,4 +338,40 @@ fn select_inside_multi_applies_to_later_queued_commands() {
     assert_eq!(c.cmd(&["GET", "k"]), bulk("db3"));
     c.cmd(&["SELECT", "0"]);
     assert_eq!(c.cmd(&["GET", "k"]), bulk("db0"));
+}
+
+/// Regression: WATCH on an absent key, another client SETs and DELs it, and GC removes the
+/// key's index node before EXEC: the key then looked untouched (absent, no node, as when
+/// watched) and EXEC went through. Redis fails it: the key was touched.
+#[test]
+fn watch_on_an_absent_key_fails_exec_after_set_and_del_even_once_gc_removed_it() {
+    let server = TestServer::start();
+    let mut a = server.conn();
+    let mut b = server.conn();
+    let removed_before = gc_keys_removed(&mut b);
+    let _: () = redis::cmd("WATCH").arg("lock").query(&mut a).unwrap();
+    let _: () = b.set("lock", "theirs").unwrap();
+    let _: i64 = b.del("lock").unwrap();
+    wait_for_gc_removal(&mut b, removed_before);
+    let exec: Option<(String,)> = redis::pipe()
+        .atomic()
+        .set("lock", "mine")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(exec, None, "EXEC must fail: the watched key was touched");
+    let lock: Option<String> = a.get("lock").unwrap();
+    assert_eq!(lock, None);
+    // A key deleted before the WATCH and removed by GC afterwards (or before: GC runs on its
+    // own schedule) was not touched after it.
+    let removed_before = gc_keys_removed(&mut b);
+    let _: () = b.set("gone", "1").unwrap();
+    let _: i64 = b.del("gone").unwrap();
+    let _: () = redis::cmd("WATCH").arg("gone").query(&mut a).unwrap();
+    wait_for_gc_removal(&mut b, removed_before);
+    let exec: Option<(String,)> = redis::pipe()
+        .atomic()
+        .set("gone", "mine")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(exec, Some(("OK".to_owned(),)));
 }

@@ -4,7 +4,8 @@
 //! 1. outside the lock: copy new values into the page store, reserve index nodes for new keys
 //!    (`HybridIndex::reserve_node`), and encode the log record with a placeholder timestamp;
 //! 2. take the commit lock;
-//! 3. validate: watches, then first-committer-wins on written keys (a key whose newest committed
+//! 3. validate: watches (sound across GC's node removals through its removal marks, see
+//!    `gc.rs`), then first-committer-wins on written keys (a key whose newest committed
 //!    version is newer than the snapshot conflicts), then, under `Serializable`, every key read
 //!    and every range scanned;
 //! 4. assign the commit timestamp (visible + 1), patch it into the record and append the record
@@ -177,8 +178,17 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
 }
 
 fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
-    for (db, key, seen) in &tx.watches {
-        if latest_version(inner, *db, key) != *seen {
+    let guard = crossbeam_epoch::pin();
+    for (db, key, mark) in &tx.watches {
+        let d = inner.db(*db)?;
+        let unchanged = match d.index.get(key, &guard) {
+            Some(node) => node.newest_ts(&guard) == mark.version.0,
+            // Absent now. A change after the watch has a timestamp above both of the mark's;
+            // if it is gone, GC removed its node and raised the key's removal mark to at
+            // least that timestamp first (see `gc.rs`).
+            None => d.removed.newest(key) <= mark.version.0.max(mark.taken_at.0),
+        };
+        if !unchanged {
             return Err(TxnError::WatchFailed);
         }
     }

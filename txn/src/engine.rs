@@ -13,14 +13,14 @@ use storage::page::{PageStats, PageStore, PageStoreConfig};
 
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
-use crate::gc::{GcState, GcStats};
+use crate::gc::{GcState, GcStats, RemovalMarks};
 use crate::index::{HybridIndex, KeyIndex};
 use crate::limits::{DATABASES, RUN_ATTEMPTS_MAX};
 use crate::log_record::{LogOp, LogRecord};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
 use crate::timestamp::{CommitTs, TxnId};
-use crate::transaction::Transaction;
+use crate::transaction::{latest_version, Transaction, WatchMark};
 use crate::{commit, gc, CommitInfo, DbIndex, Isolation};
 
 /// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
@@ -106,6 +106,8 @@ pub(crate) struct Db {
     pub(crate) live_keys: AtomicI64,
     pub(crate) expires: AtomicI64,
     pub(crate) versions: AtomicI64,
+    /// Newest tombstone timestamps of nodes GC removed, by key bucket (WATCH needs them).
+    pub(crate) removed: RemovalMarks,
 }
 
 pub(crate) struct Inner {
@@ -160,6 +162,7 @@ impl Engine {
                 live_keys: AtomicI64::new(0),
                 expires: AtomicI64::new(0),
                 versions: AtomicI64::new(0),
+                removed: RemovalMarks::default(),
             })
             .collect();
         Engine {
@@ -255,6 +258,18 @@ impl Engine {
         self.inner.db(a)?;
         self.inner.db(b)?;
         commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::SwapDb { a, b }]))
+    }
+
+    /// What `WATCH key` remembers: the key's newest committed version now, and the visible
+    /// timestamp read just before it. Pass it to [`Transaction::watch`] at EXEC.
+    pub fn watch_mark(&self, db: DbIndex, key: &[u8]) -> WatchMark {
+        // Read the watermark first: every commit at or below it is fully installed, so any
+        // change the version read below misses has a timestamp above `taken_at`.
+        let taken_at = CommitTs(self.inner.oracle.visible());
+        WatchMark {
+            version: latest_version(&self.inner, db, key),
+            taken_at,
+        }
     }
 
     /// A random live key of `db`, or `None` if it has none.

@@ -51,6 +51,17 @@ pub enum Condition<'a> {
     IfValue(&'a [u8]),
 }
 
+/// What a WATCH remembers about a key ([`crate::Engine::watch_mark`]); `EXEC` fails unless the
+/// key is unchanged since (see [`Transaction::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchMark {
+    /// The key's newest committed version when watched ([`CommitTs::NONE`] if it had none).
+    pub version: CommitTs,
+    /// The visible timestamp read just before `version`: every change after the watch commits
+    /// above it.
+    pub taken_at: CommitTs,
+}
+
 /// A key range a `Serializable` transaction scanned: `(db, start, end)`.
 pub(crate) type ScannedRange = (DbIndex, Bound<Bytes>, Bound<Bytes>);
 
@@ -64,7 +75,7 @@ pub struct Transaction {
     write_bytes: usize,
     pub(crate) reads: Vec<(DbIndex, Bytes)>,
     pub(crate) ranges: Vec<ScannedRange>,
-    pub(crate) watches: Vec<(DbIndex, Bytes, CommitTs)>,
+    pub(crate) watches: Vec<(DbIndex, Bytes, WatchMark)>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -347,10 +358,12 @@ impl Transaction {
         latest_version(&self.inner, db, key)
     }
 
-    /// Makes `commit` fail with [`TxnError::WatchFailed`] unless `key`'s newest committed
-    /// version is still `seen` at commit time.
-    pub fn watch(&mut self, db: DbIndex, key: &[u8], seen: CommitTs) {
-        self.watches.push((db, Bytes::copy_from_slice(key), seen));
+    /// Makes `commit` fail with [`TxnError::WatchFailed`] if `key` changed after `mark` was
+    /// taken: its newest committed version differs, or it is absent now and GC removed a node
+    /// of it (or of a key sharing its removal bucket) that was deleted after the mark (see
+    /// `gc.rs`, "removal marks").
+    pub fn watch(&mut self, db: DbIndex, key: &[u8], mark: WatchMark) {
+        self.watches.push((db, Bytes::copy_from_slice(key), mark));
     }
 
     /// Up to `limit` live keys after `after` (exclusive) starting with `prefix`, in key order,

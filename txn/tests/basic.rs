@@ -97,19 +97,81 @@ fn read_only_transactions_never_conflict() {
 fn watch_fails_when_the_key_changed() {
     let (engine, _) = engine_with_clock(1_000);
     set(&engine, "w", "0");
-    let probe = engine.begin(Isolation::Snapshot);
-    let seen = probe.latest_version(0, b"w");
-    assert_ne!(seen, CommitTs::NONE);
-    assert_eq!(probe.latest_version(0, b"absent"), CommitTs::NONE);
+    let mark = engine.watch_mark(0, b"w");
+    assert_ne!(mark.version, CommitTs::NONE);
+    assert_eq!(engine.watch_mark(0, b"absent").version, CommitTs::NONE);
     set(&engine, "w", "1");
     let mut tx = engine.begin(Isolation::Snapshot);
-    tx.watch(0, b"w", seen);
+    tx.watch(0, b"w", mark);
     tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
     assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
     let mut tx = engine.begin(Isolation::Snapshot);
-    tx.watch(0, b"w", probe.latest_version(0, b"w"));
+    tx.watch(0, b"w", engine.watch_mark(0, b"w"));
     tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
     tx.commit().unwrap();
+}
+
+/// Runs GC until it has swept every database once.
+fn gc_full_sweep(engine: &Engine) {
+    for _ in 0..1_000 {
+        if engine.gc().sweep_completed {
+            return;
+        }
+    }
+    panic!("GC never completed a sweep");
+}
+
+/// Regression: WATCH on an absent key, then SET and DEL by someone else, then GC removes the
+/// key's dead node: at EXEC the key looked exactly as when watched (absent, no node) and EXEC
+/// went through, where Redis fails it because the key was touched.
+#[test]
+fn watch_on_an_absent_key_sees_set_then_del_even_after_gc_removed_the_node() {
+    let (engine, _) = engine_with_clock(1_000);
+    let mark = engine.watch_mark(0, b"k");
+    assert_eq!(mark.version, CommitTs::NONE);
+    set(&engine, "k", "1");
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(0, b"k"))
+        .unwrap();
+    gc_full_sweep(&engine);
+    assert_eq!(
+        engine.stats().dbs[0].key_nodes,
+        0,
+        "GC removed the dead node"
+    );
+    // A block that writes (checked under the commit lock) fails ...
+    let mut tx = engine.begin(Isolation::Serializable);
+    tx.watch(0, b"k", mark);
+    tx.put(0, b"k", b"mine", Expiry::Persist).unwrap();
+    assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
+    // ... and so does a read-only one (checked without the lock).
+    let mut tx = engine.begin(Isolation::Serializable);
+    tx.watch(0, b"k", mark);
+    assert!(tx.get(0, b"k").unwrap().is_none());
+    assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
+    assert_eq!(get(&engine, "k"), None);
+}
+
+/// GC removing a dead node is not a change: a watch taken after the delete (it saw the
+/// tombstone) or after the removal (it saw nothing) still lets EXEC through.
+#[test]
+fn gc_removing_a_dead_node_does_not_fail_a_watch_taken_after_the_delete() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "k", "1");
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(0, b"k"))
+        .unwrap();
+    let saw_tombstone = engine.watch_mark(0, b"k");
+    assert_ne!(saw_tombstone.version, CommitTs::NONE);
+    gc_full_sweep(&engine);
+    assert_eq!(engine.stats().dbs[0].key_nodes, 0);
+    let saw_nothing = engine.watch_mark(0, b"k");
+    for mark in [saw_tombstone, saw_nothing] {
+        let mut tx = engine.begin(Isolation::Serializable);
+        tx.watch(0, b"k", mark);
+        tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
+        tx.commit().unwrap();
+    }
 }
 
 #[test]
