@@ -4,8 +4,9 @@
 //! timestamp if none; see `snapshot.rs`). For each key, the newest version with
 //! `commit_ts <= W` ("keep") is what every present and future snapshot resolves to at the
 //! latest, so every version older than keep is unreachable by readers: GC cuts the chain
-//! below keep, frees those versions' values (a value shared by a TTL-only change is freed
-//! once: by the oldest version that does not hand it on), and destroys the version nodes
+//! below keep, frees those versions' values (a value shared by a TTL-only change, or moved into
+//! the other database's chain by SWAPDB, is freed once, through the one chain that owns it:
+//! see `VersionView::older_value_in_use`), and destroys the version nodes
 //! through the epoch collector. A key whose only version left is a tombstone at or below `W`
 //! has its node removed from the index.
 //!

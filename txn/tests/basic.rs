@@ -730,3 +730,98 @@ fn set_then_expire_in_a_loop_does_not_grow_the_wheel() {
     assert_eq!(removed, 1);
     assert_eq!(get(&engine, "k"), None);
 }
+
+/// Regression: SWAPDB was logged first and then copied every value of both databases into new
+/// pages; with the page store full the copy failed after the append, so the log said
+/// "swapped" while memory was not (a restart would have swapped). SWAPDB now moves values
+/// between the two databases' chains: it allocates nothing and cannot fail once logged, and GC
+/// still frees every value exactly once.
+#[test]
+fn swapdb_with_a_full_page_store_allocates_nothing_and_the_log_matches_memory() {
+    use std::sync::Mutex;
+    use txn::{Bytes, CommitSink, LogRecord, PageStoreConfig};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Vec<u8>>>);
+    impl CommitSink for Recorder {
+        fn append(&self, record: &[u8]) -> Result<txn::Lsn, TxnError> {
+            let mut log = self.0.lock().unwrap();
+            log.push(record.to_vec());
+            Ok(txn::Lsn(log.len() as u64))
+        }
+    }
+
+    let recorder = Arc::new(Recorder::default());
+    let clock = Arc::new(ManualClock::new(1_000));
+    let engine = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        sink: Some(recorder.clone()),
+        page_store: PageStoreConfig {
+            max_pages: 6,
+            ..PageStoreConfig::default()
+        },
+    });
+    // Values above 16 KiB get a page each: six values fill the store.
+    let value = |tag: u8| vec![tag; 20 * 1024];
+    let put = |db: u8, key: &[u8], tag: u8| {
+        engine.run(Isolation::Snapshot, |tx| {
+            tx.put(db, key, &value(tag), Expiry::At(50_000))
+        })
+    };
+    for (db, key, tag) in [
+        (0, &b"a"[..], 1),
+        (0, b"both", 2),
+        (0, b"c", 3),
+        (1, b"both", 4),
+        (1, b"x", 5),
+        (1, b"y", 6),
+    ] {
+        put(db, key, tag).unwrap();
+    }
+    assert!(put(0, b"full", 7).is_err(), "the page store is full");
+    let pages = engine.stats().pages.pages;
+
+    let swapped = engine.swap_db(0, 1);
+
+    let replica = Engine::new(EngineConfig {
+        clock,
+        ..EngineConfig::default()
+    });
+    for bytes in recorder.0.lock().unwrap().iter() {
+        replica
+            .apply_record(&LogRecord::decode(bytes).unwrap())
+            .unwrap();
+    }
+    let dump = |e: &Engine| {
+        let mut tx = e.begin(Isolation::Snapshot);
+        (0..2)
+            .map(|db| {
+                tx.scan(db, None, None, 100)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(key, entry)| (key, entry.value[0], entry.expire_at_ms))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dump(&engine), dump(&replica), "memory and log disagree");
+    swapped.unwrap();
+    assert_eq!(
+        dump(&engine)[0],
+        [
+            (Bytes::from_static(b"both"), 4, Some(50_000)),
+            (Bytes::from_static(b"x"), 5, Some(50_000)),
+            (Bytes::from_static(b"y"), 6, Some(50_000)),
+        ]
+    );
+    assert_eq!(engine.stats().pages.pages, pages, "SWAPDB copied no value");
+
+    // Each moved value has exactly one owner: overwriting everything and collecting frees each
+    // old value once (a double free would fail, a leak would stay live).
+    for db in 0..2 {
+        engine.flush_db(db).unwrap();
+    }
+    gc_full_sweep(&engine);
+    assert_eq!(engine.stats().pages.values_live, 0);
+    put(0, b"again", 8).unwrap();
+}
