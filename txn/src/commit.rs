@@ -10,7 +10,8 @@
 //!    and every range scanned;
 //! 4. assign the commit timestamp (visible + 1), patch it into the record and append the record
 //!    to the sink, so timestamp order is log order;
-//! 5. install one new version per written key (newest first in each chain);
+//! 5. install: first the transaction's keyspace-wide ops (FLUSHDB, FLUSHALL, SWAPDB) in the
+//!    order it ran them, then one new version per written key (newest first in each chain);
 //! 6. publish: advance the visible watermark to the new timestamp; release the lock.
 //!
 //! A failure before or in step 4 frees the values written in step 1. A sink failure means the
@@ -40,7 +41,7 @@ use crate::index::{KeyIndex, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
 use crate::timestamp::CommitTs;
-use crate::transaction::{latest_version, Transaction, Write};
+use crate::transaction::{latest_version, DbOp, Transaction, Write};
 use crate::{CommitInfo, DbIndex, Isolation};
 
 /// A change ready to install.
@@ -84,8 +85,14 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     // Step 1: values into pages, record encoded, outside the lock.
     let mut changes: Vec<(DbIndex, Bytes, Change, Option<Reserved<'_>>)> = Vec::new();
     let mut written: Vec<ValueRef> = Vec::new();
-    let mut ops: Vec<LogOp> = Vec::new();
     let logging = inner.sink.is_some();
+    let mut ops: Vec<LogOp> = if logging {
+        // Keyspace-wide ops first: the per-key ops below are relative to the state they leave
+        // (replay applies a record's ops in order).
+        tx.db_ops.iter().map(|op| op.log_op()).collect()
+    } else {
+        Vec::new()
+    };
     let guard = crossbeam_epoch::pin();
     for (db, writes) in &tx.writes {
         for (key, write) in writes {
@@ -186,6 +193,9 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         _ => None,
     };
     // Step 5.
+    for op in &tx.db_ops {
+        install_db_op(&inner, *op, ts, &guard);
+    }
     for (db, key, change, reserved) in changes {
         install_reserved(&inner, db, &key, change, ts, &guard, reserved.as_ref());
     }
@@ -221,8 +231,13 @@ fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
     let snapshot = tx.snapshot_ts().0;
     let changed = |db: DbIndex, key: &[u8]| latest_version(inner, db, key).0 > snapshot;
     for (db, writes) in &tx.writes {
+        // After a SWAPDB in the transaction a written key replaces the one that moved in from
+        // the source database; after a FLUSHDB it replaces nothing (a blind write).
+        let Some(source) = tx.source(*db) else {
+            continue;
+        };
         for key in writes.keys() {
-            if changed(*db, key) {
+            if changed(source, key) {
                 return Err(TxnError::Conflict { key: key.clone() });
             }
         }
@@ -461,13 +476,9 @@ fn install_ops_locked(
                 };
                 install(inner, *db, key, change, ts, guard);
             }
-            LogOp::FlushDb { db } => flush_locked(inner, *db, ts, guard),
-            LogOp::FlushAll => {
-                for db in 0..DATABASES as DbIndex {
-                    flush_locked(inner, db, ts, guard);
-                }
-            }
-            LogOp::SwapDb { a, b } => swap_locked(inner, *a, *b, ts, guard),
+            LogOp::FlushDb { db } => install_db_op(inner, DbOp::Flush(*db), ts, guard),
+            LogOp::FlushAll => install_db_op(inner, DbOp::FlushAll, ts, guard),
+            LogOp::SwapDb { a, b } => install_db_op(inner, DbOp::Swap(*a, *b), ts, guard),
         }
     }
 }
@@ -483,6 +494,19 @@ fn apply_ops_locked(
     let values = prepare_values(inner, ops)?;
     install_ops_locked(inner, ts, ops, values, guard);
     Ok(())
+}
+
+/// Installs one keyspace-wide op at `ts`. Cannot fail. Caller holds the commit lock.
+pub(crate) fn install_db_op(inner: &Inner, op: DbOp, ts: CommitTs, guard: &Guard) {
+    match op {
+        DbOp::Flush(db) => flush_locked(inner, db, ts, guard),
+        DbOp::FlushAll => {
+            for db in 0..DATABASES as DbIndex {
+                flush_locked(inner, db, ts, guard);
+            }
+        }
+        DbOp::Swap(a, b) => swap_locked(inner, a, b, ts, guard),
+    }
 }
 
 fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
