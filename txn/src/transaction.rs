@@ -238,7 +238,7 @@ impl Transaction {
 
     fn view_mut(&mut self) -> &mut View {
         self.view.get_or_insert_with(|| {
-            // DATABASES <= u8::MAX + 1 (asserted in limits.rs), so every index fits.
+            // DATABASES <= u8::MAX (asserted in limits.rs), so every index fits a DbIndex.
             Box::new(std::array::from_fn(|db| Some(db as DbIndex)))
         })
     }
@@ -289,6 +289,7 @@ impl Transaction {
         if let Some(writes) = writes_b {
             self.writes.insert(a, writes);
         }
+        // Both indexes were checked against DATABASES above, so the swap cannot panic.
         self.view_mut().swap(usize::from(a), usize::from(b));
         self.db_ops.push(DbOp::Swap(a, b));
         Ok(())
