@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use txn::{CommitTs, DbIndex, Isolation, Transaction, TxnError};
+use txn::{DbIndex, Isolation, Transaction, TxnError, WatchMark};
 
 use crate::cmd::reply_error::txn_error_frame;
 use crate::cmd::spec::flags;
@@ -57,7 +57,7 @@ pub struct Session {
     pub seen_lsn: u64,
     multi: Option<Vec<Queued>>,
     multi_failed: bool,
-    watched: Vec<(DbIndex, Bytes, CommitTs)>,
+    watched: Vec<(DbIndex, Bytes, WatchMark)>,
     txn: Option<Transaction>,
 }
 
@@ -258,12 +258,10 @@ impl Session {
                 if self.watched.len() + keys.len() > WATCH_KEYS_MAX {
                     return Err(CmdError::Static("ERR too many watched keys"));
                 }
-                let probe = shared.engine.begin(Isolation::Snapshot);
                 for key in keys {
-                    let version = probe.latest_version(self.db, &key);
-                    self.watched.push((self.db, key, version));
+                    let mark = shared.engine.watch_mark(self.db, &key);
+                    self.watched.push((self.db, key, mark));
                 }
-                probe.abort();
                 Ok(Frame::ok())
             }
             Command::Unwatch => {
@@ -312,8 +310,8 @@ impl Session {
         }
         let start_db = self.db;
         let result = shared.engine.run(Isolation::Serializable, |tx| {
-            for (db, key, version) in &watched {
-                tx.watch(*db, key, *version);
+            for (db, key, mark) in &watched {
+                tx.watch(*db, key, *mark);
             }
             self.db = start_db;
             let mut replies = Vec::with_capacity(parsed.len());

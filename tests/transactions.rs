@@ -5,7 +5,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::{bulk, err, int, ok, TestServer};
+use redis::Commands;
 use tierkv::resp::Frame;
+
+/// `gc_keys_removed` from `INFO stats`: key nodes the background GC has removed so far.
+fn gc_keys_removed(con: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("gc_keys_removed:"))
+        .expect("INFO stats reports gc_keys_removed")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the background GC (every 100 ms) has removed more than `before` key nodes.
+fn wait_for_gc_removal(con: &mut redis::Connection, before: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while gc_keys_removed(con) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GC removed no key node in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
 
 #[test]
 fn multi_exec_semantics_match_redis() {
@@ -314,4 +338,202 @@ fn select_inside_multi_applies_to_later_queued_commands() {
     assert_eq!(c.cmd(&["GET", "k"]), bulk("db3"));
     c.cmd(&["SELECT", "0"]);
     assert_eq!(c.cmd(&["GET", "k"]), bulk("db0"));
+}
+
+/// Regression: WATCH on an absent key, another client SETs and DELs it, and GC removes the
+/// key's index node before EXEC: the key then looked untouched (absent, no node, as when
+/// watched) and EXEC went through. Redis fails it: the key was touched.
+#[test]
+fn watch_on_an_absent_key_fails_exec_after_set_and_del_even_once_gc_removed_it() {
+    let server = TestServer::start();
+    let mut a = server.conn();
+    let mut b = server.conn();
+    let removed_before = gc_keys_removed(&mut b);
+    let _: () = redis::cmd("WATCH").arg("lock").query(&mut a).unwrap();
+    let _: () = b.set("lock", "theirs").unwrap();
+    let _: i64 = b.del("lock").unwrap();
+    wait_for_gc_removal(&mut b, removed_before);
+    let exec: Option<(String,)> = redis::pipe()
+        .atomic()
+        .set("lock", "mine")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(exec, None, "EXEC must fail: the watched key was touched");
+    let lock: Option<String> = a.get("lock").unwrap();
+    assert_eq!(lock, None);
+    // A key deleted before the WATCH and removed by GC afterwards (or before: GC runs on its
+    // own schedule) was not touched after it.
+    let removed_before = gc_keys_removed(&mut b);
+    let _: () = b.set("gone", "1").unwrap();
+    let _: i64 = b.del("gone").unwrap();
+    let _: () = redis::cmd("WATCH").arg("gone").query(&mut a).unwrap();
+    wait_for_gc_removal(&mut b, removed_before);
+    let exec: Option<(String,)> = redis::pipe()
+        .atomic()
+        .set("gone", "mine")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(exec, Some(("OK".to_owned(),)));
+}
+
+fn select(con: &mut redis::Connection, db: i64) {
+    let _: () = redis::cmd("SELECT").arg(db).query(con).unwrap();
+}
+
+/// FLUSHDB, SWAPDB and FLUSHALL queue inside MULTI (they used to be refused) and run as part
+/// of the EXEC transaction: later commands in the block see the flushed or swapped database,
+/// other clients see the whole block or none of it, and the block survives a restart (its one
+/// log record replays in order).
+#[test]
+fn flushdb_and_swapdb_run_inside_multi_atomically() {
+    let mut server = TestServer::start();
+    let mut c = server.conn();
+    let _: () = redis::cmd("MSET")
+        .arg(&["a", "1", "b", "2"])
+        .query(&mut c)
+        .unwrap();
+    select(&mut c, 1);
+    let _: () = c.set("x", "9").unwrap();
+    select(&mut c, 0);
+
+    // A reader on database 0 never sees a state between "a, b" and "x only".
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let client = server.client();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut con = client.get_connection().unwrap();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut done = false;
+            while !done {
+                done = stop.load(Ordering::Relaxed);
+                let a_b_x: (bool, bool, bool) = redis::pipe()
+                    .atomic()
+                    .exists("a")
+                    .exists("b")
+                    .exists("x")
+                    .query(&mut con)
+                    .unwrap();
+                seen.insert(a_b_x);
+            }
+            seen
+        })
+    };
+
+    let (set, flush, size, gone, set_c, swap, x, size_after): (
+        String,
+        String,
+        i64,
+        Option<String>,
+        String,
+        String,
+        String,
+        i64,
+    ) = redis::pipe()
+        .atomic()
+        .set("a", "10")
+        .cmd("FLUSHDB")
+        .cmd("DBSIZE")
+        .get("a")
+        .set("c", "3")
+        .cmd("SWAPDB")
+        .arg(0)
+        .arg(1)
+        .get("x")
+        .cmd("DBSIZE")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        (set, flush, size, gone, set_c, swap, x, size_after),
+        (
+            "OK".into(),
+            "OK".into(),
+            0,
+            None,
+            "OK".into(),
+            "OK".into(),
+            "9".into(),
+            1
+        )
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = reader.join().unwrap();
+    assert!(
+        seen.iter()
+            .all(|s| *s == (true, true, false) || *s == (false, false, true)),
+        "a reader saw part of the block: {seen:?}"
+    );
+
+    let check = |c: &mut redis::Connection| {
+        select(c, 0);
+        let keys: Vec<String> = c.keys("*").unwrap();
+        assert_eq!(keys, ["x"]);
+        select(c, 1);
+        let keys: Vec<String> = c.keys("*").unwrap();
+        assert_eq!(keys, ["c"]);
+        select(c, 0);
+    };
+    check(&mut c);
+    server.restart();
+    let mut c = server.conn();
+    check(&mut c);
+
+    let (flushall, set_d): (String, String) = redis::pipe()
+        .atomic()
+        .cmd("FLUSHALL")
+        .set("d", "4")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((flushall.as_str(), set_d.as_str()), ("OK", "OK"));
+    let keys: Vec<String> = c.keys("*").unwrap();
+    assert_eq!(keys, ["d"]);
+    select(&mut c, 1);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(size, 0);
+}
+
+/// WATCH semantics as in Redis 7: a FLUSHDB (inside another client's MULTI or not) touches
+/// every watched key that existed, a SWAPDB every watched key that exists in either database;
+/// a watched key that existed in neither is not touched; a client's own FLUSHDB in its block
+/// does not fail its own watch.
+#[test]
+fn flushdb_and_swapdb_touch_watched_keys_like_redis() {
+    let server = TestServer::start();
+    let mut a = server.conn();
+    let mut b = server.conn();
+    let exec_set = |con: &mut redis::Connection| -> Option<(String,)> {
+        redis::pipe().atomic().set("mine", "1").query(con).unwrap()
+    };
+
+    let _: () = b.set("k", "1").unwrap();
+    let _: () = redis::cmd("WATCH").arg("k").query(&mut a).unwrap();
+    let _: ((),) = redis::pipe().atomic().cmd("FLUSHDB").query(&mut b).unwrap();
+    assert_eq!(exec_set(&mut a), None, "FLUSHDB touched the watched key");
+
+    let _: () = redis::cmd("WATCH").arg("never").query(&mut a).unwrap();
+    let _: () = redis::cmd("FLUSHDB").query(&mut b).unwrap();
+    assert_eq!(
+        exec_set(&mut a),
+        Some(("OK".into(),)),
+        "absent keys are untouched"
+    );
+
+    select(&mut b, 1);
+    let _: () = b.set("y", "from db1").unwrap();
+    let _: () = redis::cmd("WATCH").arg("y").query(&mut a).unwrap();
+    let _: () = redis::cmd("SWAPDB").arg(0).arg(1).query(&mut b).unwrap();
+    assert_eq!(exec_set(&mut a), None, "SWAPDB brought y into database 0");
+    let y: String = a.get("y").unwrap();
+    assert_eq!(y, "from db1");
+
+    let _: () = redis::cmd("WATCH").arg("y").query(&mut a).unwrap();
+    let (flush, set): (String, String) = redis::pipe()
+        .atomic()
+        .cmd("FLUSHDB")
+        .set("y", "again")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!((flush.as_str(), set.as_str()), ("OK", "OK"));
+    let keys: Vec<String> = a.keys("*").unwrap();
+    assert_eq!(keys, ["y"]);
 }

@@ -4,17 +4,29 @@
 //! 1. outside the lock: copy new values into the page store, reserve index nodes for new keys
 //!    (`HybridIndex::reserve_node`), and encode the log record with a placeholder timestamp;
 //! 2. take the commit lock;
-//! 3. validate: watches, then first-committer-wins on written keys (a key whose newest committed
+//! 3. validate: watches (sound across GC's node removals through its removal marks, see
+//!    `gc.rs`), then first-committer-wins on written keys (a key whose newest committed
 //!    version is newer than the snapshot conflicts), then, under `Serializable`, every key read
 //!    and every range scanned;
 //! 4. assign the commit timestamp (visible + 1), patch it into the record and append the record
 //!    to the sink, so timestamp order is log order;
-//! 5. install one new version per written key (newest first in each chain);
+//! 5. install: first the transaction's keyspace-wide ops (FLUSHDB, FLUSHALL, SWAPDB) in the
+//!    order it ran them, then one new version per written key (newest first in each chain);
 //! 6. publish: advance the visible watermark to the new timestamp; release the lock.
 //!
 //! A failure before or in step 4 frees the values written in step 1. A sink failure means the
 //! record was not appended (the `CommitSink` contract), so the commit fails cleanly and later
 //! commits may succeed once the log recovers.
+//!
+//! Invariant: **nothing after the append can fail.** Installing is infallible by type: every
+//! allocation (page copies of values) happens before the record is appended, and SWAPDB moves
+//! values between the two databases' chains instead of copying them (see `swap_locked`), so
+//! memory never differs from what the log says. Engine-level commits (`commit_ops`) and replay
+//! follow the same split: `prepare_values`, then `install_ops_locked`.
+//!
+//! Cost: FLUSHDB, FLUSHALL and SWAPDB walk every key of the databases involved under the
+//! commit lock (a tombstone or a moved version per key, no value copies), so they stall other
+//! writers for O(keys); see `docs/ARCHITECTURE.md`.
 
 use std::sync::atomic::Ordering;
 
@@ -29,14 +41,25 @@ use crate::index::{KeyIndex, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
 use crate::timestamp::CommitTs;
-use crate::transaction::{latest_version, Transaction, Write};
+use crate::transaction::{latest_version, DbOp, Transaction, Write};
 use crate::{CommitInfo, DbIndex, Isolation};
 
 /// A change ready to install.
 pub(crate) enum Change {
-    Put { value: ValueRef, expire_at_ms: u64 },
+    Put {
+        value: ValueRef,
+        expire_at_ms: u64,
+    },
     Delete,
-    SetExpiry { expire_at_ms: u64 },
+    SetExpiry {
+        expire_at_ms: u64,
+    },
+    /// SWAPDB: the key's new newest version is `incoming` (value, deadline) moved here from the
+    /// other database's chain, or a tombstone if `None`; the value it had moves the other way,
+    /// so this chain stops owning it.
+    Moved {
+        incoming: Option<(ValueRef, u64)>,
+    },
 }
 
 fn free_values(inner: &Inner, values: &[ValueRef]) {
@@ -83,8 +106,14 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     // Step 1: values into pages, record encoded, outside the lock.
     let mut changes: Pending<'_> = Vec::new();
     let mut written: Vec<ValueRef> = Vec::new();
-    let mut ops: Vec<LogOp> = Vec::new();
     let logging = inner.sink.is_some();
+    let mut ops: Vec<LogOp> = if logging {
+        // Keyspace-wide ops first: the per-key ops below are relative to the state they leave
+        // (replay applies a record's ops in order).
+        tx.db_ops.iter().map(|op| op.log_op()).collect()
+    } else {
+        Vec::new()
+    };
     let guard = crossbeam_epoch::pin();
     for (db, writes) in &tx.writes {
         for (key, write) in writes {
@@ -186,6 +215,9 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         _ => None,
     };
     // Step 5.
+    for op in &tx.db_ops {
+        install_db_op(&inner, *op, ts, &guard);
+    }
     for (db, key, change, reserved) in changes {
         install_reserved(&inner, db, &key, change, ts, &guard, reserved.as_ref());
     }
@@ -199,8 +231,17 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
 }
 
 fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
-    for (db, key, seen) in &tx.watches {
-        if latest_version(inner, *db, key) != *seen {
+    let guard = crossbeam_epoch::pin();
+    for (db, key, mark) in &tx.watches {
+        let d = inner.db(*db)?;
+        let unchanged = match d.index.get(key, &guard) {
+            Some(node) => node.newest_ts(&guard) == mark.version.0,
+            // Absent now. A change after the watch has a timestamp above both of the mark's;
+            // if it is gone, GC removed its node and raised the key's removal mark to at
+            // least that timestamp first (see `gc.rs`).
+            None => d.removed.newest(key) <= mark.version.0.max(mark.taken_at.0),
+        };
+        if !unchanged {
             return Err(TxnError::WatchFailed);
         }
     }
@@ -212,8 +253,13 @@ fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
     let snapshot = tx.snapshot_ts().0;
     let changed = |db: DbIndex, key: &[u8]| latest_version(inner, db, key).0 > snapshot;
     for (db, writes) in &tx.writes {
+        // After a SWAPDB in the transaction a written key replaces the one that moved in from
+        // the source database; after a FLUSHDB it replaces nothing (a blind write).
+        let Some(source) = tx.source(*db) else {
+            continue;
+        };
         for key in writes.keys() {
-            if changed(*db, key) {
+            if changed(source, key) {
                 return Err(TxnError::Conflict { key: key.clone() });
             }
         }
@@ -281,6 +327,9 @@ fn install_reserved(
             expire_at_ms: expire_at_ms.min(EXPIRE_MAX_MS),
         },
         Change::Delete => Change::Delete,
+        Change::Moved { incoming } => Change::Moved {
+            incoming: incoming.map(|(value, expire)| (value, expire.min(EXPIRE_MAX_MS))),
+        },
     };
     let version = match change {
         Change::Put {
@@ -291,7 +340,7 @@ fn install_reserved(
             expire_at_ms,
             value,
             tombstone: false,
-            inherits_value: false,
+            older_value_in_use: false,
         },
         Change::Delete => {
             if !previous_holds_value {
@@ -302,7 +351,7 @@ fn install_reserved(
                 expire_at_ms: NO_EXPIRY,
                 value: ValueRef::EMPTY,
                 tombstone: true,
-                inherits_value: false,
+                older_value_in_use: false,
             }
         }
         Change::SetExpiry { expire_at_ms } => match previous {
@@ -311,10 +360,32 @@ fn install_reserved(
                 expire_at_ms,
                 value: previous.value,
                 tombstone: false,
-                inherits_value: true,
+                older_value_in_use: true,
             },
             _ => return,
         },
+        Change::Moved {
+            incoming: Some((value, expire_at_ms)),
+        } => VersionView {
+            commit_ts: ts.0,
+            expire_at_ms,
+            value,
+            tombstone: false,
+            // The value this replaces moved to the other database.
+            older_value_in_use: previous_holds_value,
+        },
+        Change::Moved { incoming: None } => {
+            if !previous_holds_value {
+                return;
+            }
+            VersionView {
+                commit_ts: ts.0,
+                expire_at_ms: NO_EXPIRY,
+                value: ValueRef::EMPTY,
+                tombstone: true,
+                older_value_in_use: true,
+            }
+        }
     };
     let had_expiry = previous.is_some_and(|v| !v.tombstone && v.expire_at_ms != NO_EXPIRY);
     let has_expiry = !version.tombstone && version.expire_at_ms != NO_EXPIRY;
@@ -374,23 +445,47 @@ fn live_heads(inner: &Inner, db: DbIndex, guard: &Guard) -> Vec<(Bytes, ValueRef
     out
 }
 
-/// Applies logged ops at `ts`. Caller holds the commit lock. Values of `Put`s are copied into
-/// the page store here (replay and engine-level operations only).
-pub(crate) fn apply_ops_locked(
+/// Copies the values of `ops`' `Put`s into the page store, in order: the only fallible part of
+/// applying logged ops, done before anything is logged or installed. On error, nothing stays
+/// allocated.
+fn prepare_values(inner: &Inner, ops: &[LogOp]) -> Result<Vec<ValueRef>, TxnError> {
+    let mut values = Vec::new();
+    for op in ops {
+        if let LogOp::Put { value, .. } = op {
+            match inner.pages.write(value) {
+                Ok(vref) => values.push(vref),
+                Err(error) => {
+                    free_values(inner, &values);
+                    return Err(error.into());
+                }
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// Installs `ops` at `ts`, taking the `Put`s' values from `values` (from [`prepare_values`],
+/// same ops). Cannot fail. Caller holds the commit lock.
+fn install_ops_locked(
     inner: &Inner,
     ts: CommitTs,
     ops: &[LogOp],
+    values: Vec<ValueRef>,
     guard: &Guard,
-) -> Result<(), TxnError> {
+) {
+    let mut values = values.into_iter();
     for op in ops {
         match op {
             LogOp::Put {
                 db,
                 key,
-                value,
                 expire_at_ms,
+                ..
             } => {
-                let value = inner.pages.write(value)?;
+                let Some(value) = values.next() else {
+                    debug_assert!(false, "prepare_values gave fewer values than Puts");
+                    return;
+                };
                 let change = Change::Put {
                     value,
                     expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
@@ -408,16 +503,37 @@ pub(crate) fn apply_ops_locked(
                 };
                 install(inner, *db, key, change, ts, guard);
             }
-            LogOp::FlushDb { db } => flush_locked(inner, *db, ts, guard),
-            LogOp::FlushAll => {
-                for db in 0..DATABASES as DbIndex {
-                    flush_locked(inner, db, ts, guard);
-                }
-            }
-            LogOp::SwapDb { a, b } => swap_locked(inner, *a, *b, ts, guard)?,
+            LogOp::FlushDb { db } => install_db_op(inner, DbOp::Flush(*db), ts, guard),
+            LogOp::FlushAll => install_db_op(inner, DbOp::FlushAll, ts, guard),
+            LogOp::SwapDb { a, b } => install_db_op(inner, DbOp::Swap(*a, *b), ts, guard),
         }
     }
+}
+
+/// Applies logged ops at `ts` (replay, checkpoint load): values first, then the infallible
+/// install, so an error leaves the engine as it was. Caller holds the commit lock.
+pub(crate) fn apply_ops_locked(
+    inner: &Inner,
+    ts: CommitTs,
+    ops: &[LogOp],
+    guard: &Guard,
+) -> Result<(), TxnError> {
+    let values = prepare_values(inner, ops)?;
+    install_ops_locked(inner, ts, ops, values, guard);
     Ok(())
+}
+
+/// Installs one keyspace-wide op at `ts`. Cannot fail. Caller holds the commit lock.
+pub(crate) fn install_db_op(inner: &Inner, op: DbOp, ts: CommitTs, guard: &Guard) {
+    match op {
+        DbOp::Flush(db) => flush_locked(inner, db, ts, guard),
+        DbOp::FlushAll => {
+            for db in 0..DATABASES as DbIndex {
+                flush_locked(inner, db, ts, guard);
+            }
+        }
+        DbOp::Swap(a, b) => swap_locked(inner, a, b, ts, guard),
+    }
 }
 
 fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
@@ -426,58 +542,55 @@ fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
     }
 }
 
-/// Swaps two databases by writing, at `ts`, each one's newest values into the other. Values
-/// are copied (a `ValueRef` is owned by one key's chain, which keeps GC's freeing simple).
-fn swap_locked(
-    inner: &Inner,
-    a: DbIndex,
-    b: DbIndex,
-    ts: CommitTs,
-    guard: &Guard,
-) -> Result<(), TxnError> {
+/// Swaps two databases at `ts` by moving each key's newest value into the other database's
+/// chain for the same key (a version marked as not owning the value below it, on both sides),
+/// never copying: so it allocates nothing and cannot fail, and each value still has exactly
+/// one owning chain for GC to free it through (see `VersionView::older_value_in_use`).
+/// Snapshots older than `ts` keep reading the moved values through the old versions; GC frees
+/// a value only once the watermark passes the version that replaced it in its new chain, which
+/// is after `ts`, so no such snapshot is left by then.
+fn swap_locked(inner: &Inner, a: DbIndex, b: DbIndex, ts: CommitTs, guard: &Guard) {
     if a == b {
-        return Ok(());
+        return;
     }
     let heads_a = live_heads(inner, a, guard);
     let heads_b = live_heads(inner, b, guard);
-    let copy = |items: &[(Bytes, ValueRef, u64)]| -> Result<Vec<(Bytes, ValueRef, u64)>, TxnError> {
-        items
-            .iter()
-            .map(|(key, value, expiry)| {
-                let bytes = inner.pages.read(*value)?;
-                Ok((key.clone(), inner.pages.write(&bytes)?, *expiry))
-            })
-            .collect()
-    };
-    let into_b = copy(&heads_a)?;
-    let into_a = copy(&heads_b)?;
-    for (target, source, incoming) in [(a, &heads_a, into_a), (b, &heads_b, into_b)] {
-        let mut incoming_keys = std::collections::HashSet::new();
-        for (key, value, expire_at_ms) in incoming {
-            incoming_keys.insert(key.clone());
-            install(
-                inner,
-                target,
-                &key,
-                Change::Put {
-                    value,
-                    expire_at_ms,
-                },
-                ts,
-                guard,
-            );
+    move_into(inner, a, &heads_b, &heads_a, ts, guard);
+    move_into(inner, b, &heads_a, &heads_b, ts, guard);
+}
+
+/// Makes `target` hold exactly `incoming` (key order, as `live_heads` returns them), where
+/// `outgoing` are `target`'s own live heads, which move out.
+fn move_into(
+    inner: &Inner,
+    target: DbIndex,
+    incoming: &[(Bytes, ValueRef, u64)],
+    outgoing: &[(Bytes, ValueRef, u64)],
+    ts: CommitTs,
+    guard: &Guard,
+) {
+    let mut outgoing = outgoing.iter().peekable();
+    for (key, value, expire_at_ms) in incoming {
+        // Keys leaving `target` that nothing replaces get a tombstone.
+        while let Some((gone, _, _)) = outgoing.next_if(|(out, _, _)| out < key) {
+            let change = Change::Moved { incoming: None };
+            install(inner, target, gone, change, ts, guard);
         }
-        for (key, _, _) in source.iter() {
-            if !incoming_keys.contains(key) {
-                install(inner, target, key, Change::Delete, ts, guard);
-            }
-        }
+        outgoing.next_if(|(out, _, _)| out == key);
+        let change = Change::Moved {
+            incoming: Some((*value, *expire_at_ms)),
+        };
+        install(inner, target, key, change, ts, guard);
     }
-    Ok(())
+    for (gone, _, _) in outgoing {
+        let change = Change::Moved { incoming: None };
+        install(inner, target, gone, change, ts, guard);
+    }
 }
 
 /// Commits engine-level ops chosen under the lock by `choose` (which sees the next timestamp);
-/// an empty choice commits nothing.
+/// an empty choice commits nothing. Values are copied before the record is appended and the
+/// install cannot fail, so the log and memory never disagree.
 pub(crate) fn commit_ops(
     inner: &Inner,
     choose: impl FnOnce(&Inner, &MutexGuard<'_, ()>) -> Result<Vec<LogOp>, TxnError>,
@@ -490,6 +603,7 @@ pub(crate) fn commit_ops(
             lsn: None,
         });
     }
+    let values = prepare_values(inner, &ops)?;
     let ts = inner.oracle.next();
     let record = LogRecord { commit_ts: ts, ops };
     let lsn = match &inner.sink {
@@ -499,16 +613,18 @@ pub(crate) fn commit_ops(
                 Some(lsn)
             }
             Err(error) => {
+                drop(lock);
+                free_values(inner, &values);
                 return Err(error);
             }
         },
         None => None,
     };
     let guard = crossbeam_epoch::pin();
-    let applied = apply_ops_locked(inner, ts, &record.ops, &guard);
+    install_ops_locked(inner, ts, &record.ops, values, &guard);
     inner.oracle.publish(ts);
     drop(lock);
-    applied.map(|()| CommitInfo {
+    Ok(CommitInfo {
         commit_ts: Some(ts),
         lsn,
     })
@@ -525,9 +641,10 @@ pub(crate) fn apply_record(inner: &Inner, record: &LogRecord) -> Result<(), TxnE
         });
     }
     let guard = crossbeam_epoch::pin();
-    let applied = apply_ops_locked(inner, record.commit_ts, &record.ops, &guard);
+    // A failure here (the page store is full) installed nothing; recovery stops on it.
+    apply_ops_locked(inner, record.commit_ts, &record.ops, &guard)?;
     inner.oracle.publish(record.commit_ts);
-    applied
+    Ok(())
 }
 
 /// Active expiry (see [`crate::Engine::expire_tick`]).
@@ -633,7 +750,7 @@ pub(crate) fn load_entry(
             expire_at_ms,
             value,
             tombstone: false,
-            inherits_value: false,
+            older_value_in_use: false,
         },
         guard,
     );

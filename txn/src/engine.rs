@@ -13,14 +13,14 @@ use storage::page::{PageStats, PageStore, PageStoreConfig};
 
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
-use crate::gc::{GcQueue, GcState, GcStats};
+use crate::gc::{GcQueue, GcState, GcStats, RemovalMarks};
 use crate::index::{HybridIndex, KeyIndex};
 use crate::limits::{DATABASES, GC_QUEUE_ENTRIES_MAX, RUN_ATTEMPTS_MAX};
-use crate::log_record::{LogOp, LogRecord};
+use crate::log_record::LogRecord;
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
 use crate::timestamp::{CommitTs, TxnId};
-use crate::transaction::Transaction;
+use crate::transaction::{latest_version, Transaction, WatchMark};
 use crate::{commit, gc, CommitInfo, DbIndex, Isolation};
 
 /// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
@@ -109,6 +109,8 @@ pub(crate) struct Db {
     pub(crate) live_keys: AtomicI64,
     pub(crate) expires: AtomicI64,
     pub(crate) versions: AtomicI64,
+    /// Newest tombstone timestamps of nodes GC removed, by key bucket (WATCH needs them).
+    pub(crate) removed: RemovalMarks,
 }
 
 pub(crate) struct Inner {
@@ -165,6 +167,7 @@ impl Engine {
                 live_keys: AtomicI64::new(0),
                 expires: AtomicI64::new(0),
                 versions: AtomicI64::new(0),
+                removed: RemovalMarks::default(),
             })
             .collect();
         Engine {
@@ -245,35 +248,40 @@ impl Engine {
             .map_or(0, |d| d.live_keys.load(Ordering::Relaxed).max(0) as u64)
     }
 
-    /// Deletes every key of `db`, atomically, as one logged commit.
+    /// Deletes every key of `db`, atomically, as one logged commit (a transaction of just
+    /// [`Transaction::flush_db`]).
     pub fn flush_db(&self, db: DbIndex) -> Result<CommitInfo, TxnError> {
-        self.inner.db(db)?;
-        commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::FlushDb { db }]))
+        self.run(Isolation::Serializable, |tx| tx.flush_db(db))
+            .map(|((), info)| info)
     }
 
     /// Deletes every key of every database, atomically, as one logged commit.
     pub fn flush_all(&self) -> Result<CommitInfo, TxnError> {
-        commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::FlushAll]))
+        self.run(Isolation::Serializable, |tx| tx.flush_all())
+            .map(|((), info)| info)
     }
 
     /// Exchanges the contents of databases `a` and `b`, atomically, as one logged commit.
     pub fn swap_db(&self, a: DbIndex, b: DbIndex) -> Result<CommitInfo, TxnError> {
-        self.inner.db(a)?;
-        self.inner.db(b)?;
-        commit::commit_ops(&self.inner, |_, _| Ok(vec![LogOp::SwapDb { a, b }]))
+        self.run(Isolation::Serializable, |tx| tx.swap_db(a, b))
+            .map(|((), info)| info)
+    }
+
+    /// What `WATCH key` remembers: the key's newest committed version now, and the visible
+    /// timestamp read just before it. Pass it to [`Transaction::watch`] at EXEC.
+    pub fn watch_mark(&self, db: DbIndex, key: &[u8]) -> WatchMark {
+        // Read the watermark first: every commit at or below it is fully installed, so any
+        // change the version read below misses has a timestamp above `taken_at`.
+        let taken_at = CommitTs(self.inner.oracle.visible());
+        WatchMark {
+            version: latest_version(&self.inner, db, key),
+            taken_at,
+        }
     }
 
     /// A random live key of `db`, or `None` if it has none.
     pub fn random_key(&self, db: DbIndex) -> Option<Bytes> {
-        let d = self.inner.db(db).ok()?;
-        if d.live_keys.load(Ordering::Relaxed) <= 0 {
-            return None;
-        }
-        let seed = self
-            .inner
-            .random_state
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        crate::transaction::random_live_key(&self.inner, d, splitmix(seed), self.now_ms())
+        random_key_in(&self.inner, db)
     }
 
     /// Active expiry: deletes up to `max_keys` keys whose deadline has passed, found through the
@@ -319,6 +327,18 @@ impl Engine {
             expiry_wheel_entries: inner.wheel.lock().len() as u64,
         }
     }
+}
+
+/// A random live key of `db` in the live index (not at a snapshot), or `None` if it has none.
+pub(crate) fn random_key_in(inner: &Inner, db: DbIndex) -> Option<Bytes> {
+    let d = inner.db(db).ok()?;
+    if d.live_keys.load(Ordering::Relaxed) <= 0 {
+        return None;
+    }
+    let seed = inner
+        .random_state
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    crate::transaction::random_live_key(inner, d, splitmix(seed), inner.clock.now_ms())
 }
 
 fn splitmix(seed: u64) -> u64 {

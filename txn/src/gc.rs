@@ -4,8 +4,9 @@
 //! timestamp if none; see `snapshot.rs`). For each key, the newest version with
 //! `commit_ts <= W` ("keep") is what every present and future snapshot resolves to at the
 //! latest, so every version older than keep is unreachable by readers: GC cuts the chain
-//! below keep, frees those versions' values (a value shared by a TTL-only change is freed
-//! once: by the oldest version that does not hand it on), and destroys the version nodes
+//! below keep, frees those versions' values (a value shared by a TTL-only change, or moved into
+//! the other database's chain by SWAPDB, is freed once, through the one chain that owns it:
+//! see `VersionView::older_value_in_use`), and destroys the version nodes
 //! through the epoch collector. A key whose only version left is a tombstone at or below `W`
 //! has its node removed from the index.
 //!
@@ -23,18 +24,78 @@
 //! All chain surgery happens under the commit lock, in batches of [`GC_KEYS_PER_BATCH`] keys,
 //! so writers wait at most one short batch and readers never wait. Work per call is bounded
 //! by [`GC_KEYS_PER_CALL`].
+//!
+//! # Removing a node forgets the key's history: removal marks
+//!
+//! Snapshots are protected by the watermark, but a WATCH is not a snapshot (a session may hold
+//! one for ever without holding back GC). A WATCH remembers the key's newest version and the
+//! visible timestamp when it was taken ([`crate::WatchMark`]); if the key then gets a version
+//! (SET) and loses it (DEL), GC may remove its node, and at EXEC the key looks exactly as
+//! when watched: absent, no node. So, before removing a dead node, GC raises its
+//! [`RemovalMarks`] bucket to the node's tombstone timestamp (under the commit lock, before the
+//! hash-table removal that readers synchronise with). Invariant: for every key, the newest
+//! tombstone timestamp of any node of it that GC removed is <= its bucket's mark. The EXEC
+//! check (`commit.rs`) then fails a watch on a key absent at EXEC iff the mark exceeds both
+//! timestamps the watch remembered: any change after the watch has a timestamp above both, and
+//! its node's removal would have raised the mark at least to it. This is sound and O(1) per
+//! watched key; it costs a false failure only when another key of the same bucket
+//! ([`REMOVAL_MARK_BUCKETS`] per database) was removed after the WATCH, and holds back no GC.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::ops::Bound;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_epoch::Guard;
 
 use crate::engine::{Db, Inner};
 use crate::index::{InlineKey, KeyIndex, KeyNode};
-use crate::limits::{DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL, GC_QUEUE_ENTRIES_MAX};
+use crate::limits::{
+    DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL, GC_QUEUE_ENTRIES_MAX, REMOVAL_MARK_BUCKETS,
+};
 use crate::timestamp::CommitTs;
 use crate::DbIndex;
+
+/// Per database: for each bucket of keys, the newest tombstone timestamp of a key node GC
+/// removed (see the module docs).
+pub(crate) struct RemovalMarks {
+    buckets: Box<[AtomicU64]>,
+    /// Seeded per engine, so clients cannot pick keys that share one bucket everywhere.
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for RemovalMarks {
+    fn default() -> Self {
+        RemovalMarks {
+            buckets: (0..REMOVAL_MARK_BUCKETS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl RemovalMarks {
+    fn bucket(&self, key: &[u8]) -> Option<&AtomicU64> {
+        let hash = self.hasher.hash_one(key);
+        self.buckets
+            .get((hash % self.buckets.len().max(1) as u64) as usize)
+    }
+
+    /// Records that a node of `key` whose newest version is the tombstone at `ts` is about to
+    /// be removed. Caller holds the commit lock, before the removal.
+    pub(crate) fn note(&self, key: &[u8], ts: u64) {
+        if let Some(bucket) = self.bucket(key) {
+            bucket.fetch_max(ts, Ordering::Release);
+        }
+    }
+
+    /// At least the newest tombstone timestamp of any removed node of `key`.
+    pub(crate) fn newest(&self, key: &[u8]) -> u64 {
+        self.bucket(key)
+            .map_or(u64::MAX, |bucket| bucket.load(Ordering::Acquire))
+    }
+}
 
 /// What one [`crate::Engine::gc`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -231,6 +292,8 @@ fn collect(
         d.index.remove(node.key());
         stats.keys_removed += 1;
     } else if node.is_dead(watermark, guard) {
+        // The removal forgets the key's history: a WATCH may need it (see above).
+        d.removed.note(node.key(), node.newest_ts(guard));
         d.index.remove(node.key());
         d.versions.fetch_sub(1, Ordering::Relaxed);
         stats.keys_removed += 1;

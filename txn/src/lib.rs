@@ -44,7 +44,7 @@ pub use storage::page::PageStoreConfig;
 pub use storage::Lsn;
 pub use storage::StorageError;
 pub use timestamp::{CommitTs, SnapshotTs, TxnId};
-pub use transaction::{Condition, Transaction};
+pub use transaction::{Condition, Transaction, WatchMark};
 
 /// A logical database number, `0..limits::DATABASES`.
 pub type DbIndex = u8;

@@ -19,6 +19,11 @@ pub const GC_KEYS_PER_BATCH: usize = 256;
 pub const GC_QUEUE_ENTRIES_MAX: usize = 1 << 18;
 /// Shards of the active-snapshot registry (begin/end take one shard's lock).
 pub const SNAPSHOT_SHARDS: usize = 32;
+/// Buckets per database of GC's removal marks (`gc.rs`): a WATCH on a key that is absent at
+/// EXEC fails if GC removed a key hashing to the same bucket after the WATCH. 1024 buckets (8
+/// KiB per database) make that false failure need a removal in the same 1/1024 of the keyspace
+/// meanwhile.
+pub const REMOVAL_MARK_BUCKETS: usize = 1024;
 
 const _: () = assert!(DATABASES <= u8::MAX as usize);
 const _: () = assert!(VALUE_MAX_BYTES < TXN_WRITE_BYTES_MAX);

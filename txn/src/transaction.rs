@@ -4,7 +4,13 @@
 //! - reads see exactly the versions with `commit_ts <= snapshot_ts`, overlaid with this
 //!   transaction's own buffered writes; an expired key reads as absent (lazy expiry);
 //! - nothing becomes visible to others before `commit` (writes stay in `writes`);
-//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends.
+//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends;
+//! - keyspace-wide ops (FLUSHDB, FLUSHALL, SWAPDB) are buffered too, in order, in `db_ops`;
+//!   `view` says which database's snapshot each database then shows (its own, the other one
+//!   after a SWAPDB, none after a flush), and `writes` always holds the writes relative to the
+//!   state `db_ops` leave (a flush drops a database's buffered writes, a swap exchanges two
+//!   databases' writes). So the commit installs `db_ops` first, then `writes`, and reads and
+//!   the read set name the database actually read (`source`).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -15,7 +21,8 @@ use bytes::Bytes;
 use crate::engine::{Db, Inner};
 use crate::error::TxnError;
 use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
-use crate::limits::{KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
+use crate::limits::{DATABASES, KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
+use crate::log_record::LogOp;
 use crate::snapshot::Registration;
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
 use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
@@ -34,6 +41,39 @@ pub(crate) enum Write {
     },
 }
 
+/// The bytes a buffered write counts against [`TXN_WRITE_BYTES_MAX`].
+fn write_bytes(key: &[u8], write: &Write) -> usize {
+    key.len()
+        + match write {
+            Write::Put { value, .. } => value.len(),
+            _ => 0,
+        }
+}
+
+/// A keyspace-wide operation buffered in a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DbOp {
+    /// FLUSHDB: delete every key of the database.
+    Flush(DbIndex),
+    /// FLUSHALL: delete every key of every database.
+    FlushAll,
+    /// SWAPDB: exchange the contents of two databases.
+    Swap(DbIndex, DbIndex),
+}
+
+impl DbOp {
+    pub(crate) fn log_op(self) -> LogOp {
+        match self {
+            DbOp::Flush(db) => LogOp::FlushDb { db },
+            DbOp::FlushAll => LogOp::FlushAll,
+            DbOp::Swap(a, b) => LogOp::SwapDb { a, b },
+        }
+    }
+}
+
+/// For each database, the database whose snapshot it shows, or `None` once flushed.
+type View = [Option<DbIndex>; DATABASES];
+
 /// When [`Transaction::put_if`] writes. Checked against what the transaction sees (its
 /// snapshot plus its own writes); first-committer-wins at commit makes the check and the write
 /// atomic (a concurrent change of the key aborts the commit with a conflict).
@@ -51,6 +91,17 @@ pub enum Condition<'a> {
     IfValue(&'a [u8]),
 }
 
+/// What a WATCH remembers about a key ([`crate::Engine::watch_mark`]); `EXEC` fails unless the
+/// key is unchanged since (see [`Transaction::watch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchMark {
+    /// The key's newest committed version when watched ([`CommitTs::NONE`] if it had none).
+    pub version: CommitTs,
+    /// The visible timestamp read just before `version`: every change after the watch commits
+    /// above it.
+    pub taken_at: CommitTs,
+}
+
 /// A key range a `Serializable` transaction scanned: `(db, start, end)`.
 pub(crate) type ScannedRange = (DbIndex, Bound<Bytes>, Bound<Bytes>);
 
@@ -64,7 +115,11 @@ pub struct Transaction {
     write_bytes: usize,
     pub(crate) reads: Vec<(DbIndex, Bytes)>,
     pub(crate) ranges: Vec<ScannedRange>,
-    pub(crate) watches: Vec<(DbIndex, Bytes, CommitTs)>,
+    pub(crate) watches: Vec<(DbIndex, Bytes, WatchMark)>,
+    /// Keyspace-wide ops, in the order they ran (see the module docs).
+    pub(crate) db_ops: Vec<DbOp>,
+    /// `None` while `db_ops` is empty: every database shows itself.
+    view: Option<Box<View>>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -152,6 +207,8 @@ impl Transaction {
             reads: Vec::new(),
             ranges: Vec::new(),
             watches: Vec::new(),
+            db_ops: Vec::new(),
+            view: None,
         }
     }
 
@@ -165,19 +222,91 @@ impl Transaction {
         self.id
     }
 
-    /// True if the transaction has buffered writes.
+    /// True if the transaction has buffered writes (keyspace-wide ops included).
     pub fn has_writes(&self) -> bool {
-        self.writes.values().any(|w| !w.is_empty())
+        !self.db_ops.is_empty() || self.writes.values().any(|w| !w.is_empty())
+    }
+
+    /// The database whose committed contents `db` shows to this transaction: `db` itself, the
+    /// other one after a SWAPDB here, `None` after a FLUSHDB/FLUSHALL here (only own writes).
+    pub(crate) fn source(&self, db: DbIndex) -> Option<DbIndex> {
+        match &self.view {
+            None => Some(db),
+            Some(view) => view.get(usize::from(db)).copied().flatten(),
+        }
+    }
+
+    fn view_mut(&mut self) -> &mut View {
+        self.view.get_or_insert_with(|| {
+            // DATABASES <= u8::MAX (asserted in limits.rs), so every index fits a DbIndex.
+            Box::new(std::array::from_fn(|db| Some(db as DbIndex)))
+        })
+    }
+
+    /// Drops the buffered writes of `db`, returning their bytes to the budget.
+    fn drop_writes(&mut self, db: DbIndex) {
+        if let Some(writes) = self.writes.remove(&db) {
+            let freed: usize = writes.iter().map(|(k, w)| write_bytes(k, w)).sum();
+            self.write_bytes = self.write_bytes.saturating_sub(freed);
+        }
+    }
+
+    /// FLUSHDB: from here on `db` reads as empty but for later writes; at commit every key
+    /// it holds then is deleted, atomically with the rest of the transaction.
+    pub fn flush_db(&mut self, db: DbIndex) -> Result<(), TxnError> {
+        self.inner.db(db)?;
+        self.drop_writes(db);
+        if let Some(slot) = self.view_mut().get_mut(usize::from(db)) {
+            *slot = None;
+        }
+        self.db_ops.push(DbOp::Flush(db));
+        Ok(())
+    }
+
+    /// FLUSHALL: [`Self::flush_db`] for every database.
+    pub fn flush_all(&mut self) -> Result<(), TxnError> {
+        self.writes.clear();
+        self.write_bytes = 0;
+        *self.view_mut() = [None; DATABASES];
+        self.db_ops.push(DbOp::FlushAll);
+        Ok(())
+    }
+
+    /// SWAPDB: from here on `a` reads as `b` did and vice versa (own writes included); at
+    /// commit the two databases' contents are exchanged, atomically with the rest of the
+    /// transaction.
+    pub fn swap_db(&mut self, a: DbIndex, b: DbIndex) -> Result<(), TxnError> {
+        self.inner.db(a)?;
+        self.inner.db(b)?;
+        if a == b {
+            return Ok(());
+        }
+        let writes_a = self.writes.remove(&a);
+        let writes_b = self.writes.remove(&b);
+        if let Some(writes) = writes_a {
+            self.writes.insert(b, writes);
+        }
+        if let Some(writes) = writes_b {
+            self.writes.insert(a, writes);
+        }
+        // Both indexes were checked against DATABASES above, so the swap cannot panic.
+        self.view_mut().swap(usize::from(a), usize::from(b));
+        self.db_ops.push(DbOp::Swap(a, b));
+        Ok(())
     }
 
     fn own_write(&self, db: DbIndex, key: &[u8]) -> Option<&Write> {
         self.writes.get(&db).and_then(|w| w.get(key))
     }
 
-    /// The committed entry visible at the snapshot (ignores own writes and expiry).
-    fn committed(&self, db: &Db, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+    /// The committed entry `db` shows at the snapshot (ignores own writes and expiry).
+    fn committed(&self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        let Some(source) = self.source(db) else {
+            return Ok(None);
+        };
+        let d = self.inner.db(source)?;
         let guard = crossbeam_epoch::pin();
-        let Some(node) = db.index.get(key, &guard) else {
+        let Some(node) = d.index.get(key, &guard) else {
             return Ok(None);
         };
         match node.visible(self.snapshot_ts().0, &guard) {
@@ -189,7 +318,7 @@ impl Transaction {
     /// Reads `key` at the snapshot, seeing this transaction's own writes; an expired key is
     /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`].
     pub fn get(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
-        let d = self.inner.db(db)?;
+        self.inner.db(db)?;
         check_key(key)?;
         let entry = match self.own_write(db, key) {
             Some(Write::Put {
@@ -204,7 +333,7 @@ impl Transaction {
             Some(Write::Delete) => None,
             Some(Write::SetExpiry { expire_at_ms }) => {
                 let expire_at_ms = *expire_at_ms;
-                self.committed(d, key)?.map(|entry| Entry {
+                self.committed(db, key)?.map(|entry| Entry {
                     expire_at_ms,
                     version: CommitTs::UNCOMMITTED,
                     ..entry
@@ -212,9 +341,11 @@ impl Transaction {
             }
             None => {
                 if self.isolation == Isolation::Serializable {
-                    self.reads.push((db, Bytes::copy_from_slice(key)));
+                    if let Some(source) = self.source(db) {
+                        self.reads.push((source, Bytes::copy_from_slice(key)));
+                    }
                 }
-                self.committed(d, key)?
+                self.committed(db, key)?
             }
         };
         // The clock is read only for keys with a deadline (most have none).
@@ -224,12 +355,7 @@ impl Transaction {
     }
 
     fn add_write(&mut self, db: DbIndex, key: &[u8], write: Write) -> Result<(), TxnError> {
-        let added = key.len()
-            + if let Write::Put { value, .. } = &write {
-                value.len()
-            } else {
-                0
-            };
+        let added = write_bytes(key, &write);
         let total = self.write_bytes.saturating_add(added);
         if total > TXN_WRITE_BYTES_MAX {
             return Err(TxnError::TransactionTooLarge {
@@ -342,15 +468,71 @@ impl Transaction {
         Ok(true)
     }
 
+    /// DBSIZE as this transaction sees `db`: the key count of the database it shows (the live
+    /// counter, not the snapshot's, as [`crate::Engine::dbsize`]; 0 after a flush here),
+    /// corrected by this transaction's own writes to `db` against what it sees at its snapshot.
+    /// O(own writes to `db`).
+    pub fn dbsize(&mut self, db: DbIndex) -> Result<u64, TxnError> {
+        self.inner.db(db)?;
+        let base = match self.source(db) {
+            Some(source) => self
+                .inner
+                .db(source)?
+                .live_keys
+                .load(std::sync::atomic::Ordering::Relaxed),
+            None => 0,
+        };
+        let mut count = base;
+        if let Some(writes) = self.writes.get(&db) {
+            for (key, write) in writes {
+                // Counted like the live counter: expired-but-not-deleted keys still count.
+                let before = self.committed(db, key)?.is_some();
+                let after = match write {
+                    Write::Put { .. } => true,
+                    Write::Delete => false,
+                    Write::SetExpiry { .. } => before,
+                };
+                count += i64::from(after) - i64::from(before);
+            }
+        }
+        Ok(count.max(0) as u64)
+    }
+
+    /// RANDOMKEY as this transaction sees `db`. Without keyspace-wide ops or own writes to `db`
+    /// this is [`crate::Engine::random_key`]; otherwise a random committed key of the database
+    /// `db` shows is only the starting point, and the first live key at or after it in this
+    /// transaction's view (wrapping around) is the answer.
+    pub fn random_key(&mut self, db: DbIndex) -> Result<Option<Bytes>, TxnError> {
+        self.inner.db(db)?;
+        let probe = self
+            .source(db)
+            .and_then(|source| crate::engine::random_key_in(&self.inner, source));
+        let own_writes = self.writes.get(&db).is_some_and(|w| !w.is_empty());
+        if self.view.is_none() && !own_writes {
+            return Ok(probe);
+        }
+        let start = probe
+            .as_ref()
+            .map_or(Bound::Unbounded, |probe| Bound::Included(probe.as_ref()));
+        let from_probe = self.scan_range(db, start, Bound::Unbounded, 1)?;
+        if let Some((key, _)) = from_probe.into_iter().next() {
+            return Ok(Some(key));
+        }
+        let from_start = self.scan_range(db, Bound::Unbounded, Bound::Unbounded, 1)?;
+        Ok(from_start.into_iter().next().map(|(key, _)| key))
+    }
+
     /// The newest committed version of `key`, ignoring the snapshot (for WATCH); 0 if none.
     pub fn latest_version(&self, db: DbIndex, key: &[u8]) -> CommitTs {
         latest_version(&self.inner, db, key)
     }
 
-    /// Makes `commit` fail with [`TxnError::WatchFailed`] unless `key`'s newest committed
-    /// version is still `seen` at commit time.
-    pub fn watch(&mut self, db: DbIndex, key: &[u8], seen: CommitTs) {
-        self.watches.push((db, Bytes::copy_from_slice(key), seen));
+    /// Makes `commit` fail with [`TxnError::WatchFailed`] if `key` changed after `mark` was
+    /// taken: its newest committed version differs, or it is absent now and GC removed a node
+    /// of it (or of a key sharing its removal bucket) that was deleted after the mark (see
+    /// `gc.rs`, "removal marks").
+    pub fn watch(&mut self, db: DbIndex, key: &[u8], mark: WatchMark) {
+        self.watches.push((db, Bytes::copy_from_slice(key), mark));
     }
 
     /// Up to `limit` live keys after `after` (exclusive) starting with `prefix`, in key order,
@@ -385,7 +567,10 @@ impl Transaction {
         end: Bound<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Bytes, Entry)>, TxnError> {
-        let d = self.inner.db(db)?;
+        self.inner.db(db)?;
+        // The committed database this one shows (none after a flush here: own writes only).
+        let source = self.source(db);
+        let d = source.map(|source| self.inner.db(source)).transpose()?;
         let mut out: Vec<(Bytes, Entry)> = Vec::new();
         if limit == 0 || range_is_empty(start, end) {
             return Ok(out);
@@ -414,7 +599,7 @@ impl Transaction {
                 }),
                 Write::Delete => None,
                 Write::SetExpiry { expire_at_ms } => {
-                    let node = node.or_else(|| d.index.get(key, &guard));
+                    let node = node.or_else(|| d.and_then(|d| d.index.get(key, &guard)));
                     let base = node
                         .and_then(|node| node.visible(snapshot, &guard))
                         .filter(|v| !v.tombstone)
@@ -432,7 +617,7 @@ impl Transaction {
                 out.push((key.clone(), entry));
             }
         };
-        d.index.for_each_in(start, end, &mut |node| {
+        let mut visit = |node: &KeyNode| {
             let key = node.key();
             // Own writes on keys before this one come first.
             while let Some((own_key, write)) =
@@ -465,7 +650,10 @@ impl Transaction {
                 }
             }
             out.len() < limit
-        });
+        };
+        if let Some(d) = d {
+            d.index.for_each_in(start, end, &mut visit);
+        }
         if let Some(e) = error {
             return Err(e);
         }
@@ -483,7 +671,10 @@ impl Transaction {
                 Some((last, _)) if out.len() >= limit => Bound::Included(last.clone()),
                 _ => to_owned_bound(end),
             };
-            self.ranges.push((db, to_owned_bound(start), scanned_end));
+            if let Some(source) = source {
+                self.ranges
+                    .push((source, to_owned_bound(start), scanned_end));
+            }
         }
         Ok(out)
     }

@@ -6,6 +6,34 @@ use std::sync::Arc;
 use tierkv_txn as txn;
 use txn::{CommitTs, Engine, EngineConfig, Expiry, Isolation, ManualClock, TxnError};
 
+/// A commit sink that keeps every record, for replay checks.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl txn::CommitSink for Recorder {
+    fn append(&self, record: &[u8]) -> Result<txn::Lsn, TxnError> {
+        let mut log = self.0.lock().unwrap();
+        log.push(record.to_vec());
+        Ok(txn::Lsn(log.len() as u64))
+    }
+}
+
+impl Recorder {
+    /// A fresh engine on `clock` with every recorded record replayed.
+    fn replay(&self, clock: Arc<ManualClock>) -> Engine {
+        let replica = Engine::new(EngineConfig {
+            clock,
+            ..EngineConfig::default()
+        });
+        for bytes in self.0.lock().unwrap().iter() {
+            replica
+                .apply_record(&txn::LogRecord::decode(bytes).unwrap())
+                .unwrap();
+        }
+        replica
+    }
+}
+
 fn engine_with_clock(now: u64) -> (Engine, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(now));
     let engine = Engine::new(EngineConfig {
@@ -97,19 +125,81 @@ fn read_only_transactions_never_conflict() {
 fn watch_fails_when_the_key_changed() {
     let (engine, _) = engine_with_clock(1_000);
     set(&engine, "w", "0");
-    let probe = engine.begin(Isolation::Snapshot);
-    let seen = probe.latest_version(0, b"w");
-    assert_ne!(seen, CommitTs::NONE);
-    assert_eq!(probe.latest_version(0, b"absent"), CommitTs::NONE);
+    let mark = engine.watch_mark(0, b"w");
+    assert_ne!(mark.version, CommitTs::NONE);
+    assert_eq!(engine.watch_mark(0, b"absent").version, CommitTs::NONE);
     set(&engine, "w", "1");
     let mut tx = engine.begin(Isolation::Snapshot);
-    tx.watch(0, b"w", seen);
+    tx.watch(0, b"w", mark);
     tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
     assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
     let mut tx = engine.begin(Isolation::Snapshot);
-    tx.watch(0, b"w", probe.latest_version(0, b"w"));
+    tx.watch(0, b"w", engine.watch_mark(0, b"w"));
     tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
     tx.commit().unwrap();
+}
+
+/// Runs GC until it has caught up (everything collectable collected).
+fn gc_full_sweep(engine: &Engine) {
+    for _ in 0..1_000 {
+        if engine.gc().caught_up {
+            return;
+        }
+    }
+    panic!("GC never caught up");
+}
+
+/// Regression: WATCH on an absent key, then SET and DEL by someone else, then GC removes the
+/// key's dead node: at EXEC the key looked exactly as when watched (absent, no node) and EXEC
+/// went through, where Redis fails it because the key was touched.
+#[test]
+fn watch_on_an_absent_key_sees_set_then_del_even_after_gc_removed_the_node() {
+    let (engine, _) = engine_with_clock(1_000);
+    let mark = engine.watch_mark(0, b"k");
+    assert_eq!(mark.version, CommitTs::NONE);
+    set(&engine, "k", "1");
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(0, b"k"))
+        .unwrap();
+    gc_full_sweep(&engine);
+    assert_eq!(
+        engine.stats().dbs[0].key_nodes,
+        0,
+        "GC removed the dead node"
+    );
+    // A block that writes (checked under the commit lock) fails ...
+    let mut tx = engine.begin(Isolation::Serializable);
+    tx.watch(0, b"k", mark);
+    tx.put(0, b"k", b"mine", Expiry::Persist).unwrap();
+    assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
+    // ... and so does a read-only one (checked without the lock).
+    let mut tx = engine.begin(Isolation::Serializable);
+    tx.watch(0, b"k", mark);
+    assert!(tx.get(0, b"k").unwrap().is_none());
+    assert!(matches!(tx.commit(), Err(TxnError::WatchFailed)));
+    assert_eq!(get(&engine, "k"), None);
+}
+
+/// GC removing a dead node is not a change: a watch taken after the delete (it saw the
+/// tombstone) or after the removal (it saw nothing) still lets EXEC through.
+#[test]
+fn gc_removing_a_dead_node_does_not_fail_a_watch_taken_after_the_delete() {
+    let (engine, _) = engine_with_clock(1_000);
+    set(&engine, "k", "1");
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(0, b"k"))
+        .unwrap();
+    let saw_tombstone = engine.watch_mark(0, b"k");
+    assert_ne!(saw_tombstone.version, CommitTs::NONE);
+    gc_full_sweep(&engine);
+    assert_eq!(engine.stats().dbs[0].key_nodes, 0);
+    let saw_nothing = engine.watch_mark(0, b"k");
+    for mark in [saw_tombstone, saw_nothing] {
+        let mut tx = engine.begin(Isolation::Serializable);
+        tx.watch(0, b"k", mark);
+        tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
+        tx.commit().unwrap();
+    }
 }
 
 #[test]
@@ -437,18 +527,7 @@ fn many_keys_expiring_together_are_removed_in_bounded_ticks() {
 
 #[test]
 fn replaying_the_log_rebuilds_the_same_state() {
-    use std::sync::Mutex;
-    use txn::{CommitSink, LogRecord};
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<Vec<u8>>>);
-    impl CommitSink for Recorder {
-        fn append(&self, record: &[u8]) -> Result<txn::Lsn, TxnError> {
-            let mut log = self.0.lock().unwrap();
-            log.push(record.to_vec());
-            Ok(txn::Lsn(log.len() as u64))
-        }
-    }
+    use txn::LogRecord;
 
     let clock = Arc::new(ManualClock::new(1_000));
     let recorder = Arc::new(Recorder::default());
@@ -741,4 +820,206 @@ fn set_then_expire_in_a_loop_does_not_grow_the_wheel() {
     }
     assert_eq!(removed, 1);
     assert_eq!(get(&engine, "k"), None);
+}
+
+/// Regression: SWAPDB was logged first and then copied every value of both databases into new
+/// pages; with the page store full the copy failed after the append, so the log said
+/// "swapped" while memory was not (a restart would have swapped). SWAPDB now moves values
+/// between the two databases' chains: it allocates nothing and cannot fail once logged, and GC
+/// still frees every value exactly once.
+#[test]
+fn swapdb_with_a_full_page_store_allocates_nothing_and_the_log_matches_memory() {
+    use txn::{Bytes, LogRecord, PageStoreConfig};
+
+    let recorder = Arc::new(Recorder::default());
+    let clock = Arc::new(ManualClock::new(1_000));
+    let engine = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        sink: Some(recorder.clone()),
+        page_store: PageStoreConfig {
+            max_pages: 6,
+            ..PageStoreConfig::default()
+        },
+        ..EngineConfig::default()
+    });
+    // Values above 16 KiB get a page each: six values fill the store.
+    let value = |tag: u8| vec![tag; 20 * 1024];
+    let put = |db: u8, key: &[u8], tag: u8| {
+        engine.run(Isolation::Snapshot, |tx| {
+            tx.put(db, key, &value(tag), Expiry::At(50_000))
+        })
+    };
+    for (db, key, tag) in [
+        (0, &b"a"[..], 1),
+        (0, b"both", 2),
+        (0, b"c", 3),
+        (1, b"both", 4),
+        (1, b"x", 5),
+        (1, b"y", 6),
+    ] {
+        put(db, key, tag).unwrap();
+    }
+    assert!(put(0, b"full", 7).is_err(), "the page store is full");
+    let pages = engine.stats().pages.pages;
+
+    let swapped = engine.swap_db(0, 1);
+
+    let replica = Engine::new(EngineConfig {
+        clock,
+        ..EngineConfig::default()
+    });
+    for bytes in recorder.0.lock().unwrap().iter() {
+        replica
+            .apply_record(&LogRecord::decode(bytes).unwrap())
+            .unwrap();
+    }
+    let dump = |e: &Engine| {
+        let mut tx = e.begin(Isolation::Snapshot);
+        (0..2)
+            .map(|db| {
+                tx.scan(db, None, None, 100)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(key, entry)| (key, entry.value[0], entry.expire_at_ms))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(dump(&engine), dump(&replica), "memory and log disagree");
+    swapped.unwrap();
+    assert_eq!(
+        dump(&engine)[0],
+        [
+            (Bytes::from_static(b"both"), 4, Some(50_000)),
+            (Bytes::from_static(b"x"), 5, Some(50_000)),
+            (Bytes::from_static(b"y"), 6, Some(50_000)),
+        ]
+    );
+    assert_eq!(engine.stats().pages.pages, pages, "SWAPDB copied no value");
+
+    // Each moved value has exactly one owner: overwriting everything and collecting frees each
+    // old value once (a double free would fail, a leak would stay live).
+    for db in 0..2 {
+        engine.flush_db(db).unwrap();
+    }
+    gc_full_sweep(&engine);
+    assert_eq!(engine.stats().pages.values_live, 0);
+    put(0, b"again", 8).unwrap();
+}
+
+/// Every live key of databases 0 and 1 as `(db, key, value)`, read at a fresh snapshot.
+fn contents(engine: &Engine) -> Vec<(u8, String, String)> {
+    let mut tx = engine.begin(Isolation::Snapshot);
+    let mut out = Vec::new();
+    for db in 0..2 {
+        for (key, entry) in tx.scan(db, None, None, 1_000).unwrap() {
+            out.push((
+                db,
+                String::from_utf8(key.to_vec()).unwrap(),
+                String::from_utf8(entry.value.to_vec()).unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+fn owned(items: &[(u8, &str, &str)]) -> Vec<(u8, String, String)> {
+    items
+        .iter()
+        .map(|(db, k, v)| (*db, k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// FLUSHDB and SWAPDB inside a transaction (what MULTI/EXEC needs): later operations of the
+/// same transaction see the flushed or swapped databases, nobody else sees anything before
+/// the commit, and the commit applies them atomically with the transaction's writes, at
+/// commit time (a key another client added meanwhile is flushed too), as one log record that
+/// replays to the same state.
+#[test]
+fn flush_and_swap_inside_a_transaction_are_atomic_with_its_writes() {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let recorder = Arc::new(Recorder::default());
+    let engine = Engine::new(EngineConfig {
+        clock: clock.clone(),
+        sink: Some(recorder.clone()),
+        ..EngineConfig::default()
+    });
+    engine
+        .run(Isolation::Serializable, |tx| {
+            tx.put(0, b"a", b"1", Expiry::Persist)?;
+            tx.put(0, b"b", b"2", Expiry::At(60_000))?;
+            tx.put(1, b"x", b"9", Expiry::Persist)
+        })
+        .unwrap();
+    let watched = engine.watch_mark(1, b"x");
+
+    let mut tx = engine.begin(Isolation::Serializable);
+    tx.put(0, b"a", b"dropped by the flush", Expiry::Persist)
+        .unwrap();
+    tx.flush_db(0).unwrap();
+    assert!(tx.get(0, b"a").unwrap().is_none());
+    assert_eq!(tx.dbsize(0).unwrap(), 0);
+    assert!(tx.scan(0, None, None, 10).unwrap().is_empty());
+    assert_eq!(tx.random_key(0).unwrap(), None);
+    tx.put(0, b"new", b"n", Expiry::Persist).unwrap();
+    assert_eq!(tx.dbsize(0).unwrap(), 1);
+    tx.swap_db(0, 1).unwrap();
+    assert_eq!(&tx.get(0, b"x").unwrap().unwrap().value[..], b"9");
+    assert_eq!(&tx.get(1, b"new").unwrap().unwrap().value[..], b"n");
+    assert!(tx.get(0, b"new").unwrap().is_none());
+    assert_eq!((tx.dbsize(0).unwrap(), tx.dbsize(1).unwrap()), (1, 1));
+    assert_eq!(tx.random_key(1).unwrap().as_deref(), Some(&b"new"[..]));
+    tx.put(1, b"after", b"swap", Expiry::Persist).unwrap();
+    // Not visible to anyone before the commit.
+    assert_eq!(
+        contents(&engine),
+        owned(&[(0, "a", "1"), (0, "b", "2"), (1, "x", "9")])
+    );
+    // Another client adds a key to database 0 before the commit: the flush, which happens at
+    // commit time, removes it too (it then moves to database 1 as empty).
+    set(&engine, "late", "L");
+
+    tx.commit().unwrap();
+    let expected = owned(&[(0, "x", "9"), (1, "after", "swap"), (1, "new", "n")]);
+    assert_eq!(contents(&engine), expected);
+    assert_eq!((engine.dbsize(0), engine.dbsize(1)), (1, 2));
+    // SWAPDB touched the watched key (it moved to database 0).
+    let mut watcher = engine.begin(Isolation::Serializable);
+    watcher.watch(1, b"x", watched);
+    assert!(matches!(watcher.commit(), Err(TxnError::WatchFailed)));
+    // One record, replayed in order, gives the same state.
+    assert_eq!(contents(&recorder.replay(clock)), expected);
+    // Moved and flushed values are freed exactly once.
+    engine.flush_all().unwrap();
+    gc_full_sweep(&engine);
+    assert_eq!(engine.stats().pages.values_live, 0);
+}
+
+/// A write after SWAPDB in a transaction replaces the key that moved in from the other
+/// database: a concurrent change to that key conflicts (first committer wins), while a write
+/// after FLUSHDB replaces nothing and conflicts with nobody.
+#[test]
+fn writes_after_swap_conflict_on_the_key_they_replace() {
+    let (engine, _) = engine_with_clock(1_000);
+    engine
+        .run(Isolation::Serializable, |tx| {
+            tx.put(1, b"k", b"db1", Expiry::Persist)
+        })
+        .unwrap();
+    let mut tx = engine.begin(Isolation::Snapshot);
+    tx.swap_db(0, 1).unwrap();
+    tx.put(0, b"k", b"mine", Expiry::Persist).unwrap();
+    engine
+        .run(Isolation::Serializable, |tx| {
+            tx.put(1, b"k", b"theirs", Expiry::Persist)
+        })
+        .unwrap();
+    assert!(matches!(tx.commit(), Err(TxnError::Conflict { .. })));
+
+    let mut tx = engine.begin(Isolation::Snapshot);
+    tx.flush_db(0).unwrap();
+    tx.put(0, b"k", b"mine", Expiry::Persist).unwrap();
+    set(&engine, "k", "theirs");
+    tx.commit().unwrap();
+    assert_eq!(get(&engine, "k").as_deref(), Some("mine"));
 }

@@ -1,5 +1,6 @@
 //! Property test: random interleaved transaction histories (begin/get/put/delete/set_expiry/
-//! scan/commit/abort over several open transactions, with clock moves, GC and active expiry)
+//! scan/commit/abort, and FLUSHDB/FLUSHALL/SWAPDB inside them, over several open transactions,
+//! with clock moves, GC and active expiry)
 //! run against the engine and a model of version lists; every read, conflict and scan must
 //! agree.
 
@@ -26,6 +27,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::ExpireTick),
         1 => (0u8..2).prop_map(|db| Step::FlushDb { db }),
         1 => Just(Step::SwapDb),
+        1 => (0..SLOTS, 0u8..2).prop_map(|(slot, db)| Step::TxFlushDb { slot, db }),
+        1 => (0..SLOTS).prop_map(|slot| Step::TxSwapDb { slot }),
+        1 => (0..SLOTS).prop_map(|slot| Step::TxFlushAll { slot }),
     ]
 }
 

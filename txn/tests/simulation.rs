@@ -44,7 +44,18 @@ fn random_step(rng: &mut StdRng) -> Step {
         },
         93..=95 => Step::Gc,
         96..=97 => Step::ExpireTick,
-        98 => Step::SwapDb,
+        98 => match rng.gen_range(0..6) {
+            0 => Step::SwapDb,
+            1 => Step::FlushDb {
+                db: rng.gen_range(0..2),
+            },
+            2 | 3 => Step::TxSwapDb { slot },
+            4 => Step::TxFlushDb {
+                slot,
+                db: rng.gen_range(0..2),
+            },
+            _ => Step::TxFlushAll { slot },
+        },
         _ => Step::FlushDb {
             db: rng.gen_range(0..2),
         },

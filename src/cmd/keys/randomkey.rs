@@ -1,6 +1,8 @@
 //! RANDOMKEY
+use txn::Transaction;
+
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -12,18 +14,16 @@ pub const SPEC: CommandSpec = CommandSpec::new(
     "Returns a random key name from the database.",
 );
 
-/// RANDOMKEY.
+/// RANDOMKEY: as the transaction it runs in sees the database.
 pub struct RandomKey;
 
 /// Parses the arguments after the name.
 pub fn parse(_args: ArgCursor) -> Result<Command, CmdError> {
-    Ok(Command::session(RandomKey))
+    Ok(Command::data(RandomKey))
 }
 
-impl SessionCommand for RandomKey {
-    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
-        Ok(Frame::bulk_or_null(
-            cx.shared.engine.random_key(cx.session.db),
-        ))
+impl DataCommand for RandomKey {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        Ok(Frame::bulk_or_null(tx.random_key(cx.db)?))
     }
 }

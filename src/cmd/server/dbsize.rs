@@ -1,6 +1,8 @@
 //! DBSIZE
+use txn::Transaction;
+
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -12,16 +14,18 @@ pub const SPEC: CommandSpec = CommandSpec::new(
     "Returns the number of keys in the database.",
 );
 
-/// DBSIZE.
+/// DBSIZE: as the transaction it runs in sees the database (inside MULTI, after the block's
+/// own writes, FLUSHDB or SWAPDB).
 pub struct DbSize;
 
 /// Parses the arguments after the name.
 pub fn parse(_args: ArgCursor) -> Result<Command, CmdError> {
-    Ok(Command::session(DbSize))
+    Ok(Command::data(DbSize))
 }
 
-impl SessionCommand for DbSize {
-    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
-        Ok(Frame::Integer(cx.shared.engine.dbsize(cx.session.db) as i64))
+impl DataCommand for DbSize {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        let keys = tx.dbsize(cx.db)?;
+        Ok(Frame::Integer(i64::try_from(keys).unwrap_or(i64::MAX)))
     }
 }

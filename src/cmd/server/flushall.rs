@@ -1,30 +1,31 @@
 //! FLUSHALL [ASYNC|SYNC]
+use txn::Transaction;
+
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
     "flushall",
     -1,
-    WRITE | MAY_BLOCK | NO_MULTI,
+    WRITE | MAY_BLOCK,
     "server",
     "Removes all keys from all databases.",
 );
 
-/// FLUSHALL.
+/// FLUSHALL. A data command: it joins the transaction it runs in (see FLUSHDB).
 pub struct Cmd;
 
 /// Parses the arguments after the name.
 pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
     super::parse_flush_mode(args)?;
-    Ok(Command::session(Cmd))
+    Ok(Command::data(Cmd))
 }
 
-impl SessionCommand for Cmd {
-    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
-        let info = cx.shared.engine.flush_all()?;
-        cx.session.note_lsn(&info);
+impl DataCommand for Cmd {
+    fn execute(&self, tx: &mut Transaction, _cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        tx.flush_all()?;
         Ok(Frame::ok())
     }
 }

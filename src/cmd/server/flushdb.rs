@@ -1,30 +1,32 @@
 //! FLUSHDB [ASYNC|SYNC]
+use txn::Transaction;
+
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
     "flushdb",
     -1,
-    WRITE | MAY_BLOCK | NO_MULTI,
+    WRITE | MAY_BLOCK,
     "server",
     "Remove all keys from the current database.",
 );
 
-/// FLUSHDB.
+/// FLUSHDB. A data command: it joins the transaction it runs in (its own, a MULTI block's, or
+/// an open `TXN`), so later commands there see the database empty.
 pub struct Cmd;
 
 /// Parses the arguments after the name.
 pub fn parse(args: ArgCursor) -> Result<Command, CmdError> {
     super::parse_flush_mode(args)?;
-    Ok(Command::session(Cmd))
+    Ok(Command::data(Cmd))
 }
 
-impl SessionCommand for Cmd {
-    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
-        let info = cx.shared.engine.flush_db(cx.session.db)?;
-        cx.session.note_lsn(&info);
+impl DataCommand for Cmd {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
+        tx.flush_db(cx.db)?;
         Ok(Frame::ok())
     }
 }

@@ -99,13 +99,14 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         let st = &shared.stats;
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\ngc_keys_removed:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
             st.net_input_bytes(),
             st.net_output_bytes(),
             st.rejected_connections.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
+            shared.engine.stats().gc_keys_removed,
         );
     }
     if wanted(sections, "commandstats") {

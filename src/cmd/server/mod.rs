@@ -1,8 +1,10 @@
 //! Server commands: SWAPDB COMMAND INFO CONFIG DBSIZE FLUSHDB FLUSHALL TIME LASTSAVE SAVE BGSAVE DEBUG
 //! SHUTDOWN.
 //!
-//! Invariant: these act on the engine as a whole or on server state; keyspace-wide engine calls
-//! (flush, swap) are not part of any session transaction.
+//! Invariant: these act on the engine as a whole or on server state, except the keyspace-wide
+//! FLUSHDB, FLUSHALL, SWAPDB and DBSIZE, which are data commands: they run inside the
+//! transaction they are given (their own, a MULTI block's, an open `TXN`) like any other, so a
+//! MULTI block containing them stays atomic.
 
 pub mod bgsave;
 pub mod command;

@@ -1,21 +1,22 @@
 //! SWAPDB index1 index2
-use txn::DbIndex;
+use txn::{DbIndex, Transaction};
 
 use crate::cmd::args::parse_int;
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, SessionCommand, SessionCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
     "swapdb",
     3,
-    WRITE | FAST | NO_MULTI,
+    WRITE | MAY_BLOCK,
     "server",
     "Swaps two Redis databases.",
 );
 
-/// SWAPDB.
+/// SWAPDB. A data command: it joins the transaction it runs in (see FLUSHDB), so later
+/// commands there see the two databases exchanged.
 pub struct SwapDb {
     a: i64,
     b: i64,
@@ -25,11 +26,11 @@ pub struct SwapDb {
 pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     let a = parse_int(&args.next_bytes()?).map_err(|_| CmdError::InvalidFirstDb)?;
     let b = parse_int(&args.next_bytes()?).map_err(|_| CmdError::InvalidSecondDb)?;
-    Ok(Command::session(SwapDb { a, b }))
+    Ok(Command::data(SwapDb { a, b }))
 }
 
-impl SessionCommand for SwapDb {
-    fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
+impl DataCommand for SwapDb {
+    fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
         let databases = i64::from(cx.shared.config.read().databases);
         let check = |n: i64| {
             if (0..databases).contains(&n) {
@@ -39,8 +40,7 @@ impl SessionCommand for SwapDb {
             }
         };
         let (a, b) = (check(self.a)?, check(self.b)?);
-        let info = cx.shared.engine.swap_db(a, b)?;
-        cx.session.note_lsn(&info);
+        tx.swap_db(a, b)?;
         Ok(Frame::ok())
     }
 }

@@ -15,7 +15,11 @@
 //!   covers 256 TiB.
 //! - Recycling: a page is recycled only when every value in it is freed, so smaller pages would
 //!   recycle sooner; 64 KiB keeps that granularity fine enough while the directory stays small.
+//! - Page ids: a freed page's or extent's ids are reused (best fit over merged runs of free ids,
+//!   `free_runs.rs`), so the id space and the directory track the peak of live pages, not the
+//!   total ever written.
 
+mod free_runs;
 mod store;
 
 pub use store::{PageStats, PageStore, PageStoreConfig};

@@ -10,6 +10,11 @@
 //!   page; whoever moves it to exactly zero (the last `free` or the sealing) recycles the page,
 //!   so exactly one thread does.
 //! - Readers take no lock: a directory lookup is two atomic loads.
+//! - Every id below `next_id` is exactly one of: part of a live page or extent, an empty page
+//!   on `free_pages` (with its buffer), or in `bare_ids` (no buffer). Freed extents return their
+//!   ids to `bare_ids` as one run, and extents and single pages take ids from there (best fit)
+//!   before taking fresh ones, so the id space (and the directory) stays proportional to the
+//!   peak of live pages instead of growing with every large value ever written.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::Cell;
@@ -18,6 +23,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::free_runs::FreeRuns;
 use super::{PageId, ValueRef, PAGE_SIZE, SMALL_VALUE_MAX_BYTES, VALUE_MAX_BYTES};
 use crate::StorageError;
 
@@ -74,6 +80,12 @@ pub struct PageStats {
     pub free_pages: u64,
     /// Multi-page extents currently allocated.
     pub extents: u64,
+    /// Page ids handed out at least once (the id space in use, free ids included).
+    pub page_ids: u64,
+    /// Of those, ids with no buffer, waiting for reuse.
+    pub bare_ids: u64,
+    /// Runs of consecutive bare ids (fragmentation of the id space).
+    pub bare_id_runs: u64,
 }
 
 #[derive(Default)]
@@ -109,8 +121,8 @@ pub struct PageStore {
     next_id: AtomicU32,
     /// Empty single pages that keep their buffer.
     free_pages: Mutex<Vec<PageId>>,
-    /// Ids without a buffer (from freed extents or trimmed free pages).
-    bare_ids: Mutex<Vec<PageId>>,
+    /// Ids without a buffer (from freed extents or trimmed free pages), as runs.
+    bare_ids: Mutex<FreeRuns>,
     open: Box<[Padded<Mutex<OpenPage>>]>,
     pages: AtomicU64,
     bytes_live: AtomicU64,
@@ -162,7 +174,7 @@ impl PageStore {
                 .collect(),
             next_id: AtomicU32::new(0),
             free_pages: Mutex::new(Vec::new()),
-            bare_ids: Mutex::new(Vec::new()),
+            bare_ids: Mutex::new(FreeRuns::default()),
             open: (0..shards).map(|_| Padded::default()).collect(),
             pages: AtomicU64::new(0),
             bytes_live: AtomicU64::new(0),
@@ -272,6 +284,10 @@ impl PageStore {
     /// A snapshot of the store's counters.
     pub fn stats(&self) -> PageStats {
         let pages = self.pages.load(Ordering::Relaxed);
+        let (bare_ids, bare_id_runs) = {
+            let bare = self.bare_ids.lock();
+            (bare.ids(), bare.runs() as u64)
+        };
         PageStats {
             pages,
             bytes_allocated: pages * PAGE_SIZE as u64,
@@ -279,6 +295,9 @@ impl PageStore {
             values_live: self.values_live.load(Ordering::Relaxed),
             free_pages: self.free_pages.lock().len() as u64,
             extents: self.extents.load(Ordering::Relaxed),
+            page_ids: u64::from(self.next_id.load(Ordering::Relaxed)),
+            bare_ids,
+            bare_id_runs,
         }
     }
 
@@ -354,6 +373,16 @@ impl PageStore {
             .ok_or_else(out_of_pages)
     }
 
+    /// Takes `count` consecutive ids without a buffer: a freed run if one is long enough,
+    /// else fresh ids.
+    fn take_ids(&self, count: u32) -> Result<u32, StorageError> {
+        let reused = self.bare_ids.lock().take(count);
+        match reused {
+            Some(first) => Ok(first),
+            None => self.fresh_ids(count),
+        }
+    }
+
     /// Takes `count` fresh consecutive ids.
     fn fresh_ids(&self, count: u32) -> Result<u32, StorageError> {
         let max = self.config.max_pages.min(u32::MAX - 1);
@@ -385,16 +414,14 @@ impl PageStore {
         if let Some(id) = self.free_pages.lock().pop() {
             return Ok(id);
         }
-        let bare = self.bare_ids.lock().pop();
-        let id = match bare {
-            Some(id) => id.0,
-            None => self.fresh_ids(1)?,
-        };
-        let slot = self.ensure_chunk(id)?;
-        let base = match self.allocate_buffer(1) {
-            Ok(base) => base,
+        let id = self.take_ids(1)?;
+        let prepared = self
+            .ensure_chunk(id)
+            .and_then(|slot| self.allocate_buffer(1).map(|base| (slot, base)));
+        let (slot, base) = match prepared {
+            Ok(prepared) => prepared,
             Err(error) => {
-                self.bare_ids.lock().push(PageId(id));
+                self.bare_ids.lock().insert(id, 1);
                 return Err(error);
             }
         };
@@ -448,11 +475,18 @@ impl PageStore {
                 len,
             });
         }
-        let first = self.fresh_ids(pages)?;
-        for id in first..first + pages {
-            self.ensure_chunk(id)?;
-        }
-        let base = self.allocate_buffer(pages)?;
+        let first = self.take_ids(pages)?;
+        let prepared = (first..first + pages)
+            .try_for_each(|id| self.ensure_chunk(id).map(|_| ()))
+            .and_then(|()| self.allocate_buffer(pages));
+        let base = match prepared {
+            Ok(base) => base,
+            Err(error) => {
+                // The ids own no buffer yet: give them back rather than leak them.
+                self.bare_ids.lock().insert(first, pages);
+                return Err(error);
+            }
+        };
         for index in (0..pages).rev() {
             let slot = self.ensure_chunk(first + index)?;
             // SAFETY: index < pages, so the offset stays inside the extent's buffer.
@@ -509,8 +543,7 @@ impl PageStore {
         if pages > 1 {
             self.extents.fetch_sub(1, Ordering::Relaxed);
         }
-        let mut bare = self.bare_ids.lock();
-        bare.extend((0..pages).map(|index| PageId(page.0 + index)));
+        self.bare_ids.lock().insert(page.0, pages);
     }
 }
 

@@ -27,7 +27,7 @@ const WRITING: u64 = u64::MAX;
 const EMPTY: u64 = 0;
 
 const FLAG_TOMBSTONE: u32 = 1;
-const FLAG_INHERITS: u32 = 2;
+const FLAG_OLDER_VALUE_IN_USE: u32 = 2;
 
 /// One committed state of a key, by value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +38,12 @@ pub(crate) struct VersionView {
     /// The value ([`ValueRef::EMPTY`] for tombstones).
     pub(crate) value: ValueRef,
     pub(crate) tombstone: bool,
-    /// The value is shared with the next older version (a TTL-only change); GC frees a shared
-    /// value exactly once, through the oldest version that does not hand it on.
-    pub(crate) inherits_value: bool,
+    /// The next older version's value is still in use elsewhere, so this chain must not free
+    /// it: this version shares it (a TTL-only change), or SWAPDB moved it into the other
+    /// database's chain for the same key (which frees it in due course). GC thus frees every
+    /// value exactly once: through the oldest version of the one chain that owns it and does
+    /// not hand it on.
+    pub(crate) older_value_in_use: bool,
 }
 
 impl VersionView {
@@ -55,7 +58,7 @@ impl VersionView {
 
     fn flags(&self) -> u32 {
         (u32::from(self.tombstone) * FLAG_TOMBSTONE)
-            | (u32::from(self.inherits_value) * FLAG_INHERITS)
+            | (u32::from(self.older_value_in_use) * FLAG_OLDER_VALUE_IN_USE)
     }
 }
 
@@ -141,7 +144,7 @@ impl KeyNode {
                     len,
                 },
                 tombstone: flags & FLAG_TOMBSTONE != 0,
-                inherits_value: flags & FLAG_INHERITS != 0,
+                older_value_in_use: flags & FLAG_OLDER_VALUE_IN_USE != 0,
             });
         }
     }
@@ -223,11 +226,11 @@ impl KeyNode {
         let Inline::Version(inline) = self.read_inline() else {
             return 0;
         };
-        let (mut tail, mut newer_inherits) = if inline.commit_ts <= watermark {
+        let (mut tail, mut older_value_in_use) = if inline.commit_ts <= watermark {
             (
                 self.older
                     .swap(crossbeam_epoch::Shared::null(), Ordering::AcqRel, guard),
-                inline.inherits_value,
+                inline.older_value_in_use,
             )
         } else {
             let mut current = self.older_head(guard);
@@ -238,7 +241,7 @@ impl KeyNode {
                         version
                             .next
                             .swap(crossbeam_epoch::Shared::null(), Ordering::AcqRel, guard),
-                        version.view.inherits_value,
+                        version.view.older_value_in_use,
                     );
                 }
                 // SAFETY: as in `older_head`.
@@ -249,10 +252,10 @@ impl KeyNode {
         // SAFETY: `tail` was cut from the chain above (under the commit lock, so nobody else
         // cuts or links it); each node is destroyed once, via the epoch collector.
         while let Some(version) = unsafe { tail.as_ref() } {
-            if !version.view.tombstone && !newer_inherits {
+            if !version.view.tombstone && !older_value_in_use {
                 free(version.view.value);
             }
-            newer_inherits = version.view.inherits_value;
+            older_value_in_use = version.view.older_value_in_use;
             let next = version.next.load(Ordering::Acquire, guard);
             // SAFETY: unlinked above; no new reference to it can be created.
             unsafe { guard.defer_destroy(tail) };
@@ -350,7 +353,7 @@ mod tests {
                 len: 42,
             },
             tombstone,
-            inherits_value: inherits,
+            older_value_in_use: inherits,
         }
     }
 

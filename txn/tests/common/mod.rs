@@ -27,14 +27,33 @@ pub enum MWrite {
     SetExpiry(Option<u64>),
 }
 
+/// A keyspace-wide op run inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MDbOp {
+    Flush(u8),
+    FlushAll,
+    Swap(u8, u8),
+}
+
 #[derive(Debug, Default)]
 pub struct MTxn {
     pub snapshot: u64,
     pub serializable: bool,
+    /// Own writes, keyed by the database as the transaction sees it after `db_ops`.
     pub writes: BTreeMap<Key, MWrite>,
     pub reads: Vec<Key>,
     /// (db, start inclusive, end inclusive or None = unbounded)
     pub ranges: Vec<(u8, Option<Vec<u8>>)>,
+    pub db_ops: Vec<MDbOp>,
+    /// Which committed database each database shows (`None` = flushed); empty = identity.
+    pub view: BTreeMap<u8, Option<u8>>,
+}
+
+impl MTxn {
+    /// The committed database `db` shows to this transaction, `None` once flushed in it.
+    pub fn source(&self, db: u8) -> Option<u8> {
+        self.view.get(&db).copied().unwrap_or(Some(db))
+    }
 }
 
 /// (value, version, expire) as read.
@@ -63,7 +82,8 @@ impl Model {
     }
 
     fn committed(&self, tx: &MTxn, key: &Key) -> Option<MEntry> {
-        self.visible(key, tx.snapshot)
+        let source = tx.source(key.0)?;
+        self.visible(&(source, key.1.clone()), tx.snapshot)
             .and_then(|v| v.value.clone().map(|value| (value, v.ts, v.expire)))
     }
 
@@ -80,12 +100,52 @@ impl Model {
             }
             None => {
                 if tx.serializable {
-                    tx.reads.push(key.clone());
+                    if let Some(source) = tx.source(key.0) {
+                        tx.reads.push((source, key.1.clone()));
+                    }
                 }
                 self.committed(tx, key)
             }
         };
         self.live(entry)
+    }
+
+    pub fn tx_flush_db(&self, tx: &mut MTxn, db: u8) {
+        tx.writes.retain(|key, _| key.0 != db);
+        tx.view.insert(db, None);
+        tx.db_ops.push(MDbOp::Flush(db));
+    }
+
+    pub fn tx_flush_all(&self, tx: &mut MTxn) {
+        tx.writes.clear();
+        for db in 0..16 {
+            tx.view.insert(db, None);
+        }
+        tx.db_ops.push(MDbOp::FlushAll);
+    }
+
+    pub fn tx_swap_db(&self, tx: &mut MTxn, a: u8, b: u8) {
+        if a == b {
+            return;
+        }
+        let writes = std::mem::take(&mut tx.writes);
+        tx.writes = writes
+            .into_iter()
+            .map(|((db, key), write)| {
+                let db = if db == a {
+                    b
+                } else if db == b {
+                    a
+                } else {
+                    db
+                };
+                ((db, key), write)
+            })
+            .collect();
+        let (source_a, source_b) = (tx.source(a), tx.source(b));
+        tx.view.insert(a, source_b);
+        tx.view.insert(b, source_a);
+        tx.db_ops.push(MDbOp::Swap(a, b));
     }
 
     pub fn put(&self, tx: &mut MTxn, key: &Key, value: &[u8], expiry: Expiry) {
@@ -124,11 +184,12 @@ impl Model {
 
     /// Full scan of `db` with `limit` (own writes merged).
     pub fn scan(&self, tx: &mut MTxn, db: u8, limit: usize) -> Vec<(Vec<u8>, MEntry)> {
+        let source = tx.source(db);
         let mut keys: Vec<Key> = self
             .versions
             .keys()
-            .filter(|k| k.0 == db)
-            .cloned()
+            .filter(|k| Some(k.0) == source)
+            .map(|k| (db, k.1.clone()))
             .collect();
         keys.extend(tx.writes.keys().filter(|k| k.0 == db).cloned());
         keys.sort();
@@ -156,7 +217,9 @@ impl Model {
             } else {
                 None
             };
-            tx.ranges.push((db, end));
+            if let Some(source) = source {
+                tx.ranges.push((source, end));
+            }
         }
         out
     }
@@ -164,11 +227,16 @@ impl Model {
     /// Predicts and applies a commit. Returns Ok(Some(ts)), Ok(None) for read-only, or the
     /// kind of error.
     pub fn commit(&mut self, tx: MTxn) -> Result<Option<u64>, &'static str> {
-        if tx.writes.is_empty() {
+        if tx.writes.is_empty() && tx.db_ops.is_empty() {
             return Ok(None);
         }
         let changed = |key: &Key| self.latest_ts(key) > tx.snapshot;
-        if tx.writes.keys().any(changed) {
+        // A written key replaces what its database shows: nothing after a flush.
+        let written_over = tx
+            .writes
+            .keys()
+            .filter_map(|(db, key)| tx.source(*db).map(|source| (source, key.clone())));
+        if written_over.clone().any(|key| changed(&key)) {
             return Err("conflict");
         }
         if tx.serializable {
@@ -189,6 +257,17 @@ impl Model {
         }
         self.last_ts += 1;
         let ts = self.last_ts;
+        for op in &tx.db_ops {
+            match *op {
+                MDbOp::Flush(db) => self.flush_db_at(db, ts),
+                MDbOp::FlushAll => {
+                    for db in 0..16 {
+                        self.flush_db_at(db, ts);
+                    }
+                }
+                MDbOp::Swap(a, b) => self.swap_db_at(a, b, ts),
+            }
+        }
         for (key, write) in tx.writes {
             let latest_value = self.latest(&key).and_then(|v| v.value.clone());
             let version = match write {
@@ -252,7 +331,10 @@ impl Model {
 
     pub fn flush_db(&mut self, db: u8) {
         self.last_ts += 1;
-        let ts = self.last_ts;
+        self.flush_db_at(db, self.last_ts);
+    }
+
+    fn flush_db_at(&mut self, db: u8, ts: u64) {
         for (key, _, _) in self.heads(db) {
             self.versions.get_mut(&(db, key)).unwrap().push(MVersion {
                 ts,
@@ -264,7 +346,13 @@ impl Model {
 
     pub fn swap_db(&mut self, a: u8, b: u8) {
         self.last_ts += 1;
-        let ts = self.last_ts;
+        self.swap_db_at(a, b, self.last_ts);
+    }
+
+    fn swap_db_at(&mut self, a: u8, b: u8, ts: u64) {
+        if a == b {
+            return;
+        }
         let (heads_a, heads_b) = (self.heads(a), self.heads(b));
         for (target, source, incoming) in [(a, &heads_a, &heads_b), (b, &heads_b, &heads_a)] {
             for (key, value, expire) in incoming {
@@ -359,6 +447,19 @@ pub enum Step {
         db: u8,
     },
     SwapDb,
+    /// FLUSHDB inside the transaction in `slot`.
+    TxFlushDb {
+        slot: usize,
+        db: u8,
+    },
+    /// FLUSHALL inside the transaction in `slot`.
+    TxFlushAll {
+        slot: usize,
+    },
+    /// SWAPDB 0 1 inside the transaction in `slot`.
+    TxSwapDb {
+        slot: usize,
+    },
 }
 
 pub const KEYS: usize = 8;
@@ -524,6 +625,24 @@ impl Harness {
                     Some(self.model.last_ts),
                     "swap ts"
                 );
+            }
+            Step::TxFlushDb { slot, db } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    tx.flush_db(db).unwrap();
+                    self.model.tx_flush_db(mtx, db);
+                }
+            }
+            Step::TxFlushAll { slot } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    tx.flush_all().unwrap();
+                    self.model.tx_flush_all(mtx);
+                }
+            }
+            Step::TxSwapDb { slot } => {
+                if let Some((tx, mtx)) = self.slots[slot].as_mut() {
+                    tx.swap_db(0, 1).unwrap();
+                    self.model.tx_swap_db(mtx, 0, 1);
+                }
             }
             Step::ExpireTick => {
                 let deleted = self.engine.expire_tick(10_000);
