@@ -16,7 +16,7 @@ saver() { # port: start a save whenever none runs, until killed
     sleep 0.1
   done
 }
-for name in redis tierkv; do
+for name in ${SERVERS:-redis tierkv}; do
   D=$(mktemp -d -p /tmp); P=$(free_port)
   if [ $name = tierkv ]; then start_tierkv "$P" "$D" "$D.log" --appendonly no --save ''; PID=$TIERKV_PID
   else start_redis "$P" "$D" "$D.log" --appendonly no --save ''; PID=$REDIS_PID; fi
