@@ -112,3 +112,113 @@ fn redis_benchmark_completes_without_errors() {
         "INCR ran"
     );
 }
+
+/// Debian's redis-server on a free port, stopped on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Owned by the guard from here: dropping it kills and waits for the process.
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A decimal text of varied shape (seeded xorshift): integers, fractions, exponents, signs.
+fn float_text(state: &mut u64) -> String {
+    let mut next = |n: u64| {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state % n
+    };
+    let sign = if next(3) == 0 { "-" } else { "" };
+    let int: String = (0..next(12))
+        .map(|_| char::from(b'0' + next(10) as u8))
+        .collect();
+    let frac: String = (0..next(21))
+        .map(|_| char::from(b'0' + next(10) as u8))
+        .collect();
+    let int = if int.is_empty() { "0".to_owned() } else { int };
+    let mut text = format!("{sign}{int}");
+    if !frac.is_empty() {
+        text = format!("{text}.{frac}");
+    }
+    if next(4) == 0 {
+        text = format!("{text}e{}", next(61) as i64 - 30);
+    }
+    text
+}
+
+/// INCRBYFLOAT gives Redis's exact text (its `long double` noise included) and errors, checked
+/// against a real redis-server on the same machine.
+#[test]
+fn incrbyfloat_matches_redis_server() {
+    if !have("redis-server") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let tierkv = TestServer::start();
+    let mut ours = tierkv.raw();
+    let mut theirs = common::RawClient::connect(redis.port);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut compared = 0;
+    for _ in 0..400 {
+        let (a, b) = (float_text(&mut state), float_text(&mut state));
+        for client in [&mut ours, &mut theirs] {
+            assert_eq!(client.cmd(&["SET", "k", &a]), common::ok());
+        }
+        let want = theirs.cmd(&["INCRBYFLOAT", "k", &b]);
+        assert_eq!(ours.cmd(&["INCRBYFLOAT", "k", &b]), want, "{a} + {b}");
+        compared += 1;
+    }
+    for (a, b) in [("abc", "1"), ("1", "x"), ("inf", "1"), ("1e4932", "1e4932")] {
+        for client in [&mut ours, &mut theirs] {
+            assert_eq!(client.cmd(&["SET", "k", a]), common::ok());
+        }
+        let want = theirs.cmd(&["INCRBYFLOAT", "k", b]);
+        assert_eq!(ours.cmd(&["INCRBYFLOAT", "k", b]), want, "{a} + {b}");
+    }
+    assert_eq!(compared, 400);
+}

@@ -85,33 +85,3 @@ pub fn parse_float(b: &[u8]) -> Result<f64, CmdError> {
     }
     Ok(v)
 }
-
-/// Formats a float the way INCRBYFLOAT replies: Redis computes in `long double` and prints 17
-/// decimals with trailing zeros trimmed, so `0.1 + 0.2` reads back as `0.3`. An `f64` carries
-/// about 16 significant digits, so round to 16 first (dropping the binary noise in the last
-/// place that `long double` would not show), then print the shortest exact text, no exponent.
-pub fn format_float(v: f64) -> String {
-    let rounded: f64 = format!("{v:.15e}").parse().unwrap_or(v);
-    let s = format!("{rounded}");
-    if s == "-0" {
-        "0".to_owned()
-    } else {
-        s
-    }
-}
-
-#[cfg(test)]
-mod float_tests {
-    use super::format_float;
-
-    #[test]
-    fn incrbyfloat_text_matches_redis() {
-        assert_eq!(format_float(0.1 + 0.2), "0.3");
-        assert_eq!(format_float(1.1 + 2.2), "3.3");
-        assert_eq!(format_float(10.5 + 0.1), "10.6");
-        assert_eq!(format_float(5.0e3 + 2.0e2), "5200");
-        assert_eq!(format_float(-0.0), "0");
-        assert_eq!(format_float(1e21), "1000000000000000000000");
-        assert_eq!(format_float(3.0e-5), "0.00003");
-    }
-}

@@ -8,6 +8,7 @@
 pub mod args;
 pub mod conn;
 pub mod keys;
+pub mod long_double;
 pub mod reply_error;
 pub mod server;
 pub mod spec;

@@ -6,7 +6,7 @@ use crate::cmd::spec::flags::*;
 use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
-use crate::cmd::args::{format_float, parse_float};
+use crate::cmd::long_double::incr_by_float;
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
@@ -14,27 +14,21 @@ pub const SPEC: CommandSpec = CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM
 /// INCRBYFLOAT.
 pub struct IncrByFloat {
     key: Bytes,
-    delta: f64,
+    /// Checked when the command runs, as Redis does (inside MULTI the error comes from EXEC).
+    increment: Bytes,
 }
 
 /// Parses the arguments after the name.
 pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     let key = args.next_bytes()?;
-    let delta = parse_float(&args.next_bytes()?)?;
-    Ok(Command::data(IncrByFloat { key, delta }))
+    let increment = args.next_bytes()?;
+    Ok(Command::data(IncrByFloat { key, increment }))
 }
 
 impl DataCommand for IncrByFloat {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        let current = match get_string(tx, cx, &self.key)? {
-            Some(v) => parse_float(&v)?,
-            None => 0.0,
-        };
-        let next = current + self.delta;
-        if !next.is_finite() {
-            return Err(CmdError::NanOrInfinity);
-        }
-        let text = format_float(next);
+        let current = get_string(tx, cx, &self.key)?;
+        let text = incr_by_float(current.as_deref(), &self.increment)?;
         tx.put(cx.db, &self.key, text.as_bytes(), Expiry::Keep)?;
         Ok(Frame::Bulk(Bytes::from(text)))
     }
