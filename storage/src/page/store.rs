@@ -74,6 +74,9 @@ pub struct PageStats {
     pub free_pages: u64,
     /// Multi-page extents currently allocated.
     pub extents: u64,
+    /// Bytes of the store's own bookkeeping: the page directory and the directory chunks
+    /// allocated so far (one 24-byte slot per page id handed out, in chunks of 64 Ki slots).
+    pub directory_bytes: u64,
 }
 
 #[derive(Default)]
@@ -116,6 +119,8 @@ pub struct PageStore {
     bytes_live: AtomicU64,
     values_live: AtomicU64,
     extents: AtomicU64,
+    /// Directory chunks allocated (each `CHUNK_PAGES` slots).
+    chunks: AtomicU64,
 }
 
 // SAFETY: all shared state is atomics or mutex-protected; the raw page buffers are only written
@@ -168,6 +173,7 @@ impl PageStore {
             bytes_live: AtomicU64::new(0),
             values_live: AtomicU64::new(0),
             extents: AtomicU64::new(0),
+            chunks: AtomicU64::new(0),
             config,
         }
     }
@@ -279,6 +285,9 @@ impl PageStore {
             values_live: self.values_live.load(Ordering::Relaxed),
             free_pages: self.free_pages.lock().len() as u64,
             extents: self.extents.load(Ordering::Relaxed),
+            directory_bytes: (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64
+                + self.chunks.load(Ordering::Relaxed)
+                    * (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64,
         }
     }
 
@@ -338,7 +347,10 @@ impl PageStore {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => chunk = fresh,
+                Ok(_) => {
+                    self.chunks.fetch_add(1, Ordering::Relaxed);
+                    chunk = fresh
+                }
                 Err(existing) => {
                     // SAFETY: `fresh` came from Box::into_raw above and was never shared.
                     drop(unsafe { Box::from_raw(fresh) });
@@ -562,6 +574,16 @@ mod tests {
         assert_eq!(&store.read(b).unwrap()[..], b"world!");
         assert_eq!(store.stats().bytes_live, 11);
         assert_eq!(store.with_value(b, |v| v.len()).unwrap(), 6);
+    }
+
+    #[test]
+    fn directory_bytes_count_the_directory_and_each_chunk() {
+        let store = PageStore::new(PageStoreConfig::default());
+        let directory = (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64;
+        assert_eq!(store.stats().directory_bytes, directory);
+        store.write(b"x").unwrap();
+        let chunk = (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64;
+        assert_eq!(store.stats().directory_bytes, directory + chunk);
     }
 
     #[test]
