@@ -76,4 +76,13 @@ pub enum TxnError {
     /// A checkpoint is already being written.
     #[error("a checkpoint is already in progress")]
     CheckpointInProgress,
+    /// The memory counted for eviction is over `maxmemory` and the policy refuses the write
+    /// (`noeviction`), or nothing the policy may evict is left.
+    #[error("used memory {used} bytes is over maxmemory {limit} bytes")]
+    OutOfMemory {
+        /// Memory counted for eviction, bytes.
+        used: u64,
+        /// `maxmemory`, bytes.
+        limit: u64,
+    },
 }

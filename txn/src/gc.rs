@@ -17,10 +17,15 @@
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
-use crate::engine::Inner;
+use bytes::Bytes;
+use crossbeam_epoch::Guard;
+
+use crate::engine::{Db, Inner};
 use crate::index::{KeyIndex, KeyNode};
 use crate::limits::{DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL};
+use crate::memory::{self, Accounting};
 use crate::timestamp::CommitTs;
+use crate::DbIndex;
 
 /// What one [`crate::Engine::gc`] call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,36 +81,11 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         let lock = inner.commit_lock.lock();
         let mut last_key: Option<Vec<u8>> = None;
         for pointer in &batch {
-            // SAFETY: nodes are removed only by GC (serialised by `gc_state`) under the commit
-            // lock, and destroyed only after `guard` unpins, so every collected node is alive.
+            // SAFETY: nodes are removed only under `gc_state` (held) and the commit lock, and
+            // destroyed only after `guard` unpins, so every collected node is alive.
             let node = unsafe { &**pointer };
-            let unlinked = node.cut_below(watermark, &guard, |value| {
-                // SAFETY: no registered snapshot can see this version (it is older than the
-                // version kept, whose timestamp is <= every snapshot), and the value is not
-                // shared with a version that stays (see `KeyNode::cut_below`).
-                if unsafe { inner.pages.free(value) }.is_ok() {
-                    stats.values_freed += 1;
-                }
-            });
-            stats.versions_unlinked += unlinked;
-            d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
-            if node.is_empty(&guard) {
-                // Under the commit lock every node in the hash table holds a version, so an
-                // empty one was reserved by a commit that aborted, or by one that has not taken
-                // the lock yet (it will insert a fresh node). Either way nothing reads it.
-                let key = node.key().to_vec();
-                d.index.remove(&key);
-                stats.keys_removed += 1;
-                last_key = Some(key);
-            } else if node.is_dead(watermark, &guard) {
-                let key = node.key().to_vec();
-                d.index.remove(&key);
-                d.versions.fetch_sub(1, Ordering::Relaxed);
-                stats.keys_removed += 1;
-                last_key = Some(key);
-            } else {
-                last_key = Some(node.key().to_vec());
-            }
+            collect_node(inner, d, node, watermark, &guard, &mut stats);
+            last_key = Some(node.key().to_vec());
         }
         drop(lock);
         if exhausted {
@@ -121,11 +101,78 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         }
     }
     inner.gc_runs.fetch_add(1, Ordering::Relaxed);
+    record(inner, &stats);
+    stats
+}
+
+fn record(inner: &Inner, stats: &GcStats) {
     inner
         .gc_versions_unlinked
         .fetch_add(stats.versions_unlinked, Ordering::Relaxed);
     inner
         .gc_keys_removed
         .fetch_add(stats.keys_removed, Ordering::Relaxed);
+}
+
+/// Collects one node: cuts its chain below `watermark`, frees the values no remaining version
+/// uses, removes the node if it is empty or dead. Caller holds `gc_state` and the commit lock.
+fn collect_node(
+    inner: &Inner,
+    d: &Db,
+    node: &KeyNode,
+    watermark: u64,
+    guard: &Guard,
+    stats: &mut GcStats,
+) {
+    let a = &inner.memory.accounting;
+    let unlinked = node.cut_below(watermark, guard, |value| {
+        // SAFETY: no registered snapshot can see this version (it is older than the version
+        // kept, whose timestamp is <= every snapshot), and the value is not shared with a
+        // version that stays (see `KeyNode::cut_below`).
+        if unsafe { inner.pages.free(value) }.is_ok() {
+            stats.values_freed += 1;
+            Accounting::sub(&a.garbage_value_bytes, u64::from(value.len));
+        }
+    });
+    stats.versions_unlinked += unlinked;
+    Accounting::sub(&a.older_versions, unlinked);
+    d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
+    if node.is_empty(guard) {
+        // Under the commit lock every node in the hash table holds a version, so an empty one
+        // was reserved by a commit that aborted, or by one that has not taken the lock yet (it
+        // will insert a fresh node). Either way nothing reads it, and it was never counted.
+        let key = node.key().to_vec();
+        d.index.remove(&key);
+        stats.keys_removed += 1;
+    } else if node.is_dead(watermark, guard) {
+        let key = node.key().to_vec();
+        d.index.remove(&key);
+        d.versions.fetch_sub(1, Ordering::Relaxed);
+        Accounting::sub(&a.garbage_node_bytes, memory::node_bytes(key.len()));
+        stats.keys_removed += 1;
+    }
+}
+
+/// Collects the nodes of `keys` now (eviction calls it for the keys it just deleted, so their
+/// memory is released at once when no snapshot needs them, instead of at GC's next pass).
+pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats {
+    let _state = inner.gc_state.lock();
+    let lock = inner.commit_lock.lock();
+    let watermark = inner.snapshots.low_watermark(&inner.oracle);
+    let mut stats = GcStats {
+        low_watermark: CommitTs(watermark),
+        ..GcStats::default()
+    };
+    let guard = crossbeam_epoch::pin();
+    for (db, key) in keys {
+        let Ok(d) = inner.db(*db) else { continue };
+        // Looked up afresh under both locks: the node found is the key's current one.
+        if let Some(node) = d.index.get(key, &guard) {
+            stats.keys_examined += 1;
+            collect_node(inner, d, node, watermark, &guard, &mut stats);
+        }
+    }
+    drop(lock);
+    record(inner, &stats);
     stats
 }

@@ -4,7 +4,9 @@
 //! - reads see exactly the versions with `commit_ts <= snapshot_ts`, overlaid with this
 //!   transaction's own buffered writes; an expired key reads as absent (lazy expiry);
 //! - nothing becomes visible to others before `commit` (writes stay in `writes`);
-//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends.
+//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends;
+//! - [`Transaction::get`] counts as an access of the key (its LRU/LFU word, see
+//!   `memory::access`); [`Transaction::peek`], scans and the engine's own reads do not.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -18,6 +20,7 @@ use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
 use crate::limits::{KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
 use crate::snapshot::Registration;
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
+use crate::memory::KeyAccess;
 use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
 
 /// A buffered write.
@@ -174,21 +177,54 @@ impl Transaction {
         self.writes.get(&db).and_then(|w| w.get(key))
     }
 
-    /// The committed entry visible at the snapshot (ignores own writes and expiry).
-    fn committed(&self, db: &Db, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+    /// The committed entry visible at the snapshot (ignores own writes and expiry); `touch`
+    /// records the access in the key's access word.
+    fn committed(&self, db: &Db, key: &[u8], touch: bool) -> Result<Option<Entry>, TxnError> {
         let guard = crossbeam_epoch::pin();
         let Some(node) = db.index.get(key, &guard) else {
             return Ok(None);
         };
         match node.visible(self.snapshot_ts().0, &guard) {
-            Some(version) if !version.tombstone => Ok(Some(entry_of(&self.inner, &version)?)),
+            Some(version) if !version.tombstone => {
+                if touch {
+                    self.inner.memory.touch(node);
+                }
+                Ok(Some(entry_of(&self.inner, &version)?))
+            }
             _ => Ok(None),
         }
     }
 
     /// Reads `key` at the snapshot, seeing this transaction's own writes; an expired key is
-    /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`].
+    /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`]. Counts as an
+    /// access of the key (LRU clock / LFU counter), as Redis's lookups do.
     pub fn get(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        self.read(db, key, true)
+    }
+
+    /// [`Transaction::get`] without recording an access (Redis's `LOOKUP_NOTOUCH`: EXISTS,
+    /// TYPE, TTL, OBJECT).
+    pub fn peek(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        self.read(db, key, false)
+    }
+
+    /// What OBJECT FREQ / IDLETIME report for `key`'s committed node, under the current
+    /// eviction policy (frequency under an LFU policy, idle time otherwise); a key with no
+    /// committed node (absent, or only this transaction's write) reports a new key's values.
+    /// Records no access.
+    pub fn key_access(&self, db: DbIndex, key: &[u8]) -> Result<KeyAccess, TxnError> {
+        let d = self.inner.db(db)?;
+        let tracking = self.inner.memory.tracking();
+        let guard = crossbeam_epoch::pin();
+        let word = d
+            .index
+            .get(key, &guard)
+            .filter(|node| node.newest(&guard).is_some_and(|v| !v.tombstone))
+            .map_or_else(|| tracking.fresh(), |node| node.access());
+        Ok(tracking.report(word))
+    }
+
+    fn read(&mut self, db: DbIndex, key: &[u8], touch: bool) -> Result<Option<Entry>, TxnError> {
         let d = self.inner.db(db)?;
         check_key(key)?;
         let entry = match self.own_write(db, key) {
@@ -204,7 +240,7 @@ impl Transaction {
             Some(Write::Delete) => None,
             Some(Write::SetExpiry { expire_at_ms }) => {
                 let expire_at_ms = *expire_at_ms;
-                self.committed(d, key)?.map(|entry| Entry {
+                self.committed(d, key, touch)?.map(|entry| Entry {
                     expire_at_ms,
                     version: CommitTs::UNCOMMITTED,
                     ..entry
@@ -214,7 +250,7 @@ impl Transaction {
                 if self.isolation == Isolation::Serializable {
                     self.reads.push((db, Bytes::copy_from_slice(key)));
                 }
-                self.committed(d, key)?
+                self.committed(d, key, touch)?
             }
         };
         // The clock is read only for keys with a deadline (most have none).
@@ -265,7 +301,7 @@ impl Transaction {
         let expire_at_ms = match expiry {
             Expiry::Persist => None,
             Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),
-            Expiry::Keep => self.get(db, key)?.and_then(|e| e.expire_at_ms),
+            Expiry::Keep => self.peek(db, key)?.and_then(|e| e.expire_at_ms),
         };
         self.add_write(
             db,
@@ -290,7 +326,7 @@ impl Transaction {
         let holds = match condition {
             Condition::Always => true,
             condition => {
-                let current = self.get(db, key)?;
+                let current = self.peek(db, key)?;
                 match condition {
                     Condition::IfAbsent => current.is_none(),
                     Condition::IfPresent => current.is_some(),
@@ -308,7 +344,7 @@ impl Transaction {
 
     /// Deletes `key`; true if a live key was visible.
     pub fn delete(&mut self, db: DbIndex, key: &[u8]) -> Result<bool, TxnError> {
-        let existed = self.get(db, key)?.is_some();
+        let existed = self.peek(db, key)?.is_some();
         if existed || self.own_write(db, key).is_some() {
             self.add_write(db, key, Write::Delete)?;
         }
@@ -324,7 +360,7 @@ impl Transaction {
         expire_at_ms: Option<u64>,
     ) -> Result<bool, TxnError> {
         let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
-        let Some(current) = self.get(db, key)? else {
+        let Some(current) = self.peek(db, key)? else {
             return Ok(false);
         };
         if is_due(expire_at_ms, self.inner.clock.now_ms()) {

@@ -280,15 +280,29 @@ impl PageStore {
         let pages = self.pages.load(Ordering::Relaxed);
         PageStats {
             pages,
-            bytes_allocated: pages * PAGE_SIZE as u64,
-            bytes_live: self.bytes_live.load(Ordering::Relaxed),
+            bytes_allocated: self.bytes_allocated(),
+            bytes_live: self.bytes_live(),
             values_live: self.values_live.load(Ordering::Relaxed),
             free_pages: self.free_pages.lock().len() as u64,
             extents: self.extents.load(Ordering::Relaxed),
-            directory_bytes: (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64
-                + self.chunks.load(Ordering::Relaxed)
-                    * (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64,
+            directory_bytes: self.directory_bytes(),
         }
+    }
+
+    /// [`PageStats::bytes_live`] alone (one atomic load, no lock).
+    pub fn bytes_live(&self) -> u64 {
+        self.bytes_live.load(Ordering::Relaxed)
+    }
+
+    /// [`PageStats::bytes_allocated`] alone (one atomic load, no lock).
+    pub fn bytes_allocated(&self) -> u64 {
+        self.pages.load(Ordering::Relaxed) * PAGE_SIZE as u64
+    }
+
+    /// [`PageStats::directory_bytes`] alone (one atomic load, no lock).
+    pub fn directory_bytes(&self) -> u64 {
+        (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64
+            + self.chunks.load(Ordering::Relaxed) * (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64
     }
 
     fn slot(&self, id: PageId) -> Option<&Slot> {

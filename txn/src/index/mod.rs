@@ -14,7 +14,10 @@
 //!   section; such a node holds no version (scans skip it) and is adopted into the hash table
 //!   under the lock (`adopt`, `get_or_insert`), or removed by GC if its commit aborted;
 //! - readers never block on writers: the skip list is lock-free, and the hash shard read lock
-//!   is held only for the probe (a shard's write lock only for an insert, removal or resize).
+//!   is held only for the probe (a shard's write lock only for an insert, removal or resize);
+//! - the memory counters (`memory::Accounting::node_bytes`, `hash_bytes`) change together with
+//!   the hash table, under its shard's write lock (itself under the commit lock): a node counts
+//!   from its adoption into the hash table until its removal from it.
 //!
 //! The index sits behind [`KeyIndex`] because crossbeam-skiplist has had no release since 2024
 //! and may need to be vendored or replaced.
@@ -23,13 +26,17 @@ mod key;
 pub(crate) mod version;
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
-use hashbrown::HashTable;
+use hashbrown::raw::RawTable;
 use parking_lot::RwLock;
 
-pub(crate) use version::{KeyNode, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+pub(crate) use key::heap_key_len;
+pub(crate) use version::{KeyNode, VersionView, ACCESS_MASK, EXPIRE_MAX_MS, NO_EXPIRY};
+
+use crate::memory::{self, Accounting};
 
 /// What the engine needs from an index of key nodes. References are valid while `guard` is
 /// pinned.
@@ -57,7 +64,9 @@ pub(crate) trait KeyIndex: Send + Sync {
 /// lock, and runs inside the commit lock) short: about 10 K keys per shard at 10 M keys.
 /// Shards are not cache-padded (40 bytes each): with this many, two threads rarely share a
 /// line, and padding would cost 128 KiB per database.
-const HASH_SHARDS: usize = 1024;
+pub(crate) const HASH_SHARDS: usize = 1024;
+/// Bytes of one shard's header (its lock and empty table), allocated up front.
+pub(crate) const SHARD_HEADER_BYTES: usize = std::mem::size_of::<RwLock<RawTable<NodePtr>>>();
 
 #[derive(Clone, Copy)]
 struct NodePtr(*const KeyNode);
@@ -104,12 +113,20 @@ fn hash_key(seed: u64, key: &[u8]) -> u64 {
 /// Skip list for order plus a hash table in front for point lookups.
 pub(crate) struct HybridIndex {
     ordered: SkipMap<KeyNode, ()>,
-    hashed: Box<[RwLock<HashTable<NodePtr>>]>,
+    hashed: Box<[RwLock<RawTable<NodePtr>>]>,
     seed: u64,
+    accounting: Arc<Accounting>,
 }
 
 impl Default for HybridIndex {
     fn default() -> Self {
+        HybridIndex::new(Arc::default())
+    }
+}
+
+impl HybridIndex {
+    /// An empty index whose memory is counted in `accounting`.
+    pub(crate) fn new(accounting: Arc<Accounting>) -> Self {
         let seed = {
             // Per-index seed so keys chosen by a client cannot be tuned to collide everywhere.
             let local = 0u8;
@@ -123,9 +140,10 @@ impl Default for HybridIndex {
         HybridIndex {
             ordered: SkipMap::new(),
             hashed: (0..HASH_SHARDS)
-                .map(|_| RwLock::new(HashTable::new()))
+                .map(|_| RwLock::new(RawTable::new()))
                 .collect(),
             seed,
+            accounting,
         }
     }
 }
@@ -165,21 +183,97 @@ impl HybridIndex {
         }
         let node = reserved.0.key();
         let pointer = NodePtr(node as *const KeyNode);
-        let hash = hash_key(self.seed, node.key());
-        if let Some(shard) = self.shard(hash) {
-            let seed = self.seed;
-            // SAFETY: every pointer in the table names a live node (see `get`).
-            shard
-                .write()
-                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
-        }
+        self.hash_insert(node.key(), pointer);
         // SAFETY: the node stays in the skip list until a later removal under the commit lock
         // (which the caller holds), and `guard` keeps it alive beyond that.
         Some(unsafe { &*pointer.0 })
     }
 
-    fn shard(&self, hash: u64) -> Option<&RwLock<HashTable<NodePtr>>> {
+    fn shard(&self, hash: u64) -> Option<&RwLock<RawTable<NodePtr>>> {
         self.hashed.get((hash >> 40) as usize % HASH_SHARDS)
+    }
+
+    /// Puts `pointer` (a live node of `key`, not yet in the table) into the hash table and
+    /// counts its memory. Caller holds the commit lock.
+    fn hash_insert(&self, key: &[u8], pointer: NodePtr) {
+        let hash = hash_key(self.seed, key);
+        let Some(shard) = self.shard(hash) else {
+            return;
+        };
+        let seed = self.seed;
+        let mut table = shard.write();
+        let before = table.allocation_info().1.size();
+        // SAFETY: every pointer in the table names a live node (see `get`).
+        table.insert(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+        let after = table.allocation_info().1.size();
+        drop(table);
+        let a = &self.accounting;
+        Accounting::add(&a.node_bytes, memory::node_bytes(key.len()));
+        if after != before {
+            Accounting::add(&a.hash_bytes, memory::table_bytes(after));
+            Accounting::sub(&a.hash_bytes, memory::table_bytes(before));
+        }
+    }
+
+    /// Visits nodes at random positions of the hash index, as Redis's `dictGetSomeKeys` does:
+    /// from a random shard and bucket, walking buckets forward and on to the next shards, until
+    /// `visit` has accepted `count` nodes or `steps_max` buckets of non-empty shards have been
+    /// looked at (every shard is looked at most once). Nodes are visited after their shard's
+    /// lock is released.
+    pub(crate) fn sample<'g>(
+        &self,
+        random: u64,
+        count: usize,
+        steps_max: usize,
+        _guard: &'g Guard,
+        visit: &mut dyn FnMut(&'g KeyNode) -> bool,
+    ) {
+        let mut accepted = 0usize;
+        let mut steps = 0usize;
+        let first_shard = (random % HASH_SHARDS as u64) as usize;
+        let mut found: Vec<NodePtr> = Vec::with_capacity(count);
+        for i in 0..HASH_SHARDS {
+            if accepted >= count || steps >= steps_max {
+                break;
+            }
+            let Some(shard) = self.hashed.get((first_shard + i) % HASH_SHARDS) else {
+                continue;
+            };
+            found.clear();
+            {
+                let table = shard.read();
+                if table.is_empty() {
+                    continue;
+                }
+                let buckets = table.buckets();
+                let start = (random.rotate_left(23) as usize) % buckets;
+                for j in 0..buckets {
+                    if found.len() + accepted >= count.saturating_mul(2) || steps >= steps_max {
+                        break;
+                    }
+                    steps += 1;
+                    let index = (start + j) % buckets;
+                    // SAFETY: `index < buckets`, the table is allocated (not empty) and we hold
+                    // its read lock, so the bucket's control byte and value are stable.
+                    unsafe {
+                        if table.is_bucket_full(index) {
+                            found.push(*table.bucket(index).as_ref());
+                        }
+                    }
+                }
+            }
+            for pointer in &found {
+                if accepted >= count {
+                    break;
+                }
+                // SAFETY: found in the table, so alive when we looked; the caller's pinned
+                // guard keeps it alive until it unpins, even if it is removed meanwhile.
+                let node: &'g KeyNode = unsafe { &*pointer.0 };
+                if visit(node) {
+                    accepted += 1;
+                }
+            }
+        }
     }
 }
 
@@ -190,7 +284,7 @@ impl KeyIndex for HybridIndex {
         // SAFETY: pointers in the table name live nodes (removed from the table before the
         // skip list), and the caller's pinned guard keeps a node found now alive until it
         // unpins, even if it is removed meanwhile.
-        let found = shard.find(hash, |p| unsafe { p.key() } == key).copied();
+        let found = shard.get(hash, |p| unsafe { p.key() } == key).copied();
         drop(shard);
         // SAFETY: as above; the reference is bounded by the guard's lifetime.
         found.map(|p| unsafe { &*p.0 })
@@ -203,14 +297,7 @@ impl KeyIndex for HybridIndex {
         let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
         let pointer = NodePtr(entry.key() as *const KeyNode);
         drop(entry);
-        let hash = hash_key(self.seed, key);
-        if let Some(shard) = self.shard(hash) {
-            let seed = self.seed;
-            // SAFETY: every pointer in the table names a live node (see `get`).
-            shard
-                .write()
-                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
-        }
+        self.hash_insert(key, pointer);
         // SAFETY: the node stays in the skip list until a later removal under the commit lock
         // (which the caller holds), and `guard` keeps it alive beyond that.
         unsafe { &*pointer.0 }
@@ -219,10 +306,12 @@ impl KeyIndex for HybridIndex {
     fn remove(&self, key: &[u8]) {
         let hash = hash_key(self.seed, key);
         if let Some(shard) = self.shard(hash) {
-            let mut table = shard.write();
             // SAFETY: every pointer in the table names a live node (see `get`).
-            if let Ok(entry) = table.find_entry(hash, |p| unsafe { p.key() } == key) {
-                entry.remove();
+            let removed = shard
+                .write()
+                .remove_entry(hash, |p| unsafe { p.key() } == key);
+            if removed.is_some() {
+                Accounting::sub(&self.accounting.node_bytes, memory::node_bytes(key.len()));
             }
         }
         self.ordered.remove(key);
