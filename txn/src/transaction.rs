@@ -18,9 +18,9 @@ use crate::engine::{Db, Inner};
 use crate::error::TxnError;
 use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
 use crate::limits::{KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
+use crate::memory::KeyAccess;
 use crate::snapshot::Registration;
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
-use crate::memory::KeyAccess;
 use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
 
 /// A buffered write.

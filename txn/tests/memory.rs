@@ -193,12 +193,25 @@ fn gets_touch_peeks_do_not_and_writes_stamp() {
         ..MemoryConfig::default()
     });
     put(&engine, "b", Expiry::Persist);
-    let freq = |engine: &Engine, k: &[u8]| engine.begin(Isolation::Snapshot).key_access(0, k).unwrap();
-    assert_eq!(freq(&engine, b"b"), KeyAccess::Frequency { counter: 5 }, "new key");
+    let freq =
+        |engine: &Engine, k: &[u8]| engine.begin(Isolation::Snapshot).key_access(0, k).unwrap();
+    assert_eq!(
+        freq(&engine, b"b"),
+        KeyAccess::Frequency { counter: 5 },
+        "new key"
+    );
     assert!(get(&engine, "b"));
-    assert_eq!(freq(&engine, b"b"), KeyAccess::Frequency { counter: 6 }, "first access");
+    assert_eq!(
+        freq(&engine, b"b"),
+        KeyAccess::Frequency { counter: 6 },
+        "first access"
+    );
     advance(&engine, &clock, 4 * 60_000);
-    assert_eq!(freq(&engine, b"b"), KeyAccess::Frequency { counter: 2 }, "decay");
+    assert_eq!(
+        freq(&engine, b"b"),
+        KeyAccess::Frequency { counter: 2 },
+        "decay"
+    );
     assert_eq!(freq(&engine, b"nope"), KeyAccess::Frequency { counter: 5 });
 }
 
@@ -208,7 +221,10 @@ fn noeviction_refuses_until_deletes_make_room() {
     load(&engine, 20);
     assert!(engine.make_room().is_ok(), "no limit");
     limit_to_evict(&engine, EvictionPolicy::NoEviction, 2);
-    assert!(matches!(engine.make_room(), Err(TxnError::OutOfMemory { .. })));
+    assert!(matches!(
+        engine.make_room(),
+        Err(TxnError::OutOfMemory { .. })
+    ));
     assert_eq!(present(&engine, 20).len(), 20, "nothing evicted");
     engine
         .run(Isolation::Snapshot, |tx| {
@@ -216,7 +232,10 @@ fn noeviction_refuses_until_deletes_make_room() {
             tx.delete(0, key(1).as_bytes()).map(|_| ())
         })
         .unwrap();
-    assert!(engine.make_room().is_ok(), "deletes count at once, before GC");
+    assert!(
+        engine.make_room().is_ok(),
+        "deletes count at once, before GC"
+    );
     assert_eq!(engine.memory_stats().evicted_keys, 0);
 }
 
@@ -233,7 +252,10 @@ fn allkeys_lru_evicts_the_least_recently_used() {
     engine.make_room().unwrap();
     let left = present(&engine, 40);
     assert_eq!(left.len(), 30);
-    assert!((0..20).all(|i| left.contains(&i)), "recently used kept: {left:?}");
+    assert!(
+        (0..20).all(|i| left.contains(&i)),
+        "recently used kept: {left:?}"
+    );
     assert_eq!(engine.memory_stats().evicted_keys, 10);
     assert!(counted(&engine) <= engine.memory_config().maxmemory_bytes);
 }
@@ -255,7 +277,10 @@ fn allkeys_lfu_evicts_the_least_frequently_used() {
     engine.make_room().unwrap();
     let left = present(&engine, 40);
     assert_eq!(left.len(), 25);
-    assert!((20..40).all(|i| left.contains(&i)), "frequent kept: {left:?}");
+    assert!(
+        (20..40).all(|i| left.contains(&i)),
+        "frequent kept: {left:?}"
+    );
 }
 
 #[test]
@@ -367,10 +392,17 @@ fn an_open_snapshot_keeps_evicted_keys_readable_without_more_evictions() {
     limit_to_evict(&engine, EvictionPolicy::AllKeysLru, 6);
     engine.make_room().unwrap();
     engine.make_room().unwrap();
-    assert_eq!(engine.memory_stats().evicted_keys, 6, "no evicting for pinned garbage");
+    assert_eq!(
+        engine.memory_stats().evicted_keys,
+        6,
+        "no evicting for pinned garbage"
+    );
     assert_eq!(present(&engine, 30).len(), 24);
     for i in 0..30 {
-        assert!(reader.peek(0, key(i).as_bytes()).unwrap().is_some(), "snapshot reads {i}");
+        assert!(
+            reader.peek(0, key(i).as_bytes()).unwrap().is_some(),
+            "snapshot reads {i}"
+        );
     }
     let pinned = engine.memory_stats().not_counted_for_evict_bytes;
     assert!(pinned >= 6 * per_key(), "{pinned}");

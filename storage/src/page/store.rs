@@ -302,7 +302,8 @@ impl PageStore {
     /// [`PageStats::directory_bytes`] alone (one atomic load, no lock).
     pub fn directory_bytes(&self) -> u64 {
         (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64
-            + self.chunks.load(Ordering::Relaxed) * (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64
+            + self.chunks.load(Ordering::Relaxed)
+                * (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64
     }
 
     fn slot(&self, id: PageId) -> Option<&Slot> {

@@ -148,10 +148,20 @@ mod tests {
         assert_eq!(s.len(), 3);
         // Memory: three wheel entries, two keys in `earliest`; nothing once all have fired.
         let expected = 3 * entry_bytes(1) + 2 * EARLIEST_ENTRY_BYTES;
-        assert_eq!(accounting.expiry_bytes.load(std::sync::atomic::Ordering::Relaxed), expected);
+        assert_eq!(
+            accounting
+                .expiry_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            expected
+        );
         while !s.is_caught_up(10_000) || s.len() > 0 {
             s.poll(10_000, 100);
         }
-        assert_eq!(accounting.expiry_bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            accounting
+                .expiry_bytes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
 }

@@ -194,7 +194,10 @@ mod tests {
     }
 
     fn lfu(now_ms: u64) -> Tracking {
-        Tracking { lfu: true, ..lru(now_ms) }
+        Tracking {
+            lfu: true,
+            ..lru(now_ms)
+        }
     }
 
     #[test]
@@ -208,7 +211,10 @@ mod tests {
         // loses one tick at the wrap; so do we).
         let wrap_ms = u64::from(LRU_CLOCK_MAX + 1) * 1000;
         let before = lru(wrap_ms - 3_000).fresh();
-        assert_eq!(lru(wrap_ms + 2_000).report(before), KeyAccess::Idle { ms: 4_000 });
+        assert_eq!(
+            lru(wrap_ms + 2_000).report(before),
+            KeyAccess::Idle { ms: 4_000 }
+        );
     }
 
     #[test]

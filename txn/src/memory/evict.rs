@@ -103,10 +103,7 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
 }
 
 fn counted(inner: &Inner) -> u64 {
-    inner
-        .memory
-        .stats(&inner.pages)
-        .counted_for_evict_bytes()
+    inner.memory.stats(&inner.pages).counted_for_evict_bytes()
 }
 
 fn evict(inner: &Inner, limit: u64, scope: Scope, rank: Rank) -> Result<(), TxnError> {
@@ -118,11 +115,7 @@ fn evict(inner: &Inner, limit: u64, scope: Scope, rank: Rank) -> Result<(), TxnE
             | 1;
     }
     inner.memory.refresh_clock(inner.clock.now_ms());
-    let samples = inner
-        .memory
-        .config()
-        .samples
-        .clamp(1, EVICTION_SAMPLES_MAX) as usize;
+    let samples = inner.memory.config().samples.clamp(1, EVICTION_SAMPLES_MAX) as usize;
     let mut futile = 0;
     loop {
         // Another evictor, GC or a delete may have made room while we waited.
@@ -204,8 +197,7 @@ fn choose(
             }
             any = true;
             let random = pool.next_random();
-            for candidate in sample_db(inner, db as DbIndex, scope, rank, samples, random, chosen)
-            {
+            for candidate in sample_db(inner, db as DbIndex, scope, rank, samples, random, chosen) {
                 pool.insert(candidate);
             }
         }
@@ -252,12 +244,14 @@ fn sample_db(
     let mut out = Vec::with_capacity(count);
     let candidate = |node: &KeyNode| -> Option<Candidate> {
         let version = node.newest(&guard)?;
-        if version.tombstone || (scope == Scope::Volatile && version.expire_at_ms == NO_EXPIRY)
-        {
+        if version.tombstone || (scope == Scope::Volatile && version.expire_at_ms == NO_EXPIRY) {
             return None;
         }
         let key = node.key();
-        if chosen.iter().any(|(c_db, c_key)| *c_db == db && c_key == key) {
+        if chosen
+            .iter()
+            .any(|(c_db, c_key)| *c_db == db && c_key == key)
+        {
             return None;
         }
         let score = match rank {
@@ -273,9 +267,10 @@ fn sample_db(
         })
     };
     let steps_max = count.saturating_mul(EVICTION_SAMPLE_STEPS_PER_KEY);
-    d.index.sample(random, count, steps_max, &guard, &mut |node| {
-        candidate(node).map(|c| out.push(c)).is_some()
-    });
+    d.index
+        .sample(random, count, steps_max, &guard, &mut |node| {
+            candidate(node).map(|c| out.push(c)).is_some()
+        });
     if out.is_empty() && scope == Scope::Volatile {
         let keys = inner.wheel.lock().sample_keys(db, random, count);
         out.extend(
