@@ -193,7 +193,7 @@ fn memory(s: &mut String, shared: &Shared) {
          used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
          mem_fragmentation_ratio:{ratio:.2}\r\nmem_not_counted_for_evict:{}\r\n\
          used_memory_index:{}\r\nused_memory_hash_index:{}\r\nused_memory_values:{}\r\n\
-         used_memory_versions:{}\r\nused_memory_expiry:{}\r\nused_memory_overhead:{}\r\n\
+         used_memory_versions:{}\r\nused_memory_expiry:{}\r\nused_memory_fixed:{}\r\n\
          value_pages_bytes:{}\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\n\r\n",
         m.used_bytes,
         bytes_to_human(m.used_bytes),

@@ -410,13 +410,23 @@ impl Governor {
         self.clock_ms.fetch_max(now_ms, Ordering::Relaxed);
     }
 
-    /// The settings the access words are read and written with.
+    /// The settings the access words are read and written with (the LFU tuning is loaded
+    /// only under an LFU policy, so an LRU read costs two relaxed loads here).
     pub(crate) fn tracking(&self) -> access::Tracking {
+        let lfu = self.policy().is_lfu();
+        let (lfu_log_factor, lfu_decay_time_min) = if lfu {
+            (
+                self.lfu_log_factor.load(Ordering::Relaxed),
+                self.lfu_decay_time_min.load(Ordering::Relaxed),
+            )
+        } else {
+            (0, 0)
+        };
         access::Tracking {
-            lfu: self.policy().is_lfu(),
+            lfu,
             now_ms: self.clock_ms(),
-            lfu_log_factor: self.lfu_log_factor.load(Ordering::Relaxed),
-            lfu_decay_time_min: self.lfu_decay_time_min.load(Ordering::Relaxed),
+            lfu_log_factor,
+            lfu_decay_time_min,
         }
     }
 
