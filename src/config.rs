@@ -81,6 +81,14 @@ pub struct Config {
     pub databases: u16,
     /// Memory budget in bytes; 0 = unlimited.
     pub maxmemory_bytes: u64,
+    /// What happens when a write needs memory over `maxmemory` (Redis's eight policies).
+    pub maxmemory_policy: txn::EvictionPolicy,
+    /// Keys sampled per database for each eviction choice.
+    pub maxmemory_samples: u32,
+    /// How slowly LFU counters grow.
+    pub lfu_log_factor: u32,
+    /// Idle minutes per LFU counter decrement (0 = no decay).
+    pub lfu_decay_time_min: u32,
     /// Whether the write-ahead log is on.
     pub appendonly: bool,
     /// When the write-ahead log is fsynced.
@@ -165,6 +173,30 @@ pub const OPTIONS: &[OptionSpec] = &[
     ),
     opt("databases", "16", false, "number of databases"),
     opt("maxmemory", "0", true, "memory budget (0 = unlimited)"),
+    opt(
+        "maxmemory-policy",
+        "noeviction",
+        true,
+        "noeviction | allkeys-lru | allkeys-lfu | allkeys-random | volatile-lru | volatile-lfu | volatile-random | volatile-ttl",
+    ),
+    opt(
+        "maxmemory-samples",
+        "5",
+        true,
+        "keys sampled per database for each eviction",
+    ),
+    opt(
+        "lfu-log-factor",
+        "10",
+        true,
+        "how slowly LFU access counters grow",
+    ),
+    opt(
+        "lfu-decay-time",
+        "1",
+        true,
+        "idle minutes per LFU counter decrement (0 = never)",
+    ),
     opt(
         "appendonly",
         "yes",
@@ -287,6 +319,10 @@ impl Default for Config {
             client_output_buffer_limit: OutputBufferLimit::default(),
             databases: 0,
             maxmemory_bytes: 0,
+            maxmemory_policy: txn::EvictionPolicy::NoEviction,
+            maxmemory_samples: 0,
+            lfu_log_factor: 0,
+            lfu_decay_time_min: 0,
             appendonly: true,
             appendfsync: AppendFsync::EverySec,
             save: String::new(),
@@ -317,6 +353,14 @@ impl Config {
                 .map_err(|_| bad("argument must be a number"))
         };
         let mem = || parse_memory(value).ok_or_else(|| bad("argument must be a memory value"));
+        // Redis's int configs: `min..=INT_MAX`.
+        let int_from = |min: u32, reason: &'static str| {
+            value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (min..=i32::MAX as u32).contains(n))
+                .ok_or_else(|| bad(reason))
+        };
         let boolean = || parse_bool(value).ok_or_else(|| bad("argument must be 'yes' or 'no'"));
         match name.as_str() {
             "bind" => self.bind = value.split_whitespace().map(str::to_owned).collect(),
@@ -389,6 +433,23 @@ impl Config {
                 self.databases = n;
             }
             "maxmemory" => self.maxmemory_bytes = mem()?,
+            "maxmemory-policy" => {
+                self.maxmemory_policy = txn::EvictionPolicy::from_name(value).ok_or_else(|| {
+                    bad("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction")
+                })?
+            }
+            "maxmemory-samples" => {
+                self.maxmemory_samples =
+                    int_from(1, "argument must be between 1 and 2147483647 inclusive")?
+            }
+            "lfu-log-factor" => {
+                self.lfu_log_factor =
+                    int_from(0, "argument must be between 0 and 2147483647 inclusive")?
+            }
+            "lfu-decay-time" => {
+                self.lfu_decay_time_min =
+                    int_from(0, "argument must be between 0 and 2147483647 inclusive")?
+            }
             "appendonly" => self.appendonly = boolean()?,
             "appendfsync" => {
                 self.appendfsync = match value.to_ascii_lowercase().as_str() {
@@ -454,6 +515,10 @@ impl Config {
             }
             "databases" => self.databases.to_string(),
             "maxmemory" => self.maxmemory_bytes.to_string(),
+            "maxmemory-policy" => self.maxmemory_policy.name().to_owned(),
+            "maxmemory-samples" => self.maxmemory_samples.to_string(),
+            "lfu-log-factor" => self.lfu_log_factor.to_string(),
+            "lfu-decay-time" => self.lfu_decay_time_min.to_string(),
             "appendonly" => yes_no(self.appendonly),
             "appendfsync" => match self.appendfsync {
                 AppendFsync::Always => "always",
@@ -473,6 +538,17 @@ impl Config {
             .to_owned(),
             _ => return None,
         })
+    }
+
+    /// The engine's memory settings (`maxmemory`, its policy and tuning).
+    pub fn memory_config(&self) -> txn::MemoryConfig {
+        txn::MemoryConfig {
+            maxmemory_bytes: self.maxmemory_bytes,
+            policy: self.maxmemory_policy,
+            samples: self.maxmemory_samples,
+            lfu_log_factor: self.lfu_log_factor,
+            lfu_decay_time_min: self.lfu_decay_time_min,
+        }
     }
 
     /// Worker threads to start: `threads`, or the number of cores when it is 0.
@@ -682,5 +758,30 @@ mod tests {
         ));
         c.set_runtime("maxmemory", "10mb").unwrap();
         assert_eq!(c.get("maxmemory").unwrap(), (10 << 20).to_string());
+    }
+
+    #[test]
+    fn memory_policy_options_match_redis() {
+        let mut c = Config::default();
+        assert_eq!(c.get("maxmemory-policy").unwrap(), "noeviction");
+        assert_eq!(c.get("maxmemory-samples").unwrap(), "5");
+        assert_eq!(c.memory_config(), txn::MemoryConfig::default());
+        for policy in txn::EvictionPolicy::ALL {
+            c.set_runtime("maxmemory-policy", &policy.name().to_ascii_uppercase())
+                .unwrap();
+            assert_eq!(c.get("maxmemory-policy").unwrap(), policy.name());
+        }
+        let err = c.set_runtime("maxmemory-policy", "lru").unwrap_err();
+        assert!(
+            err.to_string().contains("must be one of the following"),
+            "{err}"
+        );
+        assert!(c.set_runtime("maxmemory-samples", "0").is_err());
+        assert!(c.set_runtime("maxmemory-samples", "2147483648").is_err());
+        c.set_runtime("maxmemory-samples", "10").unwrap();
+        c.set_runtime("lfu-decay-time", "0").unwrap();
+        let c = run(&["--maxmemory-policy", "allkeys-lfu", "--lfu-log-factor", "3"]).unwrap();
+        assert_eq!(c.memory_config().policy, txn::EvictionPolicy::AllKeysLfu);
+        assert_eq!(c.memory_config().lfu_log_factor, 3);
     }
 }

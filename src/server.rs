@@ -378,6 +378,7 @@ impl Shared {
         port: u16,
     ) -> Arc<Shared> {
         let (shutdown, _) = watch::channel(false);
+        engine.set_memory_config(config.read().memory_config());
         Arc::new(Shared {
             engine,
             config,

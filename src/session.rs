@@ -13,7 +13,7 @@ use txn::{DbIndex, Isolation, Transaction, TxnError, WatchMark};
 
 use crate::cmd::reply_error::txn_error_frame;
 use crate::cmd::spec::flags;
-use crate::cmd::{lookup, ArgCursor, CmdError, Command, DataCx, SessionCx};
+use crate::cmd::{lookup, ArgCursor, CmdError, Command, CommandSpec, DataCx, SessionCx};
 use crate::resp::{Frame, Protocol};
 use crate::server::{ClientHandle, Shared};
 
@@ -151,13 +151,16 @@ impl Session {
         let Some(entry) = crate::cmd::TABLE.get(table_index) else {
             return Frame::Null;
         };
+        if self.multi.is_some() && entry.spec.has(flags::NO_MULTI) {
+            self.multi_failed = true;
+            return CmdError::NotInMulti.to_frame();
+        }
+        if let Err(e) = self.admit(entry.spec, shared) {
+            return e.to_frame();
+        }
         if let Some(queue) = self.multi.as_mut() {
             // Inside MULTI everything but the transaction verbs is queued unparsed: like Redis,
             // option errors surface at EXEC as that command's reply.
-            if entry.spec.has(flags::NO_MULTI) {
-                self.multi_failed = true;
-                return CmdError::NotInMulti.to_frame();
-            }
             if !entry.spec.has(flags::TXN_CONTROL) {
                 if queue.len() >= MULTI_QUEUE_MAX {
                     self.multi_failed = true;
@@ -185,6 +188,43 @@ impl Session {
         match self.run(command, isolation, shared) {
             Ok(f) => f,
             Err(e) => e.to_frame(),
+        }
+    }
+
+    /// Redis's `maxmemory` check before a command: one that may grow memory (`denyoom`), any
+    /// command queued inside MULTI (the queue itself grows), and EXEC of a block holding a
+    /// `denyoom` command first make room (`Engine::make_room`: evict per the policy); if that
+    /// fails they are refused with `-OOM` (EXEC with `-EXECABORT ...`, discarding the block; a
+    /// refused queued command makes EXEC fail, as any queue-time error does). Reads, DEL and the
+    /// other transaction verbs always run. A no-op without `maxmemory`.
+    fn admit(&mut self, spec: &CommandSpec, shared: &Shared) -> Result<(), CmdError> {
+        let in_multi = self.multi.is_some();
+        let exec = spec.name == crate::cmd::txn::exec::SPEC.name;
+        let queued_denyoom = || {
+            self.multi.iter().flatten().any(|q| {
+                crate::cmd::TABLE
+                    .get(q.table_index)
+                    .is_some_and(|e| e.spec.has(flags::DENYOOM))
+            })
+        };
+        let needs_room = spec.has(flags::DENYOOM)
+            || (in_multi && !spec.has(flags::TXN_CONTROL))
+            || (exec && queued_denyoom());
+        if !needs_room {
+            return Ok(());
+        }
+        match shared.engine.make_room() {
+            Ok(()) => Ok(()),
+            Err(TxnError::OutOfMemory { .. }) if exec => {
+                self.multi = None;
+                self.multi_failed = false;
+                self.watched.clear();
+                Err(CmdError::ExecAbortOutOfMemory)
+            }
+            Err(e) => {
+                self.multi_failed |= in_multi;
+                Err(CmdError::from(e))
+            }
         }
     }
 

@@ -221,10 +221,19 @@ pub fn lookup(name: &[u8]) -> Option<(usize, &'static TableEntry)> {
     TABLE.get(idx).map(|e| (idx, e))
 }
 
-/// The live entry of `key`: `None` when absent or already past its expiry time.
+/// The live entry of `key`: `None` when absent or already past its expiry time. Counts as an
+/// access of the key (its LRU clock / LFU counter), as Redis's `lookupKey` does.
 pub fn live(tx: &mut Transaction, cx: &DataCx<'_>, key: &[u8]) -> Result<Option<Entry>, CmdError> {
     Ok(tx
         .get(cx.db, key)?
+        .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
+}
+
+/// [`live`] without counting an access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL
+/// family, OBJECT).
+pub fn peek(tx: &mut Transaction, cx: &DataCx<'_>, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+    Ok(tx
+        .peek(cx.db, key)?
         .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
 }
 

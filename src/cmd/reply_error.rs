@@ -8,6 +8,11 @@ use txn::TxnError;
 
 use crate::resp::Frame;
 
+/// Redis's `shared.oomerr` text (without the leading `-`).
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+/// Redis's note after the OBJECT FREQ/IDLETIME policy errors.
+const POLICY_SWITCH_NOTE: &str = "Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
 /// Why a command failed, as the client will be told.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -109,6 +114,25 @@ pub enum CmdError {
     /// EXEC after a queued command was rejected.
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
+    /// A command that may grow memory (Redis's `denyoom`), or any command queued in MULTI,
+    /// while memory is over `maxmemory` and the policy frees none.
+    #[error("{}", OOM)]
+    OutOfMemory,
+    /// EXEC of a block holding `denyoom` commands while memory is over `maxmemory`.
+    #[error("EXECABORT Transaction discarded because of: {}", OOM)]
+    ExecAbortOutOfMemory,
+    /// OBJECT FREQ under a policy that is not LFU.
+    #[error(
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. {}",
+        POLICY_SWITCH_NOTE
+    )]
+    FrequencyNotTracked,
+    /// OBJECT IDLETIME under an LFU policy.
+    #[error(
+        "ERR An LFU maxmemory policy is selected, idle time not tracked. {}",
+        POLICY_SWITCH_NOTE
+    )]
+    IdleTimeNotTracked,
     /// A command that can't run inside MULTI.
     #[error("ERR Command not allowed inside a transaction")]
     NotInMulti,
@@ -212,6 +236,7 @@ pub fn txn_error_frame(e: &TxnError) -> Frame {
     match e {
         TxnError::Conflict { .. } => CmdError::Conflict.to_frame(),
         TxnError::WatchFailed => Frame::NullArray,
+        TxnError::OutOfMemory { .. } => CmdError::OutOfMemory.to_frame(),
         // Redis's text when its AOF cannot be written; writes resume once the WAL recovers.
         // A record over the log's size limit is this request's fault, not the disk's.
         TxnError::Sink(e @ txn::StorageError::RecordTooLarge { .. }) => {

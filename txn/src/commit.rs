@@ -40,6 +40,7 @@ use crate::error::TxnError;
 use crate::index::{KeyIndex, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
+use crate::memory::{self, Accounting};
 use crate::timestamp::CommitTs;
 use crate::transaction::{latest_version, DbOp, Transaction, Write};
 use crate::{CommitInfo, DbIndex, Isolation};
@@ -404,6 +405,31 @@ fn install_reserved(
         // The version below becomes garbage once the watermark reaches `ts`.
         inner.gc_queue.lock().superseded(ts, db, key);
     }
+    // Memory (see `memory`): the previous newest version moved to the older chain; its value
+    // is now held only by old versions unless the new one inherits it; a tombstone makes the
+    // key's node garbage, a value over a tombstone revives it.
+    let a = &inner.memory.accounting;
+    if let Some(previous) = previous {
+        Accounting::add(&a.older_versions, 1);
+        if !previous.tombstone && !version.older_value_in_use {
+            Accounting::add(&a.garbage_value_bytes, u64::from(previous.value.len));
+        }
+    }
+    let previous_tombstone = previous.is_some_and(|v| v.tombstone);
+    if version.tombstone && !previous_tombstone {
+        Accounting::add(&a.garbage_node_bytes, memory::node_bytes(key.len()));
+    } else if !version.tombstone && previous_tombstone {
+        Accounting::sub(&a.garbage_node_bytes, memory::node_bytes(key.len()));
+    }
+    // Access word: a write counts as an access of a key that had a value (Redis's
+    // `lookupKeyWrite` before an overwrite); a key that had none starts fresh.
+    if holds_value {
+        if previous_holds_value {
+            inner.memory.touch(node);
+        } else {
+            inner.memory.stamp_new(node);
+        }
+    }
     d.versions.fetch_add(1, Ordering::Relaxed);
     d.live_keys.fetch_add(
         i64::from(holds_value) - i64::from(previous_holds_value),
@@ -650,6 +676,7 @@ pub(crate) fn apply_record(inner: &Inner, record: &LogRecord) -> Result<(), TxnE
 /// Active expiry (see [`crate::Engine::expire_tick`]).
 pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
     let now = inner.clock.now_ms();
+    inner.memory.refresh_clock(now);
     let due = {
         let mut wheel = inner.wheel.lock();
         let mut due = wheel.poll(now, max_keys);
@@ -754,6 +781,8 @@ pub(crate) fn load_entry(
         },
         guard,
     );
+    // As `install` does for a new key: a fresh access word, nothing superseded.
+    inner.memory.stamp_new(node);
     d.versions.fetch_add(1, Ordering::Relaxed);
     d.live_keys.fetch_add(1, Ordering::Relaxed);
     if expire_at_ms != NO_EXPIRY {

@@ -17,6 +17,7 @@ use crate::gc::{GcQueue, GcState, GcStats, RemovalMarks};
 use crate::index::{HybridIndex, KeyIndex};
 use crate::limits::{DATABASES, GC_QUEUE_ENTRIES_MAX, RUN_ATTEMPTS_MAX};
 use crate::log_record::LogRecord;
+use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
 use crate::timestamp::{CommitTs, TxnId};
@@ -102,6 +103,8 @@ pub struct EngineStats {
     pub expired_keys: u64,
     /// Entries in the expiry timing wheel (stale ones included).
     pub expiry_wheel_entries: u64,
+    /// `used_memory` and its parts, the limit and the eviction count.
+    pub memory: MemoryStats,
 }
 
 pub(crate) struct Db {
@@ -135,6 +138,8 @@ pub(crate) struct Inner {
     pub(crate) gc_versions_unlinked: AtomicU64,
     pub(crate) gc_keys_removed: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
+    /// Memory counters, the `maxmemory` settings, the access clock, eviction state.
+    pub(crate) memory: Governor,
 }
 
 impl Inner {
@@ -161,9 +166,10 @@ impl Engine {
     /// An empty engine.
     pub fn new(config: EngineConfig) -> Engine {
         let now = config.clock.now_ms();
+        let accounting = Arc::new(Accounting::default());
         let dbs = (0..DATABASES)
             .map(|_| Db {
-                index: HybridIndex::default(),
+                index: HybridIndex::new(Arc::clone(&accounting)),
                 live_keys: AtomicI64::new(0),
                 expires: AtomicI64::new(0),
                 versions: AtomicI64::new(0),
@@ -179,7 +185,7 @@ impl Engine {
                 oracle: TimestampOracle::default(),
                 snapshots: ActiveSnapshots::default(),
                 commit_lock: Mutex::new(()),
-                wheel: Mutex::new(ExpirySchedule::new(now)),
+                wheel: Mutex::new(ExpirySchedule::new(now, Arc::clone(&accounting))),
                 gc_state: Mutex::new(GcState::default()),
                 gc_queue: Mutex::new(GcQueue::new(config.gc_queue_entries_max)),
                 last_lsn: AtomicU64::new(0),
@@ -189,6 +195,7 @@ impl Engine {
                 gc_versions_unlinked: AtomicU64::new(0),
                 gc_keys_removed: AtomicU64::new(0),
                 expired_keys: AtomicU64::new(0),
+                memory: Governor::new(accounting, now),
             }),
         }
     }
@@ -286,8 +293,35 @@ impl Engine {
 
     /// Active expiry: deletes up to `max_keys` keys whose deadline has passed, found through the
     /// timing wheel, as one logged commit of explicit deletes. Returns how many were deleted.
+    /// Also advances the clock keys' access words are stamped with (LRU/LFU), so call it
+    /// regularly (the server does every 10 ms).
     pub fn expire_tick(&self, max_keys: usize) -> usize {
         crate::commit::expire_tick(&self.inner, max_keys)
+    }
+
+    /// Sets `maxmemory`, the eviction policy and its tuning; takes effect at the next
+    /// [`Engine::make_room`]. Switching between LRU and LFU policies reinterprets every key's
+    /// access word, as Redis does.
+    pub fn set_memory_config(&self, config: MemoryConfig) {
+        self.inner.memory.set_config(config);
+    }
+
+    /// The memory settings in force.
+    pub fn memory_config(&self) -> MemoryConfig {
+        self.inner.memory.config()
+    }
+
+    /// `used_memory` and its parts (a few atomic loads, no scan).
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.inner.memory.stats(&self.inner.pages)
+    }
+
+    /// Makes room for a write that may grow memory (Redis's `denyoom` commands): when the memory
+    /// counted for eviction is over `maxmemory`, evicts keys as the policy says (each batch one
+    /// logged commit of deletes) until it is not, or fails with [`TxnError::OutOfMemory`] under
+    /// `noeviction` or when nothing is left to evict. Free (one load) without a limit.
+    pub fn make_room(&self) -> Result<(), TxnError> {
+        crate::memory::evict::make_room(&self.inner)
     }
 
     /// Unlinks versions no snapshot can see and removes dead key nodes (bounded work).
@@ -325,6 +359,7 @@ impl Engine {
             gc_keys_removed: inner.gc_keys_removed.load(Ordering::Relaxed),
             expired_keys: inner.expired_keys.load(Ordering::Relaxed),
             expiry_wheel_entries: inner.wheel.lock().len() as u64,
+            memory: self.memory_stats(),
         }
     }
 }

@@ -79,4 +79,13 @@ pub enum TxnError {
     /// A recovery loader thread panicked.
     #[error("a recovery thread failed")]
     RecoveryThread,
+    /// The memory counted for eviction is over `maxmemory` and the policy refuses the write
+    /// (`noeviction`), or nothing the policy may evict is left.
+    #[error("used memory {used} bytes is over maxmemory {limit} bytes")]
+    OutOfMemory {
+        /// Memory counted for eviction, bytes.
+        used: u64,
+        /// `maxmemory`, bytes.
+        limit: u64,
+    },
 }

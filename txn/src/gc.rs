@@ -46,13 +46,15 @@ use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use crossbeam_epoch::Guard;
 
 use crate::engine::{Db, Inner};
-use crate::index::{InlineKey, KeyIndex, KeyNode};
+use crate::index::{KeyIndex, KeyNode};
 use crate::limits::{
     DATABASES, GC_KEYS_PER_BATCH, GC_KEYS_PER_CALL, GC_QUEUE_ENTRIES_MAX, REMOVAL_MARK_BUCKETS,
 };
+use crate::memory::{self, Accounting};
 use crate::timestamp::CommitTs;
 use crate::DbIndex;
 
@@ -117,13 +119,42 @@ pub struct GcStats {
     pub queued: u64,
 }
 
+/// A key as queued: inline when short, so the common small key costs no allocation.
+enum QueuedKey {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<[u8]>),
+}
+
+impl QueuedKey {
+    fn new(key: &[u8]) -> QueuedKey {
+        let mut bytes = [0u8; 22];
+        match bytes.get_mut(..key.len()) {
+            Some(prefix) => {
+                prefix.copy_from_slice(key);
+                QueuedKey::Inline {
+                    len: key.len() as u8,
+                    bytes,
+                }
+            }
+            None => QueuedKey::Heap(Box::from(key)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            QueuedKey::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            QueuedKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
 /// One key that may hold garbage once the watermark reaches `ts`.
 struct GcEntry {
     ts: u64,
     db: DbIndex,
     /// Reserved for a commit that aborted: the node may be in the skip list only.
     orphan: bool,
-    key: InlineKey,
+    key: QueuedKey,
 }
 
 /// Keys that may hold garbage, oldest first (see the module docs).
@@ -159,7 +190,7 @@ impl GcQueue {
             ts: ts.0,
             db,
             orphan: false,
-            key: InlineKey::new(key),
+            key: QueuedKey::new(key),
         });
     }
 
@@ -169,7 +200,7 @@ impl GcQueue {
             ts: 0,
             db,
             orphan: true,
-            key: InlineKey::new(key),
+            key: QueuedKey::new(key),
         });
     }
 
@@ -256,12 +287,40 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
     stats.caught_up = !due_left && !sweeping && queue.dropped <= state.swept_dropped;
     drop(queue);
     inner.gc_runs.fetch_add(1, Ordering::Relaxed);
+    record(inner, &stats);
+    stats
+}
+
+fn record(inner: &Inner, stats: &GcStats) {
     inner
         .gc_versions_unlinked
         .fetch_add(stats.versions_unlinked, Ordering::Relaxed);
     inner
         .gc_keys_removed
         .fetch_add(stats.keys_removed, Ordering::Relaxed);
+}
+
+/// Collects the nodes of `keys` now (eviction calls it for the keys it just deleted, so their
+/// memory is released at once when no snapshot needs them, instead of at GC's next pass).
+pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats {
+    let _state = inner.gc_state.lock();
+    let lock = inner.commit_lock.lock();
+    let watermark = inner.snapshots.low_watermark(&inner.oracle);
+    let mut stats = GcStats {
+        low_watermark: CommitTs(watermark),
+        ..GcStats::default()
+    };
+    let guard = crossbeam_epoch::pin();
+    for (db, key) in keys {
+        let Ok(d) = inner.db(*db) else { continue };
+        // Looked up afresh under both locks: the node found is the key's current one.
+        if let Some(node) = d.index.get(key, &guard) {
+            stats.keys_examined += 1;
+            collect(inner, d, node, watermark, &guard, &mut stats);
+        }
+    }
+    drop(lock);
+    record(inner, &stats);
     stats
 }
 
@@ -275,20 +334,23 @@ fn collect(
     guard: &Guard,
     stats: &mut GcStats,
 ) {
+    let a = &inner.memory.accounting;
     let unlinked = node.cut_below(watermark, guard, |value| {
         // SAFETY: no registered snapshot can see this version (it is older than the version
         // kept, whose timestamp is <= every snapshot), and the value is not shared with a
         // version that stays (see `KeyNode::cut_below`).
         if unsafe { inner.pages.free(value) }.is_ok() {
             stats.values_freed += 1;
+            Accounting::sub(&a.garbage_value_bytes, u64::from(value.len));
         }
     });
     stats.versions_unlinked += unlinked;
+    Accounting::sub(&a.older_versions, unlinked);
     d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
     if node.is_empty(guard) {
         // Under the commit lock every node in the hash table holds a version, so an empty one
         // was reserved by a commit that aborted, or by one that has not taken the lock yet (it
-        // will insert a fresh node). Either way nothing reads it.
+        // will insert a fresh node). Either way nothing reads it, and it was never counted.
         d.index.remove(node.key());
         stats.keys_removed += 1;
     } else if node.is_dead(watermark, guard) {
@@ -296,6 +358,7 @@ fn collect(
         d.removed.note(node.key(), node.newest_ts(guard));
         d.index.remove(node.key());
         d.versions.fetch_sub(1, Ordering::Relaxed);
+        Accounting::sub(&a.garbage_node_bytes, memory::node_bytes(node.key().len()));
         stats.keys_removed += 1;
     }
 }

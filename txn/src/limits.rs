@@ -24,8 +24,20 @@ pub const SNAPSHOT_SHARDS: usize = 32;
 /// KiB per database) make that false failure need a removal in the same 1/1024 of the keyspace
 /// meanwhile.
 pub const REMOVAL_MARK_BUCKETS: usize = 1024;
+/// Most keys sampled per database for one eviction choice (`maxmemory-samples` above this is
+/// clamped; Redis accepts larger values but gains nothing from them).
+pub const EVICTION_SAMPLES_MAX: u32 = 64;
+/// Best candidates kept between eviction choices (Redis's `EVPOOL_SIZE`).
+pub const EVICTION_POOL_KEYS: usize = 16;
+/// Most keys evicted in one logged commit (each batch releases the commit lock).
+pub const EVICTION_BATCH_KEYS: usize = 64;
+/// Hash buckets looked at per sampled key before a sample gives up (Redis's `dictGetSomeKeys`
+/// uses 10); keeps a volatile sample bounded when few keys have a TTL.
+pub const EVICTION_SAMPLE_STEPS_PER_KEY: usize = 16;
 
 const _: () = assert!(DATABASES <= u8::MAX as usize);
 const _: () = assert!(VALUE_MAX_BYTES < TXN_WRITE_BYTES_MAX);
 const _: () = assert!(KEY_MAX_BYTES < TXN_WRITE_BYTES_MAX);
 const _: () = assert!(GC_KEYS_PER_BATCH <= GC_KEYS_PER_CALL);
+const _: () = assert!(EVICTION_SAMPLES_MAX >= 1 && EVICTION_POOL_KEYS >= 1);
+const _: () = assert!(EVICTION_BATCH_KEYS >= 1 && EVICTION_SAMPLE_STEPS_PER_KEY >= 1);

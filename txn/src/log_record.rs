@@ -1,8 +1,9 @@
 //! [`LogRecord`]: the logical write-ahead-log payload of one committed transaction.
 //!
 //! Invariant: encoding is deterministic (same record, same bytes) and `decode(encode(r)) == r`;
-//! `decode` never panics, whatever the input. An active expiry is logged as an explicit
-//! [`LogOp::Delete`], so replay never depends on the clock.
+//! `decode` never panics, whatever the input. An active expiry or a `maxmemory` eviction is
+//! logged as an explicit [`LogOp::Delete`], so replay never depends on the clock or the memory
+//! policy.
 //!
 //! Layout (all integers little-endian):
 //! ```text
@@ -44,7 +45,7 @@ pub enum LogOp {
         /// Absolute deadline, ms since the Unix epoch.
         expire_at_ms: Option<u64>,
     },
-    /// Delete `key` (also how an active expiry is logged).
+    /// Delete `key` (also how an active expiry or an eviction is logged).
     Delete {
         /// Database.
         db: DbIndex,

@@ -11,6 +11,8 @@
 //!   state `db_ops` leave (a flush drops a database's buffered writes, a swap exchanges two
 //!   databases' writes). So the commit installs `db_ops` first, then `writes`, and reads and
 //!   the read set name the database actually read (`source`).
+//! - [`Transaction::get`] counts as an access of the key (its LRU/LFU word, see
+//!   `memory::access`); [`Transaction::peek`], scans and the engine's own reads do not.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -23,6 +25,7 @@ use crate::error::TxnError;
 use crate::index::{KeyIndex, KeyNode, VersionView, EXPIRE_MAX_MS};
 use crate::limits::{DATABASES, KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYTES};
 use crate::log_record::LogOp;
+use crate::memory::KeyAccess;
 use crate::snapshot::Registration;
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
 use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
@@ -299,8 +302,9 @@ impl Transaction {
         self.writes.get(&db).and_then(|w| w.get(key))
     }
 
-    /// The committed entry `db` shows at the snapshot (ignores own writes and expiry).
-    fn committed(&self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+    /// The committed entry `db` shows at the snapshot (ignores own writes and expiry); `touch`
+    /// records the access in the key's access word.
+    fn committed(&self, db: DbIndex, key: &[u8], touch: bool) -> Result<Option<Entry>, TxnError> {
         let Some(source) = self.source(db) else {
             return Ok(None);
         };
@@ -310,14 +314,51 @@ impl Transaction {
             return Ok(None);
         };
         match node.visible(self.snapshot_ts().0, &guard) {
-            Some(version) if !version.tombstone => Ok(Some(entry_of(&self.inner, &version)?)),
+            Some(version) if !version.tombstone => {
+                if touch {
+                    self.inner.memory.touch(node);
+                }
+                Ok(Some(entry_of(&self.inner, &version)?))
+            }
             _ => Ok(None),
         }
     }
 
     /// Reads `key` at the snapshot, seeing this transaction's own writes; an expired key is
-    /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`].
+    /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`]. Counts as an
+    /// access of the key (LRU clock / LFU counter), as Redis's lookups do.
     pub fn get(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        self.read(db, key, true)
+    }
+
+    /// [`Transaction::get`] without recording an access (Redis's `LOOKUP_NOTOUCH`: EXISTS,
+    /// TYPE, TTL, OBJECT).
+    pub fn peek(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        self.read(db, key, false)
+    }
+
+    /// What OBJECT FREQ / IDLETIME report for `key`'s committed node, under the current
+    /// eviction policy (frequency under an LFU policy, idle time otherwise); a key with no
+    /// committed node (absent, or only this transaction's write) reports a new key's values.
+    /// Records no access.
+    pub fn key_access(&self, db: DbIndex, key: &[u8]) -> Result<KeyAccess, TxnError> {
+        self.inner.db(db)?;
+        let tracking = self.inner.memory.tracking();
+        // The database `db` shows in this transaction (another one after its own SWAPDB).
+        let Some(source) = self.source(db) else {
+            return Ok(tracking.report(tracking.fresh()));
+        };
+        let d = self.inner.db(source)?;
+        let guard = crossbeam_epoch::pin();
+        let word = d
+            .index
+            .get(key, &guard)
+            .filter(|node| node.newest(&guard).is_some_and(|v| !v.tombstone))
+            .map_or_else(|| tracking.fresh(), |node| node.access());
+        Ok(tracking.report(word))
+    }
+
+    fn read(&mut self, db: DbIndex, key: &[u8], touch: bool) -> Result<Option<Entry>, TxnError> {
         self.inner.db(db)?;
         check_key(key)?;
         let entry = match self.own_write(db, key) {
@@ -333,7 +374,7 @@ impl Transaction {
             Some(Write::Delete) => None,
             Some(Write::SetExpiry { expire_at_ms }) => {
                 let expire_at_ms = *expire_at_ms;
-                self.committed(db, key)?.map(|entry| Entry {
+                self.committed(db, key, touch)?.map(|entry| Entry {
                     expire_at_ms,
                     version: CommitTs::UNCOMMITTED,
                     ..entry
@@ -345,7 +386,7 @@ impl Transaction {
                         self.reads.push((source, Bytes::copy_from_slice(key)));
                     }
                 }
-                self.committed(db, key)?
+                self.committed(db, key, touch)?
             }
         };
         // The clock is read only for keys with a deadline (most have none).
@@ -391,7 +432,7 @@ impl Transaction {
         let expire_at_ms = match expiry {
             Expiry::Persist => None,
             Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),
-            Expiry::Keep => self.get(db, key)?.and_then(|e| e.expire_at_ms),
+            Expiry::Keep => self.peek(db, key)?.and_then(|e| e.expire_at_ms),
         };
         self.add_write(
             db,
@@ -416,7 +457,7 @@ impl Transaction {
         let holds = match condition {
             Condition::Always => true,
             condition => {
-                let current = self.get(db, key)?;
+                let current = self.peek(db, key)?;
                 match condition {
                     Condition::IfAbsent => current.is_none(),
                     Condition::IfPresent => current.is_some(),
@@ -434,7 +475,7 @@ impl Transaction {
 
     /// Deletes `key`; true if a live key was visible.
     pub fn delete(&mut self, db: DbIndex, key: &[u8]) -> Result<bool, TxnError> {
-        let existed = self.get(db, key)?.is_some();
+        let existed = self.peek(db, key)?.is_some();
         if existed || self.own_write(db, key).is_some() {
             self.add_write(db, key, Write::Delete)?;
         }
@@ -450,7 +491,7 @@ impl Transaction {
         expire_at_ms: Option<u64>,
     ) -> Result<bool, TxnError> {
         let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
-        let Some(current) = self.get(db, key)? else {
+        let Some(current) = self.peek(db, key)? else {
             return Ok(false);
         };
         if is_due(expire_at_ms, self.inner.clock.now_ms()) {
@@ -486,7 +527,7 @@ impl Transaction {
         if let Some(writes) = self.writes.get(&db) {
             for (key, write) in writes {
                 // Counted like the live counter: expired-but-not-deleted keys still count.
-                let before = self.committed(db, key)?.is_some();
+                let before = self.committed(db, key, false)?.is_some();
                 let after = match write {
                     Write::Put { .. } => true,
                     Write::Delete => false,

@@ -31,7 +31,7 @@ mod tests;
 use bytes::Bytes;
 use txn::Transaction;
 
-use super::{live, ArgCursor, CmdError, DataCx};
+use super::{live, peek, ArgCursor, CmdError, DataCx};
 use crate::resp::Frame;
 
 /// The unit and base of an EXPIRE-family time argument.
@@ -144,7 +144,7 @@ pub fn ttl_reply(
     millis: bool,
     absolute: bool,
 ) -> Result<Frame, CmdError> {
-    let Some(entry) = live(tx, cx, key)? else {
+    let Some(entry) = peek(tx, cx, key)? else {
         return Ok(Frame::Integer(-2));
     };
     let Some(at) = entry.expire_at_ms else {

@@ -1,9 +1,13 @@
 //! OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP key
+//!
+//! FREQ and IDLETIME read the key's access word without counting an access (Redis's
+//! `LOOKUP_NOTOUCH`): FREQ answers only under an LFU `maxmemory-policy`, IDLETIME only under
+//! any other, with Redis's errors otherwise.
 use bytes::Bytes;
-use txn::Transaction;
+use txn::{KeyAccess, Transaction};
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{peek, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::{parse_i64, Frame};
 
 /// Metadata.
@@ -89,9 +93,11 @@ impl DataCommand for Object {
                 "    Return the kind of internal representation used in order to store the value",
                 "    associated with a <key>.",
                 "FREQ <key>",
-                "    Return the access frequency index of the <key> (tierkv does not track it: 0).",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
                 "IDLETIME <key>",
-                "    Return the idle time of the <key> (tierkv does not track it: 0).",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
                 "REFCOUNT <key>",
                 "    Return the number of references of the value associated with the specified",
                 "    <key>.",
@@ -102,13 +108,18 @@ impl DataCommand for Object {
                 lines.iter().map(|l| Frame::simple(l)).collect(),
             ));
         };
-        let Some(entry) = live(tx, cx, &cmd.key)? else {
+        let Some(entry) = peek(tx, cx, &cmd.key)? else {
             return Ok(Frame::Null);
         };
+        let lfu = cx.shared.engine.memory_config().policy.is_lfu();
         Ok(match cmd.sub {
             Sub::Encoding => Frame::bulk_static(encoding(&entry.value)),
-            // Access frequency and idle time are not tracked per key; see docs/COMMANDS.md.
-            Sub::Freq | Sub::IdleTime => Frame::Integer(0),
+            Sub::Freq if !lfu => return Err(CmdError::FrequencyNotTracked),
+            Sub::IdleTime if lfu => return Err(CmdError::IdleTimeNotTracked),
+            Sub::Freq | Sub::IdleTime => match tx.key_access(cx.db, &cmd.key)? {
+                KeyAccess::Frequency { counter } => Frame::Integer(i64::from(counter)),
+                KeyAccess::Idle { ms } => Frame::Integer((ms / 1000) as i64),
+            },
             Sub::RefCount => Frame::Integer(1),
         })
     }

@@ -97,7 +97,11 @@ impl SessionCommand for ConfigCmd {
                         },
                     })?;
                 }
-                *cx.shared.config.write() = next;
+                // Published to the engine under the same lock, so racing CONFIG SETs leave the
+                // engine with the settings the config shows.
+                let mut config = cx.shared.config.write();
+                *config = next;
+                cx.shared.engine.set_memory_config(config.memory_config());
                 Ok(Frame::ok())
             }
             Sub::ResetStat => {

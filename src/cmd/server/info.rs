@@ -81,16 +81,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         );
     }
     if wanted(sections, "memory") {
-        let pages = shared.engine.stats().pages;
-        let _ = write!(
-            s,
-            "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\nmaxmemory:{}\r\nmaxmemory_policy:noeviction\r\n\r\n",
-            pages.bytes_allocated,
-            pages.bytes_allocated as f64 / (1024.0 * 1024.0),
-            pages.bytes_live,
-            pages.values_live,
-            config.maxmemory_bytes
-        );
+        memory(&mut s, shared);
     }
     if wanted(sections, "persistence") {
         persistence(&mut s, shared, &config);
@@ -99,7 +90,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         let st = &shared.stats;
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\ngc_keys_removed:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\ngc_keys_removed:{}\r\nevicted_keys:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
             st.net_input_bytes(),
@@ -107,6 +98,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             st.rejected_connections.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
             shared.engine.stats().gc_keys_removed,
+            shared.engine.memory_stats().evicted_keys,
         );
     }
     if wanted(sections, "commandstats") {
@@ -154,6 +146,73 @@ impl SessionCommand for Info {
             text: Bytes::from(render(cx.shared, &self.sections)),
         })
     }
+}
+
+/// Redis's `bytesToHuman`: `1023B`, `1.00K`, `1.50M`, ... (binary units, two decimals).
+pub fn bytes_to_human(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (1 << 50, "P"),
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
+    if bytes >= 1 << 60 {
+        return format!("{bytes}B");
+    }
+    UNITS.iter().find(|(unit, _)| bytes >= *unit).map_or_else(
+        || format!("{bytes}B"),
+        |(unit, name)| format!("{:.2}{name}", bytes as f64 / *unit as f64),
+    )
+}
+
+/// The process's resident set size (Linux `/proc/self/statm`; 0 where unavailable).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The memory section: Redis's fields (`used_memory` is the engine's accounting, see
+/// `txn::memory`), then tierkv's breakdown of it.
+fn memory(s: &mut String, shared: &Shared) {
+    let m = shared.engine.memory_stats();
+    let pages = shared.engine.stats().pages;
+    let rss = rss_bytes();
+    let ratio = if m.used_bytes > 0 {
+        rss as f64 / m.used_bytes as f64
+    } else {
+        0.0
+    };
+    let _ = write!(
+        s,
+        "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
+         used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
+         mem_fragmentation_ratio:{ratio:.2}\r\nmem_not_counted_for_evict:{}\r\n\
+         used_memory_index:{}\r\nused_memory_hash_index:{}\r\nused_memory_values:{}\r\n\
+         used_memory_versions:{}\r\nused_memory_expiry:{}\r\nused_memory_fixed:{}\r\n\
+         value_pages_bytes:{}\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\n\r\n",
+        m.used_bytes,
+        bytes_to_human(m.used_bytes),
+        bytes_to_human(rss),
+        m.maxmemory_bytes,
+        bytes_to_human(m.maxmemory_bytes),
+        m.policy.name(),
+        m.not_counted_for_evict_bytes,
+        m.index_bytes,
+        m.hash_index_bytes,
+        m.value_bytes,
+        m.version_bytes,
+        m.expiry_bytes,
+        m.overhead_bytes,
+        m.value_pages_bytes,
+        pages.bytes_live,
+        pages.values_live,
+    );
 }
 
 /// The persistence section: Redis's field names where the meaning carries over (a checkpoint
@@ -206,4 +265,18 @@ fn persistence(s: &mut String, shared: &Shared, config: &crate::config::Config) 
         let _ = write!(s, "wal_error:{}\r\n", e.replace(['\r', '\n'], " "));
     }
     s.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes_to_human;
+
+    #[test]
+    fn human_sizes_match_redis() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(1024), "1.00K");
+        assert_eq!(bytes_to_human(1_087_712), "1.04M");
+        assert_eq!(bytes_to_human(3 << 30), "3.00G");
+    }
 }

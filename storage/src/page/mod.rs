@@ -48,6 +48,11 @@ impl PageId {
 
 /// Where a value lives: `len` bytes at `offset` in page `page` (or in the extent starting at
 /// `page`, for values longer than a page). Copy, 12 bytes.
+///
+/// Invariant (relied on by the transaction layer, which packs `offset` and `len` into 32 bits
+/// of its index node): only values of at most [`SMALL_VALUE_MAX_BYTES`] share a page, so
+/// `offset != 0` implies `len <= SMALL_VALUE_MAX_BYTES`; a longer value starts at offset 0 of
+/// its own page or extent. Checked by [`ValueRef::is_well_placed`] in the page store's tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ValueRef {
     /// The page (or the first page of the extent) holding the value.
@@ -69,6 +74,16 @@ impl ValueRef {
     /// True for the empty value.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether the placement invariant above holds: a value longer than
+    /// [`SMALL_VALUE_MAX_BYTES`] starts at offset 0, and a small one inside one page.
+    pub fn is_well_placed(&self) -> bool {
+        if self.len as usize > SMALL_VALUE_MAX_BYTES {
+            self.offset == 0
+        } else {
+            self.offset as usize + self.len as usize <= PAGE_SIZE
+        }
     }
 }
 

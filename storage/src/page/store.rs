@@ -86,6 +86,9 @@ pub struct PageStats {
     pub bare_ids: u64,
     /// Runs of consecutive bare ids (fragmentation of the id space).
     pub bare_id_runs: u64,
+    /// Bytes of the store's own bookkeeping: the page directory and the directory chunks
+    /// allocated so far (one 24-byte slot per page id handed out, in chunks of 64 Ki slots).
+    pub directory_bytes: u64,
 }
 
 #[derive(Default)]
@@ -128,6 +131,8 @@ pub struct PageStore {
     bytes_live: AtomicU64,
     values_live: AtomicU64,
     extents: AtomicU64,
+    /// Directory chunks allocated (each `CHUNK_PAGES` slots).
+    chunks: AtomicU64,
 }
 
 // SAFETY: all shared state is atomics or mutex-protected; the raw page buffers are only written
@@ -180,6 +185,7 @@ impl PageStore {
             bytes_live: AtomicU64::new(0),
             values_live: AtomicU64::new(0),
             extents: AtomicU64::new(0),
+            chunks: AtomicU64::new(0),
             config,
         }
     }
@@ -290,15 +296,33 @@ impl PageStore {
         };
         PageStats {
             pages,
-            bytes_allocated: pages * PAGE_SIZE as u64,
-            bytes_live: self.bytes_live.load(Ordering::Relaxed),
+            bytes_allocated: self.bytes_allocated(),
+            bytes_live: self.bytes_live(),
             values_live: self.values_live.load(Ordering::Relaxed),
             free_pages: self.free_pages.lock().len() as u64,
             extents: self.extents.load(Ordering::Relaxed),
             page_ids: u64::from(self.next_id.load(Ordering::Relaxed)),
             bare_ids,
             bare_id_runs,
+            directory_bytes: self.directory_bytes(),
         }
+    }
+
+    /// [`PageStats::bytes_live`] alone (one atomic load, no lock).
+    pub fn bytes_live(&self) -> u64 {
+        self.bytes_live.load(Ordering::Relaxed)
+    }
+
+    /// [`PageStats::bytes_allocated`] alone (one atomic load, no lock).
+    pub fn bytes_allocated(&self) -> u64 {
+        self.pages.load(Ordering::Relaxed) * PAGE_SIZE as u64
+    }
+
+    /// [`PageStats::directory_bytes`] alone (one atomic load, no lock).
+    pub fn directory_bytes(&self) -> u64 {
+        (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64
+            + self.chunks.load(Ordering::Relaxed)
+                * (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64
     }
 
     fn slot(&self, id: PageId) -> Option<&Slot> {
@@ -357,7 +381,10 @@ impl PageStore {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => chunk = fresh,
+                Ok(_) => {
+                    self.chunks.fetch_add(1, Ordering::Relaxed);
+                    chunk = fresh
+                }
                 Err(existing) => {
                     // SAFETY: `fresh` came from Box::into_raw above and was never shared.
                     drop(unsafe { Box::from_raw(fresh) });
@@ -595,6 +622,16 @@ mod tests {
         assert_eq!(&store.read(b).unwrap()[..], b"world!");
         assert_eq!(store.stats().bytes_live, 11);
         assert_eq!(store.with_value(b, |v| v.len()).unwrap(), 6);
+    }
+
+    #[test]
+    fn directory_bytes_count_the_directory_and_each_chunk() {
+        let store = PageStore::new(PageStoreConfig::default());
+        let directory = (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64;
+        assert_eq!(store.stats().directory_bytes, directory);
+        store.write(b"x").unwrap();
+        let chunk = (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64;
+        assert_eq!(store.stats().directory_bytes, directory + chunk);
     }
 
     #[test]

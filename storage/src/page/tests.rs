@@ -36,6 +36,7 @@ proptest! {
                     let value: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8)).collect();
                     let vref = store.write(&value).unwrap();
                     prop_assert_eq!(vref.len as usize, len);
+                    prop_assert!(vref.is_well_placed(), "{:?}", vref);
                     if len > 0 {
                         prop_assert!(!model.contains_key(&vref), "live ref handed out twice: {:?}", vref);
                         model.insert(vref, value);

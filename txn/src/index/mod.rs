@@ -14,23 +14,29 @@
 //!   section; such a node holds no version (scans skip it) and is adopted into the hash table
 //!   under the lock (`adopt`, `insert_absent`), or removed by GC if its commit aborted;
 //! - readers never block on writers: the skip list is lock-free, and the hash shard read lock
-//!   is held only for the probe (a shard's write lock only for an insert, removal or resize).
+//!   is held only for the probe (a shard's write lock only for an insert, removal or resize);
+//! - the memory counters (`memory::Accounting::node_bytes`, `hash_bytes`) change together with
+//!   the hash table, under its shard's write lock (itself under the commit lock): a node counts
+//!   from its adoption into the hash table until its removal from it.
 //!
 //! The index sits behind [`KeyIndex`] because crossbeam-skiplist has had no release since 2024
 //! and may need to be vendored or replaced.
 
 mod key;
-pub(crate) use key::InlineKey;
 pub(crate) mod version;
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use crossbeam_epoch::Guard;
 use crossbeam_skiplist::SkipMap;
-use hashbrown::HashTable;
+use hashbrown::raw::RawTable;
 use parking_lot::RwLock;
 
-pub(crate) use version::{KeyNode, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+pub(crate) use key::heap_key_len;
+pub(crate) use version::{KeyNode, VersionView, ACCESS_MASK, EXPIRE_MAX_MS, NO_EXPIRY};
+
+use crate::memory::{self, Accounting};
 
 /// What the engine needs from an index of key nodes. References are valid while `guard` is
 /// pinned.
@@ -56,7 +62,9 @@ pub(crate) trait KeyIndex: Send + Sync {
 /// lock, and runs inside the commit lock) short: about 10 K keys per shard at 10 M keys.
 /// Shards are not cache-padded (40 bytes each): with this many, two threads rarely share a
 /// line, and padding would cost 128 KiB per database.
-const HASH_SHARDS: usize = 1024;
+pub(crate) const HASH_SHARDS: usize = 1024;
+/// Bytes of one shard's header (its lock and empty table), allocated up front.
+pub(crate) const SHARD_HEADER_BYTES: usize = std::mem::size_of::<RwLock<RawTable<NodePtr>>>();
 
 #[derive(Clone, Copy)]
 struct NodePtr(*const KeyNode);
@@ -103,12 +111,20 @@ fn hash_key(seed: u64, key: &[u8]) -> u64 {
 /// Skip list for order plus a hash table in front for point lookups.
 pub(crate) struct HybridIndex {
     ordered: SkipMap<KeyNode, ()>,
-    hashed: Box<[RwLock<HashTable<NodePtr>>]>,
+    hashed: Box<[RwLock<RawTable<NodePtr>>]>,
     seed: u64,
+    accounting: Arc<Accounting>,
 }
 
 impl Default for HybridIndex {
     fn default() -> Self {
+        HybridIndex::new(Arc::default())
+    }
+}
+
+impl HybridIndex {
+    /// An empty index whose memory is counted in `accounting`.
+    pub(crate) fn new(accounting: Arc<Accounting>) -> Self {
         let seed = {
             // Per-index seed so keys chosen by a client cannot be tuned to collide everywhere.
             let local = 0u8;
@@ -122,9 +138,10 @@ impl Default for HybridIndex {
         HybridIndex {
             ordered: SkipMap::new(),
             hashed: (0..HASH_SHARDS)
-                .map(|_| RwLock::new(HashTable::new()))
+                .map(|_| RwLock::new(RawTable::new()))
                 .collect(),
             seed,
+            accounting,
         }
     }
 }
@@ -164,24 +181,53 @@ impl HybridIndex {
         }
         let node = reserved.0.key();
         let pointer = NodePtr(node as *const KeyNode);
-        let hash = hash_key(self.seed, node.key());
-        if let Some(shard) = self.shard(hash) {
-            let seed = self.seed;
-            // SAFETY: every pointer in the table names a live node (see `get`).
-            shard
-                .write()
-                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
-        }
+        self.hash_insert(node.key(), pointer);
         // SAFETY: the node stays in the skip list until a later removal under the commit lock
         // (which the caller holds), and `guard` keeps it alive beyond that.
         Some(unsafe { &*pointer.0 })
     }
 
-    /// Removes `key`'s node if it is only a reservation (in the skip list, not in the hash
-    /// table); true if one was removed. Caller holds the commit lock, under which such a node is
-    /// empty: versions are installed only after `adopt` or `insert_absent`.
-    pub(crate) fn remove_reserved(&self, key: &[u8], guard: &Guard) -> bool {
-        self.get(key, guard).is_none() && self.ordered.remove(key).is_some()
+    fn shard(&self, hash: u64) -> Option<&RwLock<RawTable<NodePtr>>> {
+        self.hashed.get((hash >> 40) as usize % HASH_SHARDS)
+    }
+
+    /// Puts `pointer` (a live node of `key`, not yet in the table) into the hash table and
+    /// counts its memory. Caller holds the commit lock.
+    fn hash_insert(&self, key: &[u8], pointer: NodePtr) {
+        let hash = hash_key(self.seed, key);
+        let Some(shard) = self.shard(hash) else {
+            return;
+        };
+        let mut table = shard.write();
+        self.hash_insert_locked(&mut table, hash, key, pointer);
+    }
+
+    /// [`Self::hash_insert`] into a shard whose write lock the caller holds.
+    fn hash_insert_locked(
+        &self,
+        table: &mut RawTable<NodePtr>,
+        hash: u64,
+        key: &[u8],
+        pointer: NodePtr,
+    ) {
+        let seed = self.seed;
+        self.resized(table, |table| {
+            // SAFETY: every pointer in the table names a live node (see `get`).
+            table.insert(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+        });
+        Accounting::add(&self.accounting.node_bytes, memory::node_bytes(key.len()));
+    }
+
+    /// Runs `change` on a shard's table and counts any change of its allocation.
+    fn resized(&self, table: &mut RawTable<NodePtr>, change: impl FnOnce(&mut RawTable<NodePtr>)) {
+        let before = table.allocation_info().1.size();
+        change(table);
+        let after = table.allocation_info().1.size();
+        if after != before {
+            let a = &self.accounting;
+            Accounting::add(&a.hash_bytes, memory::table_bytes(after));
+            Accounting::sub(&a.hash_bytes, memory::table_bytes(before));
+        }
     }
 
     /// The node of `key`, inserting an empty one if absent. Caller holds the commit lock.
@@ -200,49 +246,40 @@ impl HybridIndex {
         let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
         let pointer = NodePtr(entry.key() as *const KeyNode);
         drop(entry);
-        let hash = hash_key(self.seed, key);
-        if let Some(shard) = self.shard(hash) {
-            let seed = self.seed;
-            // SAFETY: every pointer in the table names a live node (see `get`).
-            shard
-                .write()
-                .insert_unique(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
-        }
+        self.hash_insert(key, pointer);
         // SAFETY: the node stays in the skip list until a later removal under the commit lock
         // (which the caller holds), and `guard` keeps it alive beyond that.
         unsafe { &*pointer.0 }
     }
 
-    /// Recovery's find-or-insert in one hash probe: `key`'s node and whether it was made now.
-    /// Holds the shard's write lock across the skip-list insert, which only a bulk load with no
-    /// readers may do; the caller is the only thread touching `key`.
+    /// Removes `key`'s node if it is only a reservation (in the skip list, not in the hash
+    /// table); true if one was removed. Caller holds the commit lock, under which such a node is
+    /// empty: versions are installed only after `adopt` or `insert_absent`. Reservations are
+    /// not counted in the memory counters (a node counts from its adoption).
+    pub(crate) fn remove_reserved(&self, key: &[u8], guard: &Guard) -> bool {
+        self.get(key, guard).is_none() && self.ordered.remove(key).is_some()
+    }
+
+    /// Recovery's find-or-insert under one hold of the shard's write lock: `key`'s node and
+    /// whether it was made now. Holds that lock across the skip-list insert, which only a bulk
+    /// load with no readers may do; the caller is the only thread touching `key`.
     pub(crate) fn load_node<'g>(&self, key: &[u8], guard: &'g Guard) -> (&'g KeyNode, bool) {
         let hash = hash_key(self.seed, key);
         let Some(shard) = self.shard(hash) else {
             return (self.insert_absent(key, guard), true);
         };
-        let seed = self.seed;
         let mut table = shard.write();
-        // SAFETY (both closures): every pointer in the table names a live node (see `get`).
-        let entry = table.entry(
-            hash,
-            |p| unsafe { p.key() } == key,
-            |p| hash_key(seed, unsafe { p.key() }),
-        );
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(found) => {
-                // SAFETY: as in `get`; `guard` bounds the reference.
-                (unsafe { &*found.get().0 }, false)
-            }
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
-                let pointer = NodePtr(entry.key() as *const KeyNode);
-                drop(entry);
-                slot.insert(pointer);
-                // SAFETY: linked until a removal under the commit lock; `guard` keeps it alive.
-                (unsafe { &*pointer.0 }, true)
-            }
+        // SAFETY: every pointer in the table names a live node (see `get`).
+        if let Some(found) = table.get(hash, |p| unsafe { p.key() } == key) {
+            // SAFETY: as in `get`; `guard` bounds the reference.
+            return (unsafe { &*found.0 }, false);
         }
+        let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
+        let pointer = NodePtr(entry.key() as *const KeyNode);
+        drop(entry);
+        self.hash_insert_locked(&mut table, hash, key, pointer);
+        // SAFETY: linked until a removal under the commit lock; `guard` keeps it alive.
+        (unsafe { &*pointer.0 }, true)
     }
 
     /// Makes room for `additional` more keys in the hash table ahead of a bulk load, so it does
@@ -252,10 +289,11 @@ impl HybridIndex {
         let per_shard = additional / HASH_SHARDS + 1;
         let seed = self.seed;
         for shard in self.hashed.iter() {
-            // SAFETY: every pointer in the table names a live node (see `get`).
-            let _ = shard
-                .write()
-                .try_reserve(per_shard, |p| hash_key(seed, unsafe { p.key() }));
+            let mut table = shard.write();
+            self.resized(&mut table, |table| {
+                // SAFETY: every pointer in the table names a live node (see `get`).
+                let _ = table.try_reserve(per_shard, |p| hash_key(seed, unsafe { p.key() }));
+            });
         }
     }
 
@@ -266,14 +304,73 @@ impl HybridIndex {
         for shard in self.hashed.iter() {
             let mut table = shard.write();
             if table.capacity() > 2 * table.len() + 16 {
-                // SAFETY: every pointer in the table names a live node (see `get`).
-                table.shrink_to_fit(|p| hash_key(seed, unsafe { p.key() }));
+                self.resized(&mut table, |table| {
+                    // SAFETY: every pointer in the table names a live node (see `get`).
+                    table.shrink_to(0, |p| hash_key(seed, unsafe { p.key() }));
+                });
             }
         }
     }
 
-    fn shard(&self, hash: u64) -> Option<&RwLock<HashTable<NodePtr>>> {
-        self.hashed.get((hash >> 40) as usize % HASH_SHARDS)
+    /// Visits nodes at random positions of the hash index, as Redis's `dictGetSomeKeys` does:
+    /// from a random shard and bucket, walking buckets forward and on to the next shards, until
+    /// `visit` has accepted `count` nodes or `steps_max` buckets of non-empty shards have been
+    /// looked at (every shard is looked at most once). Nodes are visited after their shard's
+    /// lock is released.
+    pub(crate) fn sample<'g>(
+        &self,
+        random: u64,
+        count: usize,
+        steps_max: usize,
+        _guard: &'g Guard,
+        visit: &mut dyn FnMut(&'g KeyNode) -> bool,
+    ) {
+        let mut accepted = 0usize;
+        let mut steps = 0usize;
+        let first_shard = (random % HASH_SHARDS as u64) as usize;
+        let mut found: Vec<NodePtr> = Vec::with_capacity(count);
+        for i in 0..HASH_SHARDS {
+            if accepted >= count || steps >= steps_max {
+                break;
+            }
+            let Some(shard) = self.hashed.get((first_shard + i) % HASH_SHARDS) else {
+                continue;
+            };
+            found.clear();
+            {
+                let table = shard.read();
+                if table.is_empty() {
+                    continue;
+                }
+                let buckets = table.buckets();
+                let start = (random.rotate_left(23) as usize) % buckets;
+                for j in 0..buckets {
+                    if found.len() + accepted >= count.saturating_mul(2) || steps >= steps_max {
+                        break;
+                    }
+                    steps += 1;
+                    let index = (start + j) % buckets;
+                    // SAFETY: `index < buckets`, the table is allocated (not empty) and we hold
+                    // its read lock, so the bucket's control byte and value are stable.
+                    unsafe {
+                        if table.is_bucket_full(index) {
+                            found.push(*table.bucket(index).as_ref());
+                        }
+                    }
+                }
+            }
+            for pointer in &found {
+                if accepted >= count {
+                    break;
+                }
+                // SAFETY: found in the table, so alive when we looked; the caller's pinned
+                // guard keeps it alive until it unpins, even if it is removed meanwhile.
+                let node: &'g KeyNode = unsafe { &*pointer.0 };
+                if visit(node) {
+                    accepted += 1;
+                }
+            }
+        }
     }
 }
 
@@ -284,7 +381,7 @@ impl KeyIndex for HybridIndex {
         // SAFETY: pointers in the table name live nodes (removed from the table before the
         // skip list), and the caller's pinned guard keeps a node found now alive until it
         // unpins, even if it is removed meanwhile.
-        let found = shard.find(hash, |p| unsafe { p.key() } == key).copied();
+        let found = shard.get(hash, |p| unsafe { p.key() } == key).copied();
         drop(shard);
         // SAFETY: as above; the reference is bounded by the guard's lifetime.
         found.map(|p| unsafe { &*p.0 })
@@ -293,10 +390,12 @@ impl KeyIndex for HybridIndex {
     fn remove(&self, key: &[u8]) {
         let hash = hash_key(self.seed, key);
         if let Some(shard) = self.shard(hash) {
-            let mut table = shard.write();
             // SAFETY: every pointer in the table names a live node (see `get`).
-            if let Ok(entry) = table.find_entry(hash, |p| unsafe { p.key() } == key) {
-                entry.remove();
+            let removed = shard
+                .write()
+                .remove_entry(hash, |p| unsafe { p.key() } == key);
+            if removed.is_some() {
+                Accounting::sub(&self.accounting.node_bytes, memory::node_bytes(key.len()));
             }
         }
         self.ordered.remove(key);

@@ -1,23 +1,27 @@
 //! A key's versions: the newest inline in its [`KeyNode`] (read under a seqlock), older ones in
-//! a heap chain, newest first.
+//! a heap chain, newest first; and the key's access word (LRU clock or LFU counter).
 //!
 //! Invariants:
 //! - commit timestamps strictly decrease along inline → older chain;
-//! - every mutation (install, GC cut, node removal) happens under the engine's commit lock, so
-//!   there is one writer at a time; readers take no lock;
+//! - every mutation of versions (install, GC cut, node removal) happens under the engine's
+//!   commit lock, so there is one writer at a time; readers take no lock;
 //! - install first pushes a copy of the current inline version onto the older chain (Release),
 //!   then rewrites the inline version under the seqlock (`ts` = [`WRITING`] while fields
 //!   change). A reader that sees `WRITING` or a torn read falls back to the older chain, whose
 //!   head is then the previous newest version, so readers never wait;
 //! - a version is published only after it is fully written; unlinked heap versions are
-//!   destroyed through the epoch collector.
+//!   destroyed through the epoch collector;
+//! - the `meta` word is outside the seqlock: its top byte is the key's tag (fixed at creation),
+//!   its low 24 bits the access word, which readers and writers overwrite with plain relaxed
+//!   stores (last writer wins: the word is an approximation, as Redis's is). Every store writes
+//!   back the tag it loaded, and the tag never changes, so no interleaving can corrupt it.
 
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_epoch::{Atomic, Guard, Owned};
-use storage::page::{PageId, ValueRef};
+use storage::page::{PageId, ValueRef, PAGE_SIZE, SMALL_VALUE_MAX_BYTES, VALUE_MAX_BYTES};
 
-use super::key::InlineKey;
+use super::key::KeyBytes;
 
 /// Deadline meaning "no expiry".
 pub(crate) const NO_EXPIRY: u64 = 0;
@@ -74,27 +78,72 @@ pub(crate) const EXPIRE_MAX_MS: u64 = (1 << 48) - 1;
 /// Commit timestamps are kept in 56 bits beside the flags.
 const TS_BITS: u32 = 56;
 const TS_MASK: u64 = (1 << TS_BITS) - 1;
-/// In-page offsets are kept in 16 bits: the page store never hands out larger ones.
-const OFFSET_BITS: u32 = 16;
 
-const _: () = assert!(storage::page::PAGE_SIZE <= 1 << OFFSET_BITS);
+/// Bits of `meta` that hold the access word; the byte above holds the key's tag.
+pub(crate) const ACCESS_BITS: u32 = 24;
+/// Mask of the access word in `meta`.
+pub(crate) const ACCESS_MASK: u32 = (1 << ACCESS_BITS) - 1;
 
-/// One user key: its bytes, its newest version inline, and the chain of older ones. Packed
-/// into 56 bytes (it lives inside its skip-list entry) because its size is most of the
-/// engine's per-key memory:
-/// - `ts_flags`: commit ts (low 56 bits) | flags << 56; the seqlock word ([`WRITING`] while the
-///   inline version changes, [`EMPTY`] before the first one);
-/// - `expire_offset`: deadline ms (high 48 bits) | in-page offset (low 16 bits).
+/// A value's offset and length packed into 32 bits ("span"): a small value
+/// (`len <= SMALL_VALUE_MAX_BYTES`) keeps its 16-bit in-page offset and its 15-bit length; a
+/// longer one starts at offset 0 (storage's placement invariant, `ValueRef::is_well_placed`)
+/// and keeps a 31-bit length behind [`SPAN_EXTENT`].
+const SPAN_EXTENT: u32 = 1 << 31;
+const SPAN_OFFSET_BITS: u32 = 16;
+const SPAN_OFFSET_MASK: u32 = (1 << SPAN_OFFSET_BITS) - 1;
+
+const _: () = assert!(PAGE_SIZE <= 1 << SPAN_OFFSET_BITS);
+const _: () = assert!(SMALL_VALUE_MAX_BYTES < 1 << (31 - SPAN_OFFSET_BITS));
+const _: () = assert!((VALUE_MAX_BYTES as u64) < SPAN_EXTENT as u64);
+
+fn pack_span(value: ValueRef) -> u32 {
+    debug_assert!(value.is_well_placed(), "{value:?}");
+    if value.len as usize > SMALL_VALUE_MAX_BYTES {
+        SPAN_EXTENT | value.len
+    } else {
+        (value.len << SPAN_OFFSET_BITS) | (value.offset & SPAN_OFFSET_MASK)
+    }
+}
+
+/// `(offset, len)` of a packed span.
+fn unpack_span(span: u32) -> (u32, u32) {
+    if span & SPAN_EXTENT != 0 {
+        (0, span & !SPAN_EXTENT)
+    } else {
+        (span & SPAN_OFFSET_MASK, span >> SPAN_OFFSET_BITS)
+    }
+}
+
+/// One user key: its bytes, its newest version inline, the chain of older ones, and its access
+/// word. Packed into 56 bytes (it lives inside its skip-list entry, whose malloc chunk it
+/// exactly fills at tower height 1) because its size is most of the engine's per-key memory:
+///
+/// | bytes | field | |
+/// |---|---|---|
+/// | 0..8 | `ts_flags` | commit ts (low 56 bits) \| flags << 56; the seqlock word ([`WRITING`] while the inline version changes, [`EMPTY`] before the first one) |
+/// | 8..16 | `older` | the older-version chain |
+/// | 16..20 | `meta` | key tag (top 8 bits: inline length or `HEAP_TAG`) \| access word (low 24 bits) |
+/// | 20..42 | `key` | the key inline, or its heap pointer and length |
+/// | 42..44 | `expire_high` | deadline ms, bits 32..48 |
+/// | 44..48 | `page` | the value's page id |
+/// | 48..52 | `span` | the value's offset and length (see [`pack_span`]) |
+/// | 52..56 | `expire_low` | deadline ms, bits 0..32 |
+///
+/// `expire_*`, `page` and `span` are read under the `ts_flags` seqlock.
+#[repr(C)]
 pub(crate) struct KeyNode {
-    key: InlineKey,
     ts_flags: AtomicU64,
-    expire_offset: AtomicU64,
-    page: AtomicU32,
-    len: AtomicU32,
     pub(crate) older: Atomic<Version>,
+    meta: AtomicU32,
+    key: KeyBytes,
+    expire_high: AtomicU16,
+    page: AtomicU32,
+    span: AtomicU32,
+    expire_low: AtomicU32,
 }
 
 const _: () = assert!(std::mem::size_of::<KeyNode>() == 56);
+const _: () = assert!(std::mem::align_of::<KeyNode>() == 8);
 
 enum Inline {
     Empty,
@@ -103,19 +152,45 @@ enum Inline {
 }
 
 impl KeyNode {
+    /// A node for `key` holding no version, its access word 0.
     pub(crate) fn new(key: &[u8]) -> KeyNode {
+        let (key, tag) = KeyBytes::new(key);
         KeyNode {
-            key: InlineKey::new(key),
             ts_flags: AtomicU64::new(EMPTY),
-            expire_offset: AtomicU64::new(0),
-            page: AtomicU32::new(0),
-            len: AtomicU32::new(0),
             older: Atomic::null(),
+            meta: AtomicU32::new(u32::from(tag) << ACCESS_BITS),
+            key,
+            expire_high: AtomicU16::new(0),
+            page: AtomicU32::new(0),
+            span: AtomicU32::new(0),
+            expire_low: AtomicU32::new(0),
         }
     }
 
+    fn tag(&self) -> u8 {
+        (self.meta.load(Ordering::Relaxed) >> ACCESS_BITS) as u8
+    }
+
     pub(crate) fn key(&self) -> &[u8] {
-        self.key.as_bytes()
+        // SAFETY: the tag was stored with these bytes in `new` and never changes (module
+        // invariants); the heap key, if any, is freed only in `Drop`.
+        unsafe { self.key.as_bytes(self.tag()) }
+    }
+
+    /// The access word (24 bits; its meaning is the engine's, see `memory::access`).
+    pub(crate) fn access(&self) -> u32 {
+        self.meta.load(Ordering::Relaxed) & ACCESS_MASK
+    }
+
+    /// Replaces the access word with `update(current)`; stores nothing when the word would not
+    /// change, so readers of a hot key do not keep writing its cache line. Racing updates may
+    /// lose one another (see the module invariants).
+    pub(crate) fn update_access(&self, update: impl FnOnce(u32) -> u32) {
+        let meta = self.meta.load(Ordering::Relaxed);
+        let next = (meta & !ACCESS_MASK) | (update(meta & ACCESS_MASK) & ACCESS_MASK);
+        if next != meta {
+            self.meta.store(next, Ordering::Relaxed);
+        }
     }
 
     fn read_inline(&self) -> Inline {
@@ -127,20 +202,22 @@ impl KeyNode {
             if word == WRITING {
                 return Inline::Writing;
             }
-            let expire_offset = self.expire_offset.load(Ordering::Relaxed);
+            let expire_low = self.expire_low.load(Ordering::Relaxed);
+            let expire_high = self.expire_high.load(Ordering::Relaxed);
             let page = self.page.load(Ordering::Relaxed);
-            let len = self.len.load(Ordering::Relaxed);
+            let span = self.span.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if self.ts_flags.load(Ordering::Relaxed) != word {
                 continue;
             }
             let flags = (word >> TS_BITS) as u32;
+            let (offset, len) = unpack_span(span);
             return Inline::Version(VersionView {
                 commit_ts: word & TS_MASK,
-                expire_at_ms: expire_offset >> OFFSET_BITS,
+                expire_at_ms: (u64::from(expire_high) << 32) | u64::from(expire_low),
                 value: ValueRef {
                     page: PageId(page),
-                    offset: (expire_offset & ((1 << OFFSET_BITS) - 1)) as u32,
+                    offset,
                     len,
                 },
                 tombstone: flags & FLAG_TOMBSTONE != 0,
@@ -191,7 +268,6 @@ impl KeyNode {
     /// Publishes `view` as the newest version. Caller holds the commit lock.
     pub(crate) fn install(&self, view: VersionView, guard: &Guard) {
         debug_assert!(view.commit_ts < TS_MASK);
-        debug_assert!(view.value.offset < 1 << OFFSET_BITS);
         if let Inline::Version(current) = self.read_inline() {
             let next = self.older.load(Ordering::Acquire, guard);
             self.older.store(
@@ -205,11 +281,11 @@ impl KeyNode {
         self.ts_flags.store(WRITING, Ordering::Release);
         fence(Ordering::Release);
         let expire = view.expire_at_ms.min(EXPIRE_MAX_MS);
-        let offset = u64::from(view.value.offset) & ((1 << OFFSET_BITS) - 1);
-        self.expire_offset
-            .store((expire << OFFSET_BITS) | offset, Ordering::Relaxed);
+        self.expire_low.store(expire as u32, Ordering::Relaxed);
+        self.expire_high
+            .store((expire >> 32) as u16, Ordering::Relaxed);
         self.page.store(view.value.page.0, Ordering::Relaxed);
-        self.len.store(view.value.len, Ordering::Relaxed);
+        self.span.store(pack_span(view.value), Ordering::Relaxed);
         let word = (view.commit_ts & TS_MASK) | (u64::from(view.flags()) << TS_BITS);
         self.ts_flags.store(word, Ordering::Release);
     }
@@ -316,6 +392,9 @@ impl std::borrow::Borrow<[u8]> for KeyNode {
 
 impl Drop for KeyNode {
     fn drop(&mut self) {
+        let tag = (*self.meta.get_mut() >> ACCESS_BITS) as u8;
+        // SAFETY: the tag stored with the key in `new`; dropped once, never read again.
+        unsafe { self.key.free(tag) };
         // SAFETY: `&mut self`: the skip list destroys a node only after it was removed and
         // every pinned reader moved on, so the older chain is ours alone.
         unsafe {
@@ -333,7 +412,7 @@ impl Drop for KeyNode {
 impl std::fmt::Debug for KeyNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyNode")
-            .field("key", &self.key)
+            .field("key", &bytes::Bytes::copy_from_slice(self.key()))
             .field("ts_flags", &self.ts_flags.load(Ordering::Relaxed))
             .finish()
     }
@@ -362,7 +441,7 @@ mod tests {
         let node = KeyNode::new(b"key");
         let guard = crossbeam_epoch::pin();
         assert_eq!(node.newest(&guard), None);
-        let a = view(1, 0, 65_535, false, false);
+        let a = view(1, 0, 65_536 - 42, false, false);
         let b = view(5, 1_700_000_000_000, 12, false, true);
         let c = view(9, 0, 0, true, false);
         node.install(a, &guard);
@@ -376,6 +455,45 @@ mod tests {
         let far = view(10, u64::MAX, 1, false, false);
         node.install(far, &guard);
         assert_eq!(node.newest(&guard).unwrap().expire_at_ms, EXPIRE_MAX_MS);
+    }
+
+    #[test]
+    fn spans_of_small_and_extent_values_round_trip() {
+        let node = KeyNode::new(b"k");
+        let guard = crossbeam_epoch::pin();
+        let cases = [
+            (7, 65_535 - 16_384, 16_384),
+            (7, 0, 16_385),
+            (9, 0, VALUE_MAX_BYTES as u32),
+            (PageId::NONE.0, 0, 0),
+        ];
+        for (ts, (page, offset, len)) in (1u64..).zip(cases) {
+            let mut v = view(ts, EXPIRE_MAX_MS, offset, false, false);
+            v.value = ValueRef {
+                page: PageId(page),
+                offset,
+                len,
+            };
+            node.install(v, &guard);
+            assert_eq!(node.newest(&guard), Some(v));
+        }
+    }
+
+    #[test]
+    fn access_word_and_key_do_not_disturb_each_other() {
+        for key in [&b""[..], b"short", &[b'x'; 22], &[b'y'; 23], &[b'z'; 300]] {
+            let node = KeyNode::new(key);
+            let guard = crossbeam_epoch::pin();
+            assert_eq!(node.access(), 0);
+            node.update_access(|_| u32::MAX);
+            assert_eq!(node.access(), ACCESS_MASK, "the word is 24 bits wide");
+            assert_eq!(node.key(), key, "the tag survives access updates");
+            node.install(view(3, 1_700_000_000_000, 12, false, false), &guard);
+            assert_eq!(node.access(), ACCESS_MASK, "installs leave the word alone");
+            node.update_access(|word| word - 5);
+            assert_eq!(node.access(), ACCESS_MASK - 5);
+            assert_eq!(node.key(), key);
+        }
     }
 
     #[test]

@@ -680,6 +680,12 @@ impl Harness {
             stats.pages.values_live, live,
             "every other value was freed exactly once"
         );
+        // The memory counters agree with what is left: one node per live key (all keys are
+        // 2 bytes), its value, no older version, nothing awaiting GC.
+        assert_eq!(stats.memory.index_bytes, live * txn::memory::node_bytes(2));
+        assert_eq!(stats.memory.value_bytes, stats.pages.bytes_live);
+        assert_eq!(stats.memory.version_bytes, 0);
+        assert_eq!(stats.memory.not_counted_for_evict_bytes, 0);
         for index in 0..KEYS {
             let k = key_of(index);
             let mut tx = self.engine.begin(Isolation::Snapshot);
