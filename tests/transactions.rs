@@ -8,15 +8,45 @@ use common::{bulk, err, int, ok, TestServer};
 use redis::Commands;
 use tierkv::resp::Frame;
 
-/// `gc_keys_removed` from `INFO stats`: key nodes the background GC has removed so far.
-fn gc_keys_removed(con: &mut redis::Connection) -> u64 {
+/// A numeric field of `INFO stats`.
+fn stat(con: &mut redis::Connection, field: &str) -> u64 {
     let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
     info.lines()
-        .find_map(|line| line.strip_prefix("gc_keys_removed:"))
-        .expect("INFO stats reports gc_keys_removed")
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("INFO stats reports {field}"))
         .trim()
         .parse()
         .unwrap()
+}
+
+/// `gc_keys_removed` from `INFO stats`: key nodes the background GC has removed so far.
+fn gc_keys_removed(con: &mut redis::Connection) -> u64 {
+    stat(con, "gc_keys_removed")
+}
+
+/// The background GC finds superseded versions through its queue and reports it in INFO.
+#[test]
+fn background_gc_collects_overwritten_versions_and_reports_its_queue() {
+    let server = TestServer::start();
+    let mut con = server.conn();
+    let before = stat(&mut con, "gc_versions_unlinked");
+    for i in 0..50 {
+        let _: () = con.set("k", i).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stat(&mut con, "gc_versions_unlinked") < before + 49
+        || stat(&mut con, "gc_queue_entries") > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GC did not catch up in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(stat(&mut con, "gc_queue_dropped"), 0);
+    assert!(stat(&mut con, "gc_low_watermark") >= 50);
+    let v: i64 = con.get("k").unwrap();
+    assert_eq!(v, 49);
 }
 
 /// Waits until the background GC (every 100 ms) has removed more than `before` key nodes.

@@ -99,6 +99,10 @@ pub struct EngineStats {
     pub gc_versions_unlinked: u64,
     /// Key nodes GC removed so far.
     pub gc_keys_removed: u64,
+    /// Keys waiting in GC's queue (see `gc.rs`), due or not.
+    pub gc_queued: u64,
+    /// Queue entries dropped because the queue was full, ever (each forces a sweep).
+    pub gc_queue_dropped: u64,
     /// Keys deleted by active expiry so far.
     pub expired_keys: u64,
     /// Entries in the expiry timing wheel (stale ones included).
@@ -348,6 +352,12 @@ impl Engine {
                 key_nodes: d.index.len() as u64,
             })
             .collect();
+        // One guard, dropped here: a guard taken inside the struct expression below would live
+        // to the end of it, and a second lock of the same mutex there would deadlock.
+        let (gc_queued, gc_queue_dropped) = {
+            let queue = inner.gc_queue.lock();
+            (queue.len() as u64, queue.dropped())
+        };
         EngineStats {
             dbs,
             pages: inner.pages.stats(),
@@ -357,6 +367,8 @@ impl Engine {
             gc_runs: inner.gc_runs.load(Ordering::Relaxed),
             gc_versions_unlinked: inner.gc_versions_unlinked.load(Ordering::Relaxed),
             gc_keys_removed: inner.gc_keys_removed.load(Ordering::Relaxed),
+            gc_queued,
+            gc_queue_dropped,
             expired_keys: inner.expired_keys.load(Ordering::Relaxed),
             expiry_wheel_entries: inner.wheel.lock().len() as u64,
             memory: self.memory_stats(),

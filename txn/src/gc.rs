@@ -204,6 +204,16 @@ impl GcQueue {
         });
     }
 
+    /// Entries queued, due or not.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries dropped because the queue was full, ever.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Takes up to `n` entries due at `watermark` from the front.
     fn take_due(&mut self, watermark: u64, n: usize) -> Vec<GcEntry> {
         let due = self

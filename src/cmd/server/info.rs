@@ -88,17 +88,22 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
     }
     if wanted(sections, "stats") {
         let st = &shared.stats;
+        let engine = shared.engine.stats();
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\ngc_keys_removed:{}\r\nevicted_keys:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
             st.net_input_bytes(),
             st.net_output_bytes(),
             st.rejected_connections.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
-            shared.engine.stats().gc_keys_removed,
-            shared.engine.memory_stats().evicted_keys,
+            engine.memory.evicted_keys,
+            engine.gc_keys_removed,
+            engine.gc_versions_unlinked,
+            engine.gc_queued,
+            engine.gc_queue_dropped,
+            engine.low_watermark.0,
         );
     }
     if wanted(sections, "commandstats") {
