@@ -17,7 +17,10 @@
 //! timestamp at which it became garbage, and GC visits exactly those keys once the watermark
 //! passes them: its work follows the write rate, not the key count. Entries are pushed under
 //! the commit lock, so the queue is in timestamp order (orphans, pushed after it, carry
-//! timestamp 0 and are always due). The queue is bounded ([`GC_QUEUE_ENTRIES_MAX`]); an entry
+//! timestamp 0 and are always due). The one exception: a single-key commit that finds no
+//! snapshot open right after it published cuts the versions it superseded itself, under the
+//! commit lock, and queues nothing (`commit.rs`, `reclaim_or_queue`): no snapshot can read them
+//! any more (see `snapshot.rs`), so they are no longer garbage to find. The queue is bounded ([`GC_QUEUE_ENTRIES_MAX`]); an entry
 //! that does not fit is dropped and the next calls fall back to a sweep of every database, which
 //! finds all garbage, until one sweep begun after the last drop has completed.
 //!
