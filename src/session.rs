@@ -3,7 +3,10 @@
 //!
 //! Invariant: every data command runs in exactly one engine transaction: its own
 //! (`Engine::run`: Serializable, or Snapshot for read-only commands), the EXEC block's
-//! (Serializable), or the open `TXN`; never outside one.
+//! (Serializable), or the open `TXN`; never outside one. Outside MULTI and `TXN`, a
+//! single-key command may instead take its fast path (`cmd::FastPath`): one single-key engine
+//! call (`Engine::get`, `put`, `update`) with the outcome and log record its own transaction
+//! would have.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +16,9 @@ use txn::{DbIndex, Isolation, Transaction, TxnError, WatchMark};
 
 use crate::cmd::reply_error::txn_error_frame;
 use crate::cmd::spec::flags;
-use crate::cmd::{lookup, ArgCursor, CmdError, Command, CommandSpec, DataCx, SessionCx};
+use crate::cmd::{
+    lookup, ArgCursor, CmdError, Command, CommandSpec, DataCx, Fast, FastCx, SessionCx,
+};
 use crate::resp::{Frame, Protocol};
 use crate::server::{ClientHandle, Shared};
 
@@ -59,6 +64,8 @@ pub struct Session {
     multi_failed: bool,
     watched: Vec<(DbIndex, Bytes, WatchMark)>,
     txn: Option<Transaction>,
+    /// Whether single-key commands may take their fast path (tests turn it off to compare).
+    fast_paths: bool,
 }
 
 impl Session {
@@ -77,7 +84,14 @@ impl Session {
             multi_failed: false,
             watched: Vec::new(),
             txn: None,
+            fast_paths: true,
         }
+    }
+
+    /// Lets single-key commands take their fast path (the default) or not: the general path
+    /// must give the same replies and effects, which tests check by running both.
+    pub fn set_fast_paths(&mut self, enabled: bool) {
+        self.fast_paths = enabled;
     }
 
     /// Whether a MULTI block is open.
@@ -157,6 +171,25 @@ impl Session {
         }
         if let Err(e) = self.admit(entry.spec, shared) {
             return e.to_frame();
+        }
+        // Outside MULTI and TXN the command is its own transaction: a single-key command may
+        // take its fast path, which gives the same reply, effects and log record.
+        if let Some(fast) = entry.fast.filter(|_| self.fast_paths) {
+            if self.multi.is_none() && self.txn.is_none() {
+                let cx = FastCx {
+                    db: self.db,
+                    shared,
+                };
+                if let Some(done) = fast(args.get(1..).unwrap_or_default(), &cx) {
+                    return match done {
+                        Ok(Fast { reply, info }) => {
+                            self.note_lsn(&info);
+                            reply
+                        }
+                        Err(e) => e.to_frame(),
+                    };
+                }
+            }
         }
         if let Some(queue) = self.multi.as_mut() {
             // Inside MULTI everything but the transaction verbs is queued unparsed: like Redis,

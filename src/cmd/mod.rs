@@ -102,26 +102,77 @@ impl Command {
     }
 }
 
+/// Context of a command's fast path: the selected database and the server.
+pub struct FastCx<'a> {
+    /// The selected database.
+    pub db: DbIndex,
+    /// The server.
+    pub shared: &'a Shared,
+}
+
+/// A command's single-key fast path (`fast` beside `parse` in its file): runs the whole command
+/// as one single-key engine call (`Engine::get`, `Engine::put`, `Engine::update`) instead of
+/// parsing it into a boxed [`DataCommand`] and running that in an `Engine::run` transaction.
+/// Its reply, effects, log record and durability wait are the general path's. It returns
+/// `None`, having done nothing, for any argument list it does not handle (options, a second
+/// key, anything malformed): the general path then runs and gives the usual reply or error.
+/// The session uses it only outside MULTI and `TXN`, where the command is its own transaction.
+pub type FastPath = fn(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>>;
+
+/// What a fast path did: its reply, and its commit (to wait for its durability).
+pub struct Fast {
+    /// The reply.
+    pub reply: Frame,
+    /// The commit (`commit_ts: None` if it wrote nothing).
+    pub info: CommitInfo,
+}
+
+impl Fast {
+    /// A reply after `info`.
+    pub fn new(reply: Frame, info: CommitInfo) -> Fast {
+        Fast { reply, info }
+    }
+
+    /// A reply of a command that wrote nothing.
+    pub fn read(reply: Frame) -> Fast {
+        Fast {
+            reply,
+            info: CommitInfo {
+                commit_ts: None,
+                lsn: None,
+            },
+        }
+    }
+}
+
 /// A table row: the spec and how to parse the arguments after the name.
 pub struct TableEntry {
     /// Metadata.
     pub spec: &'static CommandSpec,
     /// Parser for the arguments after the command name.
     pub parse: fn(ArgCursor) -> Result<Command, CmdError>,
+    /// The single-key fast path, for the few commands that have one.
+    pub fast: Option<FastPath>,
 }
 
 macro_rules! table {
-    ($($m:path),* $(,)?) => {
+    (@fast $m:path) => { None };
+    (@fast $m:path, fast) => { Some({ use $m as m; m::fast as FastPath }) };
+    ($($m:path $([$fast:ident])?),* $(,)?) => {
         /// Every command tierkv knows.
         pub static TABLE: &[TableEntry] = &[
-            $(TableEntry { spec: { use $m as m; &m::SPEC }, parse: { use $m as m; m::parse } }),*
+            $(TableEntry {
+                spec: { use $m as m; &m::SPEC },
+                parse: { use $m as m; m::parse },
+                fast: table!(@fast $m $(, $fast)?),
+            }),*
         ];
     };
 }
 
 table!(
-    string::get,
-    string::set,
+    string::get[fast],
+    string::set[fast],
     string::setnx,
     string::setex,
     string::psetex,
@@ -135,17 +186,17 @@ table!(
     string::strlen,
     string::getrange,
     string::setrange,
-    string::incr,
-    string::decr,
-    string::incrby,
-    string::decrby,
+    string::incr[fast],
+    string::decr[fast],
+    string::incrby[fast],
+    string::decrby[fast],
     string::incrbyfloat,
     string::lcs,
     string::getver,
     string::setver,
     string::cas,
     string::substr,
-    keys::del,
+    keys::del[fast],
     keys::unlink,
     keys::exists,
     keys::touch,
@@ -268,5 +319,7 @@ pub fn parse_db(shared: &Shared, arg: &[u8]) -> Result<DbIndex, CmdError> {
     DbIndex::try_from(n).map_err(|_| CmdError::DbIndexOutOfRange)
 }
 
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod tests;

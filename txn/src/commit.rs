@@ -24,6 +24,13 @@
 //! memory never differs from what the log says. Engine-level commits (`commit_ops`) and replay
 //! follow the same split: `prepare_values`, then `install_ops_locked`.
 //!
+//! Single-key commits (`put_one` for a blind write, `update_one` for a read-modify-write of one
+//! key, behind `Engine::put` and `Engine::update`) take the same steps for one key without a
+//! `Transaction`: no read set, no snapshot, no write map, the record encoded straight from the
+//! caller's bytes. A blind write has nothing to validate; `update_one` reads under the lock, so
+//! its read is its validation. After publishing they also reclaim at once what they superseded
+//! when no snapshot is open (`reclaim_or_queue`; see `gc.rs`).
+//!
 //! Cost: FLUSHDB, FLUSHALL and SWAPDB walk every key of the databases involved under the
 //! commit lock (a tombstone or a moved version per key, no value copies), so they stall other
 //! writers for O(keys); see `docs/ARCHITECTURE.md`.
@@ -34,16 +41,21 @@ use bytes::Bytes;
 use crossbeam_epoch::Guard;
 use parking_lot::MutexGuard;
 use storage::page::ValueRef;
+use storage::Lsn;
 
-use crate::engine::Inner;
+use crate::engine::{Inner, KeyWrite};
 use crate::error::TxnError;
-use crate::index::{KeyIndex, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+use crate::index::{KeyIndex, KeyNode, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
-use crate::log_record::{LogOp, LogRecord, COMMIT_TS_OFFSET};
+use crate::log_record::{
+    encode_single_delete, encode_single_put, LogOp, LogRecord, COMMIT_TS_OFFSET,
+};
 use crate::memory::{self, Accounting};
 use crate::timestamp::CommitTs;
-use crate::transaction::{latest_version, DbOp, Transaction, Write};
-use crate::{CommitInfo, DbIndex, Isolation};
+use crate::transaction::{
+    check_key, check_single_put, entry_of, is_due, latest_version, DbOp, Transaction, Write,
+};
+use crate::{CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
 /// A change ready to install.
 pub(crate) enum Change {
@@ -194,26 +206,15 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     }
     // Step 4.
     let ts = inner.oracle.next();
-    let lsn = match (&inner.sink, record.as_mut()) {
-        (Some(sink), Some(bytes)) => {
-            if let Some(slot) = bytes.get_mut(COMMIT_TS_OFFSET..COMMIT_TS_OFFSET + 8) {
-                slot.copy_from_slice(&ts.0.to_le_bytes());
-            }
-            match sink.append(bytes) {
-                Ok(lsn) => {
-                    inner.last_lsn.store(lsn.0, Ordering::Release);
-                    Some(lsn)
-                }
-                Err(error) => {
-                    // The sink did not take the record (see `CommitSink`): nothing is logged,
-                    // nothing installed; the commit simply fails.
-                    drop(lock);
-                    abandon(&inner, &written, &changes, None);
-                    return Err(error);
-                }
-            }
+    let lsn = match append_locked(&inner, record.as_deref_mut(), ts) {
+        Ok(lsn) => lsn,
+        Err(error) => {
+            // The sink did not take the record (see `CommitSink`): nothing is logged, nothing
+            // installed; the commit simply fails.
+            drop(lock);
+            abandon(&inner, &written, &changes, None);
+            return Err(error);
         }
-        _ => None,
     };
     // Step 5.
     for op in &tx.db_ops {
@@ -229,6 +230,259 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         commit_ts: Some(ts),
         lsn,
     })
+}
+
+/// Step 4's append: patches `ts` into `record` and hands it to the sink (nothing to do when
+/// the engine logs nothing). Caller holds the commit lock.
+fn append_locked(
+    inner: &Inner,
+    record: Option<&mut [u8]>,
+    ts: CommitTs,
+) -> Result<Option<Lsn>, TxnError> {
+    let (Some(sink), Some(bytes)) = (&inner.sink, record) else {
+        return Ok(None);
+    };
+    if let Some(slot) = bytes.get_mut(COMMIT_TS_OFFSET..COMMIT_TS_OFFSET + 8) {
+        slot.copy_from_slice(&ts.0.to_le_bytes());
+    }
+    let lsn = sink.append(bytes)?;
+    inner.last_lsn.store(lsn.0, Ordering::Release);
+    Ok(Some(lsn))
+}
+
+/// Undoes step 1 of a failed single-key commit: frees its value and hands the node it reserved
+/// for a new key (if any) to GC.
+fn abandon_one(inner: &Inner, value: Option<ValueRef>, reserved: Option<(DbIndex, &[u8])>) {
+    if let Some(value) = value {
+        free_values(inner, &[value]);
+    }
+    if let Some((db, key)) = reserved {
+        inner.gc_queue.lock().orphaned(db, key);
+    }
+}
+
+/// [`crate::Engine::put`]: the steps of [`commit`] for a transaction whose only act is one
+/// blind write, without building the `Transaction`.
+///
+/// Step 3 has nothing to check. Such a transaction reads nothing; run through
+/// `Engine::run(Serializable, ..)` its only check is first-committer-wins on the key, and a
+/// conflict there is retried from a fresh snapshot until it commits: the same write, later.
+/// Committing it at once gives an outcome that loop could have given, in a log record with the
+/// same bytes.
+pub(crate) fn put_one(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    value: &[u8],
+    expire_at_ms: Option<u64>,
+) -> Result<CommitInfo, TxnError> {
+    let d = inner.db(db)?;
+    check_single_put(key, value)?;
+    let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
+    let guard = crossbeam_epoch::pin();
+    // Step 1.
+    let reserved = d.index.reserve_node(key, &guard);
+    let this = reserved.is_some().then_some((db, key));
+    let vref = match inner.pages.write(value) {
+        Ok(vref) => vref,
+        Err(error) => {
+            abandon_one(inner, None, this);
+            return Err(error.into());
+        }
+    };
+    let mut record = inner
+        .sink
+        .is_some()
+        .then(|| encode_single_put(db, key, value, expire_at_ms));
+    // Step 2.
+    let lock = inner.commit_lock.lock();
+    // Step 3: nothing to validate (see above).
+    // Step 4.
+    let ts = inner.oracle.next();
+    let lsn = match append_locked(inner, record.as_deref_mut(), ts) {
+        Ok(lsn) => lsn,
+        Err(error) => {
+            drop(lock);
+            abandon_one(inner, Some(vref), this);
+            return Err(error);
+        }
+    };
+    // Step 5.
+    let change = Change::Put {
+        value: vref,
+        expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+    };
+    let installed = install_node(inner, db, key, change, ts, &guard, reserved.as_ref());
+    // Step 6.
+    inner.oracle.publish(ts);
+    reclaim_or_queue(inner, db, key, installed, ts, &guard);
+    drop(lock);
+    Ok(CommitInfo {
+        commit_ts: Some(ts),
+        lsn,
+    })
+}
+
+/// [`crate::Engine::update`]: a one-key read-modify-write whose read happens under the commit
+/// lock, so nothing can commit between the read and the write and step 3 (validation) is the
+/// read itself. Only a new key's ordered insert (when `may_create`) and the first probe of the
+/// key's node happen before the lock; `decide` runs under it, so it must be short.
+pub(crate) fn update_one<T, E: From<TxnError>>(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    may_create: bool,
+    decide: impl FnOnce(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
+) -> Result<(T, CommitInfo), E> {
+    let d = inner.db(db)?;
+    check_key(key)?;
+    let guard = crossbeam_epoch::pin();
+    // Step 1.
+    let reserved = if may_create {
+        d.index.reserve_node(key, &guard)
+    } else {
+        // Brings the node into cache before the lock; the read under it then hits.
+        let _ = d.index.get(key, &guard);
+        None
+    };
+    let this = reserved.is_some().then_some((db, key));
+    let nothing = CommitInfo {
+        commit_ts: None,
+        lsn: None,
+    };
+    // Step 2.
+    let lock = inner.commit_lock.lock();
+    // Step 3: the read.
+    let current = match newest_live(inner, db, key, &guard) {
+        Ok(current) => current,
+        Err(error) => {
+            drop(lock);
+            abandon_one(inner, None, this);
+            return Err(error.into());
+        }
+    };
+    let live = current.is_some();
+    let deadline = current.as_ref().and_then(|e| e.expire_at_ms);
+    let (write, out) = match decide(current) {
+        Ok((Some(KeyWrite::Delete), out)) if !live => (None, out),
+        Ok(decided) => decided,
+        Err(error) => {
+            drop(lock);
+            abandon_one(inner, None, this);
+            return Err(error);
+        }
+    };
+    let Some(write) = write else {
+        drop(lock);
+        abandon_one(inner, None, this);
+        return Ok((out, nothing));
+    };
+    // Step 1's allocation, under the lock here (the value is known only now) but still before
+    // the append.
+    let prepared = match &write {
+        KeyWrite::Delete => Ok((Change::Delete, None, encode_single_delete(db, key))),
+        KeyWrite::Put { value, expiry } => {
+            let expire_at_ms = match *expiry {
+                Expiry::Persist => None,
+                Expiry::At(at) => Some(at.min(EXPIRE_MAX_MS)),
+                Expiry::Keep => deadline,
+            };
+            check_single_put(key, value)
+                .and_then(|()| inner.pages.write(value).map_err(TxnError::from))
+                .map(|vref| {
+                    let change = Change::Put {
+                        value: vref,
+                        expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+                    };
+                    let record = encode_single_put(db, key, value, expire_at_ms);
+                    (change, Some(vref), record)
+                })
+        }
+    };
+    let (change, vref, mut record) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            drop(lock);
+            abandon_one(inner, None, this);
+            return Err(error.into());
+        }
+    };
+    // Step 4.
+    let ts = inner.oracle.next();
+    let logged = inner.sink.is_some().then_some(record.as_mut_slice());
+    let lsn = match append_locked(inner, logged, ts) {
+        Ok(lsn) => lsn,
+        Err(error) => {
+            drop(lock);
+            abandon_one(inner, vref, this);
+            return Err(error.into());
+        }
+    };
+    // Step 5.
+    let installed = install_node(inner, db, key, change, ts, &guard, reserved.as_ref());
+    // Step 6.
+    inner.oracle.publish(ts);
+    reclaim_or_queue(inner, db, key, installed, ts, &guard);
+    drop(lock);
+    Ok((
+        out,
+        CommitInfo {
+            commit_ts: Some(ts),
+            lsn,
+        },
+    ))
+}
+
+/// The newest committed version of `key` if it holds a value not expired now (the clock is
+/// read only for a key with a deadline).
+fn newest_live(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    guard: &Guard,
+) -> Result<Option<Entry>, TxnError> {
+    let d = inner.db(db)?;
+    let Some(version) = d
+        .index
+        .get(key, guard)
+        .and_then(|node| node.newest(guard))
+        .filter(|v| !v.tombstone)
+    else {
+        return Ok(None);
+    };
+    if is_due(version.expiry(), inner.clock.now_ms()) {
+        return Ok(None);
+    }
+    entry_of(inner, &version).map(Some)
+}
+
+/// After step 6 of a single-key commit: if the key had older versions and no snapshot is open,
+/// nothing can read them any more (every snapshot registered from now on reads at `ts` or
+/// above, see `snapshot.rs`), so they are cut now, while the node is in cache, instead of GC
+/// finding the key again later. Otherwise, and for a tombstone (whose node only GC removes),
+/// the key is queued for GC as any commit does. Caller holds the commit lock.
+fn reclaim_or_queue(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    installed: Option<Installed<'_>>,
+    ts: CommitTs,
+    guard: &Guard,
+) {
+    let Some(installed) = installed.filter(|i| i.superseded) else {
+        return;
+    };
+    if installed.tombstone || !inner.snapshots.none_open() {
+        inner.gc_queue.lock().superseded(ts, db, key);
+        return;
+    }
+    let Ok(d) = inner.db(db) else { return };
+    // No snapshot is open and none opened from now on reads below `ts`, where this node's
+    // newest version (written at `ts`) is the one it sees: `ts` is a valid watermark for it.
+    let (unlinked, _) = crate::gc::cut_chain(inner, d, installed.node, ts.0, guard);
+    inner
+        .gc_versions_unlinked
+        .fetch_add(unlinked, Ordering::Relaxed);
 }
 
 fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
@@ -312,7 +566,34 @@ fn install_reserved(
     guard: &Guard,
     reserved: Option<&Reserved<'_>>,
 ) {
-    let Ok(d) = inner.db(db) else { return };
+    if install_node(inner, db, key, change, ts, guard, reserved).is_some_and(|i| i.superseded) {
+        // The version below becomes garbage once the watermark reaches `ts`.
+        inner.gc_queue.lock().superseded(ts, db, key);
+    }
+}
+
+/// What [`install_node`] did.
+struct Installed<'g> {
+    node: &'g KeyNode,
+    /// The key had a version before, which is garbage once the watermark reaches `ts`: the
+    /// caller queues it for GC (or reclaims it at once, see [`reclaim_or_queue`]).
+    superseded: bool,
+    /// The new version is a tombstone.
+    tombstone: bool,
+}
+
+/// Installs one change at `ts` and leaves the GC queue to the caller; `None` if the change
+/// installed nothing (a delete or TTL change of an absent key). Caller holds the commit lock.
+fn install_node<'g>(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    change: Change,
+    ts: CommitTs,
+    guard: &'g Guard,
+    reserved: Option<&Reserved<'_>>,
+) -> Option<Installed<'g>> {
+    let Ok(d) = inner.db(db) else { return None };
     let existing = d.index.get(key, guard);
     let previous = existing.and_then(|node| node.newest(guard));
     let previous_holds_value = previous.is_some_and(|v| !v.tombstone);
@@ -345,7 +626,7 @@ fn install_reserved(
         },
         Change::Delete => {
             if !previous_holds_value {
-                return;
+                return None;
             }
             VersionView {
                 commit_ts: ts.0,
@@ -363,7 +644,7 @@ fn install_reserved(
                 tombstone: false,
                 older_value_in_use: true,
             },
-            _ => return,
+            _ => return None,
         },
         Change::Moved {
             incoming: Some((value, expire_at_ms)),
@@ -377,7 +658,7 @@ fn install_reserved(
         },
         Change::Moved { incoming: None } => {
             if !previous_holds_value {
-                return;
+                return None;
             }
             VersionView {
                 commit_ts: ts.0,
@@ -401,10 +682,6 @@ fn install_reserved(
         },
     };
     node.install(version, guard);
-    if previous.is_some() {
-        // The version below becomes garbage once the watermark reaches `ts`.
-        inner.gc_queue.lock().superseded(ts, db, key);
-    }
     // Memory (see `memory`): the previous newest version moved to the older chain; its value
     // is now held only by old versions unless the new one inherits it; a tombstone makes the
     // key's node garbage, a value over a tombstone revives it.
@@ -451,6 +728,11 @@ fn install_reserved(
             .lock()
             .schedule(deadline, db, Bytes::copy_from_slice(key));
     }
+    Some(Installed {
+        node,
+        superseded: previous.is_some(),
+        tombstone: !holds_value,
+    })
 }
 
 /// Keys of `db` whose newest version holds a value, with that version's value and deadline.

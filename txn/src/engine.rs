@@ -21,8 +21,8 @@ use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
 use crate::timestamp::{CommitTs, TxnId};
-use crate::transaction::{latest_version, Transaction, WatchMark};
-use crate::{commit, gc, CommitInfo, DbIndex, Isolation};
+use crate::transaction::{check_key, entry_of, is_due, latest_version, Transaction, WatchMark};
+use crate::{commit, gc, CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
 /// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
 /// commit-timestamp order, inside the commit critical section.
@@ -31,6 +31,20 @@ pub trait CommitSink: Send + Sync {
     /// appended (a poisoned or closed log refuses before enqueuing): the commit then aborts with
     /// nothing installed, and later commits are tried again.
     fn append(&self, record: &[u8]) -> Result<storage::Lsn, TxnError>;
+}
+
+/// What [`Engine::update`]'s decision writes to its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyWrite {
+    /// Set the key's value; [`Expiry::Keep`] keeps the deadline of the value decided on.
+    Put {
+        /// The new value.
+        value: Bytes,
+        /// Its deadline.
+        expiry: Expiry,
+    },
+    /// Delete the key (writes nothing if it held no live value).
+    Delete,
 }
 
 /// How to build an [`Engine`].
@@ -233,6 +247,69 @@ impl Engine {
         Err(TxnError::TooManyRetries {
             attempts: RUN_ATTEMPTS_MAX,
         })
+    }
+
+    /// Single-key fast path: writes `key` without reading it, with the same outcome, log record
+    /// and durability as `run(Isolation::Serializable, |tx| tx.put(db, key, value, expiry))`
+    /// for an expiry other than [`Expiry::Keep`] (`expire_at_ms`: `None` = no deadline), but
+    /// without building a [`Transaction`]: a blind write has nothing to validate (see
+    /// `commit.rs`, `put_one`).
+    pub fn put(
+        &self,
+        db: DbIndex,
+        key: &[u8],
+        value: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> Result<CommitInfo, TxnError> {
+        commit::put_one(&self.inner, db, key, value, expire_at_ms)
+    }
+
+    /// Single-key fast path for a read-modify-write (INCR, DEL of one key): `decide` sees the
+    /// key's newest committed live value (`None` if absent or expired) and returns what to
+    /// write, if anything, plus a result. It runs under the commit lock, so nothing commits
+    /// between the read and the write: the outcome is that of a `Serializable` transaction doing
+    /// the same read and write, which never conflicts; the log record is the one that
+    /// transaction would write. An error from `decide` writes nothing. Keep `decide` short.
+    /// `may_create`: `decide` may write a key that is absent now (its ordered-index insert then
+    /// happens before the lock, as in every commit).
+    pub fn update<T, E: From<TxnError>>(
+        &self,
+        db: DbIndex,
+        key: &[u8],
+        may_create: bool,
+        decide: impl FnOnce(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
+    ) -> Result<(T, CommitInfo), E> {
+        commit::update_one(&self.inner, db, key, may_create, decide)
+    }
+
+    /// Single-key fast path for a read: `key`'s value at a fresh snapshot (`None` if absent or
+    /// expired), as `begin(Isolation::Snapshot)`, `get`, `commit` would read it.
+    pub fn get(&self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
+        let inner = &self.inner;
+        let d = inner.db(db)?;
+        check_key(key)?;
+        let registration = inner.snapshots.register(&inner.oracle);
+        let read = || {
+            let guard = crossbeam_epoch::pin();
+            let Some(node) = d.index.get(key, &guard) else {
+                return Ok(None);
+            };
+            let Some(version) = node
+                .visible(registration.ts, &guard)
+                .filter(|v| !v.tombstone)
+            else {
+                return Ok(None);
+            };
+            // A GET is an access of the key (LRU clock / LFU counter), as in `Transaction::get`.
+            inner.memory.touch(node);
+            if is_due(version.expiry(), inner.clock.now_ms()) {
+                return Ok(None);
+            }
+            entry_of(inner, &version).map(Some)
+        };
+        let result = read();
+        inner.snapshots.release(&registration);
+        result
     }
 
     /// The engine's clock (the server computes TTL replies and deadlines from it).

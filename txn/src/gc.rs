@@ -17,7 +17,10 @@
 //! timestamp at which it became garbage, and GC visits exactly those keys once the watermark
 //! passes them: its work follows the write rate, not the key count. Entries are pushed under
 //! the commit lock, so the queue is in timestamp order (orphans, pushed after it, carry
-//! timestamp 0 and are always due). The queue is bounded ([`GC_QUEUE_ENTRIES_MAX`]); an entry
+//! timestamp 0 and are always due). The one exception: a single-key commit that finds no
+//! snapshot open right after it published cuts the versions it superseded itself, under the
+//! commit lock, and queues nothing (`commit.rs`, `reclaim_or_queue`): no snapshot can read them
+//! any more (see `snapshot.rs`), so they are no longer garbage to find. The queue is bounded ([`GC_QUEUE_ENTRIES_MAX`]); an entry
 //! that does not fit is dropped and the next calls fall back to a sweep of every database, which
 //! finds all garbage, until one sweep begun after the last drop has completed.
 //!
@@ -345,18 +348,9 @@ fn collect(
     stats: &mut GcStats,
 ) {
     let a = &inner.memory.accounting;
-    let unlinked = node.cut_below(watermark, guard, |value| {
-        // SAFETY: no registered snapshot can see this version (it is older than the version
-        // kept, whose timestamp is <= every snapshot), and the value is not shared with a
-        // version that stays (see `KeyNode::cut_below`).
-        if unsafe { inner.pages.free(value) }.is_ok() {
-            stats.values_freed += 1;
-            Accounting::sub(&a.garbage_value_bytes, u64::from(value.len));
-        }
-    });
+    let (unlinked, freed) = cut_chain(inner, d, node, watermark, guard);
     stats.versions_unlinked += unlinked;
-    Accounting::sub(&a.older_versions, unlinked);
-    d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
+    stats.values_freed += freed;
     if node.is_empty(guard) {
         // Under the commit lock every node in the hash table holds a version, so an empty one
         // was reserved by a commit that aborted, or by one that has not taken the lock yet (it
@@ -371,6 +365,34 @@ fn collect(
         Accounting::sub(&a.garbage_node_bytes, memory::node_bytes(node.key().len()));
         stats.keys_removed += 1;
     }
+}
+
+/// Cuts `node`'s chain below `watermark` (a timestamp no registered or future snapshot reads
+/// below), frees the values no remaining version uses, and counts it: memory accounting and
+/// the database's version count. Returns (versions unlinked, values freed). Caller holds the
+/// commit lock. GC and the single-key commit path (`commit::reclaim_or_queue`) both cut here,
+/// so the counters cannot drift apart.
+pub(crate) fn cut_chain(
+    inner: &Inner,
+    d: &Db,
+    node: &KeyNode,
+    watermark: u64,
+    guard: &Guard,
+) -> (u64, u64) {
+    let a = &inner.memory.accounting;
+    let mut freed = 0;
+    let unlinked = node.cut_below(watermark, guard, |value| {
+        // SAFETY: no registered snapshot can see this version (it is older than the version
+        // kept, whose timestamp is <= every snapshot), and the value is not shared with a
+        // version that stays (see `KeyNode::cut_below`).
+        if unsafe { inner.pages.free(value) }.is_ok() {
+            freed += 1;
+            Accounting::sub(&a.garbage_value_bytes, u64::from(value.len));
+        }
+    });
+    Accounting::sub(&a.older_versions, unlinked);
+    d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
+    (unlinked, freed)
 }
 
 /// Up to `budget` keys of the sweep over every database; true when it completed.

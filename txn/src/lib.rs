@@ -36,7 +36,7 @@ pub use bytes::Bytes;
 pub use durability::{
     CheckpointReport, Durability, DurabilityConfig, PersistenceStats, RecoveryReport,
 };
-pub use engine::{CommitSink, DbStats, Engine, EngineConfig, EngineStats};
+pub use engine::{CommitSink, DbStats, Engine, EngineConfig, EngineStats, KeyWrite};
 pub use error::TxnError;
 pub use expiry::{Clock, ManualClock, SystemClock, TimingWheel};
 pub use gc::GcStats;

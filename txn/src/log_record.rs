@@ -149,9 +149,7 @@ impl LogRecord {
 
     /// Appends the encoding to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&self.commit_ts.0.to_le_bytes());
-        out.extend_from_slice(&(self.ops.len() as u32).to_le_bytes());
+        encode_header(out, self.commit_ts, self.ops.len() as u32);
         for op in &self.ops {
             encode_op(op, out);
         }
@@ -215,6 +213,49 @@ fn put_expiry(out: &mut Vec<u8>, expiry: Option<u64>) {
     }
 }
 
+fn encode_put_op(out: &mut Vec<u8>, db: DbIndex, key: &[u8], value: &[u8], expiry: Option<u64>) {
+    out.extend_from_slice(&[1, db]);
+    put_bytes(out, key);
+    put_bytes(out, value);
+    put_expiry(out, expiry);
+}
+
+fn encode_delete_op(out: &mut Vec<u8>, db: DbIndex, key: &[u8]) {
+    out.extend_from_slice(&[2, db]);
+    put_bytes(out, key);
+}
+
+fn encode_header(out: &mut Vec<u8>, commit_ts: CommitTs, op_count: u32) {
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&commit_ts.0.to_le_bytes());
+    out.extend_from_slice(&op_count.to_le_bytes());
+}
+
+/// The encoding of `LogRecord { commit_ts: 0, ops: [Put { db, key, value, expire_at_ms }] }`,
+/// without copying key and value into a [`LogRecord`] first (the single-key commit path).
+pub(crate) fn encode_single_put(
+    db: DbIndex,
+    key: &[u8],
+    value: &[u8],
+    expire_at_ms: Option<u64>,
+) -> Vec<u8> {
+    let expiry_len = if expire_at_ms.is_some() { 9 } else { 1 };
+    let mut out =
+        Vec::with_capacity(HEADER_BYTES + 2 + 4 + key.len() + 4 + value.len() + expiry_len);
+    encode_header(&mut out, CommitTs(0), 1);
+    encode_put_op(&mut out, db, key, value, expire_at_ms);
+    out
+}
+
+/// The encoding of `LogRecord { commit_ts: 0, ops: [Delete { db, key }] }`, as
+/// [`encode_single_put`].
+pub(crate) fn encode_single_delete(db: DbIndex, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + 2 + 4 + key.len());
+    encode_header(&mut out, CommitTs(0), 1);
+    encode_delete_op(&mut out, db, key);
+    out
+}
+
 fn encode_op(op: &LogOp, out: &mut Vec<u8>) {
     match op {
         LogOp::Put {
@@ -222,16 +263,8 @@ fn encode_op(op: &LogOp, out: &mut Vec<u8>) {
             key,
             value,
             expire_at_ms,
-        } => {
-            out.extend_from_slice(&[1, *db]);
-            put_bytes(out, key);
-            put_bytes(out, value);
-            put_expiry(out, *expire_at_ms);
-        }
-        LogOp::Delete { db, key } => {
-            out.extend_from_slice(&[2, *db]);
-            put_bytes(out, key);
-        }
+        } => encode_put_op(out, *db, key, value, *expire_at_ms),
+        LogOp::Delete { db, key } => encode_delete_op(out, *db, key),
         LogOp::SetExpiry {
             db,
             key,
@@ -413,6 +446,35 @@ mod tests {
             LogRecord::decode(&bytes),
             Err(DecodeError::BadTag { tag: 99, .. })
         ));
+    }
+
+    #[test]
+    fn single_op_encoders_match_the_general_one() {
+        for expire_at_ms in [None, Some(1_700_000_000_000)] {
+            let general = LogRecord {
+                commit_ts: CommitTs(0),
+                ops: vec![LogOp::Put {
+                    db: 7,
+                    key: Bytes::from_static(b"key"),
+                    value: Bytes::from_static(b"value"),
+                    expire_at_ms,
+                }],
+            }
+            .encode();
+            assert_eq!(
+                encode_single_put(7, b"key", b"value", expire_at_ms),
+                general
+            );
+        }
+        let general = LogRecord {
+            commit_ts: CommitTs(0),
+            ops: vec![LogOp::Delete {
+                db: 3,
+                key: Bytes::from_static(b"gone"),
+            }],
+        }
+        .encode();
+        assert_eq!(encode_single_delete(3, b"gone"), general);
     }
 
     proptest! {

@@ -5,10 +5,15 @@
 //! lock*, and [`ActiveSnapshots::low_watermark`] holds *all* shard locks while it reads the
 //! oracle; so a snapshot either is counted by a watermark computation or is taken after it (and
 //! is then at least that watermark). GC never frees what a registered snapshot can see.
+//!
+//! Second invariant, for the single-key fast paths' reclamation at commit (`commit.rs`): the
+//! open-snapshot count is raised *before* a registering snapshot reads the oracle, and a
+//! committer reads it *after* publishing, with a sequentially consistent fence on both sides;
+//! so a committer that sees no open snapshot knows every snapshot registered later reads at its
+//! timestamp or above.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -39,8 +44,12 @@ pub(crate) struct Registration {
     pub(crate) ts: u64,
 }
 
-/// One shard: snapshot timestamp -> number of open snapshots at it.
-type Shard = CachePadded<Mutex<BTreeMap<u64, u32>>>;
+/// One shard: `(snapshot timestamp, open snapshots at it)`, timestamps strictly increasing
+/// (registration reads the monotone visible watermark under the shard lock, so new timestamps
+/// come last). A shard rarely holds more than a few entries, and a vector that keeps its
+/// capacity costs no allocation per transaction (a `BTreeMap` allocated and freed a node
+/// whenever its shard went from empty to one snapshot and back, i.e. per transaction).
+type Shard = CachePadded<Mutex<Vec<(u64, u32)>>>;
 
 /// Open snapshots, sharded so begin/end on different threads don't contend.
 pub(crate) struct ActiveSnapshots {
@@ -52,7 +61,7 @@ impl Default for ActiveSnapshots {
     fn default() -> Self {
         ActiveSnapshots {
             shards: (0..SNAPSHOT_SHARDS)
-                .map(|_| CachePadded::new(Mutex::new(BTreeMap::new())))
+                .map(|_| CachePadded::new(Mutex::new(Vec::new())))
                 .collect(),
             count: AtomicUsize::new(0),
         }
@@ -63,31 +72,38 @@ impl ActiveSnapshots {
     /// Takes a snapshot at the oracle's visible watermark and registers it.
     pub(crate) fn register(&self, oracle: &TimestampOracle) -> Registration {
         let shard = shard_hint();
+        // Counted before the oracle is read (see the module docs, second invariant).
+        self.count.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let ts = match self.shards.get(shard) {
             Some(lock) => {
-                let mut map = lock.lock();
+                let mut entries = lock.lock();
                 let ts = oracle.visible();
-                *map.entry(ts).or_insert(0) += 1;
+                match entries.last_mut() {
+                    Some((last, count)) if *last == ts => *count += 1,
+                    _ => entries.push((ts, 1)),
+                }
                 ts
             }
             None => oracle.visible(),
         };
-        self.count.fetch_add(1, Ordering::Relaxed);
         Registration { shard, ts }
     }
 
     /// Unregisters a snapshot.
     pub(crate) fn release(&self, registration: &Registration) {
         if let Some(lock) = self.shards.get(registration.shard) {
-            let mut map = lock.lock();
-            if let Some(count) = map.get_mut(&registration.ts) {
-                *count -= 1;
-                if *count == 0 {
-                    map.remove(&registration.ts);
+            let mut entries = lock.lock();
+            if let Ok(i) = entries.binary_search_by_key(&registration.ts, |&(ts, _)| ts) {
+                if let Some((_, count)) = entries.get_mut(i) {
+                    *count -= 1;
+                    if *count == 0 {
+                        entries.remove(i);
+                    }
                 }
             }
         }
-        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Release);
     }
 
     /// The oldest registered snapshot, or the visible watermark if none: no present or future
@@ -95,8 +111,8 @@ impl ActiveSnapshots {
     pub(crate) fn low_watermark(&self, oracle: &TimestampOracle) -> u64 {
         let guards: Vec<_> = self.shards.iter().map(|shard| shard.lock()).collect();
         let mut watermark = oracle.visible();
-        for map in &guards {
-            if let Some((&oldest, _)) = map.first_key_value() {
+        for entries in &guards {
+            if let Some(&(oldest, _)) = entries.first() {
                 watermark = watermark.min(oldest);
             }
         }
@@ -106,5 +122,14 @@ impl ActiveSnapshots {
     /// Number of open snapshots.
     pub(crate) fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// True if no snapshot is open or being registered. Called by a committer after it
+    /// published timestamp `ts`: then every snapshot registered from now on reads at `ts` or
+    /// above (see the module docs, second invariant), so versions only older snapshots could
+    /// read are garbage at once.
+    pub(crate) fn none_open(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.count.load(Ordering::SeqCst) == 0
     }
 }

@@ -135,7 +135,7 @@ impl std::fmt::Debug for Transaction {
     }
 }
 
-fn check_key(key: &[u8]) -> Result<(), TxnError> {
+pub(crate) fn check_key(key: &[u8]) -> Result<(), TxnError> {
     if key.len() > KEY_MAX_BYTES {
         return Err(TxnError::KeyTooLarge {
             len: key.len(),
@@ -143,6 +143,34 @@ fn check_key(key: &[u8]) -> Result<(), TxnError> {
         });
     }
     Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), TxnError> {
+    if value.len() > VALUE_MAX_BYTES {
+        return Err(TxnError::ValueTooLarge {
+            len: value.len(),
+            max: VALUE_MAX_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn check_write_bytes(total: usize) -> Result<(), TxnError> {
+    if total > TXN_WRITE_BYTES_MAX {
+        return Err(TxnError::TransactionTooLarge {
+            bytes: total,
+            max: TXN_WRITE_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// The checks [`Transaction::put`] makes on a transaction's only write (key, value, write
+/// budget), in the same order with the same errors: the single-key commit path uses them.
+pub(crate) fn check_single_put(key: &[u8], value: &[u8]) -> Result<(), TxnError> {
+    check_key(key)?;
+    check_value(value)?;
+    check_write_bytes(key.len().saturating_add(value.len()))
 }
 
 fn to_owned_bound(bound: Bound<&[u8]>) -> Bound<Bytes> {
@@ -184,7 +212,7 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
+pub(crate) fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
     Ok(Entry {
         value: inner.pages.read(version.value)?,
         kind: ValueKind::String,
@@ -193,7 +221,7 @@ fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
     })
 }
 
-fn is_due(expire_at_ms: Option<u64>, now_ms: u64) -> bool {
+pub(crate) fn is_due(expire_at_ms: Option<u64>, now_ms: u64) -> bool {
     expire_at_ms.is_some_and(|deadline| deadline <= now_ms)
 }
 
@@ -398,12 +426,7 @@ impl Transaction {
     fn add_write(&mut self, db: DbIndex, key: &[u8], write: Write) -> Result<(), TxnError> {
         let added = write_bytes(key, &write);
         let total = self.write_bytes.saturating_add(added);
-        if total > TXN_WRITE_BYTES_MAX {
-            return Err(TxnError::TransactionTooLarge {
-                bytes: total,
-                max: TXN_WRITE_BYTES_MAX,
-            });
-        }
+        check_write_bytes(total)?;
         self.write_bytes = total;
         self.writes
             .entry(db)
@@ -423,12 +446,7 @@ impl Transaction {
     ) -> Result<(), TxnError> {
         self.inner.db(db)?;
         check_key(key)?;
-        if value.len() > VALUE_MAX_BYTES {
-            return Err(TxnError::ValueTooLarge {
-                len: value.len(),
-                max: VALUE_MAX_BYTES,
-            });
-        }
+        check_value(value)?;
         let expire_at_ms = match expiry {
             Expiry::Persist => None,
             Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),

@@ -1,6 +1,7 @@
 //! Property test: random interleaved transaction histories (begin/get/put/delete/set_expiry/
 //! scan/commit/abort, and FLUSHDB/FLUSHALL/SWAPDB inside them, over several open transactions,
-//! with clock moves, GC and active expiry)
+//! with clock moves, GC, active expiry, and the single-key fast paths `Engine::put`, `update`
+//! and `get` modelled as one-command transactions)
 //! run against the engine and a model of version lists; every read, conflict and scan must
 //! agree.
 
@@ -30,6 +31,12 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..SLOTS, 0u8..2).prop_map(|(slot, db)| Step::TxFlushDb { slot, db }),
         1 => (0..SLOTS).prop_map(|slot| Step::TxSwapDb { slot }),
         1 => (0..SLOTS).prop_map(|slot| Step::TxFlushAll { slot }),
+        3 => (key.clone(), any::<u8>(), proptest::option::of(1u64..6))
+            .prop_map(|(key, value, ttl)| Step::OnePut { key, value, ttl }),
+        2 => (key.clone(), prop_oneof![-3i64..4, Just(i64::MAX), Just(i64::MIN)])
+            .prop_map(|(key, delta)| Step::OneIncr { key, delta }),
+        1 => key.clone().prop_map(|key| Step::OneDelete { key }),
+        2 => key.prop_map(|key| Step::OneGet { key }),
     ]
 }
 

@@ -1,9 +1,11 @@
 //! DEL key [key ...]
 use bytes::Bytes;
-use txn::Transaction;
+use txn::{KeyWrite, Transaction};
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{
+    live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx,
+};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -18,6 +20,17 @@ pub struct Cmd {
 /// Parses the arguments after the name.
 pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     Ok(Command::data(Cmd { keys: args.rest() }))
+}
+
+/// The fast path for one key: one `Engine::update` (read and delete under the commit lock).
+/// Several keys take the general path.
+pub fn fast(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>> {
+    let [key] = args else { return None };
+    let deleted = cx.shared.engine.update(cx.db, key, false, |current| {
+        let existed = current.is_some();
+        Ok::<_, CmdError>((existed.then_some(KeyWrite::Delete), i64::from(existed)))
+    });
+    Some(deleted.map(|(n, info)| Fast::new(Frame::Integer(n), info)))
 }
 
 impl DataCommand for Cmd {

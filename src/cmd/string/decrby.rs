@@ -3,7 +3,8 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx};
+use crate::resp::parse_i64;
 use crate::resp::Frame;
 
 /// Metadata.
@@ -21,6 +22,14 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
         key: args.next_bytes()?,
         delta: args.next_i64()?,
     }))
+}
+
+/// The fast path (see `incr_by_fast`); a malformed or unnegatable decrement takes the general
+/// path.
+pub fn fast(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>> {
+    let [key, delta] = args else { return None };
+    let delta = parse_i64(delta)?.checked_neg()?;
+    Some(super::incr_by_fast(key, delta, cx))
 }
 
 impl DataCommand for Cmd {

@@ -1,9 +1,11 @@
 //! GET key
 use bytes::Bytes;
-use txn::Transaction;
+use txn::{Transaction, ValueKind};
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{
+    get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx,
+};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -26,6 +28,20 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     Ok(Command::data(Get {
         key: args.next_bytes()?,
     }))
+}
+
+/// The fast path: one read at a fresh snapshot (`Engine::get`).
+pub fn fast(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>> {
+    let [key] = args else { return None };
+    let entry = match cx.shared.engine.get(cx.db, key) {
+        Ok(entry) => entry,
+        Err(e) => return Some(Err(e.into())),
+    };
+    Some(match entry {
+        None => Ok(Fast::read(Frame::Null)),
+        Some(e) if e.kind == ValueKind::String => Ok(Fast::read(Frame::Bulk(e.value))),
+        Some(_) => Err(CmdError::WrongType),
+    })
 }
 
 impl DataCommand for Get {

@@ -3,7 +3,7 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -19,6 +19,12 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     Ok(Command::data(Cmd {
         key: args.next_bytes()?,
     }))
+}
+
+/// The fast path (see `incr_by_fast`).
+pub fn fast(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>> {
+    let [key] = args else { return None };
+    Some(super::incr_by_fast(key, 1, cx))
 }
 
 impl DataCommand for Cmd {

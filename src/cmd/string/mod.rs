@@ -33,10 +33,10 @@ pub mod substr;
 mod tests;
 
 use bytes::Bytes;
-use txn::{Expiry, Transaction};
+use txn::{Expiry, KeyWrite, Transaction, ValueKind};
 
 use super::args::parse_int;
-use super::{get_string, CmdError, DataCx};
+use super::{get_string, CmdError, DataCx, Fast, FastCx};
 use crate::resp::Frame;
 
 /// Adds `delta` to the integer stored at `key` (missing = 0), keeping its TTL: INCR and friends.
@@ -54,6 +54,26 @@ pub(crate) fn incr_by(
     let mut buf = itoa::Buffer::new();
     tx.put(cx.db, key, buf.format(next).as_bytes(), Expiry::Keep)?;
     Ok(Frame::Integer(next))
+}
+
+/// INCRBY's fast path: one `Engine::update` (read, add, write under the commit lock), with the
+/// general path's checks in the same order.
+pub(crate) fn incr_by_fast(key: &[u8], delta: i64, cx: &FastCx<'_>) -> Result<Fast, CmdError> {
+    let (reply, info) = cx.shared.engine.update(cx.db, key, true, |current| {
+        let current = match current {
+            None => 0,
+            Some(e) if e.kind == ValueKind::String => parse_int(&e.value)?,
+            Some(_) => return Err(CmdError::WrongType),
+        };
+        let next = current.checked_add(delta).ok_or(CmdError::Overflow)?;
+        let mut buf = itoa::Buffer::new();
+        let write = KeyWrite::Put {
+            value: Bytes::copy_from_slice(buf.format(next).as_bytes()),
+            expiry: Expiry::Keep,
+        };
+        Ok((Some(write), Frame::Integer(next)))
+    })?;
+    Ok(Fast::new(reply, info))
 }
 
 /// Checks a would-be string length against `proto-max-bulk-len`.

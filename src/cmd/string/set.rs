@@ -5,7 +5,10 @@ use bytes::Bytes;
 use txn::{Expiry, Transaction};
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{
+    get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx,
+};
+use crate::resp::parse_i64;
 use crate::resp::Frame;
 
 /// Metadata.
@@ -118,6 +121,44 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
         }
     }
     Ok(Command::data(set))
+}
+
+/// The fast path for a blind write, `SET key value [EX s|PX ms|EXAT s|PXAT ms]`: one
+/// `Engine::put`. Any other option (which reads the key) or any malformed argument takes the
+/// general path.
+pub fn fast(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>> {
+    let (key, value, ttl) = match args {
+        [key, value] => (key, value, None),
+        [key, value, option, n] => {
+            let n = parse_i64(n)?;
+            let ttl = if option.eq_ignore_ascii_case(b"EX") {
+                TtlArg::Ex(n)
+            } else if option.eq_ignore_ascii_case(b"PX") {
+                TtlArg::Px(n)
+            } else if option.eq_ignore_ascii_case(b"EXAT") {
+                TtlArg::ExAt(n)
+            } else if option.eq_ignore_ascii_case(b"PXAT") {
+                TtlArg::PxAt(n)
+            } else {
+                return None;
+            };
+            (key, value, Some(ttl))
+        }
+        _ => return None,
+    };
+    let expire_at_ms = match ttl {
+        None => None,
+        Some(ttl) => match ttl.resolve(cx.shared.engine.now_ms(), "set") {
+            Ok(Expiry::At(at)) => Some(at),
+            _ => return None,
+        },
+    };
+    let committed = cx.shared.engine.put(cx.db, key, value, expire_at_ms);
+    Some(
+        committed
+            .map(|info| Fast::new(Frame::ok(), info))
+            .map_err(CmdError::from),
+    )
 }
 
 impl DataCommand for Set {

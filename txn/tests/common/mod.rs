@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use tierkv_txn as txn;
 use txn::{
-    CommitTs, Engine, EngineConfig, Entry, Expiry, Isolation, ManualClock, Transaction, TxnError,
+    CommitTs, Engine, EngineConfig, Entry, Expiry, Isolation, KeyWrite, ManualClock, Transaction,
+    TxnError,
 };
 
 pub type Key = (u8, Vec<u8>);
@@ -400,6 +401,16 @@ pub fn kind(result: &Result<txn::CommitInfo, TxnError>) -> Result<Option<u64>, &
     }
 }
 
+/// Why a single-key update's decision wrote nothing.
+#[derive(Debug, PartialEq)]
+pub struct Rejected(pub &'static str);
+
+impl From<TxnError> for Rejected {
+    fn from(e: TxnError) -> Self {
+        panic!("unexpected engine error {e:?}")
+    }
+}
+
 /// One step of a history over transaction slots.
 #[derive(Debug, Clone)]
 pub enum Step {
@@ -455,6 +466,26 @@ pub enum Step {
     /// FLUSHALL inside the transaction in `slot`.
     TxFlushAll {
         slot: usize,
+    },
+    /// `Engine::put`: the single-key fast path for a blind write.
+    OnePut {
+        key: usize,
+        value: u8,
+        ttl: Option<u64>,
+    },
+    /// `Engine::update` adding `delta` to a decimal value (INCRBY; a non-decimal value is an
+    /// error that writes nothing), keeping the deadline.
+    OneIncr {
+        key: usize,
+        delta: i64,
+    },
+    /// `Engine::update` deleting the key if it holds a live value (DEL of one key).
+    OneDelete {
+        key: usize,
+    },
+    /// `Engine::get`.
+    OneGet {
+        key: usize,
     },
     /// SWAPDB 0 1 inside the transaction in `slot`.
     TxSwapDb {
@@ -644,6 +675,70 @@ impl Harness {
                     self.model.tx_swap_db(mtx, 0, 1);
                 }
             }
+            Step::OnePut { key, value, ttl } => {
+                let k = key_of(key);
+                let v = vec![value; 1 + value as usize % 5];
+                let expire = ttl.map(|t| now + t);
+                let info = self.engine.put(k.0, &k.1, &v, expire).unwrap();
+                let mut mtx = self.autocommit();
+                let expiry = expire.map_or(Expiry::Persist, Expiry::At);
+                self.model.put(&mut mtx, &k, &v, expiry);
+                let expected = self.model.commit(mtx);
+                assert_eq!(Ok(info.commit_ts.map(|t| t.0)), expected, "put_one {k:?}");
+            }
+            Step::OneIncr { key, delta } => {
+                let k = key_of(key);
+                let parse = |v: &[u8]| std::str::from_utf8(v).ok()?.parse::<i64>().ok();
+                let got = self.engine.update(k.0, &k.1, true, |current| {
+                    let current = match current {
+                        None => 0,
+                        Some(e) => parse(&e.value).ok_or(Rejected("not an integer"))?,
+                    };
+                    let next = current.checked_add(delta).ok_or(Rejected("overflow"))?;
+                    let write = KeyWrite::Put {
+                        value: txn::Bytes::from(next.to_string()),
+                        expiry: Expiry::Keep,
+                    };
+                    Ok::<_, Rejected>((Some(write), next))
+                });
+                let mut mtx = self.autocommit();
+                let expected = match self.model.get(&mut mtx, &k) {
+                    None => Ok(0),
+                    Some((v, _, _)) => parse(&v).ok_or(Rejected("not an integer")),
+                }
+                .and_then(|current| current.checked_add(delta).ok_or(Rejected("overflow")));
+                match expected {
+                    Ok(next) => {
+                        let value = next.to_string().into_bytes();
+                        self.model.put(&mut mtx, &k, &value, Expiry::Keep);
+                        let ts = self.model.commit(mtx);
+                        let (n, info) = got.expect("update");
+                        assert_eq!(n, next, "incr {k:?}");
+                        assert_eq!(Ok(info.commit_ts.map(|t| t.0)), ts, "incr ts {k:?}");
+                    }
+                    Err(why) => assert_eq!(got.map(|(n, _)| n), Err(why), "incr {k:?}"),
+                }
+            }
+            Step::OneDelete { key } => {
+                let k = key_of(key);
+                let (existed, info) = self
+                    .engine
+                    .update(k.0, &k.1, false, |current| {
+                        let existed = current.is_some();
+                        Ok::<_, TxnError>((existed.then_some(KeyWrite::Delete), existed))
+                    })
+                    .unwrap();
+                let mut mtx = self.autocommit();
+                assert_eq!(existed, self.model.delete(&mut mtx, &k), "delete_one {k:?}");
+                let expected = self.model.commit(mtx);
+                assert_eq!(Ok(info.commit_ts.map(|t| t.0)), expected, "delete_one ts");
+            }
+            Step::OneGet { key } => {
+                let k = key_of(key);
+                let got = to_mentry(self.engine.get(k.0, &k.1).unwrap());
+                let mut mtx = self.autocommit();
+                assert_eq!(got, self.model.get(&mut mtx, &k), "get_one {k:?}");
+            }
             Step::ExpireTick => {
                 let deleted = self.engine.expire_tick(10_000);
                 let expected = self.model.expire_all_due();
@@ -656,6 +751,15 @@ impl Harness {
                 self.model.live_keys(db),
                 "dbsize {db}"
             );
+        }
+    }
+
+    /// The model of a one-command transaction (what the single-key fast paths stand for).
+    fn autocommit(&self) -> MTxn {
+        MTxn {
+            snapshot: self.model.last_ts,
+            serializable: true,
+            ..MTxn::default()
         }
     }
 
