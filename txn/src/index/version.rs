@@ -85,13 +85,21 @@ const _: () = assert!(storage::page::PAGE_SIZE <= 1 << OFFSET_BITS);
 /// - `ts_flags`: commit ts (low 56 bits) | flags << 56; the seqlock word ([`WRITING`] while the
 ///   inline version changes, [`EMPTY`] before the first one);
 /// - `expire_offset`: deadline ms (high 48 bits) | in-page offset (low 16 bits).
+///
+/// `repr(C)` with the key last: crossbeam's skip-list entry is the node followed by its tower
+/// of next pointers, and a descent reads a node's key bytes and one tower pointer at each step.
+/// Key first put those two 64 bytes apart, always two cache lines; key last puts them within
+/// 40 bytes, often one line. That made inserting new keys (`SET -P 64` on random keys, where the
+/// descent is most of the cost) about 9% cheaper in CPU per SET.
+#[repr(C)]
 pub(crate) struct KeyNode {
-    key: InlineKey,
     ts_flags: AtomicU64,
     expire_offset: AtomicU64,
+    pub(crate) older: Atomic<Version>,
     page: AtomicU32,
     len: AtomicU32,
-    pub(crate) older: Atomic<Version>,
+    /// Last, next to the skip list's tower that follows the node in its entry.
+    key: InlineKey,
 }
 
 const _: () = assert!(std::mem::size_of::<KeyNode>() == 56);
