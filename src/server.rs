@@ -100,11 +100,13 @@ impl ClientHandle {
         self.resp.store(resp, Ordering::Relaxed);
     }
 
-    /// Records a command for CLIENT LIST's `cmd=` and `idle=`.
-    pub fn touch(&self, table_index: usize) {
+    /// Records a command for CLIENT LIST's `cmd=` and `idle=`, run at `now` (the caller's
+    /// clock reading, which it also times the command with).
+    pub fn touch(&self, table_index: usize, now: Instant) {
         self.last_cmd.store(table_index, Ordering::Relaxed);
+        let active = now.saturating_duration_since(self.created);
         self.last_active_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+            .store(active.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Asks the connection to close.

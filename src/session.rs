@@ -139,8 +139,8 @@ impl Session {
             self.multi_failed |= self.multi.is_some();
             return CmdError::NoAuth.to_frame();
         }
-        self.client.touch(table_index);
         let started = Instant::now();
+        self.client.touch(table_index, started);
         let reply = if spec.has(flags::MAY_BLOCK) {
             offload(|| self.dispatch(table_index, args, shared))
         } else {

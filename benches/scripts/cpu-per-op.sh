@@ -7,15 +7,16 @@
 #
 # Usage: cpu-per-op.sh [ROUNDS] [NAME=BINARY[,EXTRA-ARG...] ...]
 #        (default: 1 round, tierkv=target/release/tierkv-server; e.g. t1=target/release/tierkv-server,--threads,1)
-# Env: N (requests for the -P 1/-P 16 tests, default 1000000), N64 (the -P 64 test, 1000000),
-#      NALWAYS (the appendfsync always test, 200000), TESTS (default "p1 p16 p64 always").
+# Env: N (requests for the -P 16 tests, default 1000000), N1 (the -P 1 tests, default N),
+#      N64 (the -P 64 test, 1000000), NALWAYS (the appendfsync always test, 200000),
+#      TESTS (default "p1 p16 p64 always").
 # Output: target/figures/cpu-per-op.csv with
 #   round,test,server,requests_per_sec,cpu_us_per_op,p50_ms,p99_ms
 source "$(dirname "$0")/common.sh"
 ROUNDS=${1:-1}; shift || true
 SERVERS=("$@")
 [ ${#SERVERS[@]} -eq 0 ] && SERVERS=("tierkv=$TIERKV")
-N=${N:-1000000}; N64=${N64:-1000000}; NALWAYS=${NALWAYS:-200000}
+N=${N:-1000000}; N1=${N1:-$N}; N64=${N64:-1000000}; NALWAYS=${NALWAYS:-200000}
 TESTS=${TESTS:-"p1 p16 p64 always"}
 TCK=$(getconf CLK_TCK)
 OUT=$RESULTS/cpu-per-op.csv
@@ -63,8 +64,8 @@ run_volatile() {
   for t in $TESTS; do
     for i in "${!all[@]}"; do
       case $t in
-        p1) measure "$round" set-P1 "${all[i]}" "${pids[i]}" "${ports[i]}" "$N" -t set -r 1000000 -c 50 -P 1
-            measure "$round" get-P1 "${all[i]}" "${pids[i]}" "${ports[i]}" "$N" -t get -r 1000000 -c 50 -P 1 ;;
+        p1) measure "$round" set-P1 "${all[i]}" "${pids[i]}" "${ports[i]}" "$N1" -t set -r 1000000 -c 50 -P 1
+            measure "$round" get-P1 "${all[i]}" "${pids[i]}" "${ports[i]}" "$N1" -t get -r 1000000 -c 50 -P 1 ;;
         p16) measure "$round" set-P16 "${all[i]}" "${pids[i]}" "${ports[i]}" "$N" -t set -r 1000000 -c 50 -P 16
              measure "$round" get-P16 "${all[i]}" "${pids[i]}" "${ports[i]}" "$N" -t get -r 1000000 -c 50 -P 16 ;;
         p64) measure "$round" set-P64-new "${all[i]}" "${pids[i]}" "${ports[i]}" "$N64" -t set -r 100000000 -d 32 -c 50 -P 64 ;;

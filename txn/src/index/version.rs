@@ -123,26 +123,33 @@ fn unpack_span(span: u32) -> (u32, u32) {
 /// | 0..8 | `ts_flags` | commit ts (low 56 bits) \| flags << 56; the seqlock word ([`WRITING`] while the inline version changes, [`EMPTY`] before the first one) |
 /// | 8..16 | `older` | the older-version chain |
 /// | 16..20 | `meta` | key tag (top 8 bits: inline length or `HEAP_TAG`) \| access word (low 24 bits) |
-/// | 20..42 | `key` | the key inline, or its heap pointer and length |
-/// | 42..44 | `expire_high` | deadline ms, bits 32..48 |
-/// | 44..48 | `page` | the value's page id |
-/// | 48..52 | `span` | the value's offset and length (see [`pack_span`]) |
-/// | 52..56 | `expire_low` | deadline ms, bits 0..32 |
+/// | 20..24 | `page` | the value's page id |
+/// | 24..28 | `span` | the value's offset and length (see [`pack_span`]) |
+/// | 28..32 | `expire_low` | deadline ms, bits 0..32 |
+/// | 32..34 | `expire_high` | deadline ms, bits 32..48 |
+/// | 34..56 | `key` | the key inline, or its heap pointer and length |
 ///
-/// `expire_*`, `page` and `span` are read under the `ts_flags` seqlock.
+/// `expire_*`, `page` and `span` are read under the `ts_flags` seqlock. The key is last:
+/// crossbeam's skip-list entry is the node followed by its tower of next pointers, and a
+/// descent reads a node's key bytes and one tower pointer at each step, so key last puts the two
+/// within a few bytes, often one cache line instead of two (measured before the access word
+/// existed: new-key `SET -P 64` about 9% less CPU per SET).
 #[repr(C)]
 pub(crate) struct KeyNode {
     ts_flags: AtomicU64,
     pub(crate) older: Atomic<Version>,
     meta: AtomicU32,
-    key: KeyBytes,
-    expire_high: AtomicU16,
     page: AtomicU32,
     span: AtomicU32,
     expire_low: AtomicU32,
+    expire_high: AtomicU16,
+    /// Last, next to the skip list's tower that follows the node in its entry.
+    key: KeyBytes,
 }
 
 const _: () = assert!(std::mem::size_of::<KeyNode>() == 56);
+const _: () =
+    assert!(std::mem::offset_of!(KeyNode, key) == 56 - crate::index::key::INLINE_KEY_MAX_BYTES);
 const _: () = assert!(std::mem::align_of::<KeyNode>() == 8);
 
 enum Inline {
