@@ -38,15 +38,7 @@ fn key(mut i: u64) -> [u8; 16] {
     k
 }
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+use tierkv::cmd::server::info::rss_bytes;
 
 fn load(n: u64) -> Engine {
     let engine = Engine::new(EngineConfig::default());

@@ -57,6 +57,17 @@ use crate::transaction::{
 };
 use crate::{CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
+/// A tombstone at `ts`; `older_value_in_use`: the value below it lives on elsewhere.
+fn tombstone(ts: CommitTs, older_value_in_use: bool) -> VersionView {
+    VersionView {
+        commit_ts: ts.0,
+        expire_at_ms: NO_EXPIRY,
+        value: ValueRef::EMPTY,
+        tombstone: true,
+        older_value_in_use,
+    }
+}
+
 /// A change ready to install.
 pub(crate) enum Change {
     Put {
@@ -624,18 +635,8 @@ fn install_node<'g>(
             tombstone: false,
             older_value_in_use: false,
         },
-        Change::Delete => {
-            if !previous_holds_value {
-                return None;
-            }
-            VersionView {
-                commit_ts: ts.0,
-                expire_at_ms: NO_EXPIRY,
-                value: ValueRef::EMPTY,
-                tombstone: true,
-                older_value_in_use: false,
-            }
-        }
+        Change::Delete if previous_holds_value => tombstone(ts, false),
+        Change::Delete => return None,
         Change::SetExpiry { expire_at_ms } => match previous {
             Some(previous) if !previous.tombstone => VersionView {
                 commit_ts: ts.0,
@@ -656,18 +657,9 @@ fn install_node<'g>(
             // The value this replaces moved to the other database.
             older_value_in_use: previous_holds_value,
         },
-        Change::Moved { incoming: None } => {
-            if !previous_holds_value {
-                return None;
-            }
-            VersionView {
-                commit_ts: ts.0,
-                expire_at_ms: NO_EXPIRY,
-                value: ValueRef::EMPTY,
-                tombstone: true,
-                older_value_in_use: true,
-            }
-        }
+        // The value this deletes moved to the other database.
+        Change::Moved { incoming: None } if previous_holds_value => tombstone(ts, true),
+        Change::Moved { incoming: None } => return None,
     };
     let had_expiry = previous.is_some_and(|v| !v.tombstone && v.expire_at_ms != NO_EXPIRY);
     let has_expiry = !version.tombstone && version.expire_at_ms != NO_EXPIRY;

@@ -171,8 +171,9 @@ pub fn bytes_to_human(bytes: u64) -> String {
     )
 }
 
-/// The process's resident set size (Linux `/proc/self/statm`; 0 where unavailable).
-fn rss_bytes() -> u64 {
+/// The process's resident set size (Linux `/proc/self/statm`; 0 where unavailable). Also used
+/// by `benches/engine.rs` for bytes per key.
+pub fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
