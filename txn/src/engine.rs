@@ -21,7 +21,7 @@ use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
 use crate::timestamp::{CommitTs, TxnId};
-use crate::transaction::{check_key, entry_of, is_due, latest_version, Transaction, WatchMark};
+use crate::transaction::{check_key, entry_of, is_due, Transaction, WatchMark};
 use crate::{commit, gc, CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
 /// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
@@ -355,15 +355,30 @@ impl Engine {
             .map(|((), info)| info)
     }
 
-    /// What `WATCH key` remembers: the key's newest committed version now, and the visible
-    /// timestamp read just before it. Pass it to [`Transaction::watch`] at EXEC.
+    /// What `WATCH key` remembers: a snapshot timestamp and the key's version visible in it.
+    /// Pass it to [`Transaction::watch`] at EXEC.
+    ///
+    /// The version is the one visible at the snapshot, not the newest installed one: a commit
+    /// above the visible watermark may already be installed in the node while reads that
+    /// follow the WATCH (which read at the watermark) still see the value before it. Marking
+    /// that in-flight version would let EXEC pass on a value the client never saw, losing the
+    /// in-flight update; marking the visible one makes EXEC fail instead.
     pub fn watch_mark(&self, db: DbIndex, key: &[u8]) -> WatchMark {
-        // Read the watermark first: every commit at or below it is fully installed, so any
-        // change the version read below misses has a timestamp above `taken_at`.
-        let taken_at = CommitTs(self.inner.oracle.visible());
+        let inner = &self.inner;
+        // A registered snapshot, so GC keeps the version visible at it while we look.
+        let registration = inner.snapshots.register(&inner.oracle);
+        let taken_at = registration.ts;
+        let version = inner.db(db).ok().and_then(|d| {
+            let guard = crossbeam_epoch::pin();
+            d.index
+                .get(key, &guard)
+                .and_then(|node| node.visible(taken_at, &guard))
+                .map(|v| v.commit_ts)
+        });
+        inner.snapshots.release(&registration);
         WatchMark {
-            version: latest_version(&self.inner, db, key),
-            taken_at,
+            version: CommitTs(version.unwrap_or(0)),
+            taken_at: CommitTs(taken_at),
         }
     }
 

@@ -98,10 +98,10 @@ pub enum Condition<'a> {
 /// key is unchanged since (see [`Transaction::watch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchMark {
-    /// The key's newest committed version when watched ([`CommitTs::NONE`] if it had none).
+    /// The key's version visible at `taken_at` ([`CommitTs::NONE`] if it had none).
     pub version: CommitTs,
-    /// The visible timestamp read just before `version`: every change after the watch commits
-    /// above it.
+    /// The snapshot the watch read `version` at: every change after the watch commits above
+    /// it.
     pub taken_at: CommitTs,
 }
 

@@ -393,3 +393,45 @@ fn single_key_writes_reclaim_only_what_no_snapshot_reads() {
         "every other value freed once"
     );
 }
+
+/// Redis's optimistic increment: WATCH, GET, then a transaction that blindly writes GET's value
+/// plus one, retried when the watch fails. No increment may be lost: a watch must mark the
+/// version the following read sees, not a newer one that is installed but not yet visible
+/// (regression: marking the newest installed version let EXEC pass on a stale read).
+#[test]
+fn watch_get_then_blind_write_loses_no_increment() {
+    let engine = Engine::new(EngineConfig::default());
+    engine.put(0, b"counter", b"0", None).unwrap();
+    let (threads, per_thread) = (4usize, 3_000usize);
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                for _ in 0..per_thread {
+                    loop {
+                        let mark = engine.watch_mark(0, b"counter");
+                        let seen = engine.get(0, b"counter").unwrap().unwrap();
+                        let n: i64 = std::str::from_utf8(&seen.value).unwrap().parse().unwrap();
+                        let mut tx = engine.begin(Isolation::Serializable);
+                        tx.watch(0, b"counter", mark);
+                        tx.put(0, b"counter", (n + 1).to_string().as_bytes(), Expiry::Keep)
+                            .unwrap();
+                        match tx.commit() {
+                            Ok(_) => break,
+                            Err(TxnError::WatchFailed) => continue,
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let last = engine.get(0, b"counter").unwrap().unwrap();
+    assert_eq!(
+        last.value.as_ref(),
+        (threads * per_thread).to_string().as_bytes()
+    );
+}
