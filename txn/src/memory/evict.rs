@@ -272,12 +272,23 @@ fn sample_db(
             candidate(node).map(|c| out.push(c)).is_some()
         });
     if out.is_empty() && scope == Scope::Volatile {
-        let keys = inner.wheel.lock().sample_keys(db, random, count);
-        out.extend(
-            keys.iter()
-                .filter_map(|key| d.index.get(key, &guard))
-                .filter_map(candidate),
-        );
+        // The schedule still lists keys deleted or evicted since (stale entries, dropped when
+        // their slot comes due), so ask for more than `count` and keep the live ones: asking
+        // for exactly one could draw a key evicted a moment ago and report no candidate,
+        // hence a false OOM, while volatile keys remain.
+        let wanted = count.saturating_mul(EVICTION_SAMPLE_STEPS_PER_KEY);
+        let keys = inner.wheel.lock().sample_keys(db, random, wanted);
+        for node in keys.iter().filter_map(|key| d.index.get(key, &guard)) {
+            if out.len() >= count {
+                break;
+            }
+            if out.iter().any(|c| c.key.as_ref() == node.key()) {
+                continue;
+            }
+            if let Some(c) = candidate(node) {
+                out.push(c);
+            }
+        }
     }
     out
 }
