@@ -218,6 +218,15 @@ pub enum Corruption {
     /// An unknown record or block kind.
     #[error("unknown kind byte {0}")]
     UnknownKind(u8),
+    /// A record that passed its block's checksum but that its reader cannot take (the
+    /// checkpoint writer's bug, or a foreign file).
+    #[error("record {index}: {reason}")]
+    BadRecord {
+        /// The record's position in the file, counting from 0.
+        index: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Footer counts or checksums do not match the content.
     #[error("footer mismatch: {0}")]
     FooterMismatch(&'static str),

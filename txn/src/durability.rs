@@ -612,11 +612,10 @@ fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError)
     })
 }
 
-/// Installs every entry of a checkpoint at `snapshot_ts`, in batches under the commit lock, then
-/// publishes `snapshot_ts`. Returns the number of keys.
-/// One key of a checkpoint: the opaque record txn hands to `CheckpointWriter::add`.
+/// One key of a checkpoint: the opaque record txn hands to `CheckpointWriter::add`, in strictly
+/// ascending (db, key) order (recovery refuses a file out of order).
 ///
-/// Layout (little-endian; keep in sync with docs/FORMATS.md § "Checkpoint entry"):
+/// Layout (little-endian; keep in sync with docs/FORMATS.md § "Record payload: one key"):
 /// ```text
 /// offset 0   u8   db index (< 16)
 /// offset 1   u8   value kind (0 = string)
@@ -642,6 +641,10 @@ pub struct CheckpointEntry<'a> {
 pub struct EntryError(&'static str);
 
 impl EntryError {
+    /// An entry whose (database, key) does not come after the one before it: a checkpoint
+    /// lists each database's keys in ascending byte order, one database after another.
+    pub(crate) const OUT_OF_ORDER: EntryError = EntryError("entries out of (database, key) order");
+
     /// What is wrong.
     pub fn reason(&self) -> &'static str {
         self.0

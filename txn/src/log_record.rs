@@ -5,7 +5,8 @@
 //! logged as an explicit [`LogOp::Delete`], so replay never depends on the clock or the memory
 //! policy.
 //!
-//! Layout (all integers little-endian):
+//! Layout (all integers little-endian; keep in sync with docs/FORMATS.md § "Record payload: one
+//! committed transaction"):
 //! ```text
 //! u8  format version (1)
 //! u64 commit_ts                       (offset 1; patched in place by the commit path)

@@ -34,6 +34,8 @@ pub struct CheckpointReader {
     footer: CheckpointFooter,
     file_len: u64,
     offset: u64,
+    /// Offset of the block `block` was read from.
+    block_at: u64,
     block: Vec<u8>,
     block_pos: usize,
     block_records_left: u32,
@@ -93,6 +95,7 @@ impl CheckpointReader {
             footer,
             file_len,
             offset: HEADER_LEN as u64,
+            block_at: HEADER_LEN as u64,
             block: Vec::new(),
             block_pos: 0,
             block_records_left: 0,
@@ -235,11 +238,19 @@ impl CheckpointReader {
             other => return Err(self.corrupt(at, Corruption::UnknownKind(other))),
         };
         self.offset = at + BLOCK_HEADER_LEN as u64 + stored_len;
+        self.block_at = at;
         self.blocks_seen += 1;
         self.block = raw;
         self.block_pos = 0;
         self.block_records_left = h.record_count;
         Ok(true)
+    }
+
+    /// The error for a record the caller cannot take, for the last record returned: names the
+    /// file, the offset of the block holding it and the record's number.
+    pub fn record_error(&mut self, reason: &'static str) -> StorageError {
+        let index = self.records_seen.saturating_sub(1);
+        self.corrupt(self.block_at, Corruption::BadRecord { index, reason })
     }
 
     /// The next record, `Ok(None)` after the last one (once counts and checksums matched).

@@ -22,7 +22,7 @@
 mod free_runs;
 mod store;
 
-pub use store::{PageStats, PageStore, PageStoreConfig};
+pub use store::{PageStats, PageStore, PageStoreConfig, WriteTally};
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.
 pub const PAGE_SIZE: usize = 64 * 1024;

@@ -65,6 +65,14 @@ impl Default for PageStoreConfig {
     }
 }
 
+/// Values written by [`PageStore::write_tallied`] and not yet in the store's totals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[must_use = "add it to the store with PageStore::add_tally"]
+pub struct WriteTally {
+    bytes: u64,
+    values: u64,
+}
+
 /// Counters describing a [`PageStore`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageStats {
@@ -192,6 +200,21 @@ impl PageStore {
 
     /// Copies `value` into the store and returns where it lives.
     pub fn write(&self, value: &[u8]) -> Result<ValueRef, StorageError> {
+        let mut tally = WriteTally::default();
+        let vref = self.write_tallied(value, &mut tally)?;
+        self.add_tally(tally);
+        Ok(vref)
+    }
+
+    /// [`Self::write`], but counts the value in `tally` instead of the store's totals, which
+    /// the caller brings up to date with [`Self::add_tally`] before anyone reads them. For bulk
+    /// loads on several threads: adding to one shared counter per value bounces its cache
+    /// line between cores.
+    pub fn write_tallied(
+        &self,
+        value: &[u8],
+        tally: &mut WriteTally,
+    ) -> Result<ValueRef, StorageError> {
         let len = value.len();
         if len > self.config.max_value_bytes.min(VALUE_MAX_BYTES) {
             return Err(StorageError::ValueTooLarge {
@@ -217,9 +240,17 @@ impl PageStore {
         unsafe {
             std::ptr::copy_nonoverlapping(value.as_ptr(), base.add(vref.offset as usize), len);
         }
-        self.bytes_live.fetch_add(len as u64, Ordering::Relaxed);
-        self.values_live.fetch_add(1, Ordering::Relaxed);
+        tally.bytes += len as u64;
+        tally.values += 1;
         Ok(vref)
+    }
+
+    /// Adds values written with [`Self::write_tallied`] to the store's totals.
+    pub fn add_tally(&self, tally: WriteTally) {
+        if tally.values > 0 {
+            self.bytes_live.fetch_add(tally.bytes, Ordering::Relaxed);
+            self.values_live.fetch_add(tally.values, Ordering::Relaxed);
+        }
     }
 
     /// Returns a copy of the value's bytes.
