@@ -169,9 +169,7 @@ fn load(
             Work::Entries(ts, batch) => {
                 load_entries(inner, ts, &batch, corrupt, &mut tally, &guard)
             }
-            Work::Ops(ops) => ops.iter().try_for_each(|(ts, op)| {
-                crate::commit::apply_ops_locked(inner, *ts, std::slice::from_ref(op), &guard)
-            }),
+            Work::Ops(ops) => replay_ops(inner, &ops, &guard),
             Work::Barrier(ack) => {
                 let _ = ack.send(());
                 Ok(())
@@ -219,6 +217,35 @@ fn load_entries(
             prefetch(ahead);
         }
         crate::commit::load_entry(inner, ts, entry, *hash, tally, guard)?;
+    }
+    Ok(())
+}
+
+/// Applies one batch of single-key WAL operations in order, prefetching each key's hash-table
+/// lines a few operations before its turn.
+fn replay_ops(
+    inner: &Inner,
+    ops: &[(CommitTs, LogOp)],
+    guard: &crossbeam_epoch::Guard,
+) -> Result<(), TxnError> {
+    let prefetch = |op: &LogOp| {
+        if let LogOp::Put { db, key, .. }
+        | LogOp::Delete { db, key }
+        | LogOp::SetExpiry { db, key, .. } = op
+        {
+            if let Ok(d) = inner.db(*db) {
+                d.index.prefetch(d.index.hash_of(key));
+            }
+        }
+    };
+    ops.iter()
+        .take(PREFETCH_AHEAD)
+        .for_each(|(_, op)| prefetch(op));
+    for (i, (ts, op)) in ops.iter().enumerate() {
+        if let Some((_, ahead)) = ops.get(i + PREFETCH_AHEAD) {
+            prefetch(ahead);
+        }
+        crate::commit::apply_ops_locked(inner, *ts, std::slice::from_ref(op), guard)?;
     }
     Ok(())
 }
