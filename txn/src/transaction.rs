@@ -581,11 +581,6 @@ impl Transaction {
         Ok(from_start.into_iter().next().map(|(key, _)| key))
     }
 
-    /// The newest committed version of `key`, ignoring the snapshot (for WATCH); 0 if none.
-    pub fn latest_version(&self, db: DbIndex, key: &[u8]) -> CommitTs {
-        latest_version(&self.inner, db, key)
-    }
-
     /// Makes `commit` fail with [`TxnError::WatchFailed`] if `key` changed after `mark` was
     /// taken: its newest committed version differs, or it is absent now and GC removed a node
     /// of it (or of a key sharing its removal bucket) that was deleted after the mark (see
