@@ -1,7 +1,10 @@
 //! Crash test against the real server process: concurrent writers (SET, INCR, MULTI/EXEC pairs)
-//! under `appendfsync always`, SIGKILL at a random moment, restart on the same data directory,
-//! and check that every acknowledged write is there, counters are exact (the one command in
-//! flight at the kill may or may not have landed, never more) and no transaction is half-applied.
+//! under `appendfsync always`, background checkpoints (BGSAVE) started at random moments, SIGKILL
+//! at a random moment (so also during a checkpoint, or between its install and the WAL cut),
+//! restart on the same data directory, and check that every acknowledged write is there (of this
+//! round and, sampled, of every earlier one: those come back from a checkpoint), counters are
+//! exact (the one command in flight at the kill may or may not have landed, never more) and no
+//! transaction is half-applied.
 //!
 //! `TIERKV_CRASH_ROUNDS` (default 3) sets the number of kill/restart rounds; docs/TESTING.md
 //! describes the longer run. The kill moment comes from `TIERKV_SEED` when set.
@@ -70,6 +73,66 @@ fn writer(port: u16, t: usize, round: u64, stop: Arc<AtomicBool>, mut acked: Ack
     acked
 }
 
+/// Starts a background checkpoint every 50–250 ms until `stop`; returns how many started.
+fn checkpointer(port: u16, seed: u64, stop: Arc<AtomicBool>) -> u64 {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+        return 0;
+    };
+    let Ok(mut con) = client.get_connection() else {
+        return 0;
+    };
+    let mut started = 0;
+    while !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(rng.gen_range(50..250)));
+        // "already in progress" is fine; a dead server ends the loop.
+        match redis::cmd("BGSAVE").query::<redis::Value>(&mut con) {
+            Ok(_) => started += 1,
+            Err(e) if e.kind() == redis::ErrorKind::ResponseError => {}
+            Err(_) => break,
+        }
+    }
+    started
+}
+
+/// A numeric field of `INFO persistence`.
+fn info_field(server: &TestServer, name: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(&mut server.conn())
+        .unwrap();
+    info.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {name} in INFO persistence:\n{info}"))
+}
+
+/// Checks the last `count` acknowledged SETs of every earlier round: `history` holds each
+/// writer's (first, last) acknowledged index per round.
+fn check_earlier_rounds(server: &TestServer, history: &[Vec<(u64, u64)>], count: u64) {
+    let mut con = server.conn();
+    for (t, rounds) in history.iter().enumerate() {
+        for &(first, last) in rounds {
+            for i in first.max(last.saturating_sub(count))..=last {
+                let v: Option<u64> = redis::cmd("GET")
+                    .arg(format!("w:{t}:{i}"))
+                    .query(&mut con)
+                    .unwrap();
+                assert_eq!(
+                    v,
+                    Some(i),
+                    "writer {t}: SET w:{t}:{i} of an earlier round lost"
+                );
+            }
+        }
+    }
+}
+
 fn check(server: &TestServer, all: &[Acked], first_set: &[Option<u64>]) {
     let mut con = server.conn();
     for (t, acked) in all.iter().enumerate() {
@@ -126,8 +189,17 @@ fn acknowledged_writes_survive_sigkill() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut server = TestServer::with_args(&["--appendonly", "yes", "--appendfsync", "always"]);
     let mut acked = vec![Acked::default(); WRITERS];
+    let mut history: Vec<Vec<(u64, u64)>> = vec![Vec::new(); WRITERS];
+    let mut checkpoints = 0;
     for round in 1..=rounds {
+        if round > 1 {
+            let _: String = redis::cmd("SAVE").query(&mut server.conn()).unwrap();
+        }
         let stop = Arc::new(AtomicBool::new(false));
+        let saver = {
+            let (stop, port, seed) = (Arc::clone(&stop), server.port, rng.gen());
+            thread::spawn(move || checkpointer(port, seed, stop))
+        };
         let handles: Vec<_> = (0..WRITERS)
             .map(|t| {
                 let stop = Arc::clone(&stop);
@@ -143,6 +215,7 @@ fn acknowledged_writes_survive_sigkill() {
         for (t, h) in handles.into_iter().enumerate() {
             acked[t] = h.join().unwrap();
         }
+        checkpoints += saver.join().unwrap();
         assert!(
             acked
                 .iter()
@@ -150,7 +223,19 @@ fn acknowledged_writes_survive_sigkill() {
             "round {round}: no write was acknowledged before the kill"
         );
         server.restart();
+        let loaded = info_field(&server, "rdb_last_load_keys_loaded");
+        if round > 1 {
+            // The round began with a SAVE (below), so this recovery was a checkpoint plus the
+            // WAL after it, whatever the background checkpoints had reached.
+            assert!(loaded > 0, "round {round}: recovery loaded no checkpoint");
+        }
         check(&server, &acked, &first_set);
+        check_earlier_rounds(&server, &history, 200);
+        for (t, a) in acked.iter().enumerate() {
+            if let Some(last) = a.sets.filter(|&s| s >= round * 1_000_000) {
+                history[t].push((round * 1_000_000, last));
+            }
+        }
         // The counters may have one more increment than acknowledged: adopt the real value so
         // the next round's bound stays exact.
         let mut con = server.conn();
@@ -162,4 +247,5 @@ fn acknowledged_writes_survive_sigkill() {
                 .unwrap_or(0);
         }
     }
+    println!("{checkpoints} background checkpoints started over {rounds} rounds");
 }

@@ -1053,7 +1053,6 @@ impl LoadTally {
 /// one loader thread given this key: a checkpoint holds each key once (the loader checks that
 /// entries ascend), and nothing else uses the engine until [`publish_loaded_snapshot`]. Counts
 /// go to `tally`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn load_entry(
     inner: &Inner,
     ts: CommitTs,
@@ -1072,7 +1071,8 @@ pub(crate) fn load_entry(
         expire_at_ms,
     };
     if !new {
-        // Only a damaged file repeats a key: install it the general way.
+        // Cannot happen after the order check (each key once); handled the general way all
+        // the same.
         install(inner, db, key, change, ts, guard);
         return Ok(());
     }

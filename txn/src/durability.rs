@@ -167,6 +167,8 @@ pub struct Durability {
     checkpoint_lsn: AtomicU64,
     /// Snapshot timestamp of the installed checkpoint (0 = none yet).
     installed_ts: AtomicU64,
+    /// What the recovery at open found (INFO reports it).
+    recovery: RecoveryReport,
 }
 
 impl std::fmt::Debug for Durability {
@@ -271,6 +273,7 @@ impl Durability {
             checkpoints: AtomicU64::new(0),
             checkpoint_lsn: AtomicU64::new(checkpoint_lsn),
             installed_ts: AtomicU64::new(checkpoint_ts),
+            recovery: report.clone(),
         };
         Ok((durability, report))
     }
@@ -278,6 +281,11 @@ impl Durability {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What the recovery at open found.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The write-ahead log, when one is kept.

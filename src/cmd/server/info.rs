@@ -267,6 +267,22 @@ fn persistence(s: &mut String, shared: &Shared, config: &crate::config::Config) 
         "checkpoint_last_duration_ms:{}\r\n",
         p.last_checkpoint_ms.map_or(-1, |ms| ms as i64)
     );
+    if let Some(r) = shared
+        .persistence
+        .durability
+        .as_ref()
+        .map(|d| d.recovery_report())
+    {
+        // Redis's field for keys loaded at startup (from the RDB; here the checkpoint), then
+        // the rest of tierkv's recovery.
+        let _ = write!(
+            s,
+            "rdb_last_load_keys_loaded:{}\r\nrecovery_wal_records:{}\r\nrecovery_duration_ms:{}\r\n",
+            r.checkpoint_keys,
+            r.wal_records,
+            r.elapsed.as_millis(),
+        );
+    }
     if let Some(e) = &p.wal_error {
         let _ = write!(s, "wal_error:{}\r\n", e.replace(['\r', '\n'], " "));
     }
