@@ -230,7 +230,9 @@ fn acknowledged_writes_survive_sigkill() {
             assert!(loaded > 0, "round {round}: recovery loaded no checkpoint");
         }
         check(&server, &acked, &first_set);
-        check_earlier_rounds(&server, &history, 200);
+        // A few keys per earlier round: enough to catch a lost checkpoint or segment, and
+        // linear in the rounds so a 200-round run stays quick.
+        check_earlier_rounds(&server, &history, 10);
         for (t, a) in acked.iter().enumerate() {
             if let Some(last) = a.sets.filter(|&s| s >= round * 1_000_000) {
                 history[t].push((round * 1_000_000, last));

@@ -700,14 +700,16 @@ fn install_node<'g>(
         }
     }
     d.versions.fetch_add(1, Ordering::Relaxed);
-    d.live_keys.fetch_add(
-        i64::from(holds_value) - i64::from(previous_holds_value),
-        Ordering::Relaxed,
-    );
-    d.expires.fetch_add(
-        i64::from(has_expiry) - i64::from(had_expiry),
-        Ordering::Relaxed,
-    );
+    // Most writes leave these two unchanged (an overwrite): skip the locked add, which is not
+    // free even uncontended, and bounces the line between loader threads in a WAL replay.
+    let live_delta = i64::from(holds_value) - i64::from(previous_holds_value);
+    if live_delta != 0 {
+        d.live_keys.fetch_add(live_delta, Ordering::Relaxed);
+    }
+    let expires_delta = i64::from(has_expiry) - i64::from(had_expiry);
+    if expires_delta != 0 {
+        d.expires.fetch_add(expires_delta, Ordering::Relaxed);
+    }
     // Wheel invariant: a key with deadline D has a wheel entry at some deadline <= D. A later
     // deadline (TTL refresh, KEEPTTL overwrite) needs no new entry: when the earlier entry
     // fires, `expire_tick` re-schedules it. So refreshing a TTL adds nothing to the wheel.
