@@ -1088,8 +1088,12 @@ pub(crate) fn load_entry(
         },
         guard,
     );
-    // As `install` does for a new key: a fresh access word, nothing superseded.
-    inner.memory.stamp_new(node);
+    // The access word the checkpoint saved (under an LRU or LFU policy), else a fresh one as
+    // `install` gives a new key; nothing is superseded.
+    match entry.access {
+        Some(word) => node.update_access(|_| word),
+        None => inner.memory.stamp_new(node),
+    }
     if let Some(counts) = tally.dbs.get_mut(usize::from(db)) {
         counts.0 += memory::node_bytes(key.len());
         counts.1 += 1;

@@ -36,6 +36,7 @@ use storage::{Lsn, StorageError};
 
 use crate::engine::{CommitSink, Engine, EngineConfig};
 use crate::error::TxnError;
+use crate::index::{KeyIndex, ACCESS_MASK};
 use crate::limits::DATABASES;
 use crate::log_record::{DecodeError, LogRecord};
 use crate::{DbIndex, Isolation};
@@ -428,19 +429,35 @@ fn write_snapshot(
     let mut writer = CheckpointWriter::create(disk, dir, snapshot_ts, redo_lsn)?;
     let mut keys = 0u64;
     let mut buf = Vec::new();
+    let inner = std::sync::Arc::clone(&tx.inner);
+    // As Redis writes idle time or frequency into its RDB only under an LRU or LFU policy:
+    // otherwise nothing ranks keys by their access words, and a loaded key starts fresh.
+    let save_access = matches!(
+        crate::memory::relief(inner.memory.config().policy),
+        crate::memory::Relief::Evict(_, crate::memory::Rank::Lru | crate::memory::Rank::Lfu)
+    );
     for db in 0..DATABASES as DbIndex {
         let mut after: Option<Bytes> = None;
         loop {
             let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
             let Some((last, _)) = batch.last() else { break };
             let last = last.clone();
+            let guard = crossbeam_epoch::pin();
+            let index = inner.db(db).ok().map(|d| &d.index);
             for (key, entry) in &batch {
+                // The word now, not at the snapshot (access words are not versioned); a key
+                // deleted since is simply saved without one.
+                let access = index
+                    .filter(|_| save_access)
+                    .and_then(|index| index.get(key, &guard))
+                    .map(|node| node.access());
                 buf.clear();
                 CheckpointEntry {
                     db,
                     key,
                     value: &entry.value,
                     expire_at_ms: entry.expire_at_ms,
+                    access,
                 }
                 .encode_into(&mut buf);
                 writer.add(&buf)?;
@@ -627,8 +644,9 @@ fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError)
 /// ```text
 /// offset 0   u8   db index (< 16)
 /// offset 1   u8   value kind (0 = string)
-/// offset 2   u8   expiry flag: 0 none, 1 a u64 deadline follows
-/// [offset 3  u64  deadline, ms since the Unix epoch]
+/// offset 2   u8   flags: bit 0 a u64 deadline follows, bit 1 a u32 access word follows
+/// [then      u64  deadline, ms since the Unix epoch]
+/// [then      u32  access word (LRU clock or LFU counter, low 24 bits; see `memory::access`)]
 /// then       u32  key length, key bytes, then the value bytes (the rest of the record)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -641,7 +659,15 @@ pub struct CheckpointEntry<'a> {
     pub value: &'a [u8],
     /// Absolute deadline.
     pub expire_at_ms: Option<u64>,
+    /// The key's access word (LRU clock or LFU counter), saved when the eviction policy ranks
+    /// keys by it, as Redis saves idle time or frequency in its RDB.
+    pub access: Option<u32>,
 }
+
+/// Flag bit: a deadline follows.
+const FLAG_DEADLINE: u8 = 1;
+/// Flag bit: an access word follows.
+const FLAG_ACCESS: u8 = 2;
 
 /// Why bytes are not a [`CheckpointEntry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -666,12 +692,21 @@ impl<'a> CheckpointEntry<'a> {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(self.db);
         out.push(KIND_STRING);
-        match self.expire_at_ms {
-            Some(at) => {
-                out.push(1);
-                out.extend_from_slice(&at.to_le_bytes());
-            }
-            None => out.push(0),
+        let flags = if self.expire_at_ms.is_some() {
+            FLAG_DEADLINE
+        } else {
+            0
+        } | if self.access.is_some() {
+            FLAG_ACCESS
+        } else {
+            0
+        };
+        out.push(flags);
+        if let Some(at) = self.expire_at_ms {
+            out.extend_from_slice(&at.to_le_bytes());
+        }
+        if let Some(word) = self.access {
+            out.extend_from_slice(&(word & ACCESS_MASK).to_le_bytes());
         }
         out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
         out.extend_from_slice(self.key);
@@ -688,14 +723,24 @@ impl<'a> CheckpointEntry<'a> {
         if kind != KIND_STRING {
             return Err(EntryError("unknown value kind"));
         }
-        let (&flag, rest) = rest.split_first().ok_or(EntryError("truncated expiry"))?;
-        let (expire_at_ms, rest) = match flag {
-            0 => (None, rest),
-            1 => {
-                let (at, rest) = split_u64(rest).ok_or(EntryError("truncated deadline"))?;
-                (Some(at), rest)
+        let (&flags, rest) = rest.split_first().ok_or(EntryError("truncated flags"))?;
+        if flags & !(FLAG_DEADLINE | FLAG_ACCESS) != 0 {
+            return Err(EntryError("unknown flag bits"));
+        }
+        let (expire_at_ms, rest) = if flags & FLAG_DEADLINE != 0 {
+            let (at, rest) = split_u64(rest).ok_or(EntryError("truncated deadline"))?;
+            (Some(at), rest)
+        } else {
+            (None, rest)
+        };
+        let (access, rest) = if flags & FLAG_ACCESS != 0 {
+            let (word, rest) = split_u32(rest).ok_or(EntryError("truncated access word"))?;
+            if word > ACCESS_MASK {
+                return Err(EntryError("access word over 24 bits"));
             }
-            _ => return Err(EntryError("bad expiry flag")),
+            (Some(word), rest)
+        } else {
+            (None, rest)
         };
         let (len, rest) = split_u32(rest).ok_or(EntryError("truncated key length"))?;
         if len as usize > rest.len() {
@@ -707,6 +752,7 @@ impl<'a> CheckpointEntry<'a> {
             key,
             value,
             expire_at_ms,
+            access,
         })
     }
 }
@@ -730,8 +776,9 @@ mod tests {
         #[test]
         fn entry_round_trips(db in 0u8..16, key in proptest::collection::vec(any::<u8>(), 0..40),
                              value in proptest::collection::vec(any::<u8>(), 0..80),
-                             at in proptest::option::of(any::<u64>())) {
-            let e = CheckpointEntry { db, key: &key, value: &value, expire_at_ms: at };
+                             at in proptest::option::of(any::<u64>()),
+                             access in proptest::option::of(0..=ACCESS_MASK)) {
+            let e = CheckpointEntry { db, key: &key, value: &value, expire_at_ms: at, access };
             let mut buf = Vec::new();
             e.encode_into(&mut buf);
             prop_assert_eq!(CheckpointEntry::decode(&buf), Ok(e));

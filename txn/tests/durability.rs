@@ -450,6 +450,7 @@ fn a_checkpoint_out_of_key_order_refuses_recovery() {
             key,
             value: b"v",
             expire_at_ms: None,
+            access: None,
         }
         .encode_into(&mut buf);
         writer.add(&buf).unwrap();
@@ -551,4 +552,76 @@ fn a_checkpoint_leaves_no_covered_wal_segment_behind() {
     let (d, report) = Durability::open(config(Arc::new(disk), &dir(), clock)).unwrap();
     assert_eq!((report.checkpoint_keys, report.wal_records), (5, 1));
     assert_eq!(get(&d, "after").as_deref(), Some("v"));
+}
+
+/// Under an LRU or LFU policy a checkpoint keeps each key's access word (Redis's RDB keeps idle
+/// time or frequency the same way), so a restart does not make every key look equally fresh to
+/// eviction; under any other policy loaded keys start fresh.
+#[test]
+fn a_checkpoint_keeps_access_words_under_lru_and_lfu_policies() {
+    use txn::memory::{EvictionPolicy, KeyAccess, MemoryConfig};
+    let access = |d: &Durability, key: &str| {
+        let tx = d.engine().begin(Isolation::Snapshot);
+        tx.key_access(0, key.as_bytes()).unwrap()
+    };
+    let policy = |d: &Durability, policy: EvictionPolicy| {
+        d.engine().set_memory_config(MemoryConfig {
+            policy,
+            ..MemoryConfig::default()
+        });
+        // Refresh the cached access clock from the (manual) engine clock.
+        d.engine().expire_tick(0);
+    };
+    let reopen = |disk: &SimDisk, clock: &Arc<ManualClock>, p: EvictionPolicy| {
+        let (d, _) =
+            Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
+        policy(&d, p);
+        d
+    };
+    let t0 = 1_700_000_000_000;
+    for (saved_under, expect_kept) in [
+        (EvictionPolicy::AllKeysLru, true),
+        (EvictionPolicy::NoEviction, false),
+    ] {
+        let disk = SimDisk::new(13);
+        let clock = Arc::new(ManualClock::new(t0));
+        let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLru);
+        put(&d, "old", "v", Expiry::Persist);
+        put(&d, "recent", "v", Expiry::Persist);
+        clock.set(t0 + 100_000);
+        policy(&d, EvictionPolicy::AllKeysLru);
+        assert!(d.engine().get(0, b"recent").unwrap().is_some());
+        assert_eq!(access(&d, "old"), KeyAccess::Idle { ms: 100_000 });
+        policy(&d, saved_under);
+        d.checkpoint().unwrap();
+        drop(d);
+        let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLru);
+        let old = access(&d, "old");
+        if expect_kept {
+            assert_eq!(old, KeyAccess::Idle { ms: 100_000 });
+        } else {
+            assert_eq!(old, KeyAccess::Idle { ms: 0 }, "fresh after a load");
+        }
+        assert_eq!(access(&d, "recent"), KeyAccess::Idle { ms: 0 });
+    }
+
+    // LFU: a key read many times keeps its counter across the restart.
+    let disk = SimDisk::new(14);
+    let clock = Arc::new(ManualClock::new(t0));
+    let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLfu);
+    put(&d, "hot", "v", Expiry::Persist);
+    put(&d, "cold", "v", Expiry::Persist);
+    for _ in 0..2_000 {
+        d.engine().get(0, b"hot").unwrap();
+    }
+    let hot = access(&d, "hot");
+    assert!(
+        matches!(hot, KeyAccess::Frequency { counter } if counter > 5),
+        "{hot:?}"
+    );
+    d.checkpoint().unwrap();
+    drop(d);
+    let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLfu);
+    assert_eq!(access(&d, "hot"), hot);
+    assert_eq!(access(&d, "cold"), KeyAccess::Frequency { counter: 5 });
 }
