@@ -53,7 +53,7 @@ use crate::log_record::{
 use crate::memory::{self, Accounting};
 use crate::timestamp::CommitTs;
 use crate::transaction::{
-    check_key, check_single_put, entry_of, is_due, latest_version, DbOp, Transaction, Write,
+    check_key, check_single_put, entry_of, is_due_now, latest_version, DbOp, Transaction, Write,
 };
 use crate::{CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
@@ -461,7 +461,7 @@ fn newest_live(
     else {
         return Ok(None);
     };
-    if is_due(version.expiry(), inner.clock.now_ms()) {
+    if is_due_now(inner, version.expiry()) {
         return Ok(None);
     }
     entry_of(inner, &version).map(Some)

@@ -21,7 +21,7 @@ use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
 use crate::timestamp::{CommitTs, TxnId};
-use crate::transaction::{check_key, entry_of, is_due, Transaction, WatchMark};
+use crate::transaction::{check_key, entry_of, is_due_now, Transaction, WatchMark};
 use crate::{commit, gc, CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
 /// The write-ahead-log hook: receives each committed transaction's encoded [`LogRecord`], in
@@ -302,7 +302,7 @@ impl Engine {
             };
             // A GET is an access of the key (LRU clock / LFU counter), as in `Transaction::get`.
             inner.memory.touch(node);
-            if is_due(version.expiry(), inner.clock.now_ms()) {
+            if is_due_now(inner, version.expiry()) {
                 return Ok(None);
             }
             entry_of(inner, &version).map(Some)
