@@ -109,7 +109,12 @@ pub fn open(config: &Config) -> Result<(Arc<Durability>, RecoveryReport), TxnErr
         wal: config.appendonly,
         fsync,
         wal_segment_bytes: WAL_SEGMENT_BYTES,
-        engine: EngineConfig::default(),
+        // The eviction policy from the start: a checkpoint's idle times or frequencies load
+        // only under the policy that reads them.
+        engine: EngineConfig {
+            memory: config.memory_config(),
+            ..EngineConfig::default()
+        },
     })?;
     Ok((Arc::new(durability), report))
 }
@@ -142,40 +147,45 @@ pub fn checkpoint_due(
             .any(|&(secs, n)| changes >= n.max(1) && secs_since_last >= secs)
 }
 
-/// CPU priority (`nice`) of the background checkpoint thread, set first and kept where the
-/// scheduling class below cannot be had: about a tenth of a core that connections also want
-/// (weights 110 : 1024).
+/// CPU priority (`nice`) of a background checkpoint's scan thread, set first and kept where
+/// the scheduling class of [`lower_scan_thread`] cannot be had: about a tenth of a core that
+/// connections also want (weights 110 : 1024).
 pub const CHECKPOINT_NICE: i32 = 10;
 
-/// Starts a checkpoint on its own low-priority thread unless one runs; `false` if one was
-/// running (or no thread could be started).
+/// Starts a checkpoint on a thread of its own unless one runs; `false` if one was running (or
+/// no thread could be started). The steps that hold locks commits or the WAL writer need run
+/// on that thread at normal priority; the long scan runs on a thread of its own at the lowest
+/// priority ([`lower_scan_thread`], through `Durability::checkpoint_with_scan_thread`), which
+/// holds no such lock, so a preempted scan never holds anyone up.
 pub fn start_background_checkpoint(durability: &Arc<Durability>) -> bool {
     if durability.stats().checkpoint_in_progress {
         return false;
     }
     let d = Arc::clone(durability);
-    // A thread of its own, not the blocking pool: a thread's nice value can be raised but not
-    // lowered back without privileges, so it must not be reused for other work.
     std::thread::Builder::new()
         .name("tierkv-checkpoint".into())
         .spawn(move || {
-            lower_this_threads_priority(CHECKPOINT_NICE);
-            use_idle_scheduling();
-            if let Err(error) = d.checkpoint() {
+            if let Err(error) = d.checkpoint_with_scan_thread(&lower_scan_thread) {
                 tracing::error!(%error, "background checkpoint failed");
             }
         })
         .is_ok()
 }
 
-/// Sets the calling thread's nice value (Linux gives each thread its own); best effort.
-/// Puts the calling thread in Linux's `SCHED_IDLE` class: any other thread that wakes up
-/// preempts it at once, and under contention it gets a minimal share (weight 3 against 1024),
-/// so a checkpoint runs in the cycles connections leave. On 2 cores with 10 M keys this held
-/// foreground p99.9 within 1.6x of quiet where `nice 10` alone gave 1.9-2.5x (docs/BENCHMARKS.md);
-/// the price is a longer checkpoint on a busy machine (14 s against 5). It is never starved:
-/// the minimal share still moves it on a saturated machine. One-way without privileges (a
-/// thread cannot leave SCHED_IDLE), which is why the checkpoint has a thread of its own.
+/// Lowers the calling thread (a checkpoint's scan thread, used for nothing else: neither
+/// change can be undone without privileges) to `nice` [`CHECKPOINT_NICE`], then puts it in
+/// Linux's `SCHED_IDLE` class: any other thread that wakes up preempts it at once, and under
+/// contention it gets a minimal share (weight 3 against 1024), so the scan runs in the cycles
+/// connections leave. On 2 cores with 10 M keys this held foreground p99.9 within 1.6-2.0x of
+/// quiet where `nice 10` alone gave 1.9-2.5x (docs/BENCHMARKS.md); the price is a longer
+/// checkpoint on a busy machine (8-14 s against 5). It is never starved: the minimal share
+/// still moves it on a saturated machine.
+fn lower_scan_thread() {
+    lower_this_threads_priority(CHECKPOINT_NICE);
+    use_idle_scheduling();
+}
+
+/// Puts the calling thread in `SCHED_IDLE` (see [`lower_scan_thread`]); best effort.
 fn use_idle_scheduling() {
     #[cfg(target_os = "linux")]
     {
@@ -191,6 +201,7 @@ fn use_idle_scheduling() {
     }
 }
 
+/// Sets the calling thread's nice value (Linux gives each thread its own); best effort.
 fn lower_this_threads_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     {

@@ -378,3 +378,26 @@ fn used_memory_tracks_the_dataset() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Under an LFU policy a checkpoint keeps each key's frequency, as Redis's RDB does: after SAVE
+/// and a restart, OBJECT FREQ answers what it answered before.
+#[test]
+fn object_freq_survives_save_and_restart_under_an_lfu_policy() {
+    let mut server = TestServer::with_args(&["--maxmemory-policy", "allkeys-lfu"]);
+    let mut c = server.conn();
+    fill(&mut c, 0..3, 10);
+    for _ in 0..500 {
+        let _: Option<String> = redis::cmd("GET").arg("key:0000").query(&mut c).unwrap();
+    }
+    let freq = |c: &mut redis::Connection, key: &str| -> i64 {
+        redis::cmd("OBJECT").arg("FREQ").arg(key).query(c).unwrap()
+    };
+    let hot = freq(&mut c, "key:0000");
+    let cold = freq(&mut c, "key:0001");
+    assert!(hot > cold, "hot {hot}, cold {cold}");
+    let _: String = redis::cmd("SAVE").query(&mut c).unwrap();
+    server.restart();
+    let mut c = server.conn();
+    assert_eq!(freq(&mut c, "key:0000"), hot);
+    assert_eq!(freq(&mut c, "key:0001"), cold);
+}

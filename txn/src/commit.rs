@@ -1091,7 +1091,10 @@ pub(crate) fn load_entry(
     // The access word the checkpoint saved (under an LRU or LFU policy), else a fresh one as
     // `install` gives a new key; nothing is superseded.
     match entry.access {
-        Some(word) => node.update_access(|_| word),
+        Some(saved) => {
+            let word = inner.memory.tracking().restored(saved);
+            node.update_access(|_| word);
+        }
         None => inner.memory.stamp_new(node),
     }
     if let Some(counts) = tally.dbs.get_mut(usize::from(db)) {

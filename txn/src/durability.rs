@@ -22,6 +22,7 @@
 //! - A WAL append error means the record was not appended: the commit aborts and the client gets
 //!   the error; once [`Durability::try_recover_log`] succeeds writes resume.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -36,9 +37,10 @@ use storage::{Lsn, StorageError};
 
 use crate::engine::{CommitSink, Engine, EngineConfig};
 use crate::error::TxnError;
-use crate::index::{KeyIndex, ACCESS_MASK};
+use crate::index::KeyIndex;
 use crate::limits::DATABASES;
 use crate::log_record::{DecodeError, LogRecord};
+use crate::memory::KeyAccess;
 use crate::{DbIndex, Isolation};
 
 pub use storage::io::FileDisk;
@@ -303,12 +305,32 @@ impl Durability {
     /// segments it covers. Blocking (call it from a background thread for BGSAVE); readers and
     /// writers go on meanwhile. Fails with [`TxnError::CheckpointInProgress`] when one runs.
     pub fn checkpoint(&self) -> Result<CheckpointReport, TxnError> {
+        self.checkpoint_with(None)
+    }
+
+    /// [`Self::checkpoint`], with the snapshot scan and the file's writes on a thread of their
+    /// own that first runs `prepare_scan` (the server puts that thread in the lowest
+    /// scheduling class there). Only that part may run at a low priority: it holds no lock
+    /// anyone else waits for, where the steps before and after it (a new WAL segment, the
+    /// snapshot taken under the commit lock, the WAL cut) hold locks that commits and the WAL
+    /// writer need, and stay on the calling thread.
+    pub fn checkpoint_with_scan_thread(
+        &self,
+        prepare_scan: &(dyn Fn() + Sync),
+    ) -> Result<CheckpointReport, TxnError> {
+        self.checkpoint_with(Some(prepare_scan))
+    }
+
+    fn checkpoint_with(
+        &self,
+        prepare_scan: Option<&(dyn Fn() + Sync)>,
+    ) -> Result<CheckpointReport, TxnError> {
         let Some(_one) = self.checkpoint_lock.try_lock() else {
             return Err(TxnError::CheckpointInProgress);
         };
         self.in_progress.store(true, Ordering::Release);
         let started = Instant::now();
-        let result = self.write_checkpoint(started);
+        let result = self.write_checkpoint(started, prepare_scan);
         self.in_progress.store(false, Ordering::Release);
         self.last_checkpoint_ok
             .store(result.is_ok(), Ordering::Release);
@@ -329,7 +351,11 @@ impl Durability {
         result
     }
 
-    fn write_checkpoint(&self, started: Instant) -> Result<CheckpointReport, TxnError> {
+    fn write_checkpoint(
+        &self,
+        started: Instant,
+        prepare_scan: Option<&(dyn Fn() + Sync)>,
+    ) -> Result<CheckpointReport, TxnError> {
         if let Some(wal) = &self.wal {
             // A fresh segment before the snapshot starts at or below the redo LSN, so the one
             // written so far is wholly covered and `truncate_before` removes it below.
@@ -355,7 +381,22 @@ impl Durability {
                 unchanged: true,
             });
         }
-        let written = write_snapshot(&mut tx, Arc::clone(&self.disk), &self.dir, redo_lsn);
+        let disk = Arc::clone(&self.disk);
+        let written = match prepare_scan {
+            None => write_snapshot(&mut tx, disk, &self.dir, redo_lsn),
+            Some(prepare) => std::thread::scope(|scope| {
+                let (tx, dir) = (&mut tx, &self.dir);
+                std::thread::Builder::new()
+                    .name("tierkv-ckpt-scan".into())
+                    .spawn_scoped(scope, move || {
+                        prepare();
+                        write_snapshot(tx, disk, dir, redo_lsn)
+                    })
+                    .map_err(|_| TxnError::CheckpointThread)?
+                    .join()
+                    .unwrap_or(Err(TxnError::CheckpointThread))
+            }),
+        };
         tx.abort();
         let (keys, info) = written?;
         self.installed_ts.store(snapshot_ts, Ordering::Release);
@@ -442,15 +483,13 @@ fn write_snapshot(
             let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
             let Some((last, _)) = batch.last() else { break };
             let last = last.clone();
-            let guard = crossbeam_epoch::pin();
-            let index = inner.db(db).ok().map(|d| &d.index);
-            for (key, entry) in &batch {
-                // The word now, not at the snapshot (access words are not versioned); a key
-                // deleted since is simply saved without one.
-                let access = index
-                    .filter(|_| save_access)
-                    .and_then(|index| index.get(key, &guard))
-                    .map(|node| node.access());
+            let access = if save_access {
+                access_of(&inner, db, &batch)
+            } else {
+                Vec::new()
+            };
+            for (i, (key, entry)) in batch.iter().enumerate() {
+                let access = access.get(i).copied().flatten();
                 buf.clear();
                 CheckpointEntry {
                     db,
@@ -471,6 +510,47 @@ fn write_snapshot(
     }
     let info = writer.finish()?;
     Ok((keys, info))
+}
+
+/// What a checkpoint saves of each key's access in `batch` (keys ascending): idle time or
+/// frequency as of now (access words are not versioned, so not as of the snapshot); `None`
+/// for a key removed since. The nodes are found by one walk of the skip list over the batch's
+/// range, which takes no lock: the checkpoint thread runs at the lowest priority, and a shard
+/// lock held by it while it waits for a core would hold up commits.
+fn access_of(
+    inner: &crate::engine::Inner,
+    db: DbIndex,
+    batch: &[(Bytes, crate::Entry)],
+) -> Vec<Option<KeyAccess>> {
+    let mut access = vec![None; batch.len()];
+    let (Ok(d), Some((first, _)), Some((last, _))) = (inner.db(db), batch.first(), batch.last())
+    else {
+        return access;
+    };
+    let tracking = inner.memory.tracking();
+    let mut i = 0;
+    d.index.for_each_in(
+        Bound::Included(first.as_ref()),
+        Bound::Included(last.as_ref()),
+        &mut |node| {
+            while batch
+                .get(i)
+                .is_some_and(|(key, _)| key.as_ref() < node.key())
+            {
+                i += 1;
+            }
+            if let Some(slot) = batch
+                .get(i)
+                .filter(|(key, _)| key.as_ref() == node.key())
+                .and_then(|_| access.get_mut(i))
+            {
+                *slot = Some(tracking.report(node.access()));
+                i += 1;
+            }
+            i < batch.len()
+        },
+    );
+    access
 }
 
 /// Loads the checkpoint the MANIFEST of `dir` names, if any: (snapshot ts, keys, redo LSN).
@@ -644,9 +724,10 @@ fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError)
 /// ```text
 /// offset 0   u8   db index (< 16)
 /// offset 1   u8   value kind (0 = string)
-/// offset 2   u8   flags: bit 0 a u64 deadline follows, bit 1 a u32 access word follows
+/// offset 2   u8   flags: bit 0 a deadline follows, bit 1 an idle time, bit 2 a frequency
 /// [then      u64  deadline, ms since the Unix epoch]
-/// [then      u32  access word (LRU clock or LFU counter, low 24 bits; see `memory::access`)]
+/// [then      u32  idle seconds at the save (LRU policies)]
+/// [then      u8   LFU counter at the save (LFU policies); at most one of bits 1 and 2]
 /// then       u32  key length, key bytes, then the value bytes (the rest of the record)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -659,15 +740,17 @@ pub struct CheckpointEntry<'a> {
     pub value: &'a [u8],
     /// Absolute deadline.
     pub expire_at_ms: Option<u64>,
-    /// The key's access word (LRU clock or LFU counter), saved when the eviction policy ranks
-    /// keys by it, as Redis saves idle time or frequency in its RDB.
-    pub access: Option<u32>,
+    /// How recently or often the key was used, saved when the eviction policy ranks keys by
+    /// it, relative to the save as Redis's RDB keeps it (idle seconds, or the LFU counter).
+    pub access: Option<KeyAccess>,
 }
 
 /// Flag bit: a deadline follows.
 const FLAG_DEADLINE: u8 = 1;
-/// Flag bit: an access word follows.
-const FLAG_ACCESS: u8 = 2;
+/// Flag bit: idle seconds follow.
+const FLAG_IDLE: u8 = 2;
+/// Flag bit: an LFU counter follows.
+const FLAG_FREQUENCY: u8 = 4;
 
 /// Why bytes are not a [`CheckpointEntry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -692,21 +775,27 @@ impl<'a> CheckpointEntry<'a> {
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(self.db);
         out.push(KIND_STRING);
-        let flags = if self.expire_at_ms.is_some() {
+        let deadline = if self.expire_at_ms.is_some() {
             FLAG_DEADLINE
         } else {
             0
-        } | if self.access.is_some() {
-            FLAG_ACCESS
-        } else {
-            0
         };
-        out.push(flags);
+        let access = match self.access {
+            Some(KeyAccess::Idle { .. }) => FLAG_IDLE,
+            Some(KeyAccess::Frequency { .. }) => FLAG_FREQUENCY,
+            None => 0,
+        };
+        out.push(deadline | access);
         if let Some(at) = self.expire_at_ms {
             out.extend_from_slice(&at.to_le_bytes());
         }
-        if let Some(word) = self.access {
-            out.extend_from_slice(&(word & ACCESS_MASK).to_le_bytes());
+        match self.access {
+            Some(KeyAccess::Idle { ms }) => {
+                let secs = u32::try_from(ms / 1000).unwrap_or(u32::MAX);
+                out.extend_from_slice(&secs.to_le_bytes());
+            }
+            Some(KeyAccess::Frequency { counter }) => out.push(counter),
+            None => {}
         }
         out.extend_from_slice(&(self.key.len() as u32).to_le_bytes());
         out.extend_from_slice(self.key);
@@ -724,8 +813,11 @@ impl<'a> CheckpointEntry<'a> {
             return Err(EntryError("unknown value kind"));
         }
         let (&flags, rest) = rest.split_first().ok_or(EntryError("truncated flags"))?;
-        if flags & !(FLAG_DEADLINE | FLAG_ACCESS) != 0 {
+        if flags & !(FLAG_DEADLINE | FLAG_IDLE | FLAG_FREQUENCY) != 0 {
             return Err(EntryError("unknown flag bits"));
+        }
+        if flags & FLAG_IDLE != 0 && flags & FLAG_FREQUENCY != 0 {
+            return Err(EntryError("both an idle time and a frequency"));
         }
         let (expire_at_ms, rest) = if flags & FLAG_DEADLINE != 0 {
             let (at, rest) = split_u64(rest).ok_or(EntryError("truncated deadline"))?;
@@ -733,12 +825,15 @@ impl<'a> CheckpointEntry<'a> {
         } else {
             (None, rest)
         };
-        let (access, rest) = if flags & FLAG_ACCESS != 0 {
-            let (word, rest) = split_u32(rest).ok_or(EntryError("truncated access word"))?;
-            if word > ACCESS_MASK {
-                return Err(EntryError("access word over 24 bits"));
-            }
-            (Some(word), rest)
+        let (access, rest) = if flags & FLAG_IDLE != 0 {
+            let (secs, rest) = split_u32(rest).ok_or(EntryError("truncated idle time"))?;
+            let ms = u64::from(secs) * 1000;
+            (Some(KeyAccess::Idle { ms }), rest)
+        } else if flags & FLAG_FREQUENCY != 0 {
+            let (&counter, rest) = rest
+                .split_first()
+                .ok_or(EntryError("truncated frequency"))?;
+            (Some(KeyAccess::Frequency { counter }), rest)
         } else {
             (None, rest)
         };
@@ -777,7 +872,11 @@ mod tests {
         fn entry_round_trips(db in 0u8..16, key in proptest::collection::vec(any::<u8>(), 0..40),
                              value in proptest::collection::vec(any::<u8>(), 0..80),
                              at in proptest::option::of(any::<u64>()),
-                             access in proptest::option::of(0..=ACCESS_MASK)) {
+                             idle in proptest::option::of(any::<u32>()),
+                             frequency in any::<u8>()) {
+            let access = Some(idle.map_or(KeyAccess::Frequency { counter: frequency },
+                |secs| KeyAccess::Idle { ms: u64::from(secs) * 1000 }))
+                .filter(|_| frequency % 3 != 0);
             let e = CheckpointEntry { db, key: &key, value: &value, expire_at_ms: at, access };
             let mut buf = Vec::new();
             e.encode_into(&mut buf);

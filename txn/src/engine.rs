@@ -58,6 +58,9 @@ pub struct EngineConfig {
     pub page_store: PageStoreConfig,
     /// Bound of GC's queue of keys that may hold garbage (see `gc.rs`).
     pub gc_queue_entries_max: usize,
+    /// `maxmemory` and the eviction policy from the start, so recovery already loads keys'
+    /// access words as the policy reads them (see [`Engine::set_memory_config`]).
+    pub memory: MemoryConfig,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +70,7 @@ impl Default for EngineConfig {
             sink: None,
             page_store: PageStoreConfig::default(),
             gc_queue_entries_max: GC_QUEUE_ENTRIES_MAX,
+            memory: MemoryConfig::default(),
         }
     }
 }
@@ -194,7 +198,7 @@ impl Engine {
                 removed: RemovalMarks::default(),
             })
             .collect();
-        Engine {
+        let engine = Engine {
             inner: Arc::new(Inner {
                 clock: config.clock,
                 sink: config.sink,
@@ -215,7 +219,9 @@ impl Engine {
                 expired_keys: AtomicU64::new(0),
                 memory: Governor::new(accounting, now),
             }),
-        }
+        };
+        engine.set_memory_config(config.memory);
+        engine
     }
 
     /// Starts a transaction reading at the newest fully published commit.

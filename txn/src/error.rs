@@ -76,6 +76,9 @@ pub enum TxnError {
     /// A checkpoint is already being written.
     #[error("a checkpoint is already in progress")]
     CheckpointInProgress,
+    /// A checkpoint's scan thread could not be started, or panicked.
+    #[error("the checkpoint's scan thread failed")]
+    CheckpointThread,
     /// A recovery loader thread panicked.
     #[error("a recovery thread failed")]
     RecoveryThread,

@@ -554,61 +554,72 @@ fn a_checkpoint_leaves_no_covered_wal_segment_behind() {
     assert_eq!(get(&d, "after").as_deref(), Some("v"));
 }
 
-/// Under an LRU or LFU policy a checkpoint keeps each key's access word (Redis's RDB keeps idle
-/// time or frequency the same way), so a restart does not make every key look equally fresh to
-/// eviction; under any other policy loaded keys start fresh.
+/// Under an LRU or LFU policy a checkpoint keeps how recently or often each key was used, as
+/// Redis's RDB keeps idle time or frequency: relative to the save, so time spent down neither
+/// ages nor decays a key, and a kind the loading policy does not read is ignored. Under any
+/// other policy loaded keys start fresh.
 #[test]
-fn a_checkpoint_keeps_access_words_under_lru_and_lfu_policies() {
+fn a_checkpoint_keeps_idle_time_and_frequency_under_lru_and_lfu_policies() {
     use txn::memory::{EvictionPolicy, KeyAccess, MemoryConfig};
     let access = |d: &Durability, key: &str| {
         let tx = d.engine().begin(Isolation::Snapshot);
         tx.key_access(0, key.as_bytes()).unwrap()
     };
-    let policy = |d: &Durability, policy: EvictionPolicy| {
-        d.engine().set_memory_config(MemoryConfig {
-            policy,
-            ..MemoryConfig::default()
-        });
-        // Refresh the cached access clock from the (manual) engine clock.
-        d.engine().expire_tick(0);
+    let memory = |policy: EvictionPolicy| MemoryConfig {
+        policy,
+        ..MemoryConfig::default()
     };
-    let reopen = |disk: &SimDisk, clock: &Arc<ManualClock>, p: EvictionPolicy| {
-        let (d, _) =
-            Durability::open(config(Arc::new(disk.clone()), &dir(), clock.clone())).unwrap();
-        policy(&d, p);
+    // The policy is in force from the start, so the load already reads words its way.
+    let open = |disk: &SimDisk, clock: &Arc<ManualClock>, policy: EvictionPolicy| {
+        let mut c = config(Arc::new(disk.clone()), &dir(), clock.clone());
+        c.engine.memory = memory(policy);
+        let (d, _) = Durability::open(c).unwrap();
         d
     };
+    let tick = |d: &Durability| {
+        d.engine().expire_tick(0); // refreshes the cached access clock
+    };
     let t0 = 1_700_000_000_000;
-    for (saved_under, expect_kept) in [
-        (EvictionPolicy::AllKeysLru, true),
-        (EvictionPolicy::NoEviction, false),
+    let hour = 3_600_000;
+    for (saved_under, loaded_under, old_idle) in [
+        (
+            EvictionPolicy::AllKeysLru,
+            EvictionPolicy::AllKeysLru,
+            Some(100_000),
+        ),
+        (EvictionPolicy::NoEviction, EvictionPolicy::AllKeysLru, None),
+        (EvictionPolicy::AllKeysLfu, EvictionPolicy::AllKeysLru, None),
     ] {
         let disk = SimDisk::new(13);
         let clock = Arc::new(ManualClock::new(t0));
-        let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLru);
+        let d = open(&disk, &clock, EvictionPolicy::AllKeysLru);
         put(&d, "old", "v", Expiry::Persist);
         put(&d, "recent", "v", Expiry::Persist);
         clock.set(t0 + 100_000);
-        policy(&d, EvictionPolicy::AllKeysLru);
+        tick(&d);
         assert!(d.engine().get(0, b"recent").unwrap().is_some());
         assert_eq!(access(&d, "old"), KeyAccess::Idle { ms: 100_000 });
-        policy(&d, saved_under);
+        d.engine().set_memory_config(memory(saved_under));
+        tick(&d);
         d.checkpoint().unwrap();
         drop(d);
-        let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLru);
-        let old = access(&d, "old");
-        if expect_kept {
-            assert_eq!(old, KeyAccess::Idle { ms: 100_000 });
-        } else {
-            assert_eq!(old, KeyAccess::Idle { ms: 0 }, "fresh after a load");
-        }
+        // An hour down: not counted as idle time.
+        clock.set(t0 + 100_000 + hour);
+        let d = open(&disk, &clock, loaded_under);
+        tick(&d);
+        let expected = KeyAccess::Idle {
+            ms: old_idle.unwrap_or(0),
+        };
+        assert_eq!(access(&d, "old"), expected, "saved under {saved_under:?}");
         assert_eq!(access(&d, "recent"), KeyAccess::Idle { ms: 0 });
     }
 
-    // LFU: a key read many times keeps its counter across the restart.
+    // LFU: a key read many times keeps its counter across an hour down (with the default
+    // lfu-decay-time of 1 it would otherwise lose 60).
     let disk = SimDisk::new(14);
     let clock = Arc::new(ManualClock::new(t0));
-    let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLfu);
+    let d = open(&disk, &clock, EvictionPolicy::AllKeysLfu);
+    tick(&d);
     put(&d, "hot", "v", Expiry::Persist);
     put(&d, "cold", "v", Expiry::Persist);
     for _ in 0..2_000 {
@@ -621,7 +632,9 @@ fn a_checkpoint_keeps_access_words_under_lru_and_lfu_policies() {
     );
     d.checkpoint().unwrap();
     drop(d);
-    let d = reopen(&disk, &clock, EvictionPolicy::AllKeysLfu);
+    clock.set(t0 + hour);
+    let d = open(&disk, &clock, EvictionPolicy::AllKeysLfu);
+    tick(&d);
     assert_eq!(access(&d, "hot"), hot);
     assert_eq!(access(&d, "cold"), KeyAccess::Frequency { counter: 5 });
 }

@@ -360,6 +360,31 @@ fn volatile_random_keeps_evicting_past_stale_schedule_entries() {
     }
 }
 
+/// Regression: when sampling the hash index finds no key with a TTL, volatile policies draw
+/// keys from the expiry schedule, which keeps evicted keys (with long TTLs) until their
+/// deadline. After about a thousand evictions its sampling window held only those, and
+/// eviction answered OOM while volatile keys remained.
+#[test]
+fn volatile_eviction_gets_past_a_thousand_stale_schedule_entries() {
+    let (engine, _, _) = engine();
+    load(&engine, 3_000);
+    for i in 3_000..4_200 {
+        put(&engine, &key(i), Expiry::At(T0 + 3_600_000));
+    }
+    limit_to_evict(&engine, EvictionPolicy::VolatileRandom, 1_150);
+    engine.make_room().unwrap();
+    let left = present(&engine, 4_200);
+    assert!(
+        (0..3_000).all(|i| left.contains(&i)),
+        "only volatile keys go"
+    );
+    // Keys with a TTL free more than `per_key` (their schedule entries too), so fewer than
+    // 1 150 evictions reach the limit; the old code ran out of live samples after about 900.
+    let evicted = 4_200 - left.len();
+    assert!(evicted >= 900, "{evicted} evicted");
+    assert!(engine.memory_stats().used_bytes <= engine.memory_config().maxmemory_bytes);
+}
+
 #[test]
 fn volatile_keys_are_found_even_when_few_have_a_ttl() {
     let (engine, _, _) = engine();

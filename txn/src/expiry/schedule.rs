@@ -83,6 +83,15 @@ impl ExpirySchedule {
         due
     }
 
+    /// Drops the `earliest` entry of a key that no longer holds a value with a deadline (its
+    /// wheel entries stay and fire as usual, so the wheel invariant still holds if the key
+    /// gets a deadline again meanwhile), so [`Self::sample_keys`] stops drawing it.
+    pub(crate) fn forget(&mut self, item: &Scheduled) {
+        if self.earliest.remove(item).is_some() {
+            Accounting::sub(&self.accounting.expiry_bytes, EARLIEST_ENTRY_BYTES);
+        }
+    }
+
     /// Up to `count` keys of `db` that have a pending entry, starting at a position picked by
     /// `random` among the first 1024 (bounded work; for eviction when sampling the hash index
     /// finds no key with a TTL).

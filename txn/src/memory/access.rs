@@ -158,6 +158,28 @@ impl Tracking {
         }
     }
 
+    /// The word of a key loaded with what a checkpoint saved of its access (Redis's
+    /// `objectSetLRUOrLFU`): under an LRU policy an idle time counted back from now, under an
+    /// LFU one the counter with this minute as its last decrement (time spent down does not
+    /// decay it). A kind the current policy does not read is ignored: the key starts fresh.
+    pub(crate) fn restored(&self, saved: KeyAccess) -> u32 {
+        match (self.lfu, saved) {
+            (false, KeyAccess::Idle { ms }) => {
+                let ticks = (ms / LRU_CLOCK_RESOLUTION_MS).min(u64::from(LRU_CLOCK_MAX)) as u32;
+                let now = lru_clock(self.now_ms);
+                if now >= ticks {
+                    now - ticks
+                } else {
+                    LRU_CLOCK_MAX - (ticks - now)
+                }
+            }
+            (true, KeyAccess::Frequency { counter }) => {
+                (lfu_minutes(self.now_ms) << 8) | u32::from(counter)
+            }
+            _ => self.fresh(),
+        }
+    }
+
     /// What OBJECT reports for `word`.
     pub(crate) fn report(&self, word: u32) -> KeyAccess {
         if self.lfu {

@@ -272,21 +272,34 @@ fn sample_db(
             candidate(node).map(|c| out.push(c)).is_some()
         });
     if out.is_empty() && scope == Scope::Volatile {
-        // The schedule still lists keys deleted or evicted since (stale entries, dropped when
-        // their slot comes due), so ask for more than `count` and keep the live ones: asking
-        // for exactly one could draw a key evicted a moment ago and report no candidate,
-        // hence a false OOM, while volatile keys remain.
-        let wanted = count.saturating_mul(EVICTION_SAMPLE_STEPS_PER_KEY);
+        // The schedule still lists keys deleted or evicted since (stale entries, kept until
+        // their slot comes due): ask for a few more than `count`, keep the live ones, and drop
+        // the stale ones from the schedule's index so later samples stop drawing them.
+        // Otherwise a sample of stale keys alone reports no candidate, hence a false OOM,
+        // while volatile keys remain.
+        let wanted = count.saturating_add(EVICTION_SAMPLE_STEPS_PER_KEY);
         let keys = inner.wheel.lock().sample_keys(db, random, wanted);
-        for node in keys.iter().filter_map(|key| d.index.get(key, &guard)) {
-            if out.len() >= count {
-                break;
-            }
-            if out.iter().any(|c| c.key.as_ref() == node.key()) {
+        let mut stale = Vec::new();
+        for key in &keys {
+            let node = d.index.get(key, &guard);
+            let volatile = node
+                .and_then(|node| node.newest(&guard))
+                .is_some_and(|v| !v.tombstone && v.expire_at_ms != NO_EXPIRY);
+            let Some(node) = node.filter(|_| volatile) else {
+                stale.push(key.clone());
+                continue;
+            };
+            if out.len() >= count || out.iter().any(|c| c.key.as_ref() == node.key()) {
                 continue;
             }
             if let Some(c) = candidate(node) {
                 out.push(c);
+            }
+        }
+        if !stale.is_empty() {
+            let mut wheel = inner.wheel.lock();
+            for key in stale {
+                wheel.forget(&(db, key));
             }
         }
     }
