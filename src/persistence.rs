@@ -158,14 +158,15 @@ pub const CHECKPOINT_NICE: i32 = 10;
 /// priority ([`lower_scan_thread`], through `Durability::checkpoint_with_scan_thread`), which
 /// holds no such lock, so a preempted scan never holds anyone up.
 pub fn start_background_checkpoint(durability: &Arc<Durability>) -> bool {
-    if durability.stats().checkpoint_in_progress {
+    // Claimed here, before the thread starts, so a second BGSAVE right after this one is told
+    // "already in progress" (a claim the thread never runs is given back when dropped).
+    let Some(claim) = durability.claim_checkpoint() else {
         return false;
-    }
-    let d = Arc::clone(durability);
+    };
     std::thread::Builder::new()
         .name("tierkv-checkpoint".into())
         .spawn(move || {
-            if let Err(error) = d.checkpoint_with_scan_thread(&lower_scan_thread) {
+            if let Err(error) = claim.run(&lower_scan_thread) {
                 tracing::error!(%error, "background checkpoint failed");
             }
         })

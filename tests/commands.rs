@@ -267,3 +267,38 @@ fn redis_crate_client_works_unchanged() {
         "{e}"
     );
 }
+
+/// A BGSAVE sent while another is starting or running gets Redis's answers: "already in
+/// progress", or with SCHEDULE "scheduled" (the checkpoint is claimed before its thread starts,
+/// so even a BGSAVE right behind the first one sees it).
+#[test]
+fn bgsave_while_one_runs_answers_like_redis() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    let value = "v".repeat(64);
+    for chunk in 0..20 {
+        let mut args = vec!["MSET".to_string()];
+        for i in 0..5_000 {
+            args.push(format!("key:{chunk}:{i}"));
+            args.push(value.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(c.cmd(&args), ok());
+    }
+    // Sent together, so the first checkpoint (100 000 keys) cannot end in between.
+    c.send(&["BGSAVE"]);
+    c.send(&["BGSAVE"]);
+    c.send(&["BGSAVE", "SCHEDULE"]);
+    assert_eq!(
+        c.read(),
+        Some(Frame::Simple("Background saving started".into()))
+    );
+    assert_eq!(
+        c.read(),
+        Some(err("ERR Background save already in progress"))
+    );
+    assert_eq!(
+        c.read(),
+        Some(Frame::Simple("Background saving scheduled".into()))
+    );
+}

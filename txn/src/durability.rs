@@ -97,6 +97,29 @@ pub struct RecoveryReport {
     pub elapsed: Duration,
 }
 
+/// A checkpoint claimed by [`Durability::claim_checkpoint`], to run on another thread.
+#[derive(Debug)]
+pub struct CheckpointClaim {
+    durability: Arc<Durability>,
+    ran: bool,
+}
+
+impl CheckpointClaim {
+    /// Runs the claimed checkpoint, as [`Durability::checkpoint_with_scan_thread`].
+    pub fn run(mut self, prepare_scan: &(dyn Fn() + Sync)) -> Result<CheckpointReport, TxnError> {
+        self.ran = true;
+        self.durability.run_claimed(Some(prepare_scan))
+    }
+}
+
+impl Drop for CheckpointClaim {
+    fn drop(&mut self) {
+        if !self.ran {
+            self.durability.in_progress.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// What one checkpoint did.
 #[derive(Debug, Clone)]
 pub struct CheckpointReport {
@@ -321,16 +344,48 @@ impl Durability {
         self.checkpoint_with(Some(prepare_scan))
     }
 
+    /// Claims the next checkpoint for a caller that will run it on another thread (BGSAVE): from
+    /// now on `stats().checkpoint_in_progress` is true and every other checkpoint fails with
+    /// [`TxnError::CheckpointInProgress`], so a second BGSAVE can be told so at once. `None` if
+    /// one is claimed or running. Run it with [`CheckpointClaim::run`]; dropping the claim
+    /// unused gives it back.
+    pub fn claim_checkpoint(self: &Arc<Self>) -> Option<CheckpointClaim> {
+        self.in_progress
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(CheckpointClaim {
+            durability: Arc::clone(self),
+            ran: false,
+        })
+    }
+
     fn checkpoint_with(
         &self,
         prepare_scan: Option<&(dyn Fn() + Sync)>,
     ) -> Result<CheckpointReport, TxnError> {
-        let Some(_one) = self.checkpoint_lock.try_lock() else {
+        if self
+            .in_progress
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(TxnError::CheckpointInProgress);
+        }
+        self.run_claimed(prepare_scan)
+    }
+
+    /// Runs a checkpoint whose `in_progress` flag the caller set.
+    fn run_claimed(
+        &self,
+        prepare_scan: Option<&(dyn Fn() + Sync)>,
+    ) -> Result<CheckpointReport, TxnError> {
+        let Some(one) = self.checkpoint_lock.try_lock() else {
+            // Unreachable: the lock is held only by a thread that set `in_progress`, which it
+            // clears only after unlocking. Kept so two checkpoints can never interleave.
             return Err(TxnError::CheckpointInProgress);
         };
-        self.in_progress.store(true, Ordering::Release);
         let started = Instant::now();
         let result = self.write_checkpoint(started, prepare_scan);
+        drop(one);
         self.in_progress.store(false, Ordering::Release);
         self.last_checkpoint_ok
             .store(result.is_ok(), Ordering::Release);
