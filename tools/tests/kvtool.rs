@@ -117,11 +117,11 @@ fn checkpoint_inspect_shows_counts_and_catches_damage() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().to_str().unwrap();
     let disk: Arc<dyn Disk> = Arc::new(FileDisk);
-    let mut w = CheckpointWriter::create(disk, tmp.path(), 77, Lsn(1234)).unwrap();
-    for i in 0..5000u32 {
-        w.add(format!("key{i}=value{i}").as_bytes()).unwrap();
-    }
-    let info = w.finish().unwrap();
+    let info = write_key_records(
+        &disk,
+        tmp.path(),
+        (0..5000u32).map(|i| format!("key{i:05}")),
+    );
 
     let o = kvtool(&["checkpoint", "inspect", d]);
     let (out, err) = text(&o);
@@ -147,6 +147,61 @@ fn checkpoint_inspect_shows_counts_and_catches_damage() {
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(
         out.contains("DAMAGED") && out.contains("offset 40"),
+        "{out}"
+    );
+}
+
+/// A checkpoint of tierkv key records (database 0, value "v") for `keys`, in the given order.
+fn write_key_records(
+    disk: &Arc<dyn Disk>,
+    dir: &std::path::Path,
+    keys: impl Iterator<Item = String>,
+) -> storage::checkpoint::CheckpointInfo {
+    let mut w = CheckpointWriter::create(Arc::clone(disk), dir, 77, Lsn(1234)).unwrap();
+    let mut buf = Vec::new();
+    for key in keys {
+        buf.clear();
+        txn::durability::CheckpointEntry {
+            db: 0,
+            key: key.as_bytes(),
+            value: b"v",
+            expire_at_ms: None,
+            access: None,
+        }
+        .encode_into(&mut buf);
+        w.add(&buf).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// What the server's loader refuses, inspect reports as damaged too: records that are not
+/// tierkv key records, and keys out of order, each named by its record number.
+#[test]
+fn checkpoint_inspect_checks_key_records_as_the_loader_does() {
+    let disk: Arc<dyn Disk> = Arc::new(FileDisk);
+    let tmp = tempfile::tempdir().unwrap();
+    write_key_records(
+        &disk,
+        tmp.path(),
+        ["a", "c", "b"].map(String::from).into_iter(),
+    );
+    let o = kvtool(&["checkpoint", "inspect", tmp.path().to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("DAMAGED") && out.contains("record 2: entries out of (database, key) order"),
+        "{out}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut w = CheckpointWriter::create(Arc::clone(&disk), tmp.path(), 5, Lsn(1)).unwrap();
+    w.add(b"not a key record").unwrap();
+    w.finish().unwrap();
+    let o = kvtool(&["checkpoint", "inspect", tmp.path().to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("DAMAGED") && out.contains("record 0:"),
         "{out}"
     );
 }

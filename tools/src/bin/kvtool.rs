@@ -85,7 +85,8 @@ enum WalCommand {
 #[derive(Subcommand, Debug)]
 enum CheckpointCommand {
     /// Show the MANIFEST and the checkpoint it names (snapshot timestamp, redo LSN, records,
-    /// bytes, blocks, checksums) and verify every block. Exits with 1 on damage.
+    /// bytes, blocks, checksums) and verify every block, and every record as the server loads
+    /// it (a key record, keys ascending). Exits with 1 on damage.
     Inspect {
         /// A data directory (uses its MANIFEST) or a `ckpt-*.tkc` file.
         path: PathBuf,

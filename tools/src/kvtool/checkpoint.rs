@@ -1,10 +1,13 @@
-//! `kvtool checkpoint inspect`.
+//! `kvtool checkpoint inspect`: the storage format (header, blocks, checksums, counts, footer)
+//! and then what the server's loader checks of each record: that it is a tierkv key record and
+//! that keys ascend, as `txn::recovery` refuses a file otherwise.
 
 use super::{json_str, Outcome};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use storage::checkpoint::{CheckpointReader, Manifest};
 use storage::io::FileDisk;
+use txn::durability::CheckpointEntry;
 
 /// Shows the manifest and checkpoint, and verifies every block.
 pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
@@ -27,7 +30,8 @@ pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
     let header = reader.header();
     let footer = reader.footer();
     let file_len = reader.file_len();
-    // Streams every block: checksums, decompression, counts, whole-body checksum.
+    // Streams every block (checksums, decompression, counts, whole-body checksum) and decodes
+    // every record as the server's loader does.
     let verified = verify_with_progress(reader);
     let status = match &verified {
         Ok(_) => "OK".to_string(),
@@ -96,15 +100,36 @@ pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
 fn verify_with_progress(mut reader: CheckpointReader) -> Result<(), storage::StorageError> {
     let mut progress = super::Progress::new("verifying checkpoint");
     let (mut n, mut bytes) = (0u64, 0u64);
+    let mut last: Option<(u8, Vec<u8>)> = None;
     let result = loop {
-        match reader.next_record() {
+        let problem = match reader.next_record_ref() {
             Ok(Some(r)) => {
                 n += 1;
                 bytes += r.len() as u64;
                 progress.tick(n, bytes);
+                match CheckpointEntry::decode(r) {
+                    Err(e) => Some(e.reason()),
+                    Ok(e)
+                        if last
+                            .as_ref()
+                            .is_some_and(|(db, key)| (*db, key.as_slice()) >= (e.db, e.key)) =>
+                    {
+                        Some("entries out of (database, key) order")
+                    }
+                    Ok(e) => {
+                        let (db, key) = last.get_or_insert_with(|| (e.db, Vec::new()));
+                        *db = e.db;
+                        key.clear();
+                        key.extend_from_slice(e.key);
+                        None
+                    }
+                }
             }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
+        };
+        if let Some(reason) = problem {
+            break Err(reader.record_error(reason));
         }
     };
     progress.finish();
