@@ -132,6 +132,13 @@ impl Session {
         };
         let spec = entry.spec;
         if !spec.arity_ok(args.len()) {
+            if self.multi.is_some() && spec.name == "exec" {
+                // Redis's `execCommandAbort`: a rejected EXEC discards the transaction.
+                self.multi = None;
+                self.multi_failed = false;
+                self.watched.clear();
+                return CmdError::ExecAbortArity.to_frame();
+            }
             self.multi_failed |= self.multi.is_some();
             return CmdError::WrongArity(spec.name.to_owned()).to_frame();
         }
@@ -429,8 +436,15 @@ impl Session {
                     .collect();
                 Ok(Frame::Array(replies))
             }
-            Err(TxnError::WatchFailed) => Ok(Frame::NullArray),
-            Err(e) => Ok(txn_error_frame(&e)),
+            Err(error) => {
+                // Nothing ran, as far as the client can tell: a SELECT queued in the block does
+                // not stay in effect (Redis runs no queued command when EXEC fails).
+                self.db = start_db;
+                match error {
+                    TxnError::WatchFailed => Ok(Frame::NullArray),
+                    e => Ok(txn_error_frame(&e)),
+                }
+            }
         }
     }
 }

@@ -431,3 +431,19 @@ fn command_docs_serve_redis_cli_hints() {
     assert!(fields.contains(&bulk("summary")));
     assert!(fields.contains(&bulk("string")));
 }
+
+/// A command name holding CR LF comes back inside one error line, as Redis sends it, so the
+/// next reply still lines up with the next request.
+#[test]
+fn an_unknown_command_with_cr_lf_in_its_name_gets_one_error_line() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    c.send_raw(b"*1\r\n$8\r\nfoo\r\n+OK\r\n*1\r\n$4\r\nPING\r\n");
+    assert_eq!(
+        c.read(),
+        Some(err(
+            "ERR unknown command 'foo  +OK', with args beginning with: "
+        ))
+    );
+    assert_eq!(c.read(), Some(Frame::Simple("PONG".into())));
+}

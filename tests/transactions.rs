@@ -370,6 +370,40 @@ fn select_inside_multi_applies_to_later_queued_commands() {
     assert_eq!(c.cmd(&["GET", "k"]), bulk("db0"));
 }
 
+/// Regression: an EXEC that fails its WATCH runs nothing, so a SELECT queued in the block does
+/// not stay in effect (it did: the next SET went to the other database).
+#[test]
+fn a_failed_exec_leaves_the_selected_database_alone() {
+    let server = TestServer::start();
+    let mut a = server.raw();
+    let mut b = server.raw();
+    a.cmd(&["WATCH", "k"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["SELECT", "3"]);
+    b.cmd(&["SET", "k", "changed"]);
+    assert_eq!(a.cmd(&["EXEC"]), Frame::NullArray);
+    a.cmd(&["SET", "after", "1"]);
+    assert_eq!(
+        b.cmd(&["GET", "after"]),
+        bulk("1"),
+        "the SET went to database 0"
+    );
+}
+
+/// `EXEC` with arguments discards the transaction, as in Redis (the client leaves MULTI).
+#[test]
+fn exec_with_arguments_discards_the_transaction() {
+    let server = TestServer::start();
+    let mut c = server.raw();
+    c.cmd(&["MULTI"]);
+    c.cmd(&["SET", "k", "v"]);
+    assert_eq!(
+        c.cmd(&["EXEC", "extra"]),
+        err("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
+    );
+    assert_eq!(c.cmd(&["GET", "k"]), Frame::Null);
+}
+
 /// Regression: WATCH on an absent key, another client SETs and DELs it, and GC removes the
 /// key's index node before EXEC: the key then looked untouched (absent, no node, as when
 /// watched) and EXEC went through. Redis fails it: the key was touched.

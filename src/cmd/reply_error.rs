@@ -118,6 +118,11 @@ pub enum CmdError {
     /// while memory is over `maxmemory` and the policy frees none.
     #[error("{}", OOM)]
     OutOfMemory,
+    /// EXEC with arguments, inside MULTI: the transaction is discarded.
+    #[error(
+        "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+    )]
+    ExecAbortArity,
     /// EXEC of a block holding `denyoom` commands while memory is over `maxmemory`.
     #[error("EXECABORT Transaction discarded because of: {}", OOM)]
     ExecAbortOutOfMemory,

@@ -54,7 +54,13 @@ impl Frame {
             }
             Frame::Error(s) => {
                 out.put_u8(b'-');
-                out.put_slice(s);
+                // An error may quote the client's own bytes (an unknown command's name and
+                // arguments): a CR or LF there would end the line early and desynchronise the
+                // reply stream, so, as Redis's `addReplyErrorLength` does, they become spaces.
+                out.extend(s.iter().map(|&b| match b {
+                    b'\r' | b'\n' => b' ',
+                    b => b,
+                }));
                 out.put_slice(b"\r\n");
             }
             Frame::Integer(n) => put_line(out, b':', *n),

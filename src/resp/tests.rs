@@ -238,3 +238,16 @@ proptest! {
         let _ = decode(&mut buf);
     }
 }
+
+/// An error quoting the client's bytes stays one line: CR and LF become spaces, as in Redis
+/// (an unknown command named `foo\r\n+OK` must not read as two replies).
+#[test]
+fn an_error_never_carries_cr_or_lf() {
+    let mut out = BytesMut::new();
+    Frame::error("ERR unknown command 'foo\r\n+OK', with args beginning with: ")
+        .encode(&mut out, Protocol::Resp2);
+    assert_eq!(
+        &out[..],
+        b"-ERR unknown command 'foo  +OK', with args beginning with: \r\n"
+    );
+}
