@@ -166,6 +166,9 @@ pub(crate) struct GcQueue {
     capacity: usize,
     /// Entries dropped because the queue was full, ever.
     dropped: u64,
+    /// The newest timestamp among them: a sweep covers them only once the watermark reaches
+    /// it, as the versions they superseded are garbage only from then on.
+    dropped_max_ts: u64,
 }
 
 impl GcQueue {
@@ -175,12 +178,14 @@ impl GcQueue {
             entries: VecDeque::new(),
             capacity: capacity.min(GC_QUEUE_ENTRIES_MAX),
             dropped: 0,
+            dropped_max_ts: 0,
         }
     }
 
     fn push(&mut self, entry: GcEntry) {
         if self.entries.len() >= self.capacity {
             self.dropped += 1;
+            self.dropped_max_ts = self.dropped_max_ts.max(entry.ts);
         } else {
             self.entries.push_back(entry);
         }
@@ -274,9 +279,20 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         }
         drop(lock);
     }
-    // Then the sweep, while entries were dropped that no completed sweep covered.
-    let dropped = inner.gc_queue.lock().dropped;
-    if state.sweep_from_dropped.is_none() && dropped > state.swept_dropped {
+    // Then the sweep, while entries were dropped that no completed sweep covered. It starts
+    // only once the watermark has reached every dropped entry's timestamp: a sweep at a lower
+    // watermark keeps the versions those entries superseded (an open snapshot may read them),
+    // and once it counted as covering them nothing would name those keys again, leaking
+    // their old versions for good. (Entries dropped while a sweep runs have later timestamps
+    // and are the next sweep's.)
+    let (dropped, dropped_max_ts) = {
+        let queue = inner.gc_queue.lock();
+        (queue.dropped, queue.dropped_max_ts)
+    };
+    if state.sweep_from_dropped.is_none()
+        && dropped > state.swept_dropped
+        && watermark >= dropped_max_ts
+    {
         state.sweep_from_dropped = Some(dropped);
     }
     let mut sweeping = state.sweep_from_dropped.is_some();
