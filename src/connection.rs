@@ -144,8 +144,10 @@ async fn run_batch(
                 }
                 let reply = session.handle(args, shared);
                 // One pipelined batch can ask for far more output than memory holds (a hundred
-                // GETs of a 512 MB value): stop at the hard limit, as Redis disconnects.
-                if (pending.len() + sendable.len()) as u64 > output_hard_bytes {
+                // GETs of a 512 MB value), and so can one reply (an MGET naming that key a
+                // hundred times): stop at the hard limit before encoding, as Redis disconnects.
+                let queued = (pending.len() + sendable.len()) as u64;
+                if queued.saturating_add(reply.encoded_len_estimate()) > output_hard_bytes {
                     return Err(std::io::Error::other(
                         "output buffer over its hard limit within one batch",
                     ));

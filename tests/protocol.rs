@@ -369,6 +369,32 @@ fn slow_command_on_one_connection_does_not_stall_others() {
     assert_eq!(pending.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
 }
 
+/// One reply larger than the hard output limit (an MGET naming a big key many times) closes
+/// the connection, as Redis drops a client over its hard limit; the server and other clients
+/// carry on. (The size is checked before the reply is encoded, so an MGET worth 100 GB is
+/// refused without allocating it; that case is not run here.)
+#[test]
+fn one_reply_over_the_hard_output_limit_closes_the_connection() {
+    let server =
+        TestServer::with_args(&["--client-output-buffer-limit", "normal", "1mb", "0", "0"]);
+    let mut setup = server.raw();
+    let value = "v".repeat(256 * 1024);
+    assert_eq!(setup.cmd(&["SET", "big", &value]), ok());
+    let mut greedy = server.raw();
+    let mut args = vec!["MGET"];
+    args.extend(std::iter::repeat_n("big", 8)); // 2 MiB in one reply
+    greedy.send(&args);
+    assert_eq!(
+        greedy.read(),
+        None,
+        "the connection is closed, no reply sent"
+    );
+    let Frame::Array(two) = setup.cmd(&["MGET", "big", "big"]) else {
+        panic!("a 512 KiB reply is within the limit")
+    };
+    assert_eq!(two.len(), 2);
+}
+
 #[test]
 fn slow_reader_past_the_output_buffer_limit_is_disconnected() {
     let server =

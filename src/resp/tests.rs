@@ -251,3 +251,33 @@ fn an_error_never_carries_cr_or_lf() {
         b"-ERR unknown command 'foo  +OK', with args beginning with: \r\n"
     );
 }
+
+/// The estimate a connection checks its output limit with never falls short of the bytes
+/// actually encoded, in either protocol.
+#[test]
+fn encoded_len_estimate_covers_the_encoding() {
+    let frames = [
+        Frame::Bulk(Bytes::from(vec![b'x'; 1000])),
+        Frame::Array(vec![
+            Frame::Integer(i64::MIN),
+            Frame::Null,
+            Frame::Simple(Bytes::from_static(b"OK")),
+            Frame::Map(vec![(Frame::Double(1.5e300), Frame::Boolean(true))]),
+            Frame::Set(vec![Frame::Bulk(Bytes::from_static(b"member"))]),
+        ]),
+        Frame::Verbatim {
+            format: *b"txt",
+            text: Bytes::from_static(b"some text"),
+        },
+    ];
+    for frame in &frames {
+        for proto in [Protocol::Resp2, Protocol::Resp3] {
+            let mut out = BytesMut::new();
+            frame.encode(&mut out, proto);
+            assert!(
+                frame.encoded_len_estimate() >= out.len() as u64,
+                "{frame:?}"
+            );
+        }
+    }
+}
