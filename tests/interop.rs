@@ -222,3 +222,54 @@ fn incrbyfloat_matches_redis_server() {
     }
     assert_eq!(compared, 400);
 }
+
+/// SET's options against Debian's redis-server: repeats, conflicts, a missing or bad expire,
+/// and which error wins when several apply.
+#[test]
+fn set_option_parsing_matches_redis_server() {
+    if !have("redis-server") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let tierkv = TestServer::start();
+    let mut ours = tierkv.raw();
+    let mut theirs = common::RawClient::connect(redis.port);
+    let cases: &[&[&str]] = &[
+        &["SET", "k", "v", "NX", "NX"],
+        &["SET", "k", "v", "XX", "XX"],
+        &["SET", "k", "v", "NX", "XX"],
+        &["SET", "k", "v", "XX", "NX"],
+        &["SET", "k", "v", "EX", "100", "EX", "200"],
+        &["SET", "k", "v", "EX", "100", "PX", "200"],
+        &[
+            "SET",
+            "k",
+            "v",
+            "PXAT",
+            "99999999999999",
+            "PXAT",
+            "99999999999998",
+        ],
+        &["SET", "k", "v", "KEEPTTL", "KEEPTTL"],
+        &["SET", "k", "v", "KEEPTTL", "EX", "10"],
+        &["SET", "k", "v", "EX", "10", "KEEPTTL"],
+        &["SET", "k", "v", "EX"],
+        &["SET", "k", "v", "EX", "abc"],
+        &["SET", "k", "v", "EX", "abc", "XX", "NX"],
+        &["SET", "k", "v", "EX", "0"],
+        &["SET", "k", "v", "EX", "-5", "GET"],
+        &["SET", "k", "v", "GET", "GET"],
+        &["SET", "k", "v", "BOGUS"],
+        &["SET", "k", "v", "XX", "GET", "EX", "5", "EX", "7"],
+    ];
+    for case in cases {
+        for client in [&mut ours, &mut theirs] {
+            client.cmd(&["DEL", "k"]);
+            client.cmd(&["SET", "k", "old"]);
+        }
+        let want = theirs.cmd(case);
+        assert_eq!(ours.cmd(case), want, "{case:?}");
+        let want = theirs.cmd(&["GET", "k"]);
+        assert_eq!(ours.cmd(&["GET", "k"]), want, "{case:?} then GET");
+    }
+}

@@ -94,31 +94,48 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
         ttl: None,
         get: false,
     };
+    // As Redis's `parseExtendedStringArgumentsOrReply`: an option may repeat (the last
+    // expire wins) but not meet a conflicting one, and the expire's number is read only after
+    // every option, so a syntax error anywhere comes before "not an integer".
+    let mut expire: Option<(&'static str, Bytes)> = None;
     while let Some(opt) = args.next_upper() {
         match opt.as_str() {
-            "NX" | "XX" if set.condition.is_none() => {
-                set.condition = Some(if opt == "NX" {
-                    Condition::Nx
-                } else {
-                    Condition::Xx
-                })
+            "NX" if !matches!(set.condition, Some(Condition::Xx | Condition::IfEq(_))) => {
+                set.condition = Some(Condition::Nx)
+            }
+            "XX" if !matches!(set.condition, Some(Condition::Nx | Condition::IfEq(_))) => {
+                set.condition = Some(Condition::Xx)
             }
             "IFEQ" if set.condition.is_none() => {
                 set.condition = Some(Condition::IfEq(args.next_bytes()?))
             }
             "GET" => set.get = true,
-            "KEEPTTL" if set.ttl.is_none() => set.ttl = Some(TtlArg::Keep),
-            "EX" | "PX" | "EXAT" | "PXAT" if set.ttl.is_none() => {
-                let n = args.next_i64()?;
-                set.ttl = Some(match opt.as_str() {
-                    "EX" => TtlArg::Ex(n),
-                    "PX" => TtlArg::Px(n),
-                    "EXAT" => TtlArg::ExAt(n),
-                    _ => TtlArg::PxAt(n),
-                });
+            "KEEPTTL" if expire.is_none() => set.ttl = Some(TtlArg::Keep),
+            "EX" | "PX" | "EXAT" | "PXAT"
+                if set.ttl.is_none() && expire.as_ref().is_none_or(|(kind, _)| *kind == opt) =>
+            {
+                let kind = match opt.as_str() {
+                    "EX" => "EX",
+                    "PX" => "PX",
+                    "EXAT" => "EXAT",
+                    _ => "PXAT",
+                };
+                let Ok(n) = args.next_bytes() else {
+                    return Err(CmdError::Syntax);
+                };
+                expire = Some((kind, n));
             }
             _ => return Err(CmdError::Syntax),
         }
+    }
+    if let Some((kind, n)) = expire {
+        let n = crate::cmd::args::parse_int(&n)?;
+        set.ttl = Some(match kind {
+            "EX" => TtlArg::Ex(n),
+            "PX" => TtlArg::Px(n),
+            "EXAT" => TtlArg::ExAt(n),
+            _ => TtlArg::PxAt(n),
+        });
     }
     Ok(Command::data(set))
 }
