@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::WriteHalf;
 use tokio::net::TcpStream;
 
-use crate::resp::{decode_request, DecodeLimits, Frame, MAX_MULTIBULK_LEN};
+use crate::resp::{decode_request_resuming, DecodeLimits, Frame, ScanState, MAX_MULTIBULK_LEN};
 use crate::server::{ClientHandle, Shared};
 use crate::session::{Action, Session};
 
@@ -32,6 +32,8 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
     let mut session = Session::new(client.clone(), shared);
     let mut shutdown = shared.shutdown_signal();
     let mut input = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
+    // How much of a request still arriving the decoder has checked already.
+    let mut scan = ScanState::default();
     let mut pending = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
     let mut sendable = BytesMut::new();
     let mut soft_limit_since: Option<Instant> = None;
@@ -79,7 +81,7 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
                             tracing::warn!(client = client.id.0, "closing client that exceeded client-query-buffer-limit");
                             break;
                         }
-                        match run_batch(&mut input, &mut pending, &mut sendable, &mut session, shared, &mut writer).await {
+                        match run_batch(&mut input, &mut scan, &mut pending, &mut sendable, &mut session, shared, &mut writer).await {
                             Ok(BatchEnd::More) => {}
                             Ok(BatchEnd::Close) => closing = true,
                             Ok(BatchEnd::Shutdown) | Err(_) => break,
@@ -109,6 +111,7 @@ enum BatchEnd {
 /// Runs every complete request in `input`; replies end up in `sendable` once durable.
 async fn run_batch(
     input: &mut BytesMut,
+    scan: &mut ScanState,
     pending: &mut BytesMut,
     sendable: &mut BytesMut,
     session: &mut Session,
@@ -137,7 +140,7 @@ async fn run_batch(
             unauthenticated: !session.authenticated,
             ..limits
         };
-        match decode_request(input, &limits) {
+        match decode_request_resuming(input, &limits, scan) {
             Ok(Some(args)) => {
                 if args.is_empty() {
                     continue;

@@ -136,22 +136,52 @@ pub fn decode_request(
     buf: &mut BytesMut,
     limits: &DecodeLimits,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    decode_request_resuming(buf, limits, &mut ScanState::default())
+}
+
+/// How far a multibulk request at the front of the buffer was found complete by the last
+/// call that returned `Ok(None)`: the next call resumes there instead of walking every
+/// argument again, so a request of n arguments arriving in pieces costs O(n), not O(n²) (as
+/// Redis keeps `multibulklen` and `bulklen` between reads). Valid only while the buffer's
+/// front is unchanged, which holds while calls return `Ok(None)`: only a complete request is
+/// consumed, and it resets this.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanState {
+    /// Arguments found complete.
+    args_done: usize,
+    /// Where the next argument starts (0: nothing scanned).
+    pos: usize,
+}
+
+/// [`decode_request`] for a connection that keeps `state` between its calls on one buffer.
+pub fn decode_request_resuming(
+    buf: &mut BytesMut,
+    limits: &DecodeLimits,
+    state: &mut ScanState,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
     let Some(&first) = buf.first() else {
+        *state = ScanState::default();
         return Ok(None);
     };
     if first == b'*' {
-        match check_multibulk(buf, limits)? {
+        match check_multibulk(buf, limits, state)? {
             Step::Incomplete => Ok(None),
             Step::Request { total, argc } => {
+                *state = ScanState::default();
                 Ok(Some(parse_multibulk(buf.split_to(total).freeze(), argc)))
             }
         }
     } else {
+        *state = ScanState::default();
         decode_inline(buf)
     }
 }
 
-fn check_multibulk(b: &[u8], limits: &DecodeLimits) -> Result<Step, ProtocolError> {
+fn check_multibulk(
+    b: &[u8],
+    limits: &DecodeLimits,
+    state: &mut ScanState,
+) -> Result<Step, ProtocolError> {
     let Some(cr) = find_cr(b, 0) else {
         return if b.len() > INLINE_MAX_SIZE {
             Err(ProtocolError::TooBigMultibulkCount)
@@ -180,9 +210,20 @@ fn check_multibulk(b: &[u8], limits: &DecodeLimits) -> Result<Step, ProtocolErro
         });
     }
     let argc = count as usize;
-    for _ in 0..argc {
+    let mut done = 0;
+    if state.pos > pos && state.pos <= b.len() && state.args_done <= argc {
+        (done, pos) = (state.args_done, state.pos);
+    }
+    let mut incomplete = |done: usize, pos: usize| {
+        *state = ScanState {
+            args_done: done,
+            pos,
+        };
+        Ok(Step::Incomplete)
+    };
+    for done in done..argc {
         let Some(&tag) = b.get(pos) else {
-            return Ok(Step::Incomplete);
+            return incomplete(done, pos);
         };
         if tag != b'$' {
             return Err(ProtocolError::ExpectedDollar(tag));
@@ -191,11 +232,11 @@ fn check_multibulk(b: &[u8], limits: &DecodeLimits) -> Result<Step, ProtocolErro
             return if b.len() - pos > INLINE_MAX_SIZE {
                 Err(ProtocolError::TooBigBulkCount)
             } else {
-                Ok(Step::Incomplete)
+                incomplete(done, pos)
             };
         };
         if cr + 2 > b.len() {
-            return Ok(Step::Incomplete);
+            return incomplete(done, pos);
         }
         let len = b
             .get(pos + 1..cr)
@@ -207,10 +248,11 @@ fn check_multibulk(b: &[u8], limits: &DecodeLimits) -> Result<Step, ProtocolErro
         if limits.unauthenticated && len > UNAUTHENTICATED_BULK_MAX {
             return Err(ProtocolError::UnauthenticatedBulkLength);
         }
-        pos = cr + 2 + len as usize + 2;
-        if pos > b.len() {
-            return Ok(Step::Incomplete);
+        let next = cr + 2 + len as usize + 2;
+        if next > b.len() {
+            return incomplete(done, pos);
         }
+        pos = next;
     }
     Ok(Step::Request { total: pos, argc })
 }

@@ -10,7 +10,10 @@ mod frame;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{decode, decode_request, parse_i64, split_args, DecodeLimits, ProtocolError};
+pub use decode::{
+    decode, decode_request, decode_request_resuming, parse_i64, split_args, DecodeLimits,
+    ProtocolError, ScanState,
+};
 pub use encode::{format_double, Protocol};
 pub use frame::Frame;
 

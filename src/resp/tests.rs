@@ -281,3 +281,50 @@ fn encoded_len_estimate_covers_the_encoding() {
         }
     }
 }
+
+proptest! {
+    /// Requests fed in arbitrary pieces to one resuming decoder (as a connection does) decode
+    /// exactly as the whole stream does with fresh calls, and every call before a request is
+    /// complete returns nothing and consumes nothing.
+    #[test]
+    fn a_resuming_decoder_matches_a_fresh_one_whatever_the_pieces(
+        requests in proptest::collection::vec(
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..12), 1..20),
+            1..6,
+        ),
+        cuts in proptest::collection::vec(1usize..9, 1..400),
+    ) {
+        let mut stream = Vec::new();
+        for args in &requests {
+            stream.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                stream.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                stream.extend_from_slice(a);
+                stream.extend_from_slice(b"\r\n");
+            }
+        }
+        let limits = DecodeLimits::default();
+        let mut buf = BytesMut::new();
+        let mut state = ScanState::default();
+        let mut got: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut fed = 0;
+        let mut cut = cuts.iter().cycle();
+        while fed < stream.len() {
+            let n = (*cut.next().unwrap()).min(stream.len() - fed);
+            buf.extend_from_slice(&stream[fed..fed + n]);
+            fed += n;
+            loop {
+                let before = buf.len();
+                match decode_request_resuming(&mut buf, &limits, &mut state).unwrap() {
+                    Some(args) => got.push(args.iter().map(|a| a.to_vec()).collect()),
+                    None => {
+                        prop_assert_eq!(buf.len(), before);
+                        break;
+                    }
+                }
+            }
+        }
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(got, requests);
+    }
+}
