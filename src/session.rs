@@ -198,6 +198,22 @@ impl Session {
                 }
             }
         }
+        if self.multi.is_some() && !entry.spec.has(flags::TXN_CONTROL) {
+            // Redis resolves a container command's subcommand (OBJECT ENCODING, CONFIG GET,
+            // CLIENT KILL ...) and checks its arity when queuing: an unknown subcommand or a
+            // wrong count is refused now and fails the EXEC. Any other parse error is an
+            // option error, which Redis reports at EXEC as that command's reply.
+            let parsed = (entry.parse)(ArgCursor::new(args.iter().skip(1).cloned().collect()));
+            if let Err(e @ (CmdError::UnknownSubcommand { .. } | CmdError::WrongArity(_))) = parsed
+            {
+                if matches!(&e, CmdError::UnknownSubcommand { .. })
+                    || matches!(&e, CmdError::WrongArity(name) if name.contains('|'))
+                {
+                    self.multi_failed = true;
+                    return e.to_frame();
+                }
+            }
+        }
         if let Some(queue) = self.multi.as_mut() {
             // Inside MULTI everything but the transaction verbs is queued unparsed: like Redis,
             // option errors surface at EXEC as that command's reply.

@@ -273,3 +273,39 @@ fn set_option_parsing_matches_redis_server() {
         assert_eq!(ours.cmd(&["GET", "k"]), want, "{case:?} then GET");
     }
 }
+
+/// Inside MULTI, what Redis refuses while queuing (an unknown subcommand, a subcommand's wrong
+/// arity, EXEC with arguments) against what it reports only at EXEC (a command's own argument
+/// errors), compared with redis-server reply by reply.
+#[test]
+fn multi_queue_time_errors_match_redis_server() {
+    if !have("redis-server") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let tierkv = TestServer::start();
+    let mut ours = tierkv.raw();
+    let mut theirs = common::RawClient::connect(redis.port);
+    let blocks: &[&[&[&str]]] = &[
+        &[&["OBJECT", "ENCODING"], &["SET", "a", "1"], &["EXEC"]],
+        &[&["OBJECT", "FOO", "k"], &["EXEC"]],
+        &[&["CONFIG", "GET"], &["EXEC"]],
+        &[&["CLIENT", "NOSUCH"], &["EXEC"]],
+        &[&["MSET", "a", "1", "b"], &["SET", "c", "2"], &["EXEC"]],
+        &[&["SET", "k", "v", "EX", "abc"], &["INCR", "k"], &["EXEC"]],
+        &[&["SET", "a", "1"], &["EXEC", "extra"], &["GET", "a"]],
+    ];
+    for block in blocks {
+        for client in [&mut ours, &mut theirs] {
+            client.cmd(&["FLUSHALL"]);
+            assert_eq!(client.cmd(&["MULTI"]), common::ok());
+        }
+        for cmd in *block {
+            let want = theirs.cmd(cmd);
+            assert_eq!(ours.cmd(cmd), want, "{block:?} at {cmd:?}");
+        }
+        for client in [&mut ours, &mut theirs] {
+            client.cmd(&["DISCARD"]);
+        }
+    }
+}
