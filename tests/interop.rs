@@ -309,3 +309,49 @@ fn multi_queue_time_errors_match_redis_server() {
         }
     }
 }
+
+/// GETEX's options against redis-server: a missing key answers nil before its expire is
+/// checked, repeats and conflicts as in SET, PERSIST.
+#[test]
+fn getex_option_parsing_matches_redis_server() {
+    if !have("redis-server") {
+        return;
+    }
+    let redis = RedisServer::start();
+    let tierkv = TestServer::start();
+    let mut ours = tierkv.raw();
+    let mut theirs = common::RawClient::connect(redis.port);
+    let cases: &[&[&str]] = &[
+        &["GETEX", "missing", "EX", "0"],
+        &["GETEX", "missing", "PX", "abc"],
+        &["GETEX", "k", "EX", "0"],
+        &["GETEX", "k", "PX", "abc"],
+        &["GETEX", "k", "EX", "100", "EX", "200"],
+        &["GETEX", "k", "EX", "100", "PX", "200"],
+        &["GETEX", "k", "PERSIST", "PERSIST"],
+        &["GETEX", "k", "PERSIST", "EX", "10"],
+        &["GETEX", "k", "EX", "10", "PERSIST"],
+        &["GETEX", "k", "EX"],
+        &["GETEX", "k", "BOGUS"],
+        &["GETEX", "k", "EX", "abc", "BOGUS"],
+        &["GETEX", "k"],
+    ];
+    for case in cases {
+        for client in [&mut ours, &mut theirs] {
+            client.cmd(&["SET", "k", "v", "EX", "1000"]);
+        }
+        let want = theirs.cmd(case);
+        assert_eq!(ours.cmd(case), want, "{case:?}");
+        // The two servers answer a few ms apart: a TTL may differ by the second it crossed.
+        use tierkv::resp::Frame;
+        let (Frame::Integer(want), Frame::Integer(got)) =
+            (theirs.cmd(&["TTL", "k"]), ours.cmd(&["TTL", "k"]))
+        else {
+            panic!("TTL is an integer")
+        };
+        assert!(
+            got == want || (got > 0 && want > 0 && got.abs_diff(want) <= 1),
+            "{case:?} then TTL: {got} against {want}"
+        );
+    }
+}

@@ -21,48 +21,72 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 /// GETEX.
 pub struct GetEx {
     key: Bytes,
-    /// `None` = leave the TTL; `Some(None)` = PERSIST.
-    ttl: Option<Option<TtlArg>>,
+    /// `None` = leave the TTL; `Some(None)` = PERSIST; `Some(Some((kind, n)))` = the expire,
+    /// its number read only once the key is found (as Redis does).
+    ttl: Option<Option<(&'static str, Bytes)>>,
 }
 
-/// Parses the arguments after the name.
+/// Parses the arguments after the name, as Redis's `parseExtendedStringArgumentsOrReply`: an
+/// option may repeat (the last expire wins) but not meet a conflicting one.
 pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     let key = args.next_bytes()?;
-    let mut ttl = None;
+    let mut ttl: Option<Option<(&'static str, Bytes)>> = None;
     while let Some(opt) = args.next_upper() {
-        if ttl.is_some() {
-            return Err(CmdError::Syntax);
-        }
-        ttl = Some(match opt.as_str() {
-            "PERSIST" => None,
-            "EX" => Some(TtlArg::Ex(args.next_i64()?)),
-            "PX" => Some(TtlArg::Px(args.next_i64()?)),
-            "EXAT" => Some(TtlArg::ExAt(args.next_i64()?)),
-            "PXAT" => Some(TtlArg::PxAt(args.next_i64()?)),
+        match opt.as_str() {
+            "PERSIST" if !matches!(ttl, Some(Some(_))) => ttl = Some(None),
+            "EX" | "PX" | "EXAT" | "PXAT"
+                if !matches!(ttl, Some(None))
+                    && ttl
+                        .as_ref()
+                        .is_none_or(|t| t.as_ref().is_some_and(|(k, _)| *k == opt)) =>
+            {
+                let kind = match opt.as_str() {
+                    "EX" => "EX",
+                    "PX" => "PX",
+                    "EXAT" => "EXAT",
+                    _ => "PXAT",
+                };
+                let Ok(n) = args.next_bytes() else {
+                    return Err(CmdError::Syntax);
+                };
+                ttl = Some(Some((kind, n)));
+            }
             _ => return Err(CmdError::Syntax),
-        });
+        }
     }
     Ok(Command::data(GetEx { key, ttl }))
 }
 
 impl DataCommand for GetEx {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        let expiry = match self.ttl {
+        // Redis looks the key up (and checks its type) before it validates the expire: a
+        // missing key answers nil whatever the expire says.
+        let value = get_string(tx, cx, &self.key)?;
+        if value.is_none() {
+            return Ok(Frame::Null);
+        }
+        let expiry = match &self.ttl {
             None => None,
             Some(None) => Some(Expiry::Persist),
-            Some(Some(t)) => Some(t.resolve(cx.now_ms, "getex")?),
-        };
-        let value = get_string(tx, cx, &self.key)?;
-        if value.is_some() {
-            match expiry {
-                Some(Expiry::Persist) => {
-                    tx.set_expiry(cx.db, &self.key, None)?;
-                }
-                Some(Expiry::At(at)) => {
-                    tx.set_expiry(cx.db, &self.key, Some(at))?;
-                }
-                _ => {}
+            Some(Some((kind, n))) => {
+                let n = crate::cmd::args::parse_int(n)?;
+                let t = match *kind {
+                    "EX" => TtlArg::Ex(n),
+                    "PX" => TtlArg::Px(n),
+                    "EXAT" => TtlArg::ExAt(n),
+                    _ => TtlArg::PxAt(n),
+                };
+                Some(t.resolve(cx.now_ms, "getex")?)
             }
+        };
+        match expiry {
+            Some(Expiry::Persist) => {
+                tx.set_expiry(cx.db, &self.key, None)?;
+            }
+            Some(Expiry::At(at)) => {
+                tx.set_expiry(cx.db, &self.key, Some(at))?;
+            }
+            _ => {}
         }
         Ok(Frame::bulk_or_null(value))
     }
