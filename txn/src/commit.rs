@@ -501,7 +501,24 @@ fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
     for (db, key, mark) in &tx.watches {
         let d = inner.db(*db)?;
         let unchanged = match d.index.get(key, &guard) {
-            Some(node) => node.newest_ts(&guard) == mark.version.0,
+            Some(node) => {
+                let newest = node.newest(&guard);
+                let newest_ts = newest.map_or(0, |v| v.commit_ts);
+                if newest_ts == mark.version.0 {
+                    // The same version; but a key live when watched whose deadline has passed
+                    // since has changed, for Redis, even if not deleted yet.
+                    !is_due_now(inner, mark.deadline)
+                } else {
+                    // A key already expired when watched, deleted since with nothing in
+                    // between, is unchanged for Redis. (If GC cut the version below the
+                    // tombstone, this answers changed: a spurious EXEC failure at worst.)
+                    mark.expired
+                        && newest.is_some_and(|v| v.tombstone)
+                        && node
+                            .visible(newest_ts.saturating_sub(1), &guard)
+                            .is_some_and(|below| below.commit_ts == mark.version.0)
+                }
+            }
             // Absent now. A change after the watch has a timestamp above both of the mark's;
             // if it is gone, GC removed its node and raised the key's removal mark to at
             // least that timestamp first (see `gc.rs`).

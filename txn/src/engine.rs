@@ -374,17 +374,22 @@ impl Engine {
         // A registered snapshot, so GC keeps the version visible at it while we look.
         let registration = inner.snapshots.register(&inner.oracle);
         let taken_at = registration.ts;
-        let version = inner.db(db).ok().and_then(|d| {
+        let seen = inner.db(db).ok().and_then(|d| {
             let guard = crossbeam_epoch::pin();
             d.index
                 .get(key, &guard)
                 .and_then(|node| node.visible(taken_at, &guard))
-                .map(|v| v.commit_ts)
         });
         inner.snapshots.release(&registration);
+        // Redis's `watchForKey` notes whether the key is logically expired already; a live
+        // key's deadline lets EXEC see it expire before active expiry deletes it.
+        let live = seen.filter(|v| !v.tombstone);
+        let expired = live.is_some_and(|v| is_due_now(inner, v.expiry()));
         WatchMark {
-            version: CommitTs(version.unwrap_or(0)),
+            version: CommitTs(seen.map_or(0, |v| v.commit_ts)),
             taken_at: CommitTs(taken_at),
+            deadline: live.filter(|_| !expired).and_then(|v| v.expiry()),
+            expired,
         }
     }
 

@@ -103,6 +103,12 @@ pub struct WatchMark {
     /// The snapshot the watch read `version` at: every change after the watch commits above
     /// it.
     pub taken_at: CommitTs,
+    /// The deadline of the key, live when watched: EXEC fails once it has passed, even before
+    /// active expiry deleted the key (Redis's `isWatchedKeyExpired`).
+    pub deadline: Option<u64>,
+    /// The key was logically expired when watched (not yet deleted): its deletion afterwards,
+    /// with nothing else in between, is no change (Redis's `touchWatchedKey`).
+    pub expired: bool,
 }
 
 /// A key range a `Serializable` transaction scanned: `(db, start, end)`.

@@ -139,7 +139,63 @@ fn watch_fails_when_the_key_changed() {
     tx.commit().unwrap();
 }
 
-/// Runs GC until it has caught up (everything collectable collected).
+/// WATCH and TTLs as in Redis 7: a key live when watched that expires before EXEC fails the
+/// EXEC even while active expiry has not deleted it yet (`isWatchedKeyExpired`); a key already
+/// expired when watched and deleted by expiry since, with nothing else in between, does not
+/// (`touchWatchedKey`); anything written in between still does.
+#[test]
+fn watch_follows_redis_for_keys_that_expire() {
+    let commit_watching = |engine: &Engine, mark: txn::WatchMark| {
+        let mut tx = engine.begin(Isolation::Serializable);
+        tx.watch(0, b"k", mark);
+        tx.put(0, b"other", b"v", Expiry::Persist).unwrap();
+        tx.commit()
+    };
+    let put_with_deadline = |engine: &Engine, at: u64| {
+        engine
+            .run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"k", b"v", Expiry::At(at))
+            })
+            .unwrap();
+    };
+    // Live at WATCH, past its deadline at EXEC, not yet deleted: EXEC fails.
+    let (engine, clock) = engine_with_clock(1_000);
+    put_with_deadline(&engine, 5_000);
+    let mark = engine.watch_mark(0, b"k");
+    clock.set(6_000);
+    assert!(matches!(
+        commit_watching(&engine, mark),
+        Err(TxnError::WatchFailed)
+    ));
+    // Still live at EXEC: it goes through.
+    let (engine, clock) = engine_with_clock(1_000);
+    put_with_deadline(&engine, 5_000);
+    let mark = engine.watch_mark(0, b"k");
+    clock.set(4_000);
+    commit_watching(&engine, mark).unwrap();
+    // Expired at WATCH, then deleted by active expiry: no change, EXEC goes through.
+    let (engine, clock) = engine_with_clock(1_000);
+    put_with_deadline(&engine, 5_000);
+    clock.set(6_000);
+    let mark = engine.watch_mark(0, b"k");
+    assert_eq!(engine.expire_tick(100), 1);
+    commit_watching(&engine, mark).unwrap();
+    // Expired at WATCH, then written and deleted by someone: EXEC fails.
+    let (engine, clock) = engine_with_clock(1_000);
+    put_with_deadline(&engine, 5_000);
+    clock.set(6_000);
+    let mark = engine.watch_mark(0, b"k");
+    set(&engine, "k", "new");
+    engine
+        .run(Isolation::Snapshot, |tx| tx.delete(0, b"k"))
+        .unwrap();
+    assert!(matches!(
+        commit_watching(&engine, mark),
+        Err(TxnError::WatchFailed)
+    ));
+}
+
+/// Runs GC until it has caught up (everything collectable collected)./// Runs GC until it has caught up (everything collectable collected).
 fn gc_full_sweep(engine: &Engine) {
     for _ in 0..1_000 {
         if engine.gc().caught_up {
