@@ -93,7 +93,8 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
                     }
                 }
             },
-            _ = idle, if sendable.is_empty() && !session.in_multi() => break,
+            // As Redis's `clientsCronHandleTimeout`: an idle client is closed in MULTI too.
+            _ = idle, if sendable.is_empty() => break,
         }
         if client.is_killed() {
             break;

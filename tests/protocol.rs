@@ -351,6 +351,11 @@ fn idle_timeout_closes_quiet_clients() {
         c.is_closed(),
         "idle client must be closed after `timeout` seconds"
     );
+    // In MULTI too, as Redis does.
+    let mut c = server.raw();
+    assert_eq!(c.cmd(&["MULTI"]), ok());
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Frame::simple("QUEUED"));
+    assert!(c.is_closed(), "an idle client in MULTI is closed too");
 }
 
 #[test]
