@@ -165,6 +165,30 @@ impl Drop for RedisServer {
     }
 }
 
+/// A redis-server and a tierkv server side by side, for reply-by-reply comparisons; `None`
+/// (the test is skipped) where Debian's redis-server is not installed.
+struct ServerPair {
+    redis: RedisServer,
+    tierkv: TestServer,
+}
+
+impl ServerPair {
+    fn start() -> Option<ServerPair> {
+        have("redis-server").then(|| ServerPair {
+            redis: RedisServer::start(),
+            tierkv: TestServer::start(),
+        })
+    }
+
+    /// A client of tierkv and one of redis-server.
+    fn clients(&self) -> (common::RawClient, common::RawClient) {
+        (
+            self.tierkv.raw(),
+            common::RawClient::connect(self.redis.port),
+        )
+    }
+}
+
 /// A decimal text of varied shape (seeded xorshift): integers, fractions, exponents, signs.
 fn float_text(state: &mut u64) -> String {
     let mut next = |n: u64| {
@@ -195,13 +219,10 @@ fn float_text(state: &mut u64) -> String {
 /// against a real redis-server on the same machine.
 #[test]
 fn incrbyfloat_matches_redis_server() {
-    if !have("redis-server") {
+    let Some(pair) = ServerPair::start() else {
         return;
-    }
-    let redis = RedisServer::start();
-    let tierkv = TestServer::start();
-    let mut ours = tierkv.raw();
-    let mut theirs = common::RawClient::connect(redis.port);
+    };
+    let (mut ours, mut theirs) = pair.clients();
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut compared = 0;
     for _ in 0..400 {
@@ -227,13 +248,10 @@ fn incrbyfloat_matches_redis_server() {
 /// and which error wins when several apply.
 #[test]
 fn set_option_parsing_matches_redis_server() {
-    if !have("redis-server") {
+    let Some(pair) = ServerPair::start() else {
         return;
-    }
-    let redis = RedisServer::start();
-    let tierkv = TestServer::start();
-    let mut ours = tierkv.raw();
-    let mut theirs = common::RawClient::connect(redis.port);
+    };
+    let (mut ours, mut theirs) = pair.clients();
     let cases: &[&[&str]] = &[
         &["SET", "k", "v", "NX", "NX"],
         &["SET", "k", "v", "XX", "XX"],
@@ -279,13 +297,10 @@ fn set_option_parsing_matches_redis_server() {
 /// errors), compared with redis-server reply by reply.
 #[test]
 fn multi_queue_time_errors_match_redis_server() {
-    if !have("redis-server") {
+    let Some(pair) = ServerPair::start() else {
         return;
-    }
-    let redis = RedisServer::start();
-    let tierkv = TestServer::start();
-    let mut ours = tierkv.raw();
-    let mut theirs = common::RawClient::connect(redis.port);
+    };
+    let (mut ours, mut theirs) = pair.clients();
     let blocks: &[&[&[&str]]] = &[
         &[&["OBJECT", "ENCODING"], &["SET", "a", "1"], &["EXEC"]],
         &[&["OBJECT", "FOO", "k"], &["EXEC"]],
@@ -314,13 +329,10 @@ fn multi_queue_time_errors_match_redis_server() {
 /// checked, repeats and conflicts as in SET, PERSIST.
 #[test]
 fn getex_option_parsing_matches_redis_server() {
-    if !have("redis-server") {
+    let Some(pair) = ServerPair::start() else {
         return;
-    }
-    let redis = RedisServer::start();
-    let tierkv = TestServer::start();
-    let mut ours = tierkv.raw();
-    let mut theirs = common::RawClient::connect(redis.port);
+    };
+    let (mut ours, mut theirs) = pair.clients();
     let cases: &[&[&str]] = &[
         &["GETEX", "missing", "EX", "0"],
         &["GETEX", "missing", "PX", "abc"],

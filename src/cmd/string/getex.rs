@@ -6,7 +6,7 @@ use crate::cmd::spec::flags::*;
 use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
-use super::set::TtlArg;
+use super::set::PendingExpire;
 
 /// Metadata.
 pub const SPEC: CommandSpec = CommandSpec::new(
@@ -21,35 +21,29 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 /// GETEX.
 pub struct GetEx {
     key: Bytes,
-    /// `None` = leave the TTL; `Some(None)` = PERSIST; `Some(Some((kind, n)))` = the expire,
-    /// its number read only once the key is found (as Redis does).
-    ttl: Option<Option<(&'static str, Bytes)>>,
+    /// `None` = leave the TTL; `Some(None)` = PERSIST; `Some(Some(expire))` = the expire, its
+    /// number read only once the key is found (as Redis does).
+    ttl: Option<Option<PendingExpire>>,
 }
 
 /// Parses the arguments after the name, as Redis's `parseExtendedStringArgumentsOrReply`: an
 /// option may repeat (the last expire wins) but not meet a conflicting one.
 pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     let key = args.next_bytes()?;
-    let mut ttl: Option<Option<(&'static str, Bytes)>> = None;
+    let mut ttl: Option<Option<PendingExpire>> = None;
     while let Some(opt) = args.next_upper() {
         match opt.as_str() {
             "PERSIST" if !matches!(ttl, Some(Some(_))) => ttl = Some(None),
-            "EX" | "PX" | "EXAT" | "PXAT"
+            other
                 if !matches!(ttl, Some(None))
                     && ttl
                         .as_ref()
-                        .is_none_or(|t| t.as_ref().is_some_and(|(k, _)| *k == opt)) =>
+                        .is_none_or(|t| t.as_ref().is_some_and(|e| e.is(other))) =>
             {
-                let kind = match opt.as_str() {
-                    "EX" => "EX",
-                    "PX" => "PX",
-                    "EXAT" => "EXAT",
-                    _ => "PXAT",
-                };
-                let Ok(n) = args.next_bytes() else {
-                    return Err(CmdError::Syntax);
-                };
-                ttl = Some(Some((kind, n)));
+                match PendingExpire::take(other, &mut args) {
+                    Some(taken) => ttl = Some(Some(taken?)),
+                    None => return Err(CmdError::Syntax),
+                }
             }
             _ => return Err(CmdError::Syntax),
         }
@@ -68,16 +62,7 @@ impl DataCommand for GetEx {
         let expiry = match &self.ttl {
             None => None,
             Some(None) => Some(Expiry::Persist),
-            Some(Some((kind, n))) => {
-                let n = crate::cmd::args::parse_int(n)?;
-                let t = match *kind {
-                    "EX" => TtlArg::Ex(n),
-                    "PX" => TtlArg::Px(n),
-                    "EXAT" => TtlArg::ExAt(n),
-                    _ => TtlArg::PxAt(n),
-                };
-                Some(t.resolve(cx.now_ms, "getex")?)
-            }
+            Some(Some(expire)) => Some(expire.ttl()?.resolve(cx.now_ms, "getex")?),
         };
         match expiry {
             Some(Expiry::Persist) => {

@@ -47,6 +47,46 @@ pub enum TtlArg {
     Keep,
 }
 
+/// An expire option of SET or GETEX with its number still unread: Redis reads the number only
+/// after every option (SET) or after finding the key (GETEX), so its errors come last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingExpire {
+    /// The option, upper case: `EX`, `PX`, `EXAT` or `PXAT`.
+    kind: &'static str,
+    number: Bytes,
+}
+
+impl PendingExpire {
+    /// If `opt` (upper case) is an expire option, takes its number argument: missing, it is
+    /// a syntax error, as in Redis.
+    pub fn take(opt: &str, args: &mut ArgCursor) -> Option<Result<PendingExpire, CmdError>> {
+        let kind = ["EX", "PX", "EXAT", "PXAT"]
+            .into_iter()
+            .find(|k| *k == opt)?;
+        Some(
+            args.next_bytes()
+                .map(|number| PendingExpire { kind, number })
+                .map_err(|_| CmdError::Syntax),
+        )
+    }
+
+    /// Whether this and `opt` are the same option (which may repeat; different ones conflict).
+    pub fn is(&self, opt: &str) -> bool {
+        self.kind == opt
+    }
+
+    /// Reads the number.
+    pub fn ttl(&self) -> Result<TtlArg, CmdError> {
+        let n = crate::cmd::args::parse_int(&self.number)?;
+        Ok(match self.kind {
+            "EX" => TtlArg::Ex(n),
+            "PX" => TtlArg::Px(n),
+            "EXAT" => TtlArg::ExAt(n),
+            _ => TtlArg::PxAt(n),
+        })
+    }
+}
+
 impl TtlArg {
     /// The absolute expiry time in ms, or the error Redis gives for a non-positive or
     /// overflowing time.
@@ -97,7 +137,7 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
     // As Redis's `parseExtendedStringArgumentsOrReply`: an option may repeat (the last
     // expire wins) but not meet a conflicting one, and the expire's number is read only after
     // every option, so a syntax error anywhere comes before "not an integer".
-    let mut expire: Option<(&'static str, Bytes)> = None;
+    let mut expire: Option<PendingExpire> = None;
     while let Some(opt) = args.next_upper() {
         match opt.as_str() {
             "NX" if !matches!(set.condition, Some(Condition::Xx | Condition::IfEq(_))) => {
@@ -111,31 +151,17 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
             }
             "GET" => set.get = true,
             "KEEPTTL" if expire.is_none() => set.ttl = Some(TtlArg::Keep),
-            "EX" | "PX" | "EXAT" | "PXAT"
-                if set.ttl.is_none() && expire.as_ref().is_none_or(|(kind, _)| *kind == opt) =>
-            {
-                let kind = match opt.as_str() {
-                    "EX" => "EX",
-                    "PX" => "PX",
-                    "EXAT" => "EXAT",
-                    _ => "PXAT",
-                };
-                let Ok(n) = args.next_bytes() else {
-                    return Err(CmdError::Syntax);
-                };
-                expire = Some((kind, n));
+            other if set.ttl.is_none() && expire.as_ref().is_none_or(|e| e.is(other)) => {
+                match PendingExpire::take(other, &mut args) {
+                    Some(taken) => expire = Some(taken?),
+                    None => return Err(CmdError::Syntax),
+                }
             }
             _ => return Err(CmdError::Syntax),
         }
     }
-    if let Some((kind, n)) = expire {
-        let n = crate::cmd::args::parse_int(&n)?;
-        set.ttl = Some(match kind {
-            "EX" => TtlArg::Ex(n),
-            "PX" => TtlArg::Px(n),
-            "EXAT" => TtlArg::ExAt(n),
-            _ => TtlArg::PxAt(n),
-        });
+    if let Some(expire) = expire {
+        set.ttl = Some(expire.ttl()?);
     }
     Ok(Command::data(set))
 }
