@@ -45,7 +45,7 @@ use storage::Lsn;
 
 use crate::engine::{Inner, KeyWrite};
 use crate::error::TxnError;
-use crate::index::{KeyIndex, KeyNode, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+use crate::index::{KeyHasher, KeyIndex, KeyNode, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
 use crate::limits::DATABASES;
 use crate::log_record::{
     encode_single_delete, encode_single_put, LogOp, LogRecord, COMMIT_TS_OFFSET,
@@ -152,7 +152,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
                     if let Ok(d) = inner.db(*db) {
                         reserved = d.index.reserve_node(key, &guard);
                     }
-                    let vref = match inner.pages.write(value) {
+                    let vref = match inner.pages.write(value, inner.hasher.tag(key)) {
                         Ok(vref) => vref,
                         Err(error) => {
                             let this = reserved.is_some().then_some((*db, key.as_ref()));
@@ -294,7 +294,7 @@ pub(crate) fn put_one(
     // Step 1.
     let reserved = d.index.reserve_node(key, &guard);
     let this = reserved.is_some().then_some((db, key));
-    let vref = match inner.pages.write(value) {
+    let vref = match inner.pages.write(value, inner.hasher.tag(key)) {
         Ok(vref) => vref,
         Err(error) => {
             abandon_one(inner, None, this);
@@ -399,7 +399,12 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
                 Expiry::Keep => deadline,
             };
             check_single_put(key, value)
-                .and_then(|()| inner.pages.write(value).map_err(TxnError::from))
+                .and_then(|()| {
+                    inner
+                        .pages
+                        .write(value, inner.hasher.tag(key))
+                        .map_err(TxnError::from)
+                })
                 .map(|vref| {
                     let change = Change::Put {
                         value: vref,
@@ -698,7 +703,7 @@ fn install_node<'g>(
     if let Some(previous) = previous {
         Accounting::add(&a.older_versions, 1);
         if !previous.tombstone && !version.older_value_in_use {
-            Accounting::add(&a.garbage_value_bytes, u64::from(previous.value.len));
+            Accounting::add(&a.garbage_value_bytes, previous.value.footprint());
         }
     }
     let previous_tombstone = previous.is_some_and(|v| v.tombstone);
@@ -770,8 +775,8 @@ fn live_heads(inner: &Inner, db: DbIndex, guard: &Guard) -> Vec<(Bytes, ValueRef
 fn prepare_values(inner: &Inner, ops: &[LogOp]) -> Result<Vec<ValueRef>, TxnError> {
     let mut values = Vec::new();
     for op in ops {
-        if let LogOp::Put { value, .. } = op {
-            match inner.pages.write(value) {
+        if let LogOp::Put { key, value, .. } = op {
+            match inner.pages.write(value, inner.hasher.tag(key)) {
                 Ok(vref) => values.push(vref),
                 Err(error) => {
                     free_values(inner, &values);
@@ -1082,7 +1087,10 @@ pub(crate) fn load_entry(
 ) -> Result<(), TxnError> {
     let (db, key) = (entry.db, entry.key);
     let d = inner.db(db)?;
-    let value = inner.pages.write_tallied(entry.value, &mut tally.pages)?;
+    let tag = KeyHasher::tag_of_hash(hash);
+    let value = inner
+        .pages
+        .write_tallied(entry.value, tag, &mut tally.pages)?;
     let expire_at_ms = entry.expire_at_ms.unwrap_or(NO_EXPIRY).min(EXPIRE_MAX_MS);
     let (node, new) = d.index.load_node(key, hash, guard);
     let change = Change::Put {

@@ -11,10 +11,11 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use storage::page::{PageStats, PageStore, PageStoreConfig};
 
+use crate::compact::{self, CompactionConfig, CompactionStats, Compactor};
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
 use crate::gc::{GcQueue, GcState, GcStats, RemovalMarks};
-use crate::index::{HybridIndex, KeyIndex};
+use crate::index::{HybridIndex, KeyHasher, KeyIndex};
 use crate::limits::{DATABASES, GC_QUEUE_ENTRIES_MAX, RUN_ATTEMPTS_MAX};
 use crate::log_record::LogRecord;
 use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
@@ -142,6 +143,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sink: Option<Arc<dyn CommitSink>>,
     pub(crate) pages: PageStore,
+    /// How keys hash in every database (one seed), and the owner tags of values.
+    pub(crate) hasher: KeyHasher,
     pub(crate) dbs: Box<[Db]>,
     pub(crate) oracle: TimestampOracle,
     pub(crate) snapshots: ActiveSnapshots,
@@ -162,6 +165,8 @@ pub(crate) struct Inner {
     pub(crate) expired_keys: AtomicU64,
     /// Memory counters, the `maxmemory` settings, the access clock, eviction state.
     pub(crate) memory: Governor,
+    /// Compaction of value pages: its settings, the retire list, its counters.
+    pub(crate) compactor: Compactor,
 }
 
 impl Inner {
@@ -189,9 +194,10 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         let now = config.clock.now_ms();
         let accounting = Arc::new(Accounting::default());
+        let hasher = KeyHasher::random();
         let dbs = (0..DATABASES)
             .map(|_| Db {
-                index: HybridIndex::new(Arc::clone(&accounting)),
+                index: HybridIndex::new(Arc::clone(&accounting), hasher),
                 live_keys: AtomicI64::new(0),
                 expires: AtomicI64::new(0),
                 versions: AtomicI64::new(0),
@@ -203,6 +209,7 @@ impl Engine {
                 clock: config.clock,
                 sink: config.sink,
                 pages: PageStore::new(config.page_store),
+                hasher,
                 dbs,
                 oracle: TimestampOracle::default(),
                 snapshots: ActiveSnapshots::default(),
@@ -218,6 +225,7 @@ impl Engine {
                 gc_keys_removed: AtomicU64::new(0),
                 expired_keys: AtomicU64::new(0),
                 memory: Governor::new(accounting, now),
+                compactor: Compactor::default(),
             }),
         };
         engine.set_memory_config(config.memory);
@@ -420,7 +428,9 @@ impl Engine {
 
     /// `used_memory` and its parts (a few atomic loads, no scan).
     pub fn memory_stats(&self) -> MemoryStats {
-        self.inner.memory.stats(&self.inner.pages)
+        self.inner
+            .memory
+            .stats(&self.inner.pages, self.inner.compactor.backlog_bytes())
     }
 
     /// Makes room for a write that may grow memory (Redis's `denyoom` commands): when the memory
@@ -434,6 +444,40 @@ impl Engine {
     /// Unlinks versions no snapshot can see and removes dead key nodes (bounded work).
     pub fn gc(&self) -> GcStats {
         gc::gc(&self.inner)
+    }
+
+    /// One paced step of compaction (see `compact.rs`): frees old value copies no snapshot can
+    /// read any more, then, if the value pages are fragmented past the configured threshold,
+    /// moves live values out of the emptiest pages within a budget paced by the rate values
+    /// are freed. The server calls it every 10 ms.
+    pub fn compact_tick(&self) -> CompactionStats {
+        compact::tick(&self.inner)
+    }
+
+    /// Moves the live values out of every sealed page at most `fill_max_pct` percent full,
+    /// whatever it costs, and frees the old copies no snapshot can read (tests, tools).
+    pub fn compact_now(&self, fill_max_pct: u32) -> CompactionStats {
+        compact::compact_now(&self.inner, fill_max_pct)
+    }
+
+    /// Frees the old copies of moved values that no snapshot can read any more.
+    pub fn release_retired(&self) {
+        compact::release_retired_now(&self.inner)
+    }
+
+    /// Compaction's counters since start, and the old copies waiting now.
+    pub fn compaction_stats(&self) -> CompactionStats {
+        self.inner.compactor.stats()
+    }
+
+    /// The compaction settings in force.
+    pub fn compaction_config(&self) -> CompactionConfig {
+        self.inner.compactor.config()
+    }
+
+    /// Sets the compaction settings (Redis's `activedefrag` family); the next tick obeys them.
+    pub fn set_compaction_config(&self, config: CompactionConfig) {
+        self.inner.compactor.set_config(config)
     }
 
     /// Replays one logged record (recovery). Records must come in commit-timestamp order; the

@@ -17,6 +17,7 @@
 )]
 
 mod commit;
+pub mod compact;
 pub mod durability;
 pub mod engine;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod timestamp;
 pub mod transaction;
 
 pub use bytes::Bytes;
+pub use compact::{CompactionConfig, CompactionStats};
 pub use durability::{
     CheckpointReport, Durability, DurabilityConfig, PersistenceStats, RecoveryReport,
 };

@@ -35,7 +35,25 @@ pub const EVICTION_BATCH_KEYS: usize = 64;
 /// uses 10); keeps a volatile sample bounded when few keys have a TTL.
 pub const EVICTION_SAMPLE_STEPS_PER_KEY: usize = 16;
 
+/// Values compaction re-points per hold of the commit lock (bounds the pause writers see: a
+/// re-point is a hash probe and a chain walk per database holding keys).
+pub const COMPACT_VALUES_PER_LOCK: usize = 64;
+/// Most bytes of old value copies waiting for a grace period (`compact.rs`); compaction moves
+/// nothing more while the list is this full (an old snapshot holds the watermark).
+pub const COMPACT_RETIRED_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Pages fuller than this (percent of the page, live bytes) are not evacuated by the paced
+/// compaction: moving 80% of a page to win 20% costs four bytes copied per byte reclaimed.
+pub const COMPACT_PAGE_FILL_MAX_PCT: u32 = 80;
+/// Bounds of the bytes one compaction tick may move (see `compact.rs`, policy); at the
+/// server's 10 ms tick the upper bound is 800 MB/s, far above any churn's garbage rate.
+pub const COMPACT_TICK_BYTES_MIN: u64 = 256 * 1024;
+/// See [`COMPACT_TICK_BYTES_MIN`].
+pub const COMPACT_TICK_BYTES_MAX: u64 = 8 * 1024 * 1024;
+
 const _: () = assert!(DATABASES <= u8::MAX as usize);
+const _: () = assert!(COMPACT_VALUES_PER_LOCK >= 1);
+const _: () = assert!(COMPACT_PAGE_FILL_MAX_PCT <= 100);
+const _: () = assert!(COMPACT_TICK_BYTES_MIN <= COMPACT_TICK_BYTES_MAX);
 const _: () = assert!(VALUE_MAX_BYTES < TXN_WRITE_BYTES_MAX);
 const _: () = assert!(KEY_MAX_BYTES < TXN_WRITE_BYTES_MAX);
 const _: () = assert!(GC_KEYS_PER_BATCH <= GC_KEYS_PER_CALL);

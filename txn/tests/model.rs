@@ -25,6 +25,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => slot.prop_map(|slot| Step::Abort { slot }),
         1 => (0u64..4).prop_map(|ms| Step::Advance { ms }),
         1 => Just(Step::Gc),
+        1 => Just(Step::Compact),
         1 => Just(Step::ExpireTick),
         1 => (0u8..2).prop_map(|db| Step::FlushDb { db }),
         1 => Just(Step::SwapDb),

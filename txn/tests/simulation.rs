@@ -42,7 +42,8 @@ fn random_step(rng: &mut StdRng) -> Step {
         88..=92 => Step::Advance {
             ms: rng.gen_range(0..5),
         },
-        93..=95 => Step::Gc,
+        93..=94 => Step::Gc,
+        95 => Step::Compact,
         96..=97 => Step::ExpireTick,
         98 => match rng.gen_range(0..6) {
             0 => Step::SwapDb,
@@ -62,7 +63,8 @@ fn random_step(rng: &mut StdRng) -> Step {
     }
 }
 
-fn run_seed(seed: u64, steps: usize) {
+/// Runs one seed; returns the values compaction moved in it.
+fn run_seed(seed: u64, steps: usize) -> u64 {
     let outcome = std::panic::catch_unwind(|| {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut harness = Harness::new();
@@ -77,10 +79,16 @@ fn run_seed(seed: u64, steps: usize) {
             "only {} commits",
             harness.model.last_ts
         );
-        harness.model.last_ts
+        (
+            harness.model.last_ts,
+            harness.engine.compaction_stats().values_moved,
+        )
     });
     match outcome {
-        Ok(commits) => eprintln!("seed {seed}: {commits} commits"),
+        Ok((commits, moved)) => {
+            eprintln!("seed {seed}: {commits} commits, {moved} values moved by compaction");
+            moved
+        }
         Err(panic) => {
             eprintln!("simulation failed: TIERKV_SEED={seed}");
             std::panic::resume_unwind(panic);
@@ -98,7 +106,11 @@ fn simulation() {
         return;
     }
     let base: u64 = rand::random();
-    for i in 0..100 {
-        run_seed(base.wrapping_add(i), 5_000);
-    }
+    let moved: u64 = (0..100)
+        .map(|i| run_seed(base.wrapping_add(i), 5_000))
+        .sum();
+    assert!(
+        moved > 0,
+        "compaction never moved a value: the runs did not exercise it"
+    );
 }

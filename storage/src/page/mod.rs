@@ -13,16 +13,24 @@
 //!   typical small Redis value it is a few bytes. Larger values get their own run of pages.
 //! - Metadata: one 24-byte directory slot per page (0.04 % of the page), and a `u32` page id
 //!   covers 256 TiB.
-//! - Recycling: a page is recycled only when every value in it is freed, so smaller pages would
-//!   recycle sooner; 64 KiB keeps that granularity fine enough while the directory stays small.
+//! - Recycling: a page is recycled only when every value in it is freed. Values that outlive
+//!   their neighbours would pin sparse pages for good, so the transaction layer moves them out
+//!   ([`PageStore::pin`] walks a sealed page's values through their headers,
+//!   [`PageStore::relocate`] copies one to a survivor page) and frees the old copies once no
+//!   reader can hold them; an empty page's memory goes back to the OS beyond a small resident
+//!   reserve (`os.rs`).
+//! - Headers: each small value is preceded by 8 bytes ([`VALUE_HEADER_BYTES`]: its length and
+//!   a 48-bit owner tag the caller chooses), so a page can be walked without any index; values
+//!   larger than [`SMALL_VALUE_MAX_BYTES`] own their pages and need none.
 //! - Page ids: a freed page's or extent's ids are reused (best fit over merged runs of free ids,
 //!   `free_runs.rs`), so the id space and the directory track the peak of live pages, not the
 //!   total ever written.
 
 mod free_runs;
+mod os;
 mod store;
 
-pub use store::{PageStats, PageStore, PageStoreConfig, WriteTally};
+pub use store::{PageStats, PageStore, PageStoreConfig, PageUsage, PinnedPage, WriteTally};
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.
 pub const PAGE_SIZE: usize = 64 * 1024;
@@ -30,6 +38,12 @@ pub const PAGE_SIZE: usize = 64 * 1024;
 /// Values up to this length are bump-allocated into a shared open page; longer ones get a
 /// dedicated run of pages (an extent).
 pub const SMALL_VALUE_MAX_BYTES: usize = PAGE_SIZE / 4;
+
+/// Bytes before each small value in its page: its length (16 bits) and its owner tag.
+pub const VALUE_HEADER_BYTES: usize = 8;
+
+/// The largest owner tag a value header keeps (48 bits); [`PageStore::write`] drops higher bits.
+pub const OWNER_TAG_MAX: u64 = (1 << 48) - 1;
 
 /// The largest value the store accepts by default (Redis's `proto-max-bulk-len`).
 pub const VALUE_MAX_BYTES: usize = 512 * 1024 * 1024;
@@ -74,6 +88,17 @@ impl ValueRef {
     /// True for the empty value.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes the value takes in its page or extent: a small value's header included.
+    pub fn footprint(&self) -> u64 {
+        if self.len == 0 {
+            0
+        } else if self.len as usize <= SMALL_VALUE_MAX_BYTES {
+            u64::from(self.len) + VALUE_HEADER_BYTES as u64
+        } else {
+            u64::from(self.len)
+        }
     }
 
     /// Whether the placement invariant above holds: a value longer than

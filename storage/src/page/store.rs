@@ -4,19 +4,25 @@
 //! - A page's directory slot (`base`, `pages`) is published (Release) before any [`ValueRef`]
 //!   into it is returned, and a value's bytes are copied before its `ValueRef` is returned, so
 //!   a reader that got the `ValueRef` through any synchronising channel sees the bytes.
-//! - Concurrent writers reserve disjoint byte ranges (under the short lock of their shard's open
+//! - Concurrent writers reserve disjoint byte ranges (under the short lock of their pool's open
 //!   page) and copy outside the lock; nobody ever writes a range that a live `ValueRef` names.
-//! - A page's `state` counts its live bytes, plus [`OPEN_BIAS`] while it is some shard's open
-//!   page; whoever moves it to exactly zero (the last `free` or the sealing) recycles the page,
-//!   so exactly one thread does.
+//! - A small value is preceded in its page by an 8-byte header (its length and its owner tag,
+//!   written under the open page's lock, before the page is sealed), so a sealed page can be
+//!   walked value by value ([`PinnedPage::values`]) up to its `used` bytes, freed values
+//!   included: a page is never written again until it is recycled.
+//! - A page's `state` counts its live bytes (headers included), plus [`OPEN_BIAS`] while it is
+//!   some pool's open page and [`PIN_BIAS`] while it is pinned for evacuation; whoever moves it
+//!   to exactly zero (the last `free`, the sealing, or the unpinning) recycles the page, so
+//!   exactly one thread does, and a pinned page is never recycled.
 //! - Readers take no lock: a directory lookup is two atomic loads.
 //! - Every id below `next_id` is exactly one of: part of a live page or extent, an empty page
-//!   on `free_pages` (with its buffer), or in `bare_ids` (no buffer). Freed extents return their
-//!   ids to `bare_ids` as one run, and extents and single pages take ids from there (best fit)
-//!   before taking fresh ones, so the id space (and the directory) stays proportional to the
-//!   peak of live pages instead of growing with every large value ever written.
+//!   with its memory resident (`free_pages`), an empty page whose memory went back to the OS
+//!   (`released_pages`, its buffer kept for reuse), or in `bare_ids` (no buffer). Freed
+//!   extents return their ids to `bare_ids` as one run, and extents and single pages take ids
+//!   from there (best fit) before taking fresh ones, so the id space (and the directory) stays
+//!   proportional to the peak of live pages instead of growing with every large value ever
+//!   written.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -24,7 +30,11 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::free_runs::FreeRuns;
-use super::{PageId, ValueRef, PAGE_SIZE, SMALL_VALUE_MAX_BYTES, VALUE_MAX_BYTES};
+use super::os::{self, Slabs};
+use super::{
+    PageId, ValueRef, OWNER_TAG_MAX, PAGE_SIZE, SMALL_VALUE_MAX_BYTES, VALUE_HEADER_BYTES,
+    VALUE_MAX_BYTES,
+};
 use crate::StorageError;
 
 /// Page slots per directory chunk; the directory has as many chunks, covering all `u32` ids.
@@ -34,24 +44,45 @@ const DIR_CHUNKS: usize = 1 << (32 - CHUNK_PAGES_BITS);
 /// Added to a page's live-byte count while it is open for bump allocation, so it cannot be
 /// recycled while writers may still reserve space in it. Above any page's byte count.
 const OPEN_BIAS: u64 = 1 << 40;
+/// Added while a page is pinned for evacuation ([`PageStore::pin`]): its values stay readable
+/// and its space is not reused until the pin is dropped.
+const PIN_BIAS: u64 = 1 << 41;
 const LIVE_MASK: u64 = OPEN_BIAS - 1;
-/// Page alignment: lets a later SSD tier use O_DIRECT on the same buffers.
-const PAGE_ALIGN: usize = 4096;
+/// `Slot::used` of a page that holds one value alone (a value of more than
+/// [`SMALL_VALUE_MAX_BYTES`] that fits one page): it has no headers to walk.
+const USED_DEDICATED: u32 = u32::MAX;
+const HEADER: u32 = VALUE_HEADER_BYTES as u32;
+/// What a freed value's bytes are overwritten with in debug builds (see `free`).
+#[cfg(debug_assertions)]
+const FREED_JUNK: u8 = 0xDB;
+/// Resident empty pages kept at least, whatever the live page count (see `resident_free_max`).
+const RESIDENT_FREE_MIN: usize = 8;
 
 const _: () = assert!((VALUE_MAX_BYTES as u64) < OPEN_BIAS);
+const _: () = assert!(SMALL_VALUE_MAX_BYTES + VALUE_HEADER_BYTES <= PAGE_SIZE);
+const _: () = assert!(
+    SMALL_VALUE_MAX_BYTES < 1 << 16,
+    "a header keeps the length in 16 bits"
+);
 
 /// Configuration of a [`PageStore`].
 #[derive(Debug, Clone)]
 pub struct PageStoreConfig {
-    /// Number of independently locked open pages; writers on different threads use different
-    /// ones so they don't contend.
+    /// Number of independently locked open pages for new values; writers on different threads
+    /// use different ones so they don't contend.
     pub open_page_shards: usize,
     /// Upper bound on page ids handed out (bounds the memory the store may take).
     pub max_pages: u32,
-    /// Empty pages kept (with their buffers) for reuse; more are returned to the allocator.
+    /// Most empty pages kept resident for reuse (fewer while the store holds few pages: a
+    /// 64th of the live pages, at least 8); the memory of more goes back to the OS.
     pub free_pages_retained_max: usize,
     /// Longest value accepted.
     pub max_value_bytes: usize,
+    /// Values moved by [`PageStore::relocate`] go to pages of their own (survivor pages),
+    /// apart from new values: values that outlived one page tend to outlive the next, so
+    /// they gather in pages that stay dense. `false` mixes them with new values (measured
+    /// against in docs/BENCHMARKS.md).
+    pub survivor_pages: bool,
 }
 
 impl Default for PageStoreConfig {
@@ -59,8 +90,9 @@ impl Default for PageStoreConfig {
         PageStoreConfig {
             open_page_shards: 16,
             max_pages: u32::MAX - 1,
-            free_pages_retained_max: 1024,
+            free_pages_retained_max: 256,
             max_value_bytes: VALUE_MAX_BYTES,
+            survivor_pages: true,
         }
     }
 }
@@ -76,16 +108,19 @@ pub struct WriteTally {
 /// Counters describing a [`PageStore`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageStats {
-    /// Pages that currently own a buffer (open, full, free-listed, or part of an extent).
+    /// Pages whose memory is resident (open, sealed, part of an extent, or empty and kept for
+    /// reuse): what the store holds of RAM, in pages.
     pub pages: u64,
-    /// Bytes of page buffers allocated (`pages * PAGE_SIZE`).
+    /// Bytes of resident page memory (`pages * PAGE_SIZE`).
     pub bytes_allocated: u64,
-    /// Bytes of values written and not yet freed.
+    /// Bytes of values written and not yet freed, small values' headers included.
     pub bytes_live: u64,
     /// Values written and not yet freed.
     pub values_live: u64,
-    /// Empty pages kept for reuse.
+    /// Empty pages kept resident for reuse.
     pub free_pages: u64,
+    /// Empty pages whose memory went back to the OS (address kept for reuse).
+    pub released_pages: u64,
     /// Multi-page extents currently allocated.
     pub extents: u64,
     /// Page ids handed out at least once (the id space in use, free ids included).
@@ -99,14 +134,29 @@ pub struct PageStats {
     pub directory_bytes: u64,
 }
 
+/// How full one sealed shared page is ([`PageStore::scan_sealed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageUsage {
+    /// The page.
+    pub page: PageId,
+    /// Bytes of live values in it, headers included.
+    pub live: u32,
+    /// Bytes ever reserved in it (live + freed); the rest of the page was never used.
+    pub used: u32,
+}
+
 #[derive(Default)]
 struct Slot {
     /// Start of this page's bytes; null when the id has no buffer.
     base: AtomicPtr<u8>,
-    /// Live bytes (+ `OPEN_BIAS` while open). Meaningful on a page or an extent's head.
+    /// Live bytes (+ `OPEN_BIAS` while open, + `PIN_BIAS` while pinned). Meaningful on a page
+    /// or an extent's head.
     state: AtomicU64,
     /// 0: no buffer or an extent's tail page; 1: a single page; n > 1: head of an n-page extent.
     pages: AtomicU32,
+    /// A sealed shared page: bytes reserved in it (stored before the seal drops `OPEN_BIAS`);
+    /// [`USED_DEDICATED`]: a page holding one large value; 0 otherwise (open, free, extent).
+    used: AtomicU32,
 }
 
 struct Chunk {
@@ -117,6 +167,15 @@ struct Chunk {
 struct OpenPage {
     page: Option<PageId>,
     used: u32,
+}
+
+/// One open page and, readable without its lock, how much of it is still free.
+#[derive(Default)]
+struct Pool {
+    open: Mutex<OpenPage>,
+    /// Bytes not yet reserved in the open page (0 when none is open); stored under `open`'s
+    /// lock, on the same cache line, so keeping it costs writers no extra line.
+    slack: AtomicU32,
 }
 
 /// Pads a shard to its own cache line(s) so shard locks don't false-share.
@@ -130,13 +189,27 @@ pub struct PageStore {
     dir: Box<[AtomicPtr<Chunk>]>,
     /// Ids below this have been handed out at least once.
     next_id: AtomicU32,
-    /// Empty single pages that keep their buffer.
+    /// Empty single pages whose memory is resident.
     free_pages: Mutex<Vec<PageId>>,
-    /// Ids without a buffer (from freed extents or trimmed free pages), as runs.
+    /// Empty single pages whose memory went back to the OS; they keep their buffer's address.
+    released_pages: Mutex<Vec<PageId>>,
+    /// Ids without a buffer (from freed extents), as runs.
     bare_ids: Mutex<FreeRuns>,
-    open: Box<[Padded<Mutex<OpenPage>>]>,
+    /// Open pages for new values, one per writer-thread shard.
+    open: Box<[Padded<Pool>]>,
+    /// The open page values moved by [`Self::relocate`] go to (see
+    /// [`PageStoreConfig::survivor_pages`]).
+    survivor: Padded<Pool>,
+    /// Pages on `free_pages` (readable without its lock).
+    free_resident: AtomicU64,
+    slabs: Mutex<Slabs>,
+    /// Pages with resident memory.
     pages: AtomicU64,
+    released: AtomicU64,
     bytes_live: AtomicU64,
+    /// Bytes of values ever written (headers included): with `bytes_live`, the rate at which
+    /// values are freed, which paces compaction.
+    bytes_written: AtomicU64,
     values_live: AtomicU64,
     extents: AtomicU64,
     /// Directory chunks allocated (each `CHUNK_PAGES` slots).
@@ -166,15 +239,20 @@ fn shard_hint() -> usize {
     })
 }
 
-fn page_layout(pages: u32) -> Result<Layout, StorageError> {
-    let size = (pages as usize)
-        .checked_mul(PAGE_SIZE)
-        .ok_or(StorageError::OutOfPages {
-            pages: u64::from(pages),
-        })?;
-    Layout::from_size_align(size, PAGE_ALIGN).map_err(|_| StorageError::OutOfPages {
-        pages: u64::from(pages),
-    })
+/// A small value's header: its length (16 bits) and its owner tag (48 bits), little-endian.
+fn encode_header(len: u32, owner: u64) -> [u8; 8] {
+    ((owner & OWNER_TAG_MAX) << 16 | u64::from(len)).to_le_bytes()
+}
+
+/// Bytes a non-empty value of `len` bytes takes in its page or extent (see
+/// [`ValueRef::footprint`]).
+fn footprint(len: u32) -> u64 {
+    ValueRef {
+        page: PageId::NONE,
+        offset: 0,
+        len,
+    }
+    .footprint()
 }
 
 impl PageStore {
@@ -187,10 +265,16 @@ impl PageStore {
                 .collect(),
             next_id: AtomicU32::new(0),
             free_pages: Mutex::new(Vec::new()),
+            released_pages: Mutex::new(Vec::new()),
             bare_ids: Mutex::new(FreeRuns::default()),
             open: (0..shards).map(|_| Padded::default()).collect(),
+            survivor: Padded::default(),
+            free_resident: AtomicU64::new(0),
+            slabs: Mutex::new(Slabs::default()),
             pages: AtomicU64::new(0),
+            released: AtomicU64::new(0),
             bytes_live: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
             values_live: AtomicU64::new(0),
             extents: AtomicU64::new(0),
             chunks: AtomicU64::new(0),
@@ -198,10 +282,12 @@ impl PageStore {
         }
     }
 
-    /// Copies `value` into the store and returns where it lives.
-    pub fn write(&self, value: &[u8]) -> Result<ValueRef, StorageError> {
+    /// Copies `value` into the store and returns where it lives. `owner` is an opaque tag of
+    /// up to 48 bits (higher bits are dropped) kept beside a small value, so whoever walks a
+    /// page ([`Self::pin`]) can find who refers to each value.
+    pub fn write(&self, value: &[u8], owner: u64) -> Result<ValueRef, StorageError> {
         let mut tally = WriteTally::default();
-        let vref = self.write_tallied(value, &mut tally)?;
+        let vref = self.write_tallied(value, owner, &mut tally)?;
         self.add_tally(tally);
         Ok(vref)
     }
@@ -213,6 +299,7 @@ impl PageStore {
     pub fn write_tallied(
         &self,
         value: &[u8],
+        owner: u64,
         tally: &mut WriteTally,
     ) -> Result<ValueRef, StorageError> {
         let len = value.len();
@@ -222,25 +309,41 @@ impl PageStore {
                 max: self.config.max_value_bytes,
             });
         }
+        let pool = self
+            .open
+            .get(shard_hint() % self.open.len())
+            .ok_or(StorageError::OutOfPages { pages: 0 })?;
+        self.write_into(value, owner, &pool.0, tally)
+    }
+
+    fn write_into(
+        &self,
+        value: &[u8],
+        owner: u64,
+        pool: &Pool,
+        tally: &mut WriteTally,
+    ) -> Result<ValueRef, StorageError> {
+        let len = value.len();
         if len == 0 {
             return Ok(ValueRef::EMPTY);
         }
-        // Fits in u32: len <= VALUE_MAX_BYTES <= u32::MAX (asserted in mod.rs).
+        // Fits in u32: callers checked len <= VALUE_MAX_BYTES <= u32::MAX (asserted in mod.rs).
         let len32 = len as u32;
         let vref = if len <= SMALL_VALUE_MAX_BYTES {
-            self.reserve_small(len32)?
+            self.reserve_small(len32, owner, pool)?
         } else {
             self.reserve_extent(len32)?
         };
         let (base, _) = self.locate(vref)?;
         // SAFETY: `locate` checked that `offset + len` lies inside the page/extent buffer that
         // `base` points at; the range was reserved for this call alone and no `ValueRef` to it
-        // has been handed out, so nobody else reads or writes it; `value` is a separate
-        // allocation (it cannot alias a reserved range nobody knows about).
+        // has been handed out, so nobody else reads or writes it; `value` is either a separate
+        // allocation or (relocation) a live value of a page pinned by the caller, which is
+        // disjoint from a range reserved just now.
         unsafe {
             std::ptr::copy_nonoverlapping(value.as_ptr(), base.add(vref.offset as usize), len);
         }
-        tally.bytes += len as u64;
+        tally.bytes += footprint(len32);
         tally.values += 1;
         Ok(vref)
     }
@@ -249,6 +352,7 @@ impl PageStore {
     pub fn add_tally(&self, tally: WriteTally) {
         if tally.values > 0 {
             self.bytes_live.fetch_add(tally.bytes, Ordering::Relaxed);
+            self.bytes_written.fetch_add(tally.bytes, Ordering::Relaxed);
             self.values_live.fetch_add(tally.values, Ordering::Relaxed);
         }
     }
@@ -277,6 +381,30 @@ impl PageStore {
         Ok(f(bytes))
     }
 
+    /// Copies the live value `from` to a new place (a survivor page, see
+    /// [`PageStoreConfig::survivor_pages`]) and returns it. The copy is counted live; `from`
+    /// stays live too until its owner frees it, once nobody can read it any more.
+    ///
+    /// The caller must keep `from` readable during the call: its page pinned ([`Self::pin`]),
+    /// or its owner unable to free it meanwhile.
+    pub fn relocate(&self, from: ValueRef, owner: u64) -> Result<ValueRef, StorageError> {
+        let pool = if self.config.survivor_pages {
+            &self.survivor.0
+        } else {
+            let shard = self
+                .open
+                .get(shard_hint() % self.open.len())
+                .ok_or(StorageError::OutOfPages { pages: 0 })?;
+            &shard.0
+        };
+        let mut tally = WriteTally::default();
+        let moved = self.with_value(from, |bytes| {
+            self.write_into(bytes, owner, pool, &mut tally)
+        })??;
+        self.add_tally(tally);
+        Ok(moved)
+    }
+
     /// Releases the value's space; a page whose values are all freed is recycled.
     ///
     /// # Safety
@@ -288,34 +416,117 @@ impl PageStore {
         if vref.len == 0 {
             return Ok(());
         }
-        let bad = StorageError::BadValueRef {
+        let bad = || StorageError::BadValueRef {
             page: vref.page.0,
             offset: vref.offset,
             len: vref.len,
         };
-        let (_, _) = self.locate(vref)?;
-        let slot = self.slot(vref.page).ok_or(StorageError::BadValueRef {
-            page: vref.page.0,
-            offset: vref.offset,
-            len: vref.len,
-        })?;
-        let len = u64::from(vref.len);
+        let (base, _) = self.locate(vref)?;
+        if vref.len as usize <= SMALL_VALUE_MAX_BYTES && vref.offset < HEADER {
+            return Err(bad());
+        }
+        #[cfg(debug_assertions)]
+        // SAFETY: `locate` bounds-checked the range; the caller promises nobody reads it any
+        // more. Junk in freed values (as jemalloc's `opt.junk`) makes any read after free show
+        // up in tests as a torn value instead of passing by luck.
+        unsafe {
+            std::ptr::write_bytes(
+                base.add(vref.offset as usize),
+                FREED_JUNK,
+                vref.len as usize,
+            );
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = base;
+        let slot = self.slot(vref.page).ok_or_else(bad)?;
+        let bytes = footprint(vref.len);
         let previous = slot
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
-                if state & LIVE_MASK >= len {
-                    Some(state - len)
+                if state & LIVE_MASK >= bytes {
+                    Some(state - bytes)
                 } else {
                     None
                 }
             })
-            .map_err(|_| bad)?;
-        self.bytes_live.fetch_sub(len, Ordering::Relaxed);
+            .map_err(|_| bad())?;
+        self.bytes_live.fetch_sub(bytes, Ordering::Relaxed);
         self.values_live.fetch_sub(1, Ordering::Relaxed);
-        if previous == len {
+        if previous == bytes {
             self.release(vref.page, slot);
         }
         Ok(())
+    }
+
+    /// Pins a sealed page of small values for evacuation, or `None` if `page` is not one (open,
+    /// empty, an extent, a page of one large value) or is pinned already. While the pin lives
+    /// the page is not recycled, so every value in it stays readable (freed ones included) and
+    /// its headers can be walked ([`PinnedPage::values`]).
+    pub fn pin(&self, page: PageId) -> Option<PinnedPage<'_>> {
+        let slot = self.slot(page)?;
+        slot.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                let busy = state & (OPEN_BIAS | PIN_BIAS) != 0;
+                (!busy && state & LIVE_MASK > 0).then_some(state + PIN_BIAS)
+            })
+            .ok()?;
+        let pinned = PinnedPage {
+            store: self,
+            page,
+            used: slot.used.load(Ordering::Acquire),
+            base: slot.base.load(Ordering::Acquire),
+        };
+        // Now that it cannot be recycled, its kind is stable: only sealed shared pages walk.
+        let shared = slot.pages.load(Ordering::Acquire) == 1
+            && pinned.used != USED_DEDICATED
+            && pinned.used >= HEADER
+            && pinned.used as usize <= PAGE_SIZE
+            && !pinned.base.is_null();
+        shared.then_some(pinned)
+    }
+
+    fn unpin(&self, page: PageId) {
+        if let Some(slot) = self.slot(page) {
+            if slot.state.fetch_sub(PIN_BIAS, Ordering::AcqRel) == PIN_BIAS {
+                self.release(page, slot);
+            }
+        }
+    }
+
+    /// Visits every sealed page of small values with at least one live value: how many bytes
+    /// it holds live and how many were ever reserved in it. Lock-free and approximate (pages
+    /// change while it runs); the caller decides what to evacuate.
+    pub fn scan_sealed(&self, visit: &mut dyn FnMut(PageUsage)) {
+        let next = self.next_id.load(Ordering::Acquire) as usize;
+        for (chunk_index, entry) in self.dir.iter().enumerate() {
+            let first = chunk_index * CHUNK_PAGES;
+            if first >= next {
+                break;
+            }
+            let chunk = entry.load(Ordering::Acquire);
+            if chunk.is_null() {
+                continue;
+            }
+            // SAFETY: chunks are published with Release after full initialisation and are
+            // freed only in `Drop`.
+            let chunk = unsafe { &*chunk };
+            for (i, slot) in chunk.slots.iter().enumerate().take(next - first) {
+                let used = slot.used.load(Ordering::Relaxed);
+                if used == 0 || used == USED_DEDICATED {
+                    continue;
+                }
+                let state = slot.state.load(Ordering::Relaxed);
+                let live = state & LIVE_MASK;
+                if state & (OPEN_BIAS | PIN_BIAS) != 0 || live == 0 {
+                    continue;
+                }
+                visit(PageUsage {
+                    page: PageId((first + i) as u32),
+                    live: live.min(u64::from(u32::MAX)) as u32,
+                    used,
+                });
+            }
+        }
     }
 
     /// A snapshot of the store's counters.
@@ -331,6 +542,7 @@ impl PageStore {
             bytes_live: self.bytes_live(),
             values_live: self.values_live.load(Ordering::Relaxed),
             free_pages: self.free_pages.lock().len() as u64,
+            released_pages: self.released.load(Ordering::Relaxed),
             extents: self.extents.load(Ordering::Relaxed),
             page_ids: u64::from(self.next_id.load(Ordering::Relaxed)),
             bare_ids,
@@ -344,9 +556,30 @@ impl PageStore {
         self.bytes_live.load(Ordering::Relaxed)
     }
 
+    /// Bytes of values ever written, headers included (monotonic): minus [`Self::bytes_live`],
+    /// the bytes ever freed.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written.load(Ordering::Relaxed)
+    }
+
     /// [`PageStats::bytes_allocated`] alone (one atomic load, no lock).
     pub fn bytes_allocated(&self) -> u64 {
         self.pages.load(Ordering::Relaxed) * PAGE_SIZE as u64
+    }
+
+    /// Bytes of page memory the store holds for values: resident pages, less the room new
+    /// values can still take without any compaction (the unreserved tails of open pages and
+    /// the resident free pages). Freed space inside sealed pages counts: it is held until
+    /// compaction moves the page's live values out. A few atomic loads, no lock.
+    pub fn bytes_held(&self) -> u64 {
+        let slack: u64 = self
+            .open
+            .iter()
+            .chain(std::iter::once(&self.survivor))
+            .map(|pool| u64::from(pool.0.slack.load(Ordering::Relaxed)))
+            .sum();
+        let free = self.free_resident.load(Ordering::Relaxed) * PAGE_SIZE as u64;
+        self.bytes_allocated().saturating_sub(slack + free)
     }
 
     /// [`PageStats::directory_bytes`] alone (one atomic load, no lock).
@@ -453,29 +686,22 @@ impl PageStore {
             })
     }
 
-    fn allocate_buffer(&self, pages: u32) -> Result<*mut u8, StorageError> {
-        let layout = page_layout(pages)?;
-        // SAFETY: the layout has non-zero size (pages >= 1). Zeroed so that a bad-but-in-range
-        // ValueRef reads zeros, never uninitialised memory.
-        let base = unsafe { alloc_zeroed(layout) };
-        if base.is_null() {
-            return Err(StorageError::OutOfPages {
-                pages: self.pages.load(Ordering::Relaxed),
-            });
-        }
-        self.pages.fetch_add(u64::from(pages), Ordering::Relaxed);
-        Ok(base)
-    }
-
-    /// Returns an empty single page with a buffer and `state == 0`.
+    /// Returns an empty single page with a buffer and `state == 0`: a resident free one, a
+    /// released one (its memory faults back in as zeros), or a fresh one from a slab.
     fn take_page(&self) -> Result<PageId, StorageError> {
         if let Some(id) = self.free_pages.lock().pop() {
+            self.free_resident.fetch_sub(1, Ordering::Relaxed);
+            return Ok(id);
+        }
+        if let Some(id) = self.released_pages.lock().pop() {
+            self.released.fetch_sub(1, Ordering::Relaxed);
+            self.pages.fetch_add(1, Ordering::Relaxed);
             return Ok(id);
         }
         let id = self.take_ids(1)?;
         let prepared = self
             .ensure_chunk(id)
-            .and_then(|slot| self.allocate_buffer(1).map(|base| (slot, base)));
+            .and_then(|slot| self.slabs.lock().page().map(|base| (slot, base)));
         let (slot, base) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
@@ -483,39 +709,54 @@ impl PageStore {
                 return Err(error);
             }
         };
+        self.pages.fetch_add(1, Ordering::Relaxed);
         slot.base.store(base, Ordering::Release);
         slot.pages.store(1, Ordering::Release);
         Ok(PageId(id))
     }
 
-    fn reserve_small(&self, len: u32) -> Result<ValueRef, StorageError> {
-        let shard = self
-            .open
-            .get(shard_hint() % self.open.len())
-            .ok_or(StorageError::OutOfPages { pages: 0 })?;
-        let mut open = shard.0.lock();
-        if let Some(page) = open.page {
-            if open.used as usize + len as usize <= PAGE_SIZE {
+    /// Reserves `HEADER + len` bytes in `pool`'s open page (sealing it and opening another
+    /// when full) and writes the header, under the pool's lock so it precedes the seal.
+    fn reserve_small(&self, len: u32, owner: u64, pool: &Pool) -> Result<ValueRef, StorageError> {
+        let need = len + HEADER;
+        let mut open = pool.open.lock();
+        let (page, offset) = match open.page {
+            Some(page) if open.used as usize + need as usize <= PAGE_SIZE => {
                 let offset = open.used;
-                open.used += len;
-                if let Some(slot) = self.slot(page) {
-                    slot.state.fetch_add(u64::from(len), Ordering::AcqRel);
-                }
-                return Ok(ValueRef { page, offset, len });
+                open.used += need;
+                (page, offset)
             }
-            open.page = None;
-            self.seal(page);
+            current => {
+                if let Some(full) = current {
+                    open.page = None;
+                    pool.slack.store(0, Ordering::Relaxed);
+                    self.seal(full, open.used);
+                }
+                let page = self.take_page()?;
+                if let Some(slot) = self.slot(page) {
+                    slot.state.fetch_add(OPEN_BIAS, Ordering::AcqRel);
+                }
+                open.page = Some(page);
+                open.used = need;
+                (page, 0)
+            }
+        };
+        pool.slack
+            .store(PAGE_SIZE as u32 - open.used, Ordering::Relaxed);
+        let slot = self
+            .slot(page)
+            .ok_or(StorageError::OutOfPages { pages: 0 })?;
+        slot.state.fetch_add(u64::from(need), Ordering::AcqRel);
+        let base = slot.base.load(Ordering::Acquire);
+        let header = encode_header(len, owner);
+        // SAFETY: `base` is the open page's buffer (PAGE_SIZE bytes) and `offset + need <=
+        // PAGE_SIZE`; the range was reserved just now, under the lock, for this call alone.
+        unsafe {
+            std::ptr::copy_nonoverlapping(header.as_ptr(), base.add(offset as usize), header.len());
         }
-        let page = self.take_page()?;
-        if let Some(slot) = self.slot(page) {
-            slot.state
-                .fetch_add(OPEN_BIAS + u64::from(len), Ordering::AcqRel);
-        }
-        open.page = Some(page);
-        open.used = len;
         Ok(ValueRef {
             page,
-            offset: 0,
+            offset: offset + HEADER,
             len,
         })
     }
@@ -525,6 +766,7 @@ impl PageStore {
         if pages == 1 {
             let page = self.take_page()?;
             if let Some(slot) = self.slot(page) {
+                slot.used.store(USED_DEDICATED, Ordering::Release);
                 slot.state.fetch_add(u64::from(len), Ordering::AcqRel);
             }
             return Ok(ValueRef {
@@ -536,7 +778,7 @@ impl PageStore {
         let first = self.take_ids(pages)?;
         let prepared = (first..first + pages)
             .try_for_each(|id| self.ensure_chunk(id).map(|_| ()))
-            .and_then(|()| self.allocate_buffer(pages));
+            .and_then(|()| os::alloc_extent(pages));
         let base = match prepared {
             Ok(base) => base,
             Err(error) => {
@@ -545,6 +787,7 @@ impl PageStore {
                 return Err(error);
             }
         };
+        self.pages.fetch_add(u64::from(pages), Ordering::Relaxed);
         for index in (0..pages).rev() {
             let slot = self.ensure_chunk(first + index)?;
             // SAFETY: index < pages, so the offset stays inside the extent's buffer.
@@ -565,9 +808,12 @@ impl PageStore {
         })
     }
 
-    /// Ends bump allocation in `page`; recycles it if all its values are already freed.
-    fn seal(&self, page: PageId) {
+    /// Ends bump allocation in `page` after `used` bytes; recycles it if all its values are
+    /// already freed.
+    fn seal(&self, page: PageId, used: u32) {
         if let Some(slot) = self.slot(page) {
+            // Before the bias drops: whoever sees the page sealed sees its final `used`.
+            slot.used.store(used, Ordering::Release);
             let previous = slot.state.fetch_sub(OPEN_BIAS, Ordering::AcqRel);
             if previous == OPEN_BIAS {
                 self.release(page, slot);
@@ -575,33 +821,106 @@ impl PageStore {
         }
     }
 
+    /// Resident empty pages to keep: a 64th of the resident pages (room for a burst of new
+    /// values without page faults), at least [`RESIDENT_FREE_MIN`], at most the configured
+    /// maximum, so the memory of a shrinking dataset goes back to the OS.
+    fn resident_free_max(&self) -> usize {
+        let resident = self.pages.load(Ordering::Relaxed) as usize;
+        (resident / 64)
+            .max(RESIDENT_FREE_MIN)
+            .min(self.config.free_pages_retained_max)
+    }
+
     /// Recycles a page or extent whose live count just reached zero (called exactly once).
     fn release(&self, page: PageId, slot: &Slot) {
         let pages = slot.pages.load(Ordering::Acquire);
-        if pages == 1 {
-            let mut free = self.free_pages.lock();
-            if free.len() < self.config.free_pages_retained_max {
-                free.push(page);
-                return;
-            }
-        }
         let base = slot.base.load(Ordering::Acquire);
+        if pages == 1 {
+            slot.used.store(0, Ordering::Release);
+            {
+                let mut free = self.free_pages.lock();
+                if free.len() < self.resident_free_max() {
+                    free.push(page);
+                    self.free_resident.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            // SAFETY: the page's live count is zero and it is on no open page or pin, so no
+            // ValueRef names it and nobody writes it; it stays mapped (a slab page).
+            unsafe { os::release_memory(base, PAGE_SIZE) };
+            self.pages.fetch_sub(1, Ordering::Relaxed);
+            self.released.fetch_add(1, Ordering::Relaxed);
+            self.released_pages.lock().push(page);
+            return;
+        }
         for index in 0..pages {
             if let Some(part) = self.slot(PageId(page.0 + index)) {
                 part.base.store(std::ptr::null_mut(), Ordering::Release);
                 part.pages.store(0, Ordering::Release);
             }
         }
-        if let Ok(layout) = page_layout(pages) {
-            // SAFETY: `base` was allocated by `allocate_buffer(pages)` with this layout, the
-            // directory no longer points at it, and no live ValueRef names it (live count 0).
-            unsafe { dealloc(base, layout) };
-        }
+        // SAFETY: `base` came from `alloc_extent(pages)`, the directory no longer points at
+        // it, and no live ValueRef names it (live count 0).
+        unsafe { os::free_extent(base, pages) };
         self.pages.fetch_sub(u64::from(pages), Ordering::Relaxed);
-        if pages > 1 {
-            self.extents.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.extents.fetch_sub(1, Ordering::Relaxed);
         self.bare_ids.lock().insert(page.0, pages);
+    }
+}
+
+/// A sealed page of small values pinned for evacuation ([`PageStore::pin`]); unpinned on drop,
+/// when the page is recycled if nothing in it is live any more.
+pub struct PinnedPage<'a> {
+    store: &'a PageStore,
+    page: PageId,
+    used: u32,
+    base: *const u8,
+}
+
+impl PinnedPage<'_> {
+    /// The page.
+    pub fn page(&self) -> PageId {
+        self.page
+    }
+
+    /// Every value ever written to the page, live or freed, in page order, with its owner
+    /// tag. The caller tells live from freed (the store does not keep per-value liveness).
+    pub fn values(&self) -> Vec<(ValueRef, u64)> {
+        let mut values = Vec::new();
+        let mut offset = 0u32;
+        while offset + HEADER <= self.used {
+            let mut header = [0u8; 8];
+            // SAFETY: `offset + HEADER <= used <= PAGE_SIZE` (checked by `pin`), inside the
+            // pinned page's buffer; headers are written before the seal and never again while
+            // the page is not recycled, which the pin prevents.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.base.add(offset as usize),
+                    header.as_mut_ptr(),
+                    header.len(),
+                );
+            }
+            let word = u64::from_le_bytes(header);
+            let len = (word & 0xFFFF) as u32;
+            if len == 0 || offset + HEADER + len > self.used {
+                debug_assert!(false, "bad header at {offset} of page {:?}", self.page);
+                break;
+            }
+            let vref = ValueRef {
+                page: self.page,
+                offset: offset + HEADER,
+                len,
+            };
+            values.push((vref, word >> 16));
+            offset += HEADER + len;
+        }
+        values
+    }
+}
+
+impl Drop for PinnedPage<'_> {
+    fn drop(&mut self) {
+        self.store.unpin(self.page);
     }
 }
 
@@ -612,15 +931,14 @@ impl Drop for PageStore {
             if let Some(slot) = self.slot(PageId(id)) {
                 let pages = slot.pages.load(Ordering::Acquire);
                 let base = slot.base.load(Ordering::Acquire);
-                if pages >= 1 && !base.is_null() {
-                    if let Ok(layout) = page_layout(pages) {
-                        // SAFETY: a head slot owns its buffer, allocated with this layout; we
-                        // have `&mut self`, so nobody reads it any more.
-                        unsafe { dealloc(base, layout) };
-                    }
+                if pages > 1 && !base.is_null() {
+                    // SAFETY: an extent's head owns its buffer, from `alloc_extent(pages)`; we
+                    // have `&mut self`, so nobody reads it any more.
+                    unsafe { os::free_extent(base, pages) };
                 }
             }
         }
+        // Single pages live in slabs, unmapped when `slabs` drops.
         for entry in self.dir.iter() {
             let chunk = entry.load(Ordering::Acquire);
             if !chunk.is_null() {
@@ -646,12 +964,12 @@ mod tests {
     #[test]
     fn small_values_share_a_page_and_round_trip() {
         let store = PageStore::new(PageStoreConfig::default());
-        let a = store.write(b"hello").unwrap();
-        let b = store.write(b"world!").unwrap();
+        let a = store.write(b"hello", 0).unwrap();
+        let b = store.write(b"world!", 0).unwrap();
         assert_eq!(a.page, b.page);
         assert_eq!(&store.read(a).unwrap()[..], b"hello");
         assert_eq!(&store.read(b).unwrap()[..], b"world!");
-        assert_eq!(store.stats().bytes_live, 11);
+        assert_eq!(store.stats().bytes_live, 11 + 2 * VALUE_HEADER_BYTES as u64);
         assert_eq!(store.with_value(b, |v| v.len()).unwrap(), 6);
     }
 
@@ -660,7 +978,7 @@ mod tests {
         let store = PageStore::new(PageStoreConfig::default());
         let directory = (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64;
         assert_eq!(store.stats().directory_bytes, directory);
-        store.write(b"x").unwrap();
+        store.write(b"x", 0).unwrap();
         let chunk = (CHUNK_PAGES * std::mem::size_of::<Slot>()) as u64;
         assert_eq!(store.stats().directory_bytes, directory + chunk);
     }
@@ -668,7 +986,7 @@ mod tests {
     #[test]
     fn empty_value_takes_no_page() {
         let store = PageStore::new(PageStoreConfig::default());
-        let v = store.write(b"").unwrap();
+        let v = store.write(b"", 0).unwrap();
         assert_eq!(v, ValueRef::EMPTY);
         assert!(store.read(v).unwrap().is_empty());
         assert_eq!(store.stats().pages, 0);
@@ -679,7 +997,7 @@ mod tests {
     #[test]
     fn bad_refs_are_typed_errors() {
         let store = PageStore::new(PageStoreConfig::default());
-        let v = store.write(b"abc").unwrap();
+        let v = store.write(b"abc", 0).unwrap();
         let out_of_page = ValueRef {
             page: v.page,
             offset: PAGE_SIZE as u32 - 1,
@@ -712,7 +1030,7 @@ mod tests {
     fn large_values_use_extents_and_are_released() {
         let store = PageStore::new(PageStoreConfig::default());
         let big: Vec<u8> = (0..(3 * PAGE_SIZE + 17)).map(|i| (i % 251) as u8).collect();
-        let v = store.write(&big).unwrap();
+        let v = store.write(&big, 0).unwrap();
         assert_eq!(store.read(v).unwrap(), big);
         assert_eq!(store.stats().extents, 1);
         assert_eq!(store.stats().pages, 4);
@@ -731,7 +1049,7 @@ mod tests {
         };
         let store = PageStore::new(config);
         assert!(matches!(
-            store.write(&[0; 1001]),
+            store.write(&[0; 1001], 0),
             Err(StorageError::ValueTooLarge { .. })
         ));
     }
@@ -742,8 +1060,9 @@ mod tests {
             open_page_shards: 1,
             ..PageStoreConfig::default()
         });
-        let value = vec![7u8; SMALL_VALUE_MAX_BYTES];
-        let refs: Vec<ValueRef> = (0..8).map(|_| store.write(&value).unwrap()).collect();
+        // Four values and their headers fill a page exactly.
+        let value = vec![7u8; PAGE_SIZE / 4 - VALUE_HEADER_BYTES];
+        let refs: Vec<ValueRef> = (0..8).map(|_| store.write(&value, 0).unwrap()).collect();
         let pages_before = store.stats().pages;
         assert_eq!(pages_before, 2);
         for v in &refs {
@@ -752,7 +1071,7 @@ mod tests {
         }
         // The first page is sealed and empty: on the free list. The second is still open.
         assert_eq!(store.stats().free_pages, 1);
-        let again: Vec<ValueRef> = (0..8).map(|_| store.write(&value).unwrap()).collect();
+        let again: Vec<ValueRef> = (0..8).map(|_| store.write(&value, 0).unwrap()).collect();
         assert!(store.stats().pages <= pages_before + 1);
         for v in again {
             assert_eq!(store.read(v).unwrap(), value);

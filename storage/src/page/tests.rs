@@ -7,6 +7,15 @@ use proptest::prelude::*;
 
 use super::*;
 
+/// What a value of `len` bytes counts in `bytes_live`: small values carry a header.
+fn footprint(len: usize) -> u64 {
+    if len <= SMALL_VALUE_MAX_BYTES {
+        (len + VALUE_HEADER_BYTES) as u64
+    } else {
+        len as u64
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Write(usize, u8),
@@ -34,7 +43,7 @@ proptest! {
             match op {
                 Op::Write(len, byte) => {
                     let value: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8)).collect();
-                    let vref = store.write(&value).unwrap();
+                    let vref = store.write(&value, 0).unwrap();
                     prop_assert_eq!(vref.len as usize, len);
                     prop_assert!(vref.is_well_placed(), "{:?}", vref);
                     if len > 0 {
@@ -60,7 +69,7 @@ proptest! {
                 prop_assert!(store.with_value(*vref, |bytes| bytes == &value[..]).unwrap());
             }
             let stats = store.stats();
-            prop_assert_eq!(stats.bytes_live, model.values().map(|v| v.len() as u64).sum::<u64>());
+            prop_assert_eq!(stats.bytes_live, model.values().map(|v| footprint(v.len())).sum::<u64>());
             prop_assert_eq!(stats.values_live, model.len() as u64);
             prop_assert!(stats.bytes_live <= stats.bytes_allocated);
         }
@@ -90,7 +99,7 @@ fn concurrent_writers_readers_and_freers_never_see_torn_values() {
                 for i in 0..20_000usize {
                     let len = 1 + (i * 7 + t as usize * 13) % 300;
                     let byte = (i as u8).wrapping_mul(31).wrapping_add(t);
-                    let vref = store.write(&vec![byte; len]).unwrap();
+                    let vref = store.write(&vec![byte; len], 0).unwrap();
                     live.push((vref, byte, len));
                     if i % 3 == 0 {
                         let (vref, byte, len) = live.swap_remove(i % live.len());
@@ -123,7 +132,7 @@ fn a_512_mib_value_round_trips() {
     value[0] = 1;
     value[len / 2] = 2;
     value[len - 1] = 3;
-    let vref = store.write(&value).unwrap();
+    let vref = store.write(&value, 0).unwrap();
     assert_eq!(vref.len as usize, len);
     assert!(store.with_value(vref, |bytes| bytes == &value[..]).unwrap());
     assert_eq!(store.stats().pages, (len / PAGE_SIZE) as u64);
@@ -139,10 +148,10 @@ fn overwriting_a_1_mib_value_reuses_its_page_ids() {
     let store = PageStore::new(PageStoreConfig::default());
     let value = vec![5u8; 1024 * 1024];
     let pages_per_value = (value.len() / PAGE_SIZE) as u64;
-    let mut current = store.write(&value).unwrap();
+    let mut current = store.write(&value, 0).unwrap();
     for round in 0..1_000u32 {
         // MVCC order: the new version is written before the old one is freed.
-        let next = store.write(&value).unwrap();
+        let next = store.write(&value, 0).unwrap();
         // SAFETY: replaced; never read again.
         unsafe { store.free(current).unwrap() };
         current = next;
@@ -194,7 +203,7 @@ proptest! {
                 // At most 8 live values, so the peak stays far below what the ops write in all.
                 ExtentOp::Write(pages) if live.len() < 8 => {
                     let len = pages as usize * PAGE_SIZE - 3;
-                    live.push(store.write(&vec![pages as u8; len]).unwrap());
+                    live.push(store.write(&vec![pages as u8; len], 0).unwrap());
                 }
                 ExtentOp::Free(pick) if !live.is_empty() => {
                     let vref = live.swap_remove(pick % live.len());
@@ -205,7 +214,7 @@ proptest! {
             }
             let stats = store.stats();
             peak_pages = peak_pages.max(stats.pages);
-            prop_assert_eq!(stats.page_ids, stats.pages + stats.bare_ids, "{:?}", stats);
+            prop_assert_eq!(stats.page_ids, stats.pages + stats.released_pages + stats.bare_ids, "{:?}", stats);
             prop_assert!(
                 stats.page_ids <= 3 * peak_pages + 24,
                 "id space {} for a peak of {} live pages: {:?}", stats.page_ids, peak_pages, stats
@@ -217,7 +226,291 @@ proptest! {
         }
         let stats = store.stats();
         // Only retained free pages separate bare ids, so runs are at most one more than them.
-        prop_assert!(stats.bare_id_runs <= stats.free_pages + 1, "{:?}", stats);
-        prop_assert_eq!(stats.page_ids, stats.pages + stats.bare_ids);
+        prop_assert!(stats.bare_id_runs <= stats.free_pages + stats.released_pages + 1, "{:?}", stats);
+        prop_assert_eq!(stats.page_ids, stats.pages + stats.released_pages + stats.bare_ids);
+    }
+}
+
+/// Seals the open page of a one-shard store: writes filler values (owner tag
+/// [`OWNER_TAG_MAX`]) until one lands in a new page, then frees them all. The fillers stay in
+/// the sealed page's walk, after the values written before.
+fn seal_open_page(store: &PageStore) {
+    let first = store.write(b"f", u64::MAX).unwrap();
+    let mut fillers = vec![first];
+    loop {
+        let filler = store
+            .write(&vec![0u8; SMALL_VALUE_MAX_BYTES], u64::MAX)
+            .unwrap();
+        fillers.push(filler);
+        if filler.page != first.page {
+            break;
+        }
+    }
+    for f in fillers {
+        // SAFETY: never read again.
+        unsafe { store.free(f).unwrap() };
+    }
+}
+
+fn one_shard() -> PageStore {
+    PageStore::new(PageStoreConfig {
+        open_page_shards: 1,
+        ..PageStoreConfig::default()
+    })
+}
+
+#[test]
+fn a_sealed_page_walks_its_values_with_their_owner_tags() {
+    let store = one_shard();
+    let refs: Vec<ValueRef> = (0..50u64)
+        .map(|i| {
+            store
+                .write(&vec![i as u8; 10 + i as usize], i * 1000 + 7)
+                .unwrap()
+        })
+        .collect();
+    let page = refs[0].page;
+    assert!(refs.iter().all(|r| r.page == page));
+    assert!(store.pin(page).is_none(), "an open page is not walked");
+    seal_open_page(&store);
+    // Freed values stay in the walk (the caller tells live from dead).
+    // SAFETY: never read again.
+    unsafe { store.free(refs[3]).unwrap() };
+    let pinned = store
+        .pin(page)
+        .expect("a sealed page with live values pins");
+    assert!(store.pin(page).is_none(), "one pin at a time");
+    let walked = pinned.values();
+    assert!(
+        walked[50..]
+            .iter()
+            .all(|(_, owner)| *owner == OWNER_TAG_MAX),
+        "fillers last"
+    );
+    let expected: Vec<(ValueRef, u64)> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (*r, i as u64 * 1000 + 7))
+        .collect();
+    assert_eq!(&walked[..50], &expected[..]);
+    // Owner tags keep 48 bits.
+    drop(pinned);
+    let tagged = store.write(b"tag", u64::MAX).unwrap();
+    seal_open_page(&store);
+    let pinned = store.pin(tagged.page).unwrap();
+    assert!(pinned.values().contains(&(tagged, OWNER_TAG_MAX)));
+}
+
+#[test]
+fn pins_refuse_pages_that_are_not_sealed_small_value_pages() {
+    let store = one_shard();
+    let big = store.write(&vec![1u8; 3 * PAGE_SIZE], 1).unwrap();
+    let dedicated = store
+        .write(&vec![2u8; SMALL_VALUE_MAX_BYTES + 1], 2)
+        .unwrap();
+    assert!(store.pin(big.page).is_none(), "an extent");
+    assert!(
+        store.pin(dedicated.page).is_none(),
+        "a page of one large value"
+    );
+    assert!(store.pin(PageId(1_000_000)).is_none(), "no such page");
+    let small = store.write(b"x", 3).unwrap();
+    seal_open_page(&store);
+    // SAFETY: never read again.
+    unsafe { store.free(small).unwrap() };
+    assert!(store.pin(small.page).is_none(), "an empty (recycled) page");
+}
+
+#[test]
+fn a_pinned_page_is_recycled_only_when_the_pin_drops() {
+    let store = one_shard();
+    let refs: Vec<ValueRef> = (0..4)
+        .map(|_| store.write(&[9u8; 100], 5).unwrap())
+        .collect();
+    seal_open_page(&store);
+    let page = refs[0].page;
+    let free_before = store.stats().free_pages;
+    let pinned = store.pin(page).unwrap();
+    for r in &refs {
+        // SAFETY: never read again (the test reads only through the pin's walk below).
+        unsafe { store.free(*r).unwrap() };
+    }
+    assert_eq!(
+        store.stats().free_pages,
+        free_before,
+        "pinned: not recycled"
+    );
+    assert_eq!(
+        &pinned.values()[..4],
+        &refs.iter().map(|r| (*r, 5)).collect::<Vec<_>>()[..],
+        "headers still walk"
+    );
+    drop(pinned);
+    assert_eq!(store.stats().free_pages, free_before + 1);
+}
+
+#[test]
+fn relocated_values_land_in_survivor_pages_apart_from_new_ones() {
+    for survivors in [true, false] {
+        let store = PageStore::new(PageStoreConfig {
+            open_page_shards: 1,
+            survivor_pages: survivors,
+            ..PageStoreConfig::default()
+        });
+        let old = store.write(b"cold value", 42).unwrap();
+        seal_open_page(&store);
+        let fresh = store.write(b"new", 43).unwrap();
+        let pinned = store.pin(old.page).unwrap();
+        let moved = store.relocate(old, 42).unwrap();
+        drop(pinned);
+        assert_eq!(store.read(moved).unwrap(), &b"cold value"[..]);
+        assert_ne!(moved.page, old.page);
+        assert_eq!(
+            moved.page != fresh.page,
+            survivors,
+            "survivor pages: {survivors}"
+        );
+        let before = store.stats();
+        // SAFETY: the old copy is never read again.
+        unsafe { store.free(old).unwrap() };
+        assert_eq!(
+            store.stats().bytes_live,
+            before.bytes_live - footprint(b"cold value".len())
+        );
+    }
+}
+
+#[test]
+fn empty_pages_beyond_a_small_reserve_go_back_to_the_os() {
+    let store = one_shard();
+    let value = vec![3u8; PAGE_SIZE / 4 - VALUE_HEADER_BYTES];
+    let refs: Vec<ValueRef> = (0..4000).map(|_| store.write(&value, 1).unwrap()).collect();
+    assert!(store.stats().pages >= 1000);
+    for r in &refs {
+        // SAFETY: never read again.
+        unsafe { store.free(*r).unwrap() };
+    }
+    let stats = store.stats();
+    // The open page and a reserve of at least 8 (a 64th of the resident pages, shrinking as
+    // they go).
+    assert!(stats.pages <= 1 + 16, "{stats:?}");
+    assert!(stats.released_pages >= 980, "{stats:?}");
+    assert_eq!(stats.bytes_allocated, stats.pages * PAGE_SIZE as u64);
+    // Released pages come back in use, their memory faulting in again.
+    let again: Vec<ValueRef> = (0..400).map(|_| store.write(&value, 2).unwrap()).collect();
+    assert!(store.stats().page_ids <= 1001, "{:?}", store.stats());
+    for r in &again {
+        assert_eq!(store.read(*r).unwrap(), value);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum RelocOp {
+    Write(usize, u8),
+    Free(usize),
+    /// Evacuate the sealed page found at this position of a scan: relocate its live values.
+    Evacuate(usize),
+}
+
+fn reloc_op() -> impl Strategy<Value = RelocOp> {
+    prop_oneof![
+        5 => (prop_oneof![1usize..200, 200usize..5_000, 16_000usize..20_000], any::<u8>())
+            .prop_map(|(len, byte)| RelocOp::Write(len, byte)),
+        4 => any::<usize>().prop_map(RelocOp::Free),
+        2 => any::<usize>().prop_map(RelocOp::Evacuate),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    /// The store with relocation against a model (ref -> bytes, ref -> owner): evacuating a
+    /// page walks exactly the model's values in it (and freed ones, which the model knows
+    /// are dead), the copies read the same bytes, freeing the old copies recycles the page,
+    /// and the live-byte count always matches.
+    #[test]
+    fn relocation_matches_a_model(ops in proptest::collection::vec(reloc_op(), 1..300)) {
+        let store = PageStore::new(PageStoreConfig {
+            open_page_shards: 1,
+            free_pages_retained_max: 2,
+            ..PageStoreConfig::default()
+        });
+        let mut model: HashMap<ValueRef, (Vec<u8>, u64)> = HashMap::new();
+        let mut order: Vec<ValueRef> = Vec::new();
+        let mut next_owner = 1u64;
+        for op in ops {
+            match op {
+                RelocOp::Write(len, byte) => {
+                    let value: Vec<u8> = (0..len).map(|i| byte.wrapping_add(i as u8)).collect();
+                    let vref = store.write(&value, next_owner).unwrap();
+                    prop_assert!(vref.is_well_placed(), "{:?}", vref);
+                    prop_assert!(!model.contains_key(&vref));
+                    model.insert(vref, (value, next_owner));
+                    order.push(vref);
+                    next_owner += 1;
+                }
+                RelocOp::Free(pick) if !order.is_empty() => {
+                    let vref = order.swap_remove(pick % order.len());
+                    model.remove(&vref);
+                    // SAFETY: removed from the model; never read again.
+                    unsafe { store.free(vref).unwrap() };
+                }
+                RelocOp::Evacuate(pick) => {
+                    let mut sealed = Vec::new();
+                    store.scan_sealed(&mut |usage| sealed.push(usage));
+                    if sealed.is_empty() {
+                        continue;
+                    }
+                    let usage = sealed[pick % sealed.len()];
+                    let live_in_model: u64 = model
+                        .iter()
+                        .filter(|(r, _)| r.page == usage.page)
+                        .map(|(_, (v, _))| footprint(v.len()))
+                        .sum();
+                    prop_assert_eq!(u64::from(usage.live), live_in_model);
+                    let pinned = store.pin(usage.page).expect("a sealed page with live values pins");
+                    let walked = pinned.values();
+                    let mut offset = VALUE_HEADER_BYTES as u32;
+                    for (vref, owner) in &walked {
+                        prop_assert_eq!(vref.offset, offset, "values are contiguous");
+                        offset += vref.len + VALUE_HEADER_BYTES as u32;
+                        if let Some((value, expected_owner)) = model.get(vref).cloned() {
+                            prop_assert_eq!(*owner, expected_owner);
+                            let moved = store.relocate(*vref, *owner).unwrap();
+                            prop_assert_ne!(moved.page, usage.page);
+                            prop_assert_eq!(&store.read(moved).unwrap()[..], &value[..]);
+                            // Re-point, then free the old copy (no reader can hold it here).
+                            model.remove(vref);
+                            model.insert(moved, (value, *owner));
+                            if let Some(slot) = order.iter_mut().find(|r| **r == *vref) {
+                                *slot = moved;
+                            }
+                            // SAFETY: the model names only `moved` now.
+                            unsafe { store.free(*vref).unwrap() };
+                        }
+                    }
+                    prop_assert_eq!(offset - VALUE_HEADER_BYTES as u32, usage.used, "the walk covers the page");
+                    let ids_before = store.stats().page_ids;
+                    drop(pinned);
+                    prop_assert!(store.pin(usage.page).is_none(), "evacuated page was recycled");
+                    prop_assert!(store.stats().page_ids <= ids_before + 1);
+                }
+                _ => {}
+            }
+            for (vref, (value, _)) in &model {
+                prop_assert!(store.with_value(*vref, |bytes| bytes == &value[..]).unwrap());
+            }
+            let stats = store.stats();
+            prop_assert_eq!(stats.bytes_live, model.values().map(|(v, _)| footprint(v.len())).sum::<u64>());
+            prop_assert_eq!(stats.values_live, model.len() as u64);
+            prop_assert_eq!(stats.page_ids, stats.pages + stats.released_pages + stats.bare_ids);
+        }
+        for vref in order {
+            // SAFETY: freed once, never read again.
+            unsafe { store.free(vref).unwrap() };
+        }
+        let stats = store.stats();
+        prop_assert_eq!(stats.bytes_live, 0);
+        // Open pages (new values, survivors) and the resident reserve.
+        prop_assert!(stats.pages <= 2 + 2, "{:?}", stats);
     }
 }

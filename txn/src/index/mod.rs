@@ -108,6 +108,68 @@ fn hash_key(seed: u64, key: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
+/// Odd, so multiplying by it is a bijection of `u64`: a key's table hash is its 48-bit owner
+/// tag times this, and the tag is the hash times [`TAG_MUL_INV`].
+const TAG_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The inverse of [`TAG_MUL`] modulo 2^64 (Newton's iteration doubles the correct low bits).
+const TAG_MUL_INV: u64 = {
+    let mut inverse: u64 = TAG_MUL; // correct to 3 bits for any odd number
+    let mut i = 0;
+    while i < 5 {
+        inverse = inverse.wrapping_mul(2u64.wrapping_sub(TAG_MUL.wrapping_mul(inverse)));
+        i += 1;
+    }
+    inverse
+};
+const _: () = assert!(TAG_MUL.wrapping_mul(TAG_MUL_INV) == 1);
+
+/// How keys hash, the same in every database of an engine (one random seed), so a value's
+/// owner tag (kept beside it in its page, see `storage::page`) finds its key's node in
+/// whichever database holds it, SWAPDB included.
+///
+/// The table hash is derived from 48 bits (the top of the seeded hash, spread over 64 by an
+/// odd multiplier) so that the 48-bit owner tag gives it back exactly: no key bytes need to be
+/// kept beside a value to find who refers to it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyHasher {
+    seed: u64,
+}
+
+impl KeyHasher {
+    /// A hasher with a random seed, so keys chosen by a client cannot be tuned to collide.
+    pub(crate) fn random() -> KeyHasher {
+        let local = 0u8;
+        let address = &local as *const u8 as u64;
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        KeyHasher {
+            seed: hash_key(time, &address.to_le_bytes()),
+        }
+    }
+
+    /// The hash tables' hash of `key`.
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        Self::hash_of_tag(hash_key(self.seed, key) >> 16)
+    }
+
+    /// The owner tag of `key` (48 bits): what the page store keeps beside its values.
+    pub(crate) fn tag(&self, key: &[u8]) -> u64 {
+        Self::tag_of_hash(self.hash(key))
+    }
+
+    /// The table hash of a key whose owner tag is `tag`.
+    pub(crate) fn hash_of_tag(tag: u64) -> u64 {
+        tag.wrapping_mul(TAG_MUL)
+    }
+
+    /// The owner tag of a key whose table hash is `hash`.
+    pub(crate) fn tag_of_hash(hash: u64) -> u64 {
+        hash.wrapping_mul(TAG_MUL_INV)
+    }
+}
+
 /// Hints the CPU to bring the line holding `address` into cache (a no-op off x86-64).
 #[inline(always)]
 fn prefetch_line(address: *const u8) {
@@ -124,35 +186,26 @@ fn prefetch_line(address: *const u8) {
 pub(crate) struct HybridIndex {
     ordered: SkipMap<KeyNode, ()>,
     hashed: Box<[RwLock<RawTable<NodePtr>>]>,
-    seed: u64,
+    hasher: KeyHasher,
     accounting: Arc<Accounting>,
 }
 
 impl Default for HybridIndex {
     fn default() -> Self {
-        HybridIndex::new(Arc::default())
+        HybridIndex::new(Arc::default(), KeyHasher::random())
     }
 }
 
 impl HybridIndex {
-    /// An empty index whose memory is counted in `accounting`.
-    pub(crate) fn new(accounting: Arc<Accounting>) -> Self {
-        let seed = {
-            // Per-index seed so keys chosen by a client cannot be tuned to collide everywhere.
-            let local = 0u8;
-            let address = &local as *const u8 as u64;
-            let time = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            hash_key(time, &address.to_le_bytes())
-        };
+    /// An empty index whose memory is counted in `accounting`, hashing with `hasher` (the
+    /// engine's, shared by its databases).
+    pub(crate) fn new(accounting: Arc<Accounting>, hasher: KeyHasher) -> Self {
         HybridIndex {
             ordered: SkipMap::new(),
             hashed: (0..HASH_SHARDS)
                 .map(|_| RwLock::new(RawTable::new()))
                 .collect(),
-            seed,
+            hasher,
             accounting,
         }
     }
@@ -206,7 +259,7 @@ impl HybridIndex {
     /// Puts `pointer` (a live node of `key`, not yet in the table) into the hash table and
     /// counts its memory. Caller holds the commit lock.
     fn hash_insert(&self, key: &[u8], pointer: NodePtr) {
-        let hash = hash_key(self.seed, key);
+        let hash = self.hasher.hash(key);
         let Some(shard) = self.shard(hash) else {
             return;
         };
@@ -222,10 +275,10 @@ impl HybridIndex {
         key: &[u8],
         pointer: NodePtr,
     ) {
-        let seed = self.seed;
+        let hasher = self.hasher;
         self.resized(table, |table| {
             // SAFETY: every pointer in the table names a live node (see `get`).
-            table.insert(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+            table.insert(hash, pointer, |p| hasher.hash(unsafe { p.key() }));
         });
         Accounting::add(&self.accounting.node_bytes, memory::node_bytes(key.len()));
     }
@@ -275,7 +328,7 @@ impl HybridIndex {
     /// The hash of `key` in this index (its seed), for [`Self::prefetch`] and
     /// [`Self::load_node`].
     pub(crate) fn hash_of(&self, key: &[u8]) -> u64 {
-        hash_key(self.seed, key)
+        self.hasher.hash(key)
     }
 
     /// Asks the CPU to fetch the hash-table lines a probe for `hash` starts at (its control
@@ -321,10 +374,10 @@ impl HybridIndex {
         let entry = self.ordered.get_or_insert(KeyNode::new(key), ());
         let pointer = NodePtr(entry.key() as *const KeyNode);
         drop(entry);
-        let seed = self.seed;
+        let hasher = self.hasher;
         self.resized(&mut table, |table| {
             // SAFETY: every pointer in the table names a live node (see `get`).
-            table.insert(hash, pointer, |p| hash_key(seed, unsafe { p.key() }));
+            table.insert(hash, pointer, |p| hasher.hash(unsafe { p.key() }));
         });
         // SAFETY: linked until a removal under the commit lock; `guard` keeps it alive.
         (unsafe { &*pointer.0 }, true)
@@ -340,12 +393,12 @@ impl HybridIndex {
     /// reservation that cannot be allocated is skipped.
     pub(crate) fn reserve(&self, additional: usize) {
         let per_shard = additional / HASH_SHARDS + 1;
-        let seed = self.seed;
+        let hasher = self.hasher;
         for shard in self.hashed.iter() {
             let mut table = shard.write();
             self.resized(&mut table, |table| {
                 // SAFETY: every pointer in the table names a live node (see `get`).
-                let _ = table.try_reserve(per_shard, |p| hash_key(seed, unsafe { p.key() }));
+                let _ = table.try_reserve(per_shard, |p| hasher.hash(unsafe { p.key() }));
             });
         }
     }
@@ -353,15 +406,46 @@ impl HybridIndex {
     /// Gives back what [`Self::reserve`] over-estimated: shrinks shards holding less than half
     /// their capacity.
     pub(crate) fn shrink_oversized(&self) {
-        let seed = self.seed;
+        let hasher = self.hasher;
         for shard in self.hashed.iter() {
             let mut table = shard.write();
             if table.capacity() > 2 * table.len() + 16 {
                 self.resized(&mut table, |table| {
                     // SAFETY: every pointer in the table names a live node (see `get`).
-                    table.shrink_to(0, |p| hash_key(seed, unsafe { p.key() }));
+                    table.shrink_to(0, |p| hasher.hash(unsafe { p.key() }));
                 });
             }
+        }
+    }
+
+    /// Calls `visit` with every node whose key has owner tag `tag` (keys of the same 48-bit
+    /// tag collide rarely; the caller tells them apart by what they refer to). A node found is
+    /// alive while `guard` is pinned, even if removed meanwhile; under the commit lock none is
+    /// removed.
+    pub(crate) fn for_each_with_tag<'g>(
+        &self,
+        tag: u64,
+        _guard: &'g Guard,
+        visit: &mut dyn FnMut(&'g KeyNode),
+    ) {
+        let hash = KeyHasher::hash_of_tag(tag);
+        let Some(shard) = self.shard(hash) else {
+            return;
+        };
+        let mut found: Vec<NodePtr> = Vec::new();
+        {
+            let table = shard.read();
+            // SAFETY: we hold the shard's read lock for the whole iteration, so the table is
+            // not resized under it.
+            for bucket in unsafe { table.iter_hash(hash) } {
+                // SAFETY: a bucket yielded by `iter_hash` is full.
+                found.push(unsafe { *bucket.as_ref() });
+            }
+        }
+        for pointer in found {
+            // SAFETY: in the table when we looked, and the caller's pinned guard keeps a node
+            // found then alive until it unpins, even if it is removed meanwhile (as in `get`).
+            visit(unsafe { &*pointer.0 });
         }
     }
 
@@ -429,7 +513,7 @@ impl HybridIndex {
 
 impl KeyIndex for HybridIndex {
     fn get<'g>(&self, key: &[u8], _guard: &'g Guard) -> Option<&'g KeyNode> {
-        let hash = hash_key(self.seed, key);
+        let hash = self.hasher.hash(key);
         let shard = self.shard(hash)?.read();
         // SAFETY: pointers in the table name live nodes (removed from the table before the
         // skip list), and the caller's pinned guard keeps a node found now alive until it
@@ -441,7 +525,7 @@ impl KeyIndex for HybridIndex {
     }
 
     fn remove(&self, key: &[u8]) {
-        let hash = hash_key(self.seed, key);
+        let hash = self.hasher.hash(key);
         if let Some(shard) = self.shard(hash) {
             // SAFETY: every pointer in the table names a live node (see `get`).
             let removed = shard
@@ -504,6 +588,32 @@ mod tests {
         );
         assert_eq!(keys, ["key:00498", "key:00499", "key:00501", "key:00502"]);
         assert_eq!(index.last_key().unwrap(), b"key:00999");
+    }
+
+    #[test]
+    fn owner_tags_find_their_keys_in_every_index_of_one_hasher() {
+        let hasher = KeyHasher::random();
+        let a = HybridIndex::new(Arc::default(), hasher);
+        let b = HybridIndex::new(Arc::default(), hasher);
+        let guard = crossbeam_epoch::pin();
+        for i in 0..2000u32 {
+            let key = format!("key:{i}");
+            a.get_or_insert(key.as_bytes(), &guard);
+            if i % 2 == 0 {
+                b.get_or_insert(key.as_bytes(), &guard);
+            }
+        }
+        for i in 0..2000u32 {
+            let key = format!("key:{i}");
+            let tag = hasher.tag(key.as_bytes());
+            assert!(tag <= storage::page::OWNER_TAG_MAX);
+            assert_eq!(KeyHasher::hash_of_tag(tag), hasher.hash(key.as_bytes()));
+            for (index, expected) in [(&a, true), (&b, i % 2 == 0)] {
+                let mut found = Vec::new();
+                index.for_each_with_tag(tag, &guard, &mut |n| found.push(n.key().to_vec()));
+                assert_eq!(found.contains(&key.as_bytes().to_vec()), expected, "{key}");
+            }
+        }
     }
 
     #[test]

@@ -105,6 +105,20 @@ fn pack_span(value: ValueRef) -> u32 {
     }
 }
 
+/// A value's page and packed span in one word ([`KeyNode`]'s `location`).
+fn pack_location(value: ValueRef) -> u64 {
+    u64::from(value.page.0) | u64::from(pack_span(value)) << 32
+}
+
+fn unpack_location(location: u64) -> ValueRef {
+    let (offset, len) = unpack_span((location >> 32) as u32);
+    ValueRef {
+        page: PageId(location as u32),
+        offset,
+        len,
+    }
+}
+
 /// `(offset, len)` of a packed span.
 fn unpack_span(span: u32) -> (u32, u32) {
     if span & SPAN_EXTENT != 0 {
@@ -122,14 +136,15 @@ fn unpack_span(span: u32) -> (u32, u32) {
 /// |---|---|---|
 /// | 0..8 | `ts_flags` | commit ts (low 56 bits) \| flags << 56; the seqlock word ([`WRITING`] while the inline version changes, [`EMPTY`] before the first one) |
 /// | 8..16 | `older` | the older-version chain |
-/// | 16..20 | `meta` | key tag (top 8 bits: inline length or `HEAP_TAG`) \| access word (low 24 bits) |
-/// | 20..24 | `page` | the value's page id |
-/// | 24..28 | `span` | the value's offset and length (see [`pack_span`]) |
+/// | 16..24 | `location` | the value's page id (low 32 bits) \| its offset and length (high 32, see [`pack_span`]) |
+/// | 24..28 | `meta` | key tag (top 8 bits: inline length or `HEAP_TAG`) \| access word (low 24 bits) |
 /// | 28..32 | `expire_low` | deadline ms, bits 0..32 |
 /// | 32..34 | `expire_high` | deadline ms, bits 32..48 |
 /// | 34..56 | `key` | the key inline, or its heap pointer and length |
 ///
-/// `expire_*`, `page` and `span` are read under the `ts_flags` seqlock. The key is last:
+/// `expire_*` and `location` are read under the `ts_flags` seqlock. `location` is one word so
+/// that relocation ([`KeyNode::repoint`]) can move the value without the seqlock: a reader
+/// sees the old place or the new one, both holding the same bytes until the old is retired. The key is last:
 /// crossbeam's skip-list entry is the node followed by its tower of next pointers, and a
 /// descent reads a node's key bytes and one tower pointer at each step, so key last puts the two
 /// within a few bytes, often one cache line instead of two (measured before the access word
@@ -138,9 +153,8 @@ fn unpack_span(span: u32) -> (u32, u32) {
 pub(crate) struct KeyNode {
     ts_flags: AtomicU64,
     pub(crate) older: Atomic<Version>,
+    location: AtomicU64,
     meta: AtomicU32,
-    page: AtomicU32,
-    span: AtomicU32,
     expire_low: AtomicU32,
     expire_high: AtomicU16,
     /// Last, next to the skip list's tower that follows the node in its entry.
@@ -168,8 +182,7 @@ impl KeyNode {
             meta: AtomicU32::new(u32::from(tag) << ACCESS_BITS),
             key,
             expire_high: AtomicU16::new(0),
-            page: AtomicU32::new(0),
-            span: AtomicU32::new(0),
+            location: AtomicU64::new(0),
             expire_low: AtomicU32::new(0),
         }
     }
@@ -211,22 +224,16 @@ impl KeyNode {
             }
             let expire_low = self.expire_low.load(Ordering::Relaxed);
             let expire_high = self.expire_high.load(Ordering::Relaxed);
-            let page = self.page.load(Ordering::Relaxed);
-            let span = self.span.load(Ordering::Relaxed);
+            let location = self.location.load(Ordering::Relaxed);
             fence(Ordering::Acquire);
             if self.ts_flags.load(Ordering::Relaxed) != word {
                 continue;
             }
             let flags = (word >> TS_BITS) as u32;
-            let (offset, len) = unpack_span(span);
             return Inline::Version(VersionView {
                 commit_ts: word & TS_MASK,
                 expire_at_ms: (u64::from(expire_high) << 32) | u64::from(expire_low),
-                value: ValueRef {
-                    page: PageId(page),
-                    offset,
-                    len,
-                },
+                value: unpack_location(location),
                 tombstone: flags & FLAG_TOMBSTONE != 0,
                 older_value_in_use: flags & FLAG_OLDER_VALUE_IN_USE != 0,
             });
@@ -291,8 +298,8 @@ impl KeyNode {
         self.expire_low.store(expire as u32, Ordering::Relaxed);
         self.expire_high
             .store((expire >> 32) as u16, Ordering::Relaxed);
-        self.page.store(view.value.page.0, Ordering::Relaxed);
-        self.span.store(pack_span(view.value), Ordering::Relaxed);
+        self.location
+            .store(pack_location(view.value), Ordering::Relaxed);
         let word = (view.commit_ts & TS_MASK) | (u64::from(view.flags()) << TS_BITS);
         self.ts_flags.store(word, Ordering::Release);
     }
@@ -346,6 +353,72 @@ impl KeyNode {
             tail = next;
         }
         unlinked
+    }
+
+    /// Whether some version of this key names `value`. Lock-free, valid while `guard` is
+    /// pinned; the answer may be stale by the time it returns (relocation checks again under
+    /// the commit lock).
+    pub(crate) fn names(&self, value: ValueRef, guard: &Guard) -> bool {
+        if let Inline::Version(inline) = self.read_inline() {
+            if !inline.tombstone && inline.value == value {
+                return true;
+            }
+        }
+        let mut current = self.older_head(guard);
+        while let Some(version) = current {
+            if !version.view.tombstone && version.view.value == value {
+                return true;
+            }
+            // SAFETY: as in `older_head`. A version cut from the chain after we pinned stays
+            // allocated until we unpin (epoch), and its `next` still names versions that do.
+            current = unsafe { version.next.load(Ordering::Acquire, guard).as_ref() };
+        }
+        false
+    }
+
+    /// Relocation: makes every version of this key that names `old` name `new` instead (the
+    /// same bytes in another place) and returns how many did. A reader sees one place or the
+    /// other; the caller retires `old` until no reader can hold it. Caller holds the commit
+    /// lock (so no install, cut or other re-point runs meanwhile).
+    pub(crate) fn repoint<'g>(&'g self, old: ValueRef, new: ValueRef, guard: &'g Guard) -> u32 {
+        let mut moved = 0;
+        if let Inline::Version(inline) = self.read_inline() {
+            if !inline.tombstone && inline.value == old {
+                // One word, outside the seqlock: the version itself does not change.
+                self.location.store(pack_location(new), Ordering::Release);
+                moved += 1;
+            }
+        }
+        // An older version is immutable once linked: one naming `old` is replaced by a copy
+        // naming `new`, linked in its place; a reader already on the old node finishes there
+        // (its `next` is unchanged), and the old node is destroyed through the epoch.
+        let mut link = &self.older;
+        loop {
+            let current = link.load(Ordering::Acquire, guard);
+            // SAFETY: as in `older_head`; under the commit lock nobody else unlinks it.
+            let Some(version) = (unsafe { current.as_ref() }) else {
+                break;
+            };
+            if version.view.tombstone || version.view.value != old {
+                link = &version.next;
+                continue;
+            }
+            let replacement = Owned::new(Version {
+                view: VersionView {
+                    value: new,
+                    ..version.view
+                },
+                next: Atomic::from(version.next.load(Ordering::Acquire, guard)),
+            })
+            .into_shared(guard);
+            link.store(replacement, Ordering::Release);
+            // SAFETY: unlinked just now (replaced); no new reference to it can be created.
+            unsafe { guard.defer_destroy(current) };
+            moved += 1;
+            // SAFETY: linked just now; it lives at least as long as `guard`.
+            link = &unsafe { replacement.deref() }.next;
+        }
+        moved
     }
 
     /// True if the node never held a version: one reserved by a commit that has not installed
@@ -501,6 +574,64 @@ mod tests {
             assert_eq!(node.access(), ACCESS_MASK - 5);
             assert_eq!(node.key(), key);
         }
+    }
+
+    #[test]
+    fn repoint_moves_every_version_naming_the_value_and_only_those() {
+        let node = KeyNode::new(b"k");
+        let guard = crossbeam_epoch::pin();
+        let at = |page: u32, offset: u32| ValueRef {
+            page: PageId(page),
+            offset,
+            len: 42,
+        };
+        // v1 own value A, v2 shares A (TTL change), v3 value B, v4 shares B, v5 tombstone.
+        let mut versions = Vec::new();
+        for (ts, value, shared) in [
+            (1, at(1, 8), false),
+            (2, at(1, 8), true),
+            (3, at(2, 8), false),
+            (4, at(2, 8), true),
+        ] {
+            let mut v = view(ts, 0, 8, false, shared);
+            v.value = value;
+            versions.push(v);
+            node.install(v, &guard);
+        }
+        assert_eq!(node.repoint(at(1, 8), at(7, 100), &guard), 2, "v1 and v2");
+        assert_eq!(node.visible(1, &guard).unwrap().value, at(7, 100));
+        assert_eq!(node.visible(2, &guard).unwrap().value, at(7, 100));
+        assert_eq!(node.visible(3, &guard).unwrap().value, at(2, 8));
+        assert_eq!(
+            node.repoint(at(2, 8), at(9, 8), &guard),
+            2,
+            "v3 and the inline v4"
+        );
+        let newest = node.newest(&guard).unwrap();
+        assert_eq!(
+            newest,
+            VersionView {
+                value: at(9, 8),
+                ..versions[3]
+            }
+        );
+        assert_eq!(
+            node.visible(3, &guard).unwrap(),
+            VersionView {
+                value: at(9, 8),
+                ..versions[2]
+            }
+        );
+        assert_eq!(
+            node.repoint(at(3, 8), at(4, 8), &guard),
+            0,
+            "no version names it"
+        );
+        assert_eq!(node.chain_len(&guard), 4);
+        // The chain still cuts and frees each value once, at its new place.
+        let mut freed = Vec::new();
+        node.cut_below(4, &guard, |v| freed.push(v));
+        assert_eq!(freed, vec![at(7, 100)]);
     }
 
     #[test]

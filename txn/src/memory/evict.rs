@@ -103,7 +103,10 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
 }
 
 fn counted(inner: &Inner) -> u64 {
-    inner.memory.stats(&inner.pages).counted_for_evict_bytes()
+    inner
+        .memory
+        .stats(&inner.pages, inner.compactor.backlog_bytes())
+        .counted_for_evict_bytes()
 }
 
 fn evict(inner: &Inner, limit: u64, scope: Scope, rank: Rank) -> Result<(), TxnError> {
@@ -263,7 +266,7 @@ fn sample_db(
             score,
             db,
             key: Bytes::copy_from_slice(key),
-            bytes: super::node_bytes(key.len()) + u64::from(version.value.len),
+            bytes: super::node_bytes(key.len()) + version.value.footprint(),
         })
     };
     let steps_max = count.saturating_mul(EVICTION_SAMPLE_STEPS_PER_KEY);

@@ -309,12 +309,19 @@ pub struct MemoryStats {
     pub hash_index_bytes: u64,
     /// Older versions on chains.
     pub version_bytes: u64,
-    /// Live value bytes in pages.
+    /// Live value bytes in pages (small values' 8-byte headers included).
     pub value_bytes: u64,
+    /// Page memory held for values (`PageStore::bytes_held`): sealed pages whole, the used
+    /// part of open pages, large values' pages. The part of `used_bytes` for values.
+    pub value_held_bytes: u64,
+    /// Of `value_held_bytes`, freed space compaction is about to give back (beyond the
+    /// fragmentation it tolerates) plus old copies of moved values awaiting a grace period;
+    /// not counted for eviction.
+    pub compaction_backlog_bytes: u64,
     /// Fixed structures: the hash shards' headers and the page directory.
     pub overhead_bytes: u64,
-    /// Bytes of value pages allocated (live values, space freed but not yet reusable, open
-    /// and retained pages): what values cost in RSS; not part of `used_bytes`.
+    /// Bytes of resident value pages (held ones, plus open pages' free tails and the empty
+    /// pages kept for reuse): what values cost in RSS.
     pub value_pages_bytes: u64,
     /// The expiry schedule's estimate.
     pub expiry_bytes: u64,
@@ -442,21 +449,26 @@ impl Governor {
         node.update_access(|_| tracking.fresh());
     }
 
-    /// `used_memory` and its parts (atomic loads only: no lock, no scan).
-    pub(crate) fn stats(&self, pages: &storage::page::PageStore) -> MemoryStats {
+    /// `used_memory` and its parts (atomic loads only: no lock, no scan); `backlog` is
+    /// compaction's (`Compactor::backlog_bytes`).
+    pub(crate) fn stats(&self, pages: &storage::page::PageStore, backlog: u64) -> MemoryStats {
         let a = &self.accounting;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let index_bytes = load(&a.node_bytes);
         let hash_index_bytes = load(&a.hash_bytes);
         let version_bytes = load(&a.older_versions) * VERSION_BYTES;
         let value_bytes = pages.bytes_live();
+        let value_held_bytes = pages.bytes_held();
+        // Never more than the freed space held.
+        let backlog = backlog.min(value_held_bytes.saturating_sub(value_bytes));
         let overhead_bytes = FIXED_BYTES + pages.directory_bytes();
         let expiry_bytes = load(&a.expiry_bytes);
-        let garbage = version_bytes + load(&a.garbage_value_bytes) + load(&a.garbage_node_bytes);
+        let garbage =
+            version_bytes + load(&a.garbage_value_bytes) + load(&a.garbage_node_bytes) + backlog;
         let used_bytes = index_bytes
             + hash_index_bytes
             + version_bytes
-            + value_bytes
+            + value_held_bytes
             + overhead_bytes
             + expiry_bytes;
         MemoryStats {
@@ -466,6 +478,8 @@ impl Governor {
             hash_index_bytes,
             version_bytes,
             value_bytes,
+            value_held_bytes,
+            compaction_backlog_bytes: backlog,
             overhead_bytes,
             value_pages_bytes: pages.bytes_allocated(),
             expiry_bytes,

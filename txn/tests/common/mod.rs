@@ -453,6 +453,9 @@ pub enum Step {
         ms: u64,
     },
     Gc,
+    /// Compaction of every sealed page (`Engine::compact_now`): values move, nothing visible
+    /// may change.
+    Compact,
     ExpireTick,
     FlushDb {
         db: u8,
@@ -497,6 +500,12 @@ pub const KEYS: usize = 8;
 pub const SLOTS: usize = 3;
 
 /// Keys `k0..k3` in each of dbs 0 and 1 (same names, so SWAPDB exchanges them).
+/// The bytes the steps write for `value`: up to 2.8 KB, so pages fill and seal, and
+/// compaction has something to move.
+pub fn value_bytes(value: u8) -> Vec<u8> {
+    vec![value; 1 + (value as usize % 5) * 700]
+}
+
 pub fn key_of(index: usize) -> Key {
     (
         (index % 2) as u8,
@@ -572,7 +581,7 @@ impl Harness {
                         (false, Some(ttl)) => Expiry::At(now + ttl),
                         (false, None) => Expiry::Persist,
                     };
-                    let v = vec![value; 1 + value as usize % 5];
+                    let v = value_bytes(value);
                     tx.put(k.0, &k.1, &v, expiry).unwrap();
                     self.model.put(mtx, &k, &v, expiry);
                 }
@@ -628,6 +637,11 @@ impl Harness {
                 self.clock.advance(ms);
                 self.model.now += ms;
             }
+            Step::Compact => {
+                self.engine.compact_now(100);
+                // Relocation publishes timestamps of its own (no data changes at them).
+                self.model.last_ts = self.engine.stats().visible_ts.0;
+            }
             Step::Gc => {
                 let stats = self.engine.gc();
                 let oldest = self
@@ -677,7 +691,7 @@ impl Harness {
             }
             Step::OnePut { key, value, ttl } => {
                 let k = key_of(key);
-                let v = vec![value; 1 + value as usize % 5];
+                let v = value_bytes(value);
                 let expire = ttl.map(|t| now + t);
                 let info = self.engine.put(k.0, &k.1, &v, expire).unwrap();
                 let mut mtx = self.autocommit();
@@ -773,6 +787,11 @@ impl Harness {
                 break;
             }
         }
+        // Compaction moves what is left, frees every old copy (no snapshot is open), and a
+        // survey finds nothing more to reclaim.
+        self.step(&Step::Compact);
+        self.engine.compact_tick();
+        assert_eq!(self.engine.compaction_stats().retired_bytes, 0);
         let stats = self.engine.stats();
         let live: u64 = (0..2).map(|db| self.model.live_keys(db)).sum();
         let versions: u64 = stats.dbs.iter().map(|d| d.versions).sum();

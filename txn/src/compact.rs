@@ -1,0 +1,539 @@
+//! Compaction: moves live values out of sparse value pages so the pages can be recycled, and
+//! memory follows live data (a page is recycled only when every value in it is freed, so the
+//! values nobody overwrites would otherwise pin their pages for good).
+//!
+//! # Relocation: the one way a published value changes place
+//!
+//! 1. Pin the page ([`storage::page::PageStore::pin`]): it is not recycled while pinned, so
+//!    every value in it stays readable even if its owner frees it meanwhile.
+//! 2. Outside the commit lock, walk the page's values (their headers name each one's owner
+//!    tag, the top of its key's hash, see `index::KeyHasher`); a value some version of its
+//!    key still names ([`KeyNode::names`]) is copied to a survivor page
+//!    ([`storage::page::PageStore::relocate`]).
+//! 3. Under the commit lock, a batch at a time: every version, in every database, that names
+//!    the old place is re-pointed to the copy ([`KeyNode::repoint`]); a copy no version names
+//!    any more (its versions were cut meanwhile) is freed at once, never published. Then a
+//!    timestamp R is taken and published (no log record: relocation changes no data, and
+//!    recovery tolerates gaps between commit timestamps), and the old places are retired at
+//!    R.
+//! 4. A retired place is freed once the low watermark reaches R.
+//!
+//! Why that is safe: a `ValueRef` is dereferenced only by a thread that registered a snapshot
+//! before loading it from a version (every read path: `Engine::get`, `Transaction`,
+//! checkpoints) or that holds the commit lock (`update_one`'s decision). A snapshot registered
+//! after R was published reads the oracle at R or later, and R was published (Release) after
+//! the re-point, so it loads the new place. A snapshot that may have loaded the old place was
+//! registered before, at a timestamp below R, and holds the low watermark below R until it is
+//! released. Under the commit lock nothing re-points, cuts or installs concurrently, so GC
+//! frees each value once: the copy through the versions, the old place through the retire
+//! list. This is the mechanism the SSD tier reuses to promote values out of cold pages.
+//!
+//! # Policy
+//!
+//! Compaction runs when the sealed pages hold more than `threshold_lower_pct` percent more
+//! bytes than their live values and the excess is above `ignore_bytes` (Redis's
+//! `active-defrag-threshold-lower` and `active-defrag-ignore-bytes`). It evacuates the
+//! emptiest pages first (the fewest bytes to move per byte reclaimed), pages at most
+//! [`COMPACT_PAGE_FILL_MAX_PCT`] full, within a budget of bytes moved per tick paced by the
+//! garbage rate: twice the bytes freed since the last tick plus an eighth of the excess, so it
+//! keeps up with the churn that makes garbage and catches up on a backlog within a few ticks.
+//! New values and moved ones go to different pages (`PageStoreConfig::survivor_pages`): the
+//! values that outlived one page tend to outlive the next, so survivor pages stay dense.
+//!
+//! Invariant: the retire list is bounded ([`COMPACT_RETIRED_BYTES_MAX`]); while it is full
+//! (an old snapshot holds the watermark) compaction moves nothing more, so relocation never
+//! makes memory grow behind a stuck snapshot.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_epoch::Guard;
+use parking_lot::Mutex;
+use storage::page::{PageId, ValueRef, PAGE_SIZE};
+
+use crate::engine::{Db, Inner};
+use crate::index::{KeyIndex, KeyNode};
+use crate::limits::{
+    COMPACT_PAGE_FILL_MAX_PCT, COMPACT_RETIRED_BYTES_MAX, COMPACT_TICK_BYTES_MAX,
+    COMPACT_TICK_BYTES_MIN, COMPACT_VALUES_PER_LOCK,
+};
+use crate::timestamp::CommitTs;
+
+/// When and how hard compaction works (Redis's `activedefrag` settings, by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// `activedefrag`: whether [`crate::Engine::compact_tick`] moves anything.
+    pub enabled: bool,
+    /// `active-defrag-threshold-lower`: work only while sealed pages hold more than this
+    /// percentage of bytes above their live values.
+    pub threshold_lower_pct: u32,
+    /// `active-defrag-ignore-bytes`: work only while that excess is above this many bytes.
+    pub ignore_bytes: u64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            enabled: true,
+            threshold_lower_pct: 10,
+            ignore_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// What compaction did (since the engine started, or in one call) and what waits now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Calls that evacuated at least one page.
+    pub runs: u64,
+    /// Pages whose live values were all moved out (each recycled once its old copies are
+    /// freed).
+    pub pages_evacuated: u64,
+    /// Values moved to survivor pages.
+    pub values_moved: u64,
+    /// Bytes moved (values and their headers).
+    pub bytes_moved: u64,
+    /// Page bytes given up by evacuated pages, minus the bytes moved out of them.
+    pub bytes_reclaimed: u64,
+    /// Old copies waiting for the snapshots that may read them (now).
+    pub retired_values: u64,
+    /// Their bytes (now).
+    pub retired_bytes: u64,
+}
+
+/// Compaction's state: one compactor at a time.
+#[derive(Default)]
+pub(crate) struct Compactor {
+    state: Mutex<CompactState>,
+    /// Freed bytes in sealed pages beyond what the threshold allows, as of the last survey
+    /// less what was reclaimed since: the backlog compaction is working off (all of the freed
+    /// space when compaction is off, which then never reclaims it, as Redis does not count
+    /// fragmentation).
+    excess: AtomicU64,
+    /// Bytes of old copies on the retire list (mirrors `CompactState::retired_bytes`).
+    retired: AtomicU64,
+}
+
+#[derive(Default)]
+struct CompactState {
+    config: CompactionConfig,
+    /// Old places of moved values, by the timestamp they were retired at (ascending).
+    retired: VecDeque<(u64, ValueRef)>,
+    retired_bytes: u64,
+    /// `bytes_written - bytes_live` of the page store at the last tick: bytes freed ever.
+    freed_seen: u64,
+    totals: CompactionStats,
+}
+
+/// Bytes a value takes in its page (header included).
+fn footprint(value: ValueRef) -> u64 {
+    value.footprint()
+}
+
+impl Compactor {
+    pub(crate) fn config(&self) -> CompactionConfig {
+        self.state.lock().config
+    }
+
+    pub(crate) fn set_config(&self, config: CompactionConfig) {
+        self.state.lock().config = config;
+    }
+
+    /// Totals, with the retire list as it is now.
+    pub(crate) fn stats(&self) -> CompactionStats {
+        let state = self.state.lock();
+        CompactionStats {
+            retired_values: state.retired.len() as u64,
+            retired_bytes: state.retired_bytes,
+            ..state.totals
+        }
+    }
+
+    /// Counts `bytes` of values just freed (GC, eviction) into the backlog until the next
+    /// survey measures it: freed space in a sealed page is compaction's to give back, and
+    /// eviction must see its evictions take effect at once (or it would evict again for the
+    /// same bytes). A survey every tick corrects the estimate.
+    pub(crate) fn note_freed(&self, bytes: u64) {
+        if bytes > 0 {
+            self.excess.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes of value pages compaction is about to give back: the excess of freed space in
+    /// sealed pages (as of the last survey) and the old copies waiting for a grace period.
+    /// Eviction does not count them (evicting keys could not release them sooner), as it does
+    /// not count MVCC garbage GC will free. Two loads, no lock.
+    pub(crate) fn backlog_bytes(&self) -> u64 {
+        self.excess.load(Ordering::Relaxed) + self.retired.load(Ordering::Relaxed)
+    }
+}
+
+/// One paced step (see the module docs): frees what the watermark allows, then, if the pages
+/// are fragmented enough, evacuates the emptiest ones within the tick's budget.
+pub(crate) fn tick(inner: &Inner) -> CompactionStats {
+    let compactor = &inner.compactor;
+    let Some(mut state) = compactor.state.try_lock() else {
+        return CompactionStats::default();
+    };
+    release_retired(inner, &mut state);
+    let pages = &inner.pages;
+    let freed_ever = pages.bytes_written().saturating_sub(pages.bytes_live());
+    let freed_now = freed_ever.saturating_sub(state.freed_seen);
+    state.freed_seen = freed_ever;
+    let config = state.config;
+    // Cheap test first (a few loads): pages held against live bytes, before any scan.
+    let held = pages.bytes_held();
+    let live = pages.bytes_live();
+    let allowance = |live: u64| live * u64::from(config.threshold_lower_pct) / 100;
+    if held.saturating_sub(live) <= allowance(live).max(config.ignore_bytes) {
+        compactor.excess.store(0, Ordering::Relaxed);
+        return CompactionStats::default();
+    }
+    let survey = survey(inner, COMPACT_PAGE_FILL_MAX_PCT);
+    let dead = survey.bytes.saturating_sub(survey.live);
+    let excess = if config.enabled {
+        dead.saturating_sub(allowance(survey.live))
+    } else {
+        dead
+    };
+    compactor.excess.store(excess, Ordering::Relaxed);
+    if !config.enabled || excess <= config.ignore_bytes {
+        return CompactionStats::default();
+    }
+    let budget = (2 * freed_now + excess / 8).clamp(COMPACT_TICK_BYTES_MIN, COMPACT_TICK_BYTES_MAX);
+    evacuate_pages(inner, &mut state, &survey.candidates, budget, excess)
+}
+
+/// Evacuates every sealed page at most `fill_max_pct` percent full, however much that moves,
+/// then frees what the watermark allows (tests, and memory pressure).
+pub(crate) fn compact_now(inner: &Inner, fill_max_pct: u32) -> CompactionStats {
+    let mut state = inner.compactor.state.lock();
+    let survey = survey(inner, fill_max_pct);
+    let stats = evacuate_pages(inner, &mut state, &survey.candidates, u64::MAX, u64::MAX);
+    release_retired(inner, &mut state);
+    CompactionStats {
+        retired_values: state.retired.len() as u64,
+        retired_bytes: state.retired_bytes,
+        ..stats
+    }
+}
+
+/// Frees the retired copies no snapshot can read any more.
+pub(crate) fn release_retired_now(inner: &Inner) {
+    let mut state = inner.compactor.state.lock();
+    release_retired(inner, &mut state);
+}
+
+fn release_retired(inner: &Inner, state: &mut CompactState) {
+    if state.retired.is_empty() {
+        return;
+    }
+    let watermark = inner.snapshots.low_watermark(&inner.oracle);
+    while let Some(&(ts, value)) = state.retired.front() {
+        if ts > watermark {
+            break;
+        }
+        state.retired.pop_front();
+        state.retired_bytes = state.retired_bytes.saturating_sub(footprint(value));
+        inner
+            .compactor
+            .retired
+            .store(state.retired_bytes, Ordering::Relaxed);
+        // SAFETY: retired at `ts` <= the low watermark: every snapshot that could have loaded
+        // this place is released (module docs), and no version names it any more.
+        let _ = unsafe { inner.pages.free(value) };
+        // From retired to freed: still the backlog's until its page is recycled.
+        inner.compactor.note_freed(footprint(value));
+    }
+}
+
+/// The sealed pages and the candidates for evacuation among them.
+struct Survey {
+    /// Page bytes of the sealed pages with live values.
+    bytes: u64,
+    /// Live bytes in them.
+    live: u64,
+    /// Pages at most the fill limit full, emptiest first.
+    candidates: Vec<(PageId, u32)>,
+}
+
+fn survey(inner: &Inner, fill_max_pct: u32) -> Survey {
+    let mut survey = Survey {
+        bytes: 0,
+        live: 0,
+        candidates: Vec::new(),
+    };
+    let fill_max = (PAGE_SIZE as u64 * u64::from(fill_max_pct) / 100) as u32;
+    inner.pages.scan_sealed(&mut |usage| {
+        survey.bytes += PAGE_SIZE as u64;
+        survey.live += u64::from(usage.live);
+        if usage.live <= fill_max {
+            survey.candidates.push((usage.page, usage.live));
+        }
+    });
+    survey.candidates.sort_unstable_by_key(|&(_, live)| live);
+    survey
+}
+
+/// Evacuates `candidates` in order until `budget` bytes are moved or `enough` bytes reclaimed.
+fn evacuate_pages(
+    inner: &Inner,
+    state: &mut CompactState,
+    candidates: &[(PageId, u32)],
+    budget: u64,
+    enough: u64,
+) -> CompactionStats {
+    let mut stats = CompactionStats::default();
+    let guard = crossbeam_epoch::pin();
+    for &(page, live) in candidates {
+        let spent = stats.bytes_moved;
+        if spent >= budget
+            || stats.bytes_reclaimed >= enough
+            || state.retired_bytes >= COMPACT_RETIRED_BYTES_MAX
+        {
+            break;
+        }
+        if spent > 0 && spent + u64::from(live) > budget {
+            continue;
+        }
+        let moved = evacuate(inner, state, page, &guard, &mut stats);
+        if moved.is_none() {
+            break;
+        }
+    }
+    if stats.pages_evacuated > 0 {
+        stats.runs = 1;
+    }
+    let totals = &mut state.totals;
+    totals.runs += stats.runs;
+    totals.pages_evacuated += stats.pages_evacuated;
+    totals.values_moved += stats.values_moved;
+    totals.bytes_moved += stats.bytes_moved;
+    totals.bytes_reclaimed += stats.bytes_reclaimed;
+    stats
+}
+
+/// Moves the live values out of `page`; `None` when the page store is out of pages.
+fn evacuate(
+    inner: &Inner,
+    state: &mut CompactState,
+    page: PageId,
+    guard: &Guard,
+    stats: &mut CompactionStats,
+) -> Option<()> {
+    let Some(pinned) = inner.pages.pin(page) else {
+        return Some(());
+    };
+    // Step 2: copy what some version still names, outside the lock.
+    let mut moves: Vec<(ValueRef, ValueRef, u64)> = Vec::new();
+    let mut out_of_pages = false;
+    for (old, tag) in pinned.values() {
+        if !named_anywhere(inner, old, tag, guard) {
+            continue;
+        }
+        match inner.pages.relocate(old, tag) {
+            Ok(copy) => moves.push((old, copy, tag)),
+            Err(_) => {
+                out_of_pages = true;
+                break;
+            }
+        }
+    }
+    // Step 3: re-point under the lock, a batch at a time, and retire the old places.
+    let mut moved_bytes = 0;
+    for batch in moves.chunks(COMPACT_VALUES_PER_LOCK) {
+        let _lock = inner.commit_lock.lock();
+        let mut retired = 0usize;
+        for &(old, copy, tag) in batch {
+            let mut naming = 0;
+            for d in populated(inner) {
+                d.index
+                    .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
+                        naming += node.repoint(old, copy, guard);
+                    });
+            }
+            if naming == 0 {
+                // SAFETY: no version names the copy: it was never published.
+                let _ = unsafe { inner.pages.free(copy) };
+                continue;
+            }
+            state.retired.push_back((0, old));
+            state.retired_bytes += footprint(old);
+            retired += 1;
+            moved_bytes += footprint(old);
+            stats.values_moved += 1;
+        }
+        if retired > 0 {
+            let ts: CommitTs = inner.oracle.next();
+            inner.oracle.publish(ts);
+            let start = state.retired.len() - retired;
+            for entry in state.retired.range_mut(start..) {
+                entry.0 = ts.0;
+            }
+        }
+    }
+    stats.bytes_moved += moved_bytes;
+    inner
+        .compactor
+        .retired
+        .store(state.retired_bytes, Ordering::Relaxed);
+    if !out_of_pages {
+        let reclaimed = (PAGE_SIZE as u64).saturating_sub(moved_bytes);
+        stats.pages_evacuated += 1;
+        stats.bytes_reclaimed += reclaimed;
+        let _ = inner
+            .compactor
+            .excess
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                Some(e.saturating_sub(reclaimed))
+            });
+    }
+    drop(pinned);
+    (!out_of_pages).then_some(())
+}
+
+/// Databases that hold any key node (read under the commit lock by the re-point, so a key
+/// SWAPDB or a commit just put into a database is not missed).
+fn populated(inner: &Inner) -> impl Iterator<Item = &Db> {
+    inner.dbs.iter().filter(|d| d.index.len() > 0)
+}
+
+/// Whether some version of the key with owner tag `tag`, in any database, names `value`.
+fn named_anywhere(inner: &Inner, value: ValueRef, tag: u64, guard: &Guard) -> bool {
+    let mut named = false;
+    for d in populated(inner) {
+        d.index
+            .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
+                named = named || node.names(value, guard);
+            });
+        if named {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, EngineConfig};
+    use storage::page::PageStoreConfig;
+
+    fn fragmented(n: usize) -> Engine {
+        let engine = Engine::new(EngineConfig {
+            page_store: PageStoreConfig {
+                open_page_shards: 1,
+                ..PageStoreConfig::default()
+            },
+            ..EngineConfig::default()
+        });
+        for i in 0..n {
+            let key = format!("k{i:05}");
+            engine
+                .put(0, key.as_bytes(), &[i as u8; 300], None)
+                .unwrap();
+        }
+        // Delete all but one key in eight: sparse pages, and nothing else open.
+        for i in (0..n).filter(|i| i % 8 != 0) {
+            let key = format!("k{i:05}");
+            engine
+                .update::<_, crate::TxnError>(0, key.as_bytes(), false, |_| {
+                    Ok((Some(crate::KeyWrite::Delete), ()))
+                })
+                .unwrap();
+        }
+        while engine.gc().versions_unlinked > 0 {}
+        engine
+    }
+
+    /// The hazard the grace period exists for, stopped at its worst moment: a reader has
+    /// registered its snapshot and loaded a value's place, then compaction moves the value
+    /// and frees what it may; the reader's place must still hold the value's bytes (debug
+    /// builds junk freed bytes, so a read after free shows).
+    #[test]
+    fn a_reader_holding_an_old_place_reads_it_intact_until_it_releases() {
+        let engine = fragmented(4000);
+        let inner = &engine.inner;
+        let key = b"k00008";
+        let registration = inner.snapshots.register(&inner.oracle);
+        let guard = crossbeam_epoch::pin();
+        let node = inner.dbs[0].index.get(key, &guard).unwrap();
+        let old = node.visible(registration.ts, &guard).unwrap().value;
+        drop(guard);
+        let done = engine.compact_now(100);
+        assert!(done.values_moved > 0);
+        // The reader goes on with the place it loaded: the bytes are still the value's.
+        let bytes = inner.pages.read(old).unwrap();
+        assert_eq!(
+            &bytes[..],
+            &[8u8; 300][..],
+            "read an old place after it was freed"
+        );
+        assert!(done.retired_bytes > 0, "the open reader keeps old places");
+        // A reader registered now loads the new place.
+        let later = inner.snapshots.register(&inner.oracle);
+        assert!(
+            later.ts > registration.ts,
+            "relocation published a timestamp"
+        );
+        let guard = crossbeam_epoch::pin();
+        let node = inner.dbs[0].index.get(key, &guard).unwrap();
+        let new = node.visible(later.ts, &guard).unwrap().value;
+        assert_ne!(new, old);
+        drop(guard);
+        inner.snapshots.release(&later);
+        inner.snapshots.release(&registration);
+        engine.release_retired();
+        assert_eq!(engine.compaction_stats().retired_bytes, 0);
+        assert_eq!(
+            &engine.get(0, key).unwrap().unwrap().value[..],
+            &[8u8; 300][..]
+        );
+    }
+
+    /// Step 3's other branch: the key was overwritten and its old version cut between the copy
+    /// (step 2) and the re-point, so nothing names the old place and the copy must not be
+    /// published (the compactor frees it).
+    #[test]
+    fn a_copy_whose_versions_were_cut_meanwhile_is_named_by_nothing() {
+        let engine = fragmented(800);
+        let inner = &engine.inner;
+        let live_before = inner.pages.bytes_live();
+        let mut survey = survey(inner, 100);
+        let (page, _) = survey.candidates.remove(0);
+        let pinned = inner.pages.pin(page).unwrap();
+        let guard = crossbeam_epoch::pin();
+        let (old, tag) = pinned
+            .values()
+            .into_iter()
+            .find(|(v, t)| named_anywhere(inner, *v, *t, &guard))
+            .unwrap();
+        let copy = inner.pages.relocate(old, tag).unwrap();
+        let mut key = None;
+        inner.dbs[0]
+            .index
+            .for_each_with_tag(tag, &guard, &mut |n| key = Some(n.key().to_vec()));
+        let key = key.unwrap();
+        engine.put(0, &key, b"replaced", None).unwrap();
+        while engine.gc().versions_unlinked > 0 {}
+        let mut naming = 0;
+        {
+            let _lock = inner.commit_lock.lock();
+            for d in populated(inner) {
+                d.index.for_each_with_tag(tag, &guard, &mut |n: &KeyNode| {
+                    naming += n.repoint(old, copy, &guard)
+                });
+            }
+        }
+        assert_eq!(naming, 0, "nothing names the old place any more");
+        drop(pinned);
+        // SAFETY: never published.
+        unsafe { inner.pages.free(copy).unwrap() };
+        let replaced = storage::page::VALUE_HEADER_BYTES as u64 + 8;
+        assert_eq!(inner.pages.bytes_live(), live_before - 308 + replaced);
+        assert_eq!(
+            &engine.get(0, &key).unwrap().unwrap().value[..],
+            b"replaced"
+        );
+    }
+}
