@@ -89,6 +89,13 @@ pub struct Config {
     pub lfu_log_factor: u32,
     /// Idle minutes per LFU counter decrement (0 = no decay).
     pub lfu_decay_time_min: u32,
+    /// Whether compaction moves live values out of sparse value pages (Redis's `activedefrag`).
+    pub activedefrag: bool,
+    /// Fragmentation (percent of freed space in value pages over their live bytes) above
+    /// which compaction works.
+    pub active_defrag_threshold_lower: u32,
+    /// Freed space in value pages below which compaction does not work, in bytes.
+    pub active_defrag_ignore_bytes: u64,
     /// Whether the write-ahead log is on.
     pub appendonly: bool,
     /// When the write-ahead log is fsynced.
@@ -196,6 +203,24 @@ pub const OPTIONS: &[OptionSpec] = &[
         "1",
         true,
         "idle minutes per LFU counter decrement (0 = never)",
+    ),
+    opt(
+        "activedefrag",
+        "yes",
+        true,
+        "move live values out of sparse value pages so memory follows live data",
+    ),
+    opt(
+        "active-defrag-threshold-lower",
+        "10",
+        true,
+        "percent of freed space in value pages (over live bytes) before compaction works",
+    ),
+    opt(
+        "active-defrag-ignore-bytes",
+        "8mb",
+        true,
+        "freed space in value pages below which compaction does not work",
     ),
     opt(
         "appendonly",
@@ -323,6 +348,9 @@ impl Default for Config {
             maxmemory_samples: 0,
             lfu_log_factor: 0,
             lfu_decay_time_min: 0,
+            activedefrag: true,
+            active_defrag_threshold_lower: 0,
+            active_defrag_ignore_bytes: 0,
             appendonly: true,
             appendfsync: AppendFsync::EverySec,
             save: String::new(),
@@ -450,6 +478,15 @@ impl Config {
                 self.lfu_decay_time_min =
                     int_from(0, "argument must be between 0 and 2147483647 inclusive")?
             }
+            "activedefrag" => self.activedefrag = boolean()?,
+            "active-defrag-threshold-lower" => {
+                self.active_defrag_threshold_lower = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 1000)
+                    .ok_or_else(|| bad("argument must be between 0 and 1000 inclusive"))?
+            }
+            "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes = mem()?,
             "appendonly" => self.appendonly = boolean()?,
             "appendfsync" => {
                 self.appendfsync = match value.to_ascii_lowercase().as_str() {
@@ -519,6 +556,9 @@ impl Config {
             "maxmemory-samples" => self.maxmemory_samples.to_string(),
             "lfu-log-factor" => self.lfu_log_factor.to_string(),
             "lfu-decay-time" => self.lfu_decay_time_min.to_string(),
+            "activedefrag" => yes_no(self.activedefrag),
+            "active-defrag-threshold-lower" => self.active_defrag_threshold_lower.to_string(),
+            "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
             "appendfsync" => match self.appendfsync {
                 AppendFsync::Always => "always",
@@ -548,6 +588,15 @@ impl Config {
             samples: self.maxmemory_samples,
             lfu_log_factor: self.lfu_log_factor,
             lfu_decay_time_min: self.lfu_decay_time_min,
+        }
+    }
+
+    /// The engine's compaction settings (the `activedefrag` family).
+    pub fn compaction_config(&self) -> txn::CompactionConfig {
+        txn::CompactionConfig {
+            enabled: self.activedefrag,
+            threshold_lower_pct: self.active_defrag_threshold_lower,
+            ignore_bytes: self.active_defrag_ignore_bytes,
         }
     }
 

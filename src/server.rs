@@ -28,6 +28,9 @@ pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
 pub const EXPIRE_TICK_INTERVAL: Duration = Duration::from_millis(10);
 /// How often version garbage collection runs.
 pub const GC_INTERVAL: Duration = Duration::from_millis(100);
+/// How often compaction takes a paced step (Redis's active defrag runs on its 10 Hz..100 Hz
+/// cron); each step's work is bounded by `txn::limits::COMPACT_TICK_BYTES_MAX`.
+pub const COMPACT_TICK_INTERVAL: Duration = Duration::from_millis(10);
 /// Bounded GC calls per tick while they keep finding garbage (each examines at most
 /// `txn::limits::GC_KEYS_PER_CALL` keys), so up to ~650 k keys/s are swept under heavy overwrite
 /// and ~40 k keys/s when idle.
@@ -381,6 +384,7 @@ impl Shared {
     ) -> Arc<Shared> {
         let (shutdown, _) = watch::channel(false);
         engine.set_memory_config(config.read().memory_config());
+        engine.set_compaction_config(config.read().compaction_config());
         Arc::new(Shared {
             engine,
             config,
@@ -468,6 +472,8 @@ pub async fn run_listeners(
     let shared = Shared::new(engine, config, persistence, port);
     let mut shutdown_rx = shared.shutdown_signal();
     let background = tokio::spawn(background_tasks(shared.clone()));
+    let compactor_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let compactor = spawn_compactor(shared.engine.clone(), Arc::clone(&compactor_stop));
     let schedule = tokio::spawn(crate::persistence::schedule(shared.clone()));
     let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(ACCEPT_QUEUE_MAX);
     let mut acceptors = JoinSet::new();
@@ -542,6 +548,10 @@ pub async fn run_listeners(
     }
     background.abort();
     schedule.abort();
+    compactor_stop.store(true, Ordering::Relaxed);
+    if let Some(thread) = compactor {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     tracing::info!("all connections closed");
     Ok(())
 }
@@ -564,6 +574,60 @@ fn admission(shared: &Shared, addr: &SocketAddr) -> Option<String> {
         return Some(format!("-{}\r\n", crate::cmd::CmdError::Denied));
     }
     None
+}
+
+/// Compaction and giving memory back, on a thread of its own (each step is short, but a step
+/// that evacuates pages copies values and is better off the async workers): a paced
+/// compaction step every [`COMPACT_TICK_INTERVAL`] (`Engine::compact_tick`), and every
+/// second, once `used_memory` has shrunk by a quarter and 16 MiB since the last time, the hash
+/// index's oversized shards shrink and glibc hands its free heap pages back to the OS, so RSS
+/// follows a dataset that shrinks (a FLUSHALL, mass expiry, eviction). `None` if the thread
+/// could not be started (compaction then does not run; the server still works).
+fn spawn_compactor(
+    engine: Engine,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let started = std::thread::Builder::new()
+        .name("tierkv-compact".into())
+        .spawn(move || {
+            let mut trimmed_at = engine.memory_stats().used_bytes;
+            let mut last_check = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                engine.compact_tick();
+                if last_check.elapsed() >= Duration::from_secs(1) {
+                    last_check = std::time::Instant::now();
+                    let used = engine.memory_stats().used_bytes;
+                    if used < trimmed_at - trimmed_at / 4 && trimmed_at - used > 16 << 20 {
+                        engine.shrink_indexes();
+                        release_free_heap();
+                    }
+                    // Follow growth too, so the next shrink is measured from the peak since.
+                    trimmed_at = if used < trimmed_at - trimmed_at / 4 {
+                        used
+                    } else {
+                        trimmed_at.max(used)
+                    };
+                }
+                std::thread::sleep(COMPACT_TICK_INTERVAL);
+            }
+        });
+    match started {
+        Ok(thread) => Some(thread),
+        Err(e) => {
+            tracing::warn!("compaction thread not started: {e}");
+            None
+        }
+    }
+}
+
+/// Asks glibc to give the free memory in its heaps back to the OS (`malloc_trim`: it advises
+/// away free pages anywhere in each arena, not only at the top, which plain `free` does).
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only inspects and releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 async fn background_tasks(shared: Arc<Shared>) {

@@ -102,14 +102,11 @@ pub struct CompactionStats {
 }
 
 /// Compaction's state: one compactor at a time.
-#[derive(Default)]
 pub(crate) struct Compactor {
     state: Mutex<CompactState>,
-    /// Freed bytes in sealed pages beyond what the threshold allows, as of the last survey
-    /// less what was reclaimed since: the backlog compaction is working off (all of the freed
-    /// space when compaction is off, which then never reclaims it, as Redis does not count
-    /// fragmentation).
-    excess: AtomicU64,
+    /// The settings, packed for lock-free reads by the memory accounting: bit 63 enabled,
+    /// bits 32..63 `threshold_lower_pct`, low 32 bits `ignore_bytes` in KiB.
+    packed_config: AtomicU64,
     /// Bytes of old copies on the retire list (mirrors `CompactState::retired_bytes`).
     retired: AtomicU64,
 }
@@ -131,12 +128,29 @@ fn footprint(value: ValueRef) -> u64 {
 }
 
 impl Compactor {
+    /// A compactor with the default settings.
+    pub(crate) fn new() -> Compactor {
+        let compactor = Compactor {
+            state: Mutex::default(),
+            packed_config: AtomicU64::new(0),
+            retired: AtomicU64::new(0),
+        };
+        compactor.set_config(CompactionConfig::default());
+        compactor
+    }
+
     pub(crate) fn config(&self) -> CompactionConfig {
         self.state.lock().config
     }
 
     pub(crate) fn set_config(&self, config: CompactionConfig) {
-        self.state.lock().config = config;
+        let mut state = self.state.lock();
+        state.config = config;
+        let kib = (config.ignore_bytes / 1024).min(u64::from(u32::MAX));
+        let packed = u64::from(config.enabled) << 63
+            | u64::from(config.threshold_lower_pct.min(1 << 30)) << 32
+            | kib;
+        self.packed_config.store(packed, Ordering::Relaxed);
     }
 
     /// Totals, with the retire list as it is now.
@@ -149,30 +163,45 @@ impl Compactor {
         }
     }
 
-    /// Counts `bytes` of values just freed (GC, eviction) into the backlog until the next
-    /// survey measures it: freed space in a sealed page is compaction's to give back, and
-    /// eviction must see its evictions take effect at once (or it would evict again for the
-    /// same bytes). A survey every tick corrects the estimate.
-    pub(crate) fn note_freed(&self, bytes: u64) {
-        if bytes > 0 {
-            self.excess.fetch_add(bytes, Ordering::Relaxed);
+    /// What eviction charges for `live` bytes of live values: their share of the
+    /// fragmentation compaction tolerates, `live * (1 + threshold_lower_pct / 100)`; only
+    /// `live` with compaction off (see `memory`, "What eviction counts"). A load, no lock.
+    pub(crate) fn charge(&self, live: u64) -> u64 {
+        let packed = self.packed_config.load(Ordering::Relaxed);
+        if packed >> 63 == 0 {
+            return live;
         }
+        let pct = (packed >> 32) & 0x7FFF_FFFF;
+        live.saturating_add(live.saturating_mul(pct) / 100)
     }
 
-    /// Bytes of value pages compaction is about to give back: the excess of freed space in
-    /// sealed pages (as of the last survey) and the old copies waiting for a grace period.
-    /// Eviction does not count them (evicting keys could not release them sooner), as it does
-    /// not count MVCC garbage GC will free. Two loads, no lock.
-    pub(crate) fn backlog_bytes(&self) -> u64 {
-        self.excess.load(Ordering::Relaxed) + self.retired.load(Ordering::Relaxed)
+    /// What compaction has left to give back: freed space held beyond the fragmentation it
+    /// tolerates (the larger of `threshold_lower_pct` of `live` and `ignore_bytes`), plus the
+    /// old copies of moved values waiting for a grace period. All freed space held, when
+    /// compaction is off. A few loads, no lock.
+    pub(crate) fn backlog_bytes(&self, held: u64, live: u64) -> u64 {
+        let packed = self.packed_config.load(Ordering::Relaxed);
+        let enabled = packed >> 63 != 0;
+        let pct = (packed >> 32) & 0x7FFF_FFFF;
+        let ignore = (packed & 0xFFFF_FFFF) * 1024;
+        let tolerated = if enabled {
+            (live * pct / 100).max(ignore)
+        } else {
+            0
+        };
+        held.saturating_sub(live).saturating_sub(tolerated) + self.retired_bytes()
+    }
+
+    /// Bytes of old copies on the retire list (a load, no lock).
+    pub(crate) fn retired_bytes(&self) -> u64 {
+        self.retired.load(Ordering::Relaxed)
     }
 }
 
 /// One paced step (see the module docs): frees what the watermark allows, then, if the pages
 /// are fragmented enough, evacuates the emptiest ones within the tick's budget.
 pub(crate) fn tick(inner: &Inner) -> CompactionStats {
-    let compactor = &inner.compactor;
-    let Some(mut state) = compactor.state.try_lock() else {
+    let Some(mut state) = inner.compactor.state.try_lock() else {
         return CompactionStats::default();
     };
     release_retired(inner, &mut state);
@@ -185,19 +214,15 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
     let held = pages.bytes_held();
     let live = pages.bytes_live();
     let allowance = |live: u64| live * u64::from(config.threshold_lower_pct) / 100;
-    if held.saturating_sub(live) <= allowance(live).max(config.ignore_bytes) {
-        compactor.excess.store(0, Ordering::Relaxed);
+    if !config.enabled || held.saturating_sub(live) <= allowance(live).max(config.ignore_bytes) {
         return CompactionStats::default();
     }
     let survey = survey(inner, COMPACT_PAGE_FILL_MAX_PCT);
-    let dead = survey.bytes.saturating_sub(survey.live);
-    let excess = if config.enabled {
-        dead.saturating_sub(allowance(survey.live))
-    } else {
-        dead
-    };
-    compactor.excess.store(excess, Ordering::Relaxed);
-    if !config.enabled || excess <= config.ignore_bytes {
+    let excess = survey
+        .bytes
+        .saturating_sub(survey.live)
+        .saturating_sub(allowance(survey.live));
+    if excess <= config.ignore_bytes {
         return CompactionStats::default();
     }
     let budget = (2 * freed_now + excess / 8).clamp(COMPACT_TICK_BYTES_MIN, COMPACT_TICK_BYTES_MAX);
@@ -242,8 +267,6 @@ fn release_retired(inner: &Inner, state: &mut CompactState) {
         // SAFETY: retired at `ts` <= the low watermark: every snapshot that could have loaded
         // this place is released (module docs), and no version names it any more.
         let _ = unsafe { inner.pages.free(value) };
-        // From retired to freed: still the backlog's until its page is recycled.
-        inner.compactor.note_freed(footprint(value));
     }
 }
 
@@ -381,12 +404,6 @@ fn evacuate(
         let reclaimed = (PAGE_SIZE as u64).saturating_sub(moved_bytes);
         stats.pages_evacuated += 1;
         stats.bytes_reclaimed += reclaimed;
-        let _ = inner
-            .compactor
-            .excess
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
-                Some(e.saturating_sub(reclaimed))
-            });
     }
     drop(pinned);
     (!out_of_pages).then_some(())

@@ -225,7 +225,7 @@ impl Engine {
                 gc_keys_removed: AtomicU64::new(0),
                 expired_keys: AtomicU64::new(0),
                 memory: Governor::new(accounting, now),
-                compactor: Compactor::default(),
+                compactor: Compactor::new(),
             }),
         };
         engine.set_memory_config(config.memory);
@@ -430,7 +430,7 @@ impl Engine {
     pub fn memory_stats(&self) -> MemoryStats {
         self.inner
             .memory
-            .stats(&self.inner.pages, self.inner.compactor.backlog_bytes())
+            .stats(&self.inner.pages, &self.inner.compactor)
     }
 
     /// Makes room for a write that may grow memory (Redis's `denyoom` commands): when the memory
@@ -478,6 +478,14 @@ impl Engine {
     /// Sets the compaction settings (Redis's `activedefrag` family); the next tick obeys them.
     pub fn set_compaction_config(&self, config: CompactionConfig) {
         self.inner.compactor.set_config(config)
+    }
+
+    /// Shrinks the hash index's shards that hold less than half their capacity, so a dataset
+    /// that shrank (FLUSHALL, mass deletes) gives their bucket arrays back.
+    pub fn shrink_indexes(&self) {
+        for d in self.inner.dbs.iter() {
+            d.index.shrink_oversized();
+        }
     }
 
     /// Replays one logged record (recovery). Records must come in commit-timestamp order; the

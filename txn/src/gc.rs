@@ -397,18 +397,15 @@ pub(crate) fn cut_chain(
 ) -> (u64, u64) {
     let a = &inner.memory.accounting;
     let mut freed = 0;
-    let mut freed_bytes = 0;
     let unlinked = node.cut_below(watermark, guard, |value| {
         // SAFETY: no registered snapshot can see this version (it is older than the version
         // kept, whose timestamp is <= every snapshot), and the value is not shared with a
         // version that stays (see `KeyNode::cut_below`).
         if unsafe { inner.pages.free(value) }.is_ok() {
             freed += 1;
-            freed_bytes += value.footprint();
             Accounting::sub(&a.garbage_value_bytes, value.footprint());
         }
     });
-    inner.compactor.note_freed(freed_bytes);
     Accounting::sub(&a.older_versions, unlinked);
     d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
     (unlinked, freed)

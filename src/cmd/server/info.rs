@@ -184,40 +184,65 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// The memory section: Redis's fields (`used_memory` is the engine's accounting, see
-/// `txn::memory`), then tierkv's breakdown of it.
+/// `txn::memory`; the `allocator_*` fields describe the value page store, tierkv's allocator
+/// for values), then tierkv's breakdown and compaction's progress.
 fn memory(s: &mut String, shared: &Shared) {
     let m = shared.engine.memory_stats();
     let pages = shared.engine.stats().pages;
+    let compaction = shared.engine.compaction_stats();
+    let defrag = shared.engine.compaction_config();
     let rss = rss_bytes();
-    let ratio = if m.used_bytes > 0 {
-        rss as f64 / m.used_bytes as f64
-    } else {
-        0.0
-    };
+    let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
     let _ = write!(
         s,
         "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
          used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
-         mem_fragmentation_ratio:{ratio:.2}\r\nmem_not_counted_for_evict:{}\r\n\
+         allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n\
+         allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\n\
+         mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n\
+         mem_not_counted_for_evict:{}\r\nmem_counted_for_evict:{}\r\n\
+         active_defrag_running:{}\r\n\
          used_memory_index:{}\r\nused_memory_hash_index:{}\r\nused_memory_values:{}\r\n\
          used_memory_versions:{}\r\nused_memory_expiry:{}\r\nused_memory_fixed:{}\r\n\
-         value_pages_bytes:{}\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\n\r\n",
+         value_pages_bytes:{}\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\n\
+         value_pages_free:{}\r\nvalue_pages_released:{}\r\n\
+         compaction_pages_evacuated:{}\r\ncompaction_values_moved:{}\r\n\
+         compaction_bytes_moved:{}\r\ncompaction_bytes_reclaimed:{}\r\n\
+         compaction_backlog_bytes:{}\r\ncompaction_retired_bytes:{}\r\n\r\n",
         m.used_bytes,
         bytes_to_human(m.used_bytes),
         bytes_to_human(rss),
         m.maxmemory_bytes,
         bytes_to_human(m.maxmemory_bytes),
         m.policy.name(),
+        m.value_bytes,
+        m.value_held_bytes,
+        m.value_pages_bytes,
+        ratio(m.value_held_bytes, m.value_bytes),
+        m.value_held_bytes.saturating_sub(m.value_bytes),
+        ratio(m.value_pages_bytes, m.value_held_bytes),
+        ratio(rss, m.used_bytes),
+        rss.saturating_sub(m.used_bytes),
         m.not_counted_for_evict_bytes,
+        m.counted_for_evict_bytes,
+        u8::from(defrag.enabled && m.compaction_backlog_bytes > 0),
         m.index_bytes,
         m.hash_index_bytes,
-        m.value_bytes,
+        m.value_held_bytes,
         m.version_bytes,
         m.expiry_bytes,
         m.overhead_bytes,
         m.value_pages_bytes,
-        pages.bytes_live,
+        m.value_bytes,
         pages.values_live,
+        pages.free_pages,
+        pages.released_pages,
+        compaction.pages_evacuated,
+        compaction.values_moved,
+        compaction.bytes_moved,
+        compaction.bytes_reclaimed,
+        m.compaction_backlog_bytes,
+        compaction.retired_bytes,
     );
 }
 

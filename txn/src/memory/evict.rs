@@ -105,7 +105,7 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
 fn counted(inner: &Inner) -> u64 {
     inner
         .memory
-        .stats(&inner.pages, inner.compactor.backlog_bytes())
+        .stats(&inner.pages, &inner.compactor)
         .counted_for_evict_bytes()
 }
 
@@ -266,7 +266,7 @@ fn sample_db(
             score,
             db,
             key: Bytes::copy_from_slice(key),
-            bytes: super::node_bytes(key.len()) + version.value.footprint(),
+            bytes: super::node_bytes(key.len()) + inner.compactor.charge(version.value.footprint()),
         })
     };
     let steps_max = count.saturating_mul(EVICTION_SAMPLE_STEPS_PER_KEY);

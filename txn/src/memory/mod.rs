@@ -11,15 +11,28 @@
 //! | index nodes | [`SKIP_NODE_BYTES`] per key node in the hash index, plus the heap copy of keys longer than 22 bytes | `HybridIndex` on hash insert/remove |
 //! | hash index | the bucket arrays of the 1024 shards per database (allocation size, not load) | `HybridIndex` when a shard grows |
 //! | version chains | [`VERSION_BYTES`] per older version | `commit::install` (push), GC (cut) |
-//! | values | live value bytes in pages, plus the page directory | the page store |
+//! | values | page memory held for values (sealed pages whole, the used part of open pages), plus the page directory | the page store |
 //! | expiry | an estimate per timing-wheel entry and per-key earliest-deadline entry | `ExpirySchedule` |
 //! | fixed | the hash shards' headers | at start |
 //!
 //! Allocation sizes are glibc malloc's (8-byte header, 16-byte granularity, 32-byte minimum,
 //! [`malloc_bytes`]), the allocator the server runs on; the skip-list node's size is the
-//! expectation over crossbeam-skiplist's geometric tower heights. Empty space inside value
-//! pages (left by freed values until the page empties) is not counted, as Redis's
-//! `used_memory` does not count allocator fragmentation; it shows in RSS.
+//! expectation over crossbeam-skiplist's geometric tower heights. Values count by the page
+//! memory held for them, freed space inside pages included: what the process really holds,
+//! unlike Redis's `used_memory`, which leaves allocator fragmentation out.
+//!
+//! # What eviction counts
+//!
+//! Eviction cannot count freed space in pages directly: evicting a key frees its value, but
+//! the space stays held until compaction moves its page's other values out, so an evictor
+//! counting held pages would go on evicting for bytes it has already freed. Instead each live
+//! value byte is charged `1 + active-defrag-threshold-lower/100` bytes: its share of the
+//! fragmentation compaction tolerates (`compact.rs`, `Compactor::charge`). An eviction lowers
+//! the count at once, and as long as compaction keeps up (it is paced by the rate space is
+//! freed) the pages held stay within what is charged, so `maxmemory` bounds the memory the
+//! process really holds for values. `compaction_backlog_bytes` shows what compaction has left
+//! to give back; with compaction off, values are charged their live bytes only (nothing would
+//! bound fragmentation).
 //!
 //! Invariant: every counter is changed under the commit lock (or the expiry schedule's lock),
 //! in the same critical section as the change it describes, so at rest the counters equal the
@@ -299,9 +312,13 @@ impl Default for MemoryConfig {
 pub struct MemoryStats {
     /// Everything counted: the sum of the parts below.
     pub used_bytes: u64,
-    /// Of `used_bytes`, what GC frees without eviction (older versions, values only they hold,
-    /// tombstoned keys); eviction compares `used_bytes - not_counted_for_evict_bytes` with
-    /// the limit.
+    /// What eviction compares with the limit: `used_bytes` less what GC frees without
+    /// eviction (older versions, values only they hold, tombstoned keys), with values charged
+    /// their live bytes plus the share of fragmentation compaction tolerates instead of the
+    /// pages they occupy (see the module docs).
+    pub counted_for_evict_bytes: u64,
+    /// `used_bytes - counted_for_evict_bytes` where positive (Redis's
+    /// `mem_not_counted_for_evict`).
     pub not_counted_for_evict_bytes: u64,
     /// Key nodes (skip-list entries) and long keys' heap copies.
     pub index_bytes: u64,
@@ -314,9 +331,8 @@ pub struct MemoryStats {
     /// Page memory held for values (`PageStore::bytes_held`): sealed pages whole, the used
     /// part of open pages, large values' pages. The part of `used_bytes` for values.
     pub value_held_bytes: u64,
-    /// Of `value_held_bytes`, freed space compaction is about to give back (beyond the
-    /// fragmentation it tolerates) plus old copies of moved values awaiting a grace period;
-    /// not counted for eviction.
+    /// Of `value_held_bytes`, freed space beyond the fragmentation compaction tolerates, plus
+    /// old copies of moved values awaiting a grace period: what compaction is working off.
     pub compaction_backlog_bytes: u64,
     /// Fixed structures: the hash shards' headers and the page directory.
     pub overhead_bytes: u64,
@@ -334,10 +350,9 @@ pub struct MemoryStats {
 }
 
 impl MemoryStats {
-    /// What eviction compares with the limit.
+    /// What eviction compares with the limit (the field of the same name).
     pub fn counted_for_evict_bytes(&self) -> u64 {
-        self.used_bytes
-            .saturating_sub(self.not_counted_for_evict_bytes)
+        self.counted_for_evict_bytes
     }
 }
 
@@ -449,9 +464,13 @@ impl Governor {
         node.update_access(|_| tracking.fresh());
     }
 
-    /// `used_memory` and its parts (atomic loads only: no lock, no scan); `backlog` is
-    /// compaction's (`Compactor::backlog_bytes`).
-    pub(crate) fn stats(&self, pages: &storage::page::PageStore, backlog: u64) -> MemoryStats {
+    /// `used_memory` and its parts (atomic loads only: no lock, no scan); `compactor` says
+    /// which part of the page memory held is its backlog.
+    pub(crate) fn stats(
+        &self,
+        pages: &storage::page::PageStore,
+        compactor: &crate::compact::Compactor,
+    ) -> MemoryStats {
         let a = &self.accounting;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let index_bytes = load(&a.node_bytes);
@@ -459,27 +478,35 @@ impl Governor {
         let version_bytes = load(&a.older_versions) * VERSION_BYTES;
         let value_bytes = pages.bytes_live();
         let value_held_bytes = pages.bytes_held();
-        // Never more than the freed space held.
-        let backlog = backlog.min(value_held_bytes.saturating_sub(value_bytes));
         let overhead_bytes = FIXED_BYTES + pages.directory_bytes();
         let expiry_bytes = load(&a.expiry_bytes);
-        let garbage =
-            version_bytes + load(&a.garbage_value_bytes) + load(&a.garbage_node_bytes) + backlog;
         let used_bytes = index_bytes
             + hash_index_bytes
             + version_bytes
             + value_held_bytes
             + overhead_bytes
             + expiry_bytes;
+        // Values GC will free, and old copies compaction will free, are not charged.
+        let charged_values = compactor.charge(
+            value_bytes
+                .saturating_sub(load(&a.garbage_value_bytes))
+                .saturating_sub(compactor.retired_bytes()),
+        );
+        let counted_for_evict_bytes = index_bytes.saturating_sub(load(&a.garbage_node_bytes))
+            + hash_index_bytes
+            + charged_values
+            + overhead_bytes
+            + expiry_bytes;
         MemoryStats {
             used_bytes,
-            not_counted_for_evict_bytes: garbage.min(used_bytes),
+            counted_for_evict_bytes,
+            not_counted_for_evict_bytes: used_bytes.saturating_sub(counted_for_evict_bytes),
             index_bytes,
             hash_index_bytes,
             version_bytes,
             value_bytes,
             value_held_bytes,
-            compaction_backlog_bytes: backlog,
+            compaction_backlog_bytes: compactor.backlog_bytes(value_held_bytes, value_bytes),
             overhead_bytes,
             value_pages_bytes: pages.bytes_allocated(),
             expiry_bytes,
