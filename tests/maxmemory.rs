@@ -173,8 +173,9 @@ fn allkeys_lru_keeps_recently_used_keys_and_evictions_survive_a_restart() {
             .query(&mut c)
             .unwrap();
     }
-    // Room for about 45 fewer of the 1 KB keys.
-    let limit = counted(&mut c) - 45 * 1000;
+    // Room for about 45 fewer of the 1 KB keys (each charged 10% more for eviction: the
+    // fragmentation compaction tolerates by default).
+    let limit = counted(&mut c) - 45 * 1100;
     set_config(&mut c, "maxmemory", limit);
     let () = redis::cmd("SET").arg("new").arg("x").query(&mut c).unwrap();
     let left: Vec<usize> = (0..200).filter(|i| exists(&mut c, *i)).collect();
@@ -368,8 +369,10 @@ fn used_memory_tracks_the_dataset() {
     let () = redis::cmd("FLUSHALL").query(&mut c).unwrap();
     // Deleted keys are not counted for eviction at once, and GC returns their memory.
     assert!(counted(&mut c) < empty + 100_000);
+    // used_memory is page memory held: the open page keeps what was written to it (freed
+    // now) until it fills, up to one 64 KiB page.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while field(&mut c, "memory", "used_memory") > empty + 100_000 {
+    while field(&mut c, "memory", "used_memory") > empty + 100_000 + 65_536 {
         assert!(
             std::time::Instant::now() < deadline,
             "GC did not return the memory"
