@@ -102,6 +102,9 @@ impl SessionCommand for ConfigCmd {
                 let mut config = cx.shared.config.write();
                 *config = next;
                 cx.shared.engine.set_memory_config(config.memory_config());
+                cx.shared
+                    .engine
+                    .set_snapshot_limits(config.snapshot_limits());
                 Ok(Frame::ok())
             }
             Sub::ResetStat => {
