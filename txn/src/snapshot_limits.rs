@@ -71,8 +71,8 @@ use crate::timestamp::{SnapshotTs, TxnId};
 pub struct SnapshotLimits {
     /// Longest an interactive transaction may stay open, in ms of the engine's clock.
     pub max_age_ms: u64,
-    /// Most memory GC may be kept from freeing (`memory::Accounting::pinned_bytes`) before the oldest interactive transaction, if it holds the watermark, is
-    /// aborted.
+    /// Most memory GC may be kept from freeing (`memory::Accounting::pinned_bytes`) before
+    /// the oldest interactive transaction, if it holds the watermark, is aborted.
     pub max_pinned_bytes: u64,
 }
 
