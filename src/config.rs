@@ -96,6 +96,11 @@ pub struct Config {
     pub active_defrag_threshold_lower: u32,
     /// Freed space in value pages below which compaction does not work, in bytes.
     pub active_defrag_ignore_bytes: u64,
+    /// `snapshot-max-age`: abort a `TXN` open longer than this many seconds (0 = never).
+    pub snapshot_max_age_secs: u64,
+    /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
+    /// keeps from GC exceed this many bytes (0 = never).
+    pub snapshot_max_pinned_memory_bytes: u64,
     /// Whether the write-ahead log is on.
     pub appendonly: bool,
     /// When the write-ahead log is fsynced.
@@ -203,6 +208,21 @@ pub const OPTIONS: &[OptionSpec] = &[
         "1",
         true,
         "idle minutes per LFU counter decrement (0 = never)",
+    ),
+    // The defaults are the engine's (`txn::snapshot_limits`, where they are justified: a
+    // minute, and 256 MiB of old versions); `snapshot_limits_default_to_the_engines_and_take_units`
+    // checks they agree.
+    opt(
+        "snapshot-max-age",
+        "60",
+        true,
+        "abort a TXN open longer than this many seconds (0 = never)",
+    ),
+    opt(
+        "snapshot-max-pinned-memory",
+        "256mb",
+        true,
+        "abort the oldest TXN when old versions its snapshot keeps exceed this (0 = never)",
     ),
     opt(
         "activedefrag",
@@ -351,6 +371,8 @@ impl Default for Config {
             activedefrag: true,
             active_defrag_threshold_lower: 0,
             active_defrag_ignore_bytes: 0,
+            snapshot_max_age_secs: 0,
+            snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
             appendfsync: AppendFsync::EverySec,
             save: String::new(),
@@ -487,6 +509,14 @@ impl Config {
                     .ok_or_else(|| bad("argument must be between 0 and 1000 inclusive"))?
             }
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes = mem()?,
+            "snapshot-max-age" => {
+                let n = num()?;
+                if n > u64::MAX / 1000 {
+                    return Err(bad("argument is out of range"));
+                }
+                self.snapshot_max_age_secs = n;
+            }
+            "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes = mem()?,
             "appendonly" => self.appendonly = boolean()?,
             "appendfsync" => {
                 self.appendfsync = match value.to_ascii_lowercase().as_str() {
@@ -559,6 +589,8 @@ impl Config {
             "activedefrag" => yes_no(self.activedefrag),
             "active-defrag-threshold-lower" => self.active_defrag_threshold_lower.to_string(),
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes.to_string(),
+            "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
+            "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
             "appendfsync" => match self.appendfsync {
                 AppendFsync::Always => "always",
@@ -597,6 +629,14 @@ impl Config {
             enabled: self.activedefrag,
             threshold_lower_pct: self.active_defrag_threshold_lower,
             ignore_bytes: self.active_defrag_ignore_bytes,
+        }
+    }
+
+    /// The engine's limits on interactive transactions' snapshots.
+    pub fn snapshot_limits(&self) -> txn::SnapshotLimits {
+        txn::SnapshotLimits {
+            max_age_ms: self.snapshot_max_age_secs.saturating_mul(1000),
+            max_pinned_bytes: self.snapshot_max_pinned_memory_bytes,
         }
     }
 
@@ -807,6 +847,40 @@ mod tests {
         ));
         c.set_runtime("maxmemory", "10mb").unwrap();
         assert_eq!(c.get("maxmemory").unwrap(), (10 << 20).to_string());
+    }
+
+    #[test]
+    fn snapshot_limits_default_to_the_engines_and_take_units() {
+        let mut c = Config::default();
+        assert_eq!(c.snapshot_limits(), txn::SnapshotLimits::default());
+        assert_eq!(c.get("snapshot-max-age").unwrap(), "60");
+        assert_eq!(
+            c.get("snapshot-max-pinned-memory").unwrap(),
+            (256u64 << 20).to_string()
+        );
+        c.set_runtime("snapshot-max-age", "0").unwrap();
+        c.set_runtime("snapshot-max-pinned-memory", "1mb").unwrap();
+        assert_eq!(
+            c.snapshot_limits(),
+            txn::SnapshotLimits {
+                max_age_ms: 0,
+                max_pinned_bytes: 1 << 20,
+            }
+        );
+        assert!(c.set_runtime("snapshot-max-age", "-1").is_err());
+        assert!(c
+            .set_runtime("snapshot-max-age", "18446744073709552")
+            .is_err());
+        assert!(c.set_runtime("snapshot-max-pinned-memory", "lots").is_err());
+        let c = run(&[
+            "--snapshot-max-age",
+            "5",
+            "--snapshot-max-pinned-memory",
+            "2gb",
+        ])
+        .unwrap();
+        assert_eq!(c.snapshot_limits().max_age_ms, 5000);
+        assert_eq!(c.snapshot_limits().max_pinned_bytes, 2 << 30);
     }
 
     #[test]

@@ -385,6 +385,7 @@ impl Shared {
         let (shutdown, _) = watch::channel(false);
         engine.set_memory_config(config.read().memory_config());
         engine.set_compaction_config(config.read().compaction_config());
+        engine.set_snapshot_limits(config.read().snapshot_limits());
         Arc::new(Shared {
             engine,
             config,
@@ -643,7 +644,10 @@ async fn background_tasks(shared: Arc<Shared>) {
             }
             _ = gc.tick() => {
                 // Each call is bounded; keep going while it finds garbage so reclamation keeps
-                // up with the write rate, off the async workers.
+                // up with the write rate, off the async workers. Then the snapshot limits
+                // (`snapshot-max-age`, `snapshot-max-pinned-memory`): after GC, so the
+                // pinned-memory check sees what GC could not free; what an aborted TXN pinned
+                // goes at the next tick.
                 let engine = shared.engine.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     for _ in 0..GC_CALLS_PER_TICK_MAX {
@@ -654,6 +658,7 @@ async fn background_tasks(shared: Arc<Shared>) {
                             break;
                         }
                     }
+                    engine.enforce_snapshot_limits();
                 })
                 .await;
             }

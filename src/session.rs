@@ -294,6 +294,10 @@ impl Session {
             Command::Data(cmd) => {
                 let db = self.db;
                 if let Some(tx) = self.txn.as_mut() {
+                    // A TXN the engine aborted for a limit (`snapshot-max-age`,
+                    // `snapshot-max-pinned-memory`) runs no data command until TXN ABORT/COMMIT ends it,
+                    // so no command of the client's meant-to-be-atomic block runs on its own.
+                    tx.check_open()?;
                     let cx = DataCx {
                         db,
                         now_ms: shared.engine.now_ms(),
@@ -365,10 +369,17 @@ impl Session {
                 Ok(Frame::ok())
             }
             Command::TxnBegin(iso) => {
-                if self.txn.is_some() || self.multi.is_some() {
+                if let Some(tx) = &self.txn {
+                    // An aborted one says why it is still in the way.
+                    tx.check_open()?;
                     return Err(CmdError::TxnInProgress);
                 }
-                self.txn = Some(shared.engine.begin(iso));
+                if self.multi.is_some() {
+                    return Err(CmdError::TxnInProgress);
+                }
+                // Tracked and bounded by the snapshot limits (unlike a command's own
+                // transaction), in the name of this client for INFO.
+                self.txn = Some(shared.engine.begin_interactive(iso, self.client.id.0));
                 Ok(Frame::ok())
             }
             Command::TxnCommit => {

@@ -601,3 +601,197 @@ fn flushdb_and_swapdb_touch_watched_keys_like_redis() {
     let keys: Vec<String> = a.keys("*").unwrap();
     assert_eq!(keys, ["y"]);
 }
+
+/// A field of `INFO <section>`, as text.
+fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("INFO {section} reports {field}"))
+        .trim()
+        .to_owned()
+}
+
+fn used_memory(con: &mut redis::Connection) -> u64 {
+    info_field(con, "memory", "used_memory").parse().unwrap()
+}
+
+/// Waits up to 30 s for `snapshots_aborted` to reach `n` (the limits are enforced on the GC
+/// tick, every 100 ms).
+fn wait_for_snapshots_aborted(con: &mut redis::Connection, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stat(con, "snapshots_aborted") < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TXN aborted in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn error_text(frame: Frame) -> String {
+    match frame {
+        Frame::Error(text) => String::from_utf8_lossy(&text).into_owned(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// Issue 9: one client that runs `TXN BEGIN`, reads a key and goes idle held GC's watermark
+/// while another overwrote the key, and `used_memory` grew for as long as it stayed idle. With
+/// `snapshot-max-pinned-memory` the server aborts that transaction once the old versions its
+/// snapshot keeps pass the cap; GC then frees them, and the idle client learns it at its next
+/// command.
+#[test]
+fn an_idle_txn_is_aborted_when_its_old_versions_pass_snapshot_max_pinned_memory() {
+    let server = TestServer::with_args(&[
+        "--snapshot-max-pinned-memory",
+        "2mb",
+        "--snapshot-max-age",
+        "0",
+    ]);
+    let mut a = server.raw();
+    let mut b = server.conn();
+    let value = "v".repeat(1024);
+    let _: () = b.set("k", &value).unwrap();
+    let Frame::Integer(a_id) = a.cmd(&["CLIENT", "ID"]) else {
+        panic!("CLIENT ID")
+    };
+    assert_eq!(
+        info_field(&mut b, "memory", "oldest_snapshot_holder"),
+        "none"
+    );
+    assert_eq!(
+        info_field(&mut b, "memory", "oldest_snapshot_client_id"),
+        "none"
+    );
+    assert_eq!(a.cmd(&["TXN", "BEGIN"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), bulk(&value));
+    assert_eq!(
+        info_field(&mut b, "memory", "oldest_snapshot_holder"),
+        "txn"
+    );
+    assert_eq!(
+        info_field(&mut b, "memory", "oldest_snapshot_client_id"),
+        a_id.to_string()
+    );
+    let age: u64 = info_field(&mut b, "memory", "oldest_snapshot_age_sec")
+        .parse()
+        .unwrap();
+    assert!(age <= 5, "{age}");
+    let baseline = used_memory(&mut b);
+
+    // 20 MB of overwrites: unbounded, the idle snapshot would keep all of them.
+    let mut peak = 0;
+    let mut pinned_seen = 0u64;
+    for batch in 0..40 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.set("k", format!("{batch:02}{i:03}{value}")).ignore();
+        }
+        let _: () = pipe.query(&mut b).unwrap();
+        peak = peak.max(used_memory(&mut b));
+        if stat(&mut b, "snapshots_aborted") == 0 {
+            let pinned: u64 = info_field(&mut b, "memory", "oldest_snapshot_pinned_bytes")
+                .parse()
+                .unwrap();
+            pinned_seen = pinned_seen.max(pinned);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    wait_for_snapshots_aborted(&mut b, 1);
+    assert!(pinned_seen > 0, "INFO showed what the snapshot pinned");
+    assert!(
+        peak < baseline + 10_000_000,
+        "used_memory peaked at {peak} from {baseline}: not bounded by the 2 MB cap"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while used_memory(&mut b) > baseline + 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GC did not free what the aborted snapshot pinned"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        info_field(&mut b, "memory", "oldest_snapshot_holder"),
+        "none"
+    );
+
+    // A's next command gets the error, and so does every other until it ends the TXN: none
+    // runs on its own.
+    let error = error_text(a.cmd(&["GET", "k"]));
+    assert!(
+        error.starts_with("SNAPSHOTTOOOLD Transaction aborted"),
+        "{error}"
+    );
+    assert!(
+        error.contains("'snapshot-max-pinned-memory' (2097152 bytes)"),
+        "{error}"
+    );
+    let error = error_text(a.cmd(&["SET", "written", "1"]));
+    assert!(error.starts_with("SNAPSHOTTOOOLD"), "{error}");
+    let error = error_text(a.cmd(&["TXN", "BEGIN"]));
+    assert!(error.starts_with("SNAPSHOTTOOOLD"), "{error}");
+    let error = error_text(a.cmd(&["TXN", "COMMIT"]));
+    assert!(error.starts_with("SNAPSHOTTOOOLD"), "{error}");
+    let written: Option<String> = b.get("written").unwrap();
+    assert_eq!(written, None);
+
+    // Then a new TXN works normally.
+    assert_eq!(a.cmd(&["TXN", "BEGIN"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), bulk(&format!("39499{value}")));
+    assert_eq!(a.cmd(&["SET", "written", "1"]), ok());
+    assert!(matches!(a.cmd(&["TXN", "COMMIT"]), Frame::Integer(ts) if ts > 0));
+    assert_eq!(a.cmd(&["GET", "written"]), bulk("1"));
+    assert_eq!(stat(&mut b, "snapshots_aborted"), 1);
+}
+
+/// `snapshot-max-age` aborts a TXN open longer than that many seconds; the client can end it
+/// with TXN ABORT and begin again; `CONFIG SET snapshot-max-age 0` turns the limit off.
+#[test]
+fn a_txn_open_past_snapshot_max_age_gets_the_error_and_can_begin_again() {
+    let server = TestServer::with_args(&["--snapshot-max-age", "1"]);
+    let mut a = server.raw();
+    let mut b = server.conn();
+    let limit: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("snapshot-max-*")
+        .query(&mut b)
+        .unwrap();
+    assert_eq!(
+        limit,
+        [
+            "snapshot-max-age",
+            "1",
+            "snapshot-max-pinned-memory",
+            &(256u64 << 20).to_string()
+        ]
+    );
+    let _: () = b.set("k", "1").unwrap();
+    assert_eq!(a.cmd(&["TXN", "BEGIN"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("1"));
+    wait_for_snapshots_aborted(&mut b, 1);
+    let error = error_text(a.cmd(&["GET", "k"]));
+    assert!(
+        error.starts_with("SNAPSHOTTOOOLD Transaction aborted: open ")
+            && error.contains("longer than 'snapshot-max-age' (1 s)"),
+        "{error}"
+    );
+    assert_eq!(a.cmd(&["TXN", "ABORT"]), ok());
+    assert_eq!(a.cmd(&["TXN", "BEGIN"]), ok());
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("1"));
+    assert_eq!(a.cmd(&["TXN", "ABORT"]), ok());
+
+    // Off at runtime: a TXN outlives the old limit.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("snapshot-max-age")
+        .arg("0")
+        .query(&mut b)
+        .unwrap();
+    assert_eq!(a.cmd(&["TXN", "BEGIN"]), ok());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(a.cmd(&["GET", "k"]), bulk("1"));
+    assert_eq!(a.cmd(&["TXN", "COMMIT"]), int(0));
+    assert_eq!(stat(&mut b, "snapshots_aborted"), 1);
+}

@@ -153,6 +153,25 @@ pub enum CmdError {
         "CONFLICT transaction aborted: a concurrent transaction committed a conflicting write"
     )]
     Conflict,
+    /// The engine aborted the open `TXN` because its snapshot was open longer than
+    /// `snapshot-max-age` (Oracle's "snapshot too old"). Every command of it gets this until
+    /// TXN ABORT (or COMMIT, which fails with it) ends it.
+    #[error("SNAPSHOTTOOOLD Transaction aborted: open {age_secs} s, longer than 'snapshot-max-age' ({limit_secs} s). End it with TXN ABORT and retry.")]
+    SnapshotTooOldAge {
+        /// The transaction's age when aborted, whole seconds.
+        age_secs: u64,
+        /// `snapshot-max-age`.
+        limit_secs: u64,
+    },
+    /// The engine aborted the open `TXN` because the old versions kept for its snapshot
+    /// exceeded `snapshot-max-pinned-memory`; as [`CmdError::SnapshotTooOldAge`] otherwise.
+    #[error("SNAPSHOTTOOOLD Transaction aborted: its snapshot kept {pinned_bytes} bytes of old versions, over 'snapshot-max-pinned-memory' ({limit_bytes} bytes). End it with TXN ABORT and retry.")]
+    SnapshotTooOldMemory {
+        /// Bytes pinned when it was aborted.
+        pinned_bytes: u64,
+        /// `snapshot-max-pinned-memory`.
+        limit_bytes: u64,
+    },
     /// Another engine failure.
     #[error("ERR {0}")]
     Engine(String),
@@ -242,6 +261,20 @@ pub fn txn_error_frame(e: &TxnError) -> Frame {
         TxnError::Conflict { .. } => CmdError::Conflict.to_frame(),
         TxnError::WatchFailed => Frame::NullArray,
         TxnError::OutOfMemory { .. } => CmdError::OutOfMemory.to_frame(),
+        TxnError::SnapshotTooOld { exceeded } => match *exceeded {
+            txn::LimitExceeded::MaxAge { limit_ms, age_ms } => CmdError::SnapshotTooOldAge {
+                age_secs: age_ms / 1000,
+                limit_secs: limit_ms / 1000,
+            },
+            txn::LimitExceeded::MaxPinnedMemory {
+                limit_bytes,
+                pinned_bytes,
+            } => CmdError::SnapshotTooOldMemory {
+                pinned_bytes,
+                limit_bytes,
+            },
+        }
+        .to_frame(),
         // Redis's text when its AOF cannot be written; writes resume once the WAL recovers.
         // A record over the log's size limit is this request's fault, not the disk's.
         TxnError::Sink(e @ txn::StorageError::RecordTooLarge { .. }) => {

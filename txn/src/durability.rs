@@ -419,7 +419,8 @@ impl Durability {
         // Snapshot and redo LSN together, under the commit lock (see the module invariant).
         let (mut tx, redo_lsn) = {
             let _commit = self.engine.inner.commit_lock.lock();
-            let tx = self.engine.begin(Isolation::Snapshot);
+            // Tracked (INFO shows it), never aborted: see `snapshot_limits.rs`.
+            let tx = self.engine.begin_checkpoint();
             let redo = self.wal.as_ref().map_or(Lsn(0), |w| w.stats().next_lsn);
             (tx, redo)
         };

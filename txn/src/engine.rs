@@ -21,6 +21,9 @@ use crate::log_record::LogRecord;
 use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
 use crate::oracle::TimestampOracle;
 use crate::snapshot::ActiveSnapshots;
+use crate::snapshot_limits::{
+    LongSnapshots, OldestSnapshot, SnapshotHolder, SnapshotLimitReport, SnapshotLimits,
+};
 use crate::timestamp::{CommitTs, TxnId};
 use crate::transaction::{check_key, entry_of, is_due_now, Transaction, WatchMark};
 use crate::{commit, gc, CommitInfo, DbIndex, Entry, Expiry, Isolation};
@@ -128,6 +131,10 @@ pub struct EngineStats {
     pub expiry_wheel_entries: u64,
     /// `used_memory` and its parts, the limit and the eviction count.
     pub memory: MemoryStats,
+    /// The oldest tracked snapshot (interactive transaction or checkpoint), if any.
+    pub oldest_snapshot: Option<OldestSnapshot>,
+    /// Interactive transactions aborted by a [`SnapshotLimits`] limit, ever.
+    pub snapshots_aborted: u64,
 }
 
 pub(crate) struct Db {
@@ -148,6 +155,8 @@ pub(crate) struct Inner {
     pub(crate) dbs: Box<[Db]>,
     pub(crate) oracle: TimestampOracle,
     pub(crate) snapshots: ActiveSnapshots,
+    /// Interactive transactions' and checkpoints' leases, and their limits.
+    pub(crate) long_snapshots: LongSnapshots,
     /// The commit critical section: validate, stamp, log, install, publish.
     pub(crate) commit_lock: Mutex<()>,
     pub(crate) wheel: Mutex<ExpirySchedule>,
@@ -170,6 +179,15 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Memory waiting for open snapshots to end: what GC has not freed yet (old versions, the
+    /// values only they hold, tombstoned keys) and the old copies of values compaction moved.
+    /// The one definition of "pinned": the oldest snapshot's pinned bytes in INFO and
+    /// `snapshot-max-pinned-memory` read it, so a new kind of memory awaiting release is added
+    /// here and nowhere else.
+    pub(crate) fn pinned_bytes(&self) -> u64 {
+        self.memory.accounting.pinned_bytes() + self.compactor.retired_bytes()
+    }
+
     pub(crate) fn db(&self, db: DbIndex) -> Result<&Db, TxnError> {
         self.dbs.get(db as usize).ok_or(TxnError::BadDb { db })
     }
@@ -213,6 +231,7 @@ impl Engine {
                 dbs,
                 oracle: TimestampOracle::default(),
                 snapshots: ActiveSnapshots::default(),
+                long_snapshots: LongSnapshots::default(),
                 commit_lock: Mutex::new(()),
                 wheel: Mutex::new(ExpirySchedule::new(now, Arc::clone(&accounting))),
                 gc_state: Mutex::new(GcState::default()),
@@ -236,6 +255,61 @@ impl Engine {
     pub fn begin(&self, isolation: Isolation) -> Transaction {
         let id = TxnId(self.inner.next_txn_id.fetch_add(1, Ordering::Relaxed));
         Transaction::new(Arc::clone(&self.inner), id, isolation)
+    }
+
+    /// Starts an interactive transaction (the server's `TXN BEGIN`) for client `client_id`.
+    /// Unlike [`Engine::begin`], its snapshot is tracked and bounded by [`SnapshotLimits`]:
+    /// past either limit [`Engine::enforce_snapshot_limits`] aborts it, and its operations
+    /// fail with [`TxnError::SnapshotTooOld`] from then on. Each operation takes the
+    /// transaction's lease, an uncontended lock (see `snapshot_limits.rs`).
+    pub fn begin_interactive(&self, isolation: Isolation, client_id: u64) -> Transaction {
+        let id = TxnId(self.inner.next_txn_id.fetch_add(1, Ordering::Relaxed));
+        Transaction::new_leased(
+            Arc::clone(&self.inner),
+            id,
+            isolation,
+            SnapshotHolder::Client(client_id),
+        )
+    }
+
+    /// A checkpoint's snapshot: tracked (INFO shows it as the oldest snapshot while it is)
+    /// but never aborted.
+    pub(crate) fn begin_checkpoint(&self) -> Transaction {
+        let id = TxnId(self.inner.next_txn_id.fetch_add(1, Ordering::Relaxed));
+        Transaction::new_leased(
+            Arc::clone(&self.inner),
+            id,
+            Isolation::Snapshot,
+            SnapshotHolder::Checkpoint,
+        )
+    }
+
+    /// Sets the limits on interactive transactions' snapshots; the next
+    /// [`Engine::enforce_snapshot_limits`] applies them.
+    pub fn set_snapshot_limits(&self, limits: SnapshotLimits) {
+        self.inner.long_snapshots.set_limits(limits);
+    }
+
+    /// The limits in force.
+    pub fn snapshot_limits(&self) -> SnapshotLimits {
+        self.inner.long_snapshots.limits()
+    }
+
+    /// Aborts the interactive transactions past a [`SnapshotLimits`] limit (see
+    /// `snapshot_limits.rs`): every one open longer than the age limit, and, when pinned
+    /// memory is over its cap and GC has settled, the oldest one if it holds GC's low
+    /// watermark. A transaction busy in an operation is not waited for: it fails at its next
+    /// operation. Call it after [`Engine::gc`] on a timer (the server does every GC tick);
+    /// GC then frees what the aborted ones pinned. Checkpoints and per-command transactions
+    /// are never aborted.
+    pub fn enforce_snapshot_limits(&self) -> SnapshotLimitReport {
+        crate::snapshot_limits::enforce(&self.inner)
+    }
+
+    /// The oldest tracked snapshot (interactive transaction or checkpoint) still held: who
+    /// holds it, its age and the memory snapshots pin.
+    pub fn oldest_snapshot(&self) -> Option<OldestSnapshot> {
+        self.inner.long_snapshots.oldest(&self.inner)
     }
 
     /// Runs `f` in a transaction and commits it, retrying from a fresh snapshot on
@@ -527,6 +601,8 @@ impl Engine {
             expired_keys: inner.expired_keys.load(Ordering::Relaxed),
             expiry_wheel_entries: inner.wheel.lock().len() as u64,
             memory: self.memory_stats(),
+            oldest_snapshot: self.oldest_snapshot(),
+            snapshots_aborted: inner.long_snapshots.aborted(),
         }
     }
 }

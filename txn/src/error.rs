@@ -4,6 +4,7 @@ use bytes::Bytes;
 use storage::StorageError;
 
 use crate::log_record::DecodeError;
+use crate::snapshot_limits::LimitExceeded;
 use crate::timestamp::CommitTs;
 
 /// Everything a transaction or an engine operation can fail with.
@@ -82,6 +83,15 @@ pub enum TxnError {
     /// A recovery loader thread panicked.
     #[error("a recovery thread failed")]
     RecoveryThread,
+    /// The engine aborted this interactive transaction: its snapshot passed a limit of
+    /// [`crate::SnapshotLimits`] (see `snapshot_limits.rs`). Every later operation of the
+    /// transaction, commit included, fails with this; nothing it buffered is written. A new
+    /// transaction may start at once.
+    #[error("snapshot too old: transaction aborted ({exceeded})")]
+    SnapshotTooOld {
+        /// Which limit, and what was measured.
+        exceeded: LimitExceeded,
+    },
     /// The memory counted for eviction is over `maxmemory` and the policy refuses the write
     /// (`noeviction`), or nothing the policy may evict is left.
     #[error("used memory {used} bytes is over maxmemory {limit} bytes")]

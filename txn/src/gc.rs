@@ -315,6 +315,12 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
     let due_left = queue.entries.front().is_some_and(|e| e.ts <= watermark);
     stats.caught_up = !due_left && !sweeping && queue.dropped <= state.swept_dropped;
     drop(queue);
+    if !due_left && !sweeping {
+        // Nothing left GC could free at this watermark (a sweep waiting for the watermark to
+        // pass dropped entries is waiting on the snapshots, too): the pinned-memory limit may
+        // now blame the snapshot holding it (`snapshot_limits.rs`).
+        inner.long_snapshots.note_gc_settled(watermark);
+    }
     inner.gc_runs.fetch_add(1, Ordering::Relaxed);
     record(inner, &stats);
     stats

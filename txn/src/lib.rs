@@ -30,6 +30,7 @@ pub mod memory;
 mod oracle;
 mod recovery;
 mod snapshot;
+pub mod snapshot_limits;
 pub mod timestamp;
 pub mod transaction;
 
@@ -44,6 +45,9 @@ pub use expiry::{Clock, ManualClock, SystemClock, TimingWheel};
 pub use gc::GcStats;
 pub use log_record::{DecodeError, LogOp, LogRecord};
 pub use memory::{EvictionPolicy, KeyAccess, MemoryConfig, MemoryStats};
+pub use snapshot_limits::{
+    LimitExceeded, OldestSnapshot, SnapshotHolder, SnapshotLimitReport, SnapshotLimits,
+};
 pub use storage::page::PageStoreConfig;
 pub use storage::Lsn;
 pub use storage::StorageError;

@@ -4,7 +4,11 @@
 //! - reads see exactly the versions with `commit_ts <= snapshot_ts`, overlaid with this
 //!   transaction's own buffered writes; an expired key reads as absent (lazy expiry);
 //! - nothing becomes visible to others before `commit` (writes stay in `writes`);
-//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends;
+//! - the snapshot stays registered (holding GC's low watermark) until the transaction ends,
+//!   or, for an interactive transaction ([`crate::Engine::begin_interactive`]), until the
+//!   engine aborts it for a limit: its registration then belongs to a lease that every
+//!   operation holds while it runs, and an aborted one fails every operation with
+//!   [`TxnError::SnapshotTooOld`] before reading (`snapshot_limits.rs`);
 //! - keyspace-wide ops (FLUSHDB, FLUSHALL, SWAPDB) are buffered too, in order, in `db_ops`;
 //!   `view` says which database's snapshot each database then shows (its own, the other one
 //!   after a SWAPDB, none after a flush), and `writes` always holds the writes relative to the
@@ -27,6 +31,7 @@ use crate::limits::{DATABASES, KEY_MAX_BYTES, TXN_WRITE_BYTES_MAX, VALUE_MAX_BYT
 use crate::log_record::LogOp;
 use crate::memory::KeyAccess;
 use crate::snapshot::Registration;
+use crate::snapshot_limits::{LeaseHold, SnapshotHolder, SnapshotLease};
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
 use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
 
@@ -119,7 +124,13 @@ pub struct Transaction {
     pub(crate) inner: Arc<Inner>,
     pub(crate) id: TxnId,
     pub(crate) isolation: Isolation,
+    /// The timestamp reads see.
+    snapshot: u64,
+    /// The snapshot's registration, held by the transaction itself (`None` once finished, and
+    /// always for a leased one).
     registration: Option<Registration>,
+    /// A tracked transaction's lease, which owns its registration (see `snapshot_limits.rs`).
+    lease: Option<Arc<SnapshotLease>>,
     pub(crate) writes: BTreeMap<DbIndex, BTreeMap<Bytes, Write>>,
     write_bytes: usize,
     pub(crate) reads: Vec<(DbIndex, Bytes)>,
@@ -240,11 +251,37 @@ pub(crate) fn is_due_now(inner: &Inner, expire_at_ms: Option<u64>) -> bool {
 impl Transaction {
     pub(crate) fn new(inner: Arc<Inner>, id: TxnId, isolation: Isolation) -> Transaction {
         let registration = inner.snapshots.register(&inner.oracle);
+        let snapshot = registration.ts;
+        Transaction::with_pin(inner, id, isolation, snapshot, Some(registration), None)
+    }
+
+    /// A transaction whose snapshot is tracked under a lease (interactive ones, checkpoints).
+    pub(crate) fn new_leased(
+        inner: Arc<Inner>,
+        id: TxnId,
+        isolation: Isolation,
+        holder: SnapshotHolder,
+    ) -> Transaction {
+        let lease = inner.long_snapshots.lease(&inner, id, holder);
+        let snapshot = lease.snapshot_ts();
+        Transaction::with_pin(inner, id, isolation, snapshot, None, Some(lease))
+    }
+
+    fn with_pin(
+        inner: Arc<Inner>,
+        id: TxnId,
+        isolation: Isolation,
+        snapshot: u64,
+        registration: Option<Registration>,
+        lease: Option<Arc<SnapshotLease>>,
+    ) -> Transaction {
         Transaction {
             inner,
             id,
             isolation,
-            registration: Some(registration),
+            snapshot,
+            registration,
+            lease,
             writes: BTreeMap::new(),
             write_bytes: 0,
             reads: Vec::new(),
@@ -257,7 +294,35 @@ impl Transaction {
 
     /// The snapshot this transaction reads at.
     pub fn snapshot_ts(&self) -> SnapshotTs {
-        SnapshotTs(self.registration.as_ref().map_or(0, |r| r.ts))
+        SnapshotTs(self.snapshot)
+    }
+
+    /// Fails with [`TxnError::SnapshotTooOld`] if the engine aborted this (interactive)
+    /// transaction for a limit; always `Ok` for others.
+    pub fn check_open(&self) -> Result<(), TxnError> {
+        self.hold().map(drop)
+    }
+
+    /// Takes the lease, if this transaction has one, for an operation on `&self`.
+    fn hold(&self) -> Result<Option<LeaseHold<'_>>, TxnError> {
+        match &self.lease {
+            None => Ok(None),
+            Some(lease) => lease.hold(&self.inner).map(Some),
+        }
+    }
+
+    /// Runs `op` holding the lease, if this transaction has one: every public operation that
+    /// reads or buffers goes through here (or [`Self::hold`]), and calls only unleased
+    /// helpers inside (the lease is not reentrant). Without a lease this is one branch.
+    fn leased<T>(
+        &mut self,
+        op: impl FnOnce(&mut Self) -> Result<T, TxnError>,
+    ) -> Result<T, TxnError> {
+        let Some(lease) = self.lease.clone() else {
+            return op(self);
+        };
+        let _held = lease.hold(&self.inner)?;
+        op(self)
     }
 
     /// This transaction's id (diagnostics).
@@ -297,6 +362,10 @@ impl Transaction {
     /// FLUSHDB: from here on `db` reads as empty but for later writes; at commit every key
     /// it holds then is deleted, atomically with the rest of the transaction.
     pub fn flush_db(&mut self, db: DbIndex) -> Result<(), TxnError> {
+        self.leased(|tx| tx.flush_db_unleased(db))
+    }
+
+    fn flush_db_unleased(&mut self, db: DbIndex) -> Result<(), TxnError> {
         self.inner.db(db)?;
         self.drop_writes(db);
         if let Some(slot) = self.view_mut().get_mut(usize::from(db)) {
@@ -308,6 +377,10 @@ impl Transaction {
 
     /// FLUSHALL: [`Self::flush_db`] for every database.
     pub fn flush_all(&mut self) -> Result<(), TxnError> {
+        self.leased(Self::flush_all_unleased)
+    }
+
+    fn flush_all_unleased(&mut self) -> Result<(), TxnError> {
         self.writes.clear();
         self.write_bytes = 0;
         *self.view_mut() = [None; DATABASES];
@@ -319,6 +392,10 @@ impl Transaction {
     /// commit the two databases' contents are exchanged, atomically with the rest of the
     /// transaction.
     pub fn swap_db(&mut self, a: DbIndex, b: DbIndex) -> Result<(), TxnError> {
+        self.leased(|tx| tx.swap_db_unleased(a, b))
+    }
+
+    fn swap_db_unleased(&mut self, a: DbIndex, b: DbIndex) -> Result<(), TxnError> {
         self.inner.db(a)?;
         self.inner.db(b)?;
         if a == b {
@@ -368,13 +445,13 @@ impl Transaction {
     /// `None`. Own uncommitted writes report version [`CommitTs::UNCOMMITTED`]. Counts as an
     /// access of the key (LRU clock / LFU counter), as Redis's lookups do.
     pub fn get(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
-        self.read(db, key, true)
+        self.leased(|tx| tx.read(db, key, true))
     }
 
     /// [`Transaction::get`] without recording an access (Redis's `LOOKUP_NOTOUCH`: EXISTS,
     /// TYPE, TTL, OBJECT).
     pub fn peek(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
-        self.read(db, key, false)
+        self.leased(|tx| tx.read(db, key, false))
     }
 
     /// What OBJECT FREQ / IDLETIME report for `key`'s committed node, under the current
@@ -382,6 +459,7 @@ impl Transaction {
     /// committed node (absent, or only this transaction's write) reports a new key's values.
     /// Records no access.
     pub fn key_access(&self, db: DbIndex, key: &[u8]) -> Result<KeyAccess, TxnError> {
+        let _held = self.hold()?;
         self.inner.db(db)?;
         let tracking = self.inner.memory.tracking();
         // The database `db` shows in this transaction (another one after its own SWAPDB).
@@ -454,13 +532,23 @@ impl Transaction {
         value: &[u8],
         expiry: Expiry,
     ) -> Result<(), TxnError> {
+        self.leased(|tx| tx.put_unleased(db, key, value, expiry))
+    }
+
+    fn put_unleased(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        value: &[u8],
+        expiry: Expiry,
+    ) -> Result<(), TxnError> {
         self.inner.db(db)?;
         check_key(key)?;
         check_value(value)?;
         let expire_at_ms = match expiry {
             Expiry::Persist => None,
             Expiry::At(deadline) => Some(deadline.min(EXPIRE_MAX_MS)),
-            Expiry::Keep => self.peek(db, key)?.and_then(|e| e.expire_at_ms),
+            Expiry::Keep => self.read(db, key, false)?.and_then(|e| e.expire_at_ms),
         };
         self.add_write(
             db,
@@ -482,10 +570,21 @@ impl Transaction {
         expiry: Expiry,
         condition: Condition<'_>,
     ) -> Result<bool, TxnError> {
+        self.leased(|tx| tx.put_if_unleased(db, key, value, expiry, condition))
+    }
+
+    fn put_if_unleased(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        value: &[u8],
+        expiry: Expiry,
+        condition: Condition<'_>,
+    ) -> Result<bool, TxnError> {
         let holds = match condition {
             Condition::Always => true,
             condition => {
-                let current = self.peek(db, key)?;
+                let current = self.read(db, key, false)?;
                 match condition {
                     Condition::IfAbsent => current.is_none(),
                     Condition::IfPresent => current.is_some(),
@@ -496,14 +595,18 @@ impl Transaction {
             }
         };
         if holds {
-            self.put(db, key, value, expiry)?;
+            self.put_unleased(db, key, value, expiry)?;
         }
         Ok(holds)
     }
 
     /// Deletes `key`; true if a live key was visible.
     pub fn delete(&mut self, db: DbIndex, key: &[u8]) -> Result<bool, TxnError> {
-        let existed = self.peek(db, key)?.is_some();
+        self.leased(|tx| tx.delete_unleased(db, key))
+    }
+
+    fn delete_unleased(&mut self, db: DbIndex, key: &[u8]) -> Result<bool, TxnError> {
+        let existed = self.read(db, key, false)?.is_some();
         if existed || self.own_write(db, key).is_some() {
             self.add_write(db, key, Write::Delete)?;
         }
@@ -518,8 +621,17 @@ impl Transaction {
         key: &[u8],
         expire_at_ms: Option<u64>,
     ) -> Result<bool, TxnError> {
+        self.leased(|tx| tx.set_expiry_unleased(db, key, expire_at_ms))
+    }
+
+    fn set_expiry_unleased(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        expire_at_ms: Option<u64>,
+    ) -> Result<bool, TxnError> {
         let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
-        let Some(current) = self.peek(db, key)? else {
+        let Some(current) = self.read(db, key, false)? else {
             return Ok(false);
         };
         if is_due(expire_at_ms, self.inner.clock.now_ms()) {
@@ -542,6 +654,7 @@ impl Transaction {
     /// corrected by this transaction's own writes to `db` against what it sees at its snapshot.
     /// O(own writes to `db`).
     pub fn dbsize(&mut self, db: DbIndex) -> Result<u64, TxnError> {
+        let _held = self.hold()?;
         self.inner.db(db)?;
         let base = match self.source(db) {
             Some(source) => self
@@ -572,6 +685,10 @@ impl Transaction {
     /// `db` shows is only the starting point, and the first live key at or after it in this
     /// transaction's view (wrapping around) is the answer.
     pub fn random_key(&mut self, db: DbIndex) -> Result<Option<Bytes>, TxnError> {
+        self.leased(|tx| tx.random_key_unleased(db))
+    }
+
+    fn random_key_unleased(&mut self, db: DbIndex) -> Result<Option<Bytes>, TxnError> {
         self.inner.db(db)?;
         let probe = self
             .source(db)
@@ -583,18 +700,19 @@ impl Transaction {
         let start = probe
             .as_ref()
             .map_or(Bound::Unbounded, |probe| Bound::Included(probe.as_ref()));
-        let from_probe = self.scan_range(db, start, Bound::Unbounded, 1)?;
+        let from_probe = self.scan_range_unleased(db, start, Bound::Unbounded, 1)?;
         if let Some((key, _)) = from_probe.into_iter().next() {
             return Ok(Some(key));
         }
-        let from_start = self.scan_range(db, Bound::Unbounded, Bound::Unbounded, 1)?;
+        let from_start = self.scan_range_unleased(db, Bound::Unbounded, Bound::Unbounded, 1)?;
         Ok(from_start.into_iter().next().map(|(key, _)| key))
     }
 
     /// Makes `commit` fail with [`TxnError::WatchFailed`] if `key` changed after `mark` was
     /// taken: its newest committed version differs, or it is absent now and GC removed a node
     /// of it (or of a key sharing its removal bucket) that was deleted after the mark (see
-    /// `gc.rs`, "removal marks").
+    /// `gc.rs`, "removal marks"). Reads nothing, so it takes no lease: an aborted interactive
+    /// transaction fails at commit anyway.
     pub fn watch(&mut self, db: DbIndex, key: &[u8], mark: WatchMark) {
         self.watches.push((db, Bytes::copy_from_slice(key), mark));
     }
@@ -619,12 +737,22 @@ impl Transaction {
             Some(end) => Bound::Excluded(end.as_slice()),
             None => Bound::Unbounded,
         };
-        self.scan_range(db, start, end, limit)
+        self.leased(|tx| tx.scan_range_unleased(db, start, end, limit))
     }
 
     /// Up to `limit` live keys in `(start, end)`, in key order, at the snapshot (with own
     /// writes).
     pub fn scan_range(
+        &mut self,
+        db: DbIndex,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Bytes, Entry)>, TxnError> {
+        self.leased(|tx| tx.scan_range_unleased(db, start, end, limit))
+    }
+
+    fn scan_range_unleased(
         &mut self,
         db: DbIndex,
         start: Bound<&[u8]>,
@@ -745,8 +873,10 @@ impl Transaction {
 
     /// Validates and commits: [`TxnError::Conflict`], [`TxnError::WatchFailed`] or a sink
     /// error abort it. A transaction without writes never conflicts (watches still apply).
+    /// An interactive transaction the engine aborted fails with [`TxnError::SnapshotTooOld`]
+    /// and writes nothing.
     pub fn commit(mut self) -> Result<CommitInfo, TxnError> {
-        let result = commit::commit(&mut self);
+        let result = self.leased(commit::commit);
         self.finish();
         result
     }
@@ -759,6 +889,9 @@ impl Transaction {
     fn finish(&mut self) {
         if let Some(registration) = self.registration.take() {
             self.inner.snapshots.release(&registration);
+        }
+        if let Some(lease) = self.lease.take() {
+            lease.end(&self.inner);
         }
     }
 

@@ -105,6 +105,9 @@ impl SessionCommand for ConfigCmd {
                 cx.shared
                     .engine
                     .set_compaction_config(config.compaction_config());
+                cx.shared
+                    .engine
+                    .set_snapshot_limits(config.snapshot_limits());
                 Ok(Frame::ok())
             }
             Sub::ResetStat => {

@@ -91,7 +91,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         let engine = shared.engine.stats();
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
             st.net_input_bytes(),
@@ -99,6 +99,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             st.rejected_connections.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
             engine.memory.evicted_keys,
+            engine.snapshots_aborted,
             engine.gc_keys_removed,
             engine.gc_versions_unlinked,
             engine.gc_queued,
@@ -185,9 +186,17 @@ pub fn rss_bytes() -> u64 {
 
 /// The memory section: Redis's fields (`used_memory` is the engine's accounting, see
 /// `txn::memory`; the `allocator_*` fields describe the value page store, tierkv's allocator
-/// for values), then tierkv's breakdown and compaction's progress.
+/// for values), then the oldest snapshot (what keeps `mem_not_counted_for_evict` from being
+/// freed, and who holds it: a `TXN`'s CLIENT ID, or `none` for a checkpoint), then tierkv's
+/// breakdown of `used_memory` and compaction's progress.
 fn memory(s: &mut String, shared: &Shared) {
     let m = shared.engine.memory_stats();
+    let oldest = shared.engine.oldest_snapshot();
+    let (holder, client_id) = match oldest.map(|o| o.holder) {
+        Some(txn::SnapshotHolder::Client(id)) => ("txn", id.to_string()),
+        Some(txn::SnapshotHolder::Checkpoint) => ("checkpoint", "none".to_owned()),
+        None => ("none", "none".to_owned()),
+    };
     let pages = shared.engine.stats().pages;
     let compaction = shared.engine.compaction_stats();
     let defrag = shared.engine.compaction_config();
@@ -202,6 +211,8 @@ fn memory(s: &mut String, shared: &Shared) {
          mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n\
          mem_not_counted_for_evict:{}\r\nmem_counted_for_evict:{}\r\n\
          active_defrag_running:{}\r\n\
+         oldest_snapshot_holder:{holder}\r\noldest_snapshot_client_id:{client_id}\r\n\
+         oldest_snapshot_age_sec:{}\r\noldest_snapshot_pinned_bytes:{}\r\n\
          used_memory_index:{}\r\nused_memory_hash_index:{}\r\nused_memory_values:{}\r\n\
          used_memory_versions:{}\r\nused_memory_expiry:{}\r\nused_memory_fixed:{}\r\n\
          value_pages_bytes:{}\r\nvalue_bytes_live:{}\r\nvalues_live:{}\r\n\
@@ -226,6 +237,8 @@ fn memory(s: &mut String, shared: &Shared) {
         m.not_counted_for_evict_bytes,
         m.counted_for_evict_bytes,
         u8::from(defrag.enabled && m.compaction_backlog_bytes > 0),
+        oldest.map_or(0, |o| o.age_ms / 1000),
+        oldest.map_or(0, |o| o.pinned_bytes),
         m.index_bytes,
         m.hash_index_bytes,
         m.value_held_bytes,

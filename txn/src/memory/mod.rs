@@ -131,6 +131,16 @@ impl Accounting {
         counter.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Memory GC has not freed yet: older versions, the values only they hold, tombstoned key
+    /// nodes. With compaction's old value copies (`Inner::pinned_bytes`), what open snapshots
+    /// pin.
+    pub(crate) fn pinned_bytes(&self) -> u64 {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        load(&self.older_versions) * VERSION_BYTES
+            + load(&self.garbage_value_bytes)
+            + load(&self.garbage_node_bytes)
+    }
+
     /// Subtracts, stopping at 0 (a bug would show as a wrong figure, not a wrapped one).
     pub(crate) fn sub(counter: &AtomicU64, bytes: u64) {
         let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
