@@ -306,6 +306,12 @@ impl Engine {
         crate::snapshot_limits::enforce(&self.inner)
     }
 
+    /// Memory waiting for open snapshots to end (old versions, the values only they hold,
+    /// tombstoned keys, old copies of moved values): what `snapshot-max-pinned-memory` bounds.
+    pub fn pinned_bytes(&self) -> u64 {
+        self.inner.pinned_bytes()
+    }
+
     /// The oldest tracked snapshot (interactive transaction or checkpoint) still held: who
     /// holds it, its age and the memory snapshots pin.
     pub fn oldest_snapshot(&self) -> Option<OldestSnapshot> {

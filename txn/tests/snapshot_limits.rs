@@ -52,7 +52,7 @@ fn versions(engine: &Engine) -> u64 {
 }
 
 fn pinned(engine: &Engine) -> u64 {
-    engine.memory_stats().not_counted_for_evict_bytes
+    engine.pinned_bytes()
 }
 
 fn is_too_old<T: std::fmt::Debug>(result: Result<T, TxnError>) -> LimitExceeded {
@@ -120,9 +120,12 @@ fn an_idle_transaction_past_max_age_is_aborted_and_gc_frees_what_it_pinned() {
     gc_all(&engine);
     assert_eq!(versions(&engine), 1);
     assert_eq!(pinned(&engine), 0);
+    // Freed values leave their pages once compaction moves the pages' other values out; the
+    // open page keeps what was written to it (freed or not) until it fills.
+    engine.compact_now(100);
     let used_after = engine.memory_stats().used_bytes;
     assert!(
-        used_before - used_after >= pinned_before,
+        used_before - used_after + 65_536 >= pinned_before,
         "{used_before} -> {used_after}, pinned {pinned_before}"
     );
 
