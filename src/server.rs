@@ -579,10 +579,11 @@ fn admission(shared: &Shared, addr: &SocketAddr) -> Option<String> {
 
 /// Compaction and giving memory back, on a thread of its own (each step is short, but a step
 /// that evacuates pages copies values and is better off the async workers): a paced
-/// compaction step every [`COMPACT_TICK_INTERVAL`] (`Engine::compact_tick`), and every
-/// second, once `used_memory` has shrunk by a quarter and 16 MiB since the last time, the hash
-/// index's oversized shards shrink and glibc hands its free heap pages back to the OS, so RSS
-/// follows a dataset that shrinks (a FLUSHALL, mass expiry, eviction). `None` if the thread
+/// compaction step every [`COMPACT_TICK_INTERVAL`] (`Engine::compact_tick`), and once
+/// `used_memory` has shrunk by a quarter and 16 MiB since the last time, for the next five
+/// seconds, once a second, the hash index's oversized shards shrink, the empty value pages
+/// kept for reuse go back to the OS but for a few, and glibc hands its free heap pages back, so RSS follows a dataset that shrinks (a FLUSHALL, mass expiry,
+/// eviction). `None` if the thread
 /// could not be started (compaction then does not run; the server still works).
 fn spawn_compactor(
     engine: Engine,
@@ -593,21 +594,26 @@ fn spawn_compactor(
         .spawn(move || {
             let mut trimmed_at = engine.memory_stats().used_bytes;
             let mut last_check = std::time::Instant::now();
+            // Trims still to do after a drop: frees reach glibc over the next seconds (GC
+            // removes keys in batches, the epoch collector destroys them later).
+            let mut follow_ups = 0;
             while !stop.load(Ordering::Relaxed) {
                 engine.compact_tick();
                 if last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = std::time::Instant::now();
                     let used = engine.memory_stats().used_bytes;
                     if used < trimmed_at - trimmed_at / 4 && trimmed_at - used > 16 << 20 {
-                        engine.shrink_indexes();
-                        release_free_heap();
+                        follow_ups = 5;
                     }
-                    // Follow growth too, so the next shrink is measured from the peak since.
-                    trimmed_at = if used < trimmed_at - trimmed_at / 4 {
-                        used
+                    if follow_ups > 0 {
+                        follow_ups -= 1;
+                        engine.release_memory();
+                        release_free_heap();
+                        trimmed_at = used;
                     } else {
-                        trimmed_at.max(used)
-                    };
+                        // Follow growth, so the next drop is measured from the peak since.
+                        trimmed_at = trimmed_at.max(used);
+                    }
                 }
                 std::thread::sleep(COMPACT_TICK_INTERVAL);
             }

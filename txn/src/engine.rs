@@ -560,12 +560,14 @@ impl Engine {
         self.inner.compactor.set_config(config)
     }
 
-    /// Shrinks the hash index's shards that hold less than half their capacity, so a dataset
-    /// that shrank (FLUSHALL, mass deletes) gives their bucket arrays back.
-    pub fn shrink_indexes(&self) {
+    /// Gives back memory a dataset that shrank (FLUSHALL, mass deletes) no longer needs: the
+    /// bucket arrays of hash shards holding less than half their capacity, and the resident
+    /// empty value pages beyond a few.
+    pub fn release_memory(&self) {
         for d in self.inner.dbs.iter() {
             d.index.shrink_oversized();
         }
+        self.inner.pages.release_free_pages();
     }
 
     /// Replays one logged record (recovery). Records must come in commit-timestamp order; the

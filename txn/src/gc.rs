@@ -160,6 +160,10 @@ struct GcEntry {
     key: QueuedKey,
 }
 
+/// Room a drained GC queue keeps (see `GcQueue::take_due`), so steady churn does not
+/// reallocate it every GC tick.
+const GC_QUEUE_SHRINK_ENTRIES: usize = 1 << 12;
+
 /// Keys that may hold garbage, oldest first (see the module docs).
 pub(crate) struct GcQueue {
     entries: VecDeque<GcEntry>,
@@ -230,7 +234,12 @@ impl GcQueue {
             .take(n)
             .take_while(|e| e.ts <= watermark)
             .count();
-        self.entries.drain(..due).collect()
+        let taken = self.entries.drain(..due).collect();
+        // A FLUSHALL queues every key; its room would otherwise stay allocated for good.
+        if self.entries.is_empty() && self.entries.capacity() > GC_QUEUE_SHRINK_ENTRIES {
+            self.entries.shrink_to(GC_QUEUE_SHRINK_ENTRIES);
+        }
+        taken
     }
 }
 

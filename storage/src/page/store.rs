@@ -821,6 +821,41 @@ impl PageStore {
         }
     }
 
+    /// Gives back the memory of every empty page: open pages holding no live value are
+    /// closed, and the resident empty pages kept for reuse go back to the OS (they fault back
+    /// in when needed). For when the dataset has shrunk (FLUSHALL, mass deletes) and no burst
+    /// of writes is expected to reuse them soon.
+    pub fn release_free_pages(&self) {
+        for pool in self.open.iter().chain(std::iter::once(&self.survivor)) {
+            let mut open = pool.0.open.lock();
+            let Some(page) = open.page else { continue };
+            let idle = self
+                .slot(page)
+                .is_some_and(|slot| slot.state.load(Ordering::Acquire) == OPEN_BIAS);
+            if idle {
+                open.page = None;
+                pool.0.slack.store(0, Ordering::Relaxed);
+                self.seal(page, open.used);
+            }
+        }
+        loop {
+            let page = {
+                let mut free = self.free_pages.lock();
+                let Some(page) = free.pop() else { return };
+                self.free_resident.fetch_sub(1, Ordering::Relaxed);
+                page
+            };
+            if let Some(slot) = self.slot(page) {
+                // SAFETY: an empty page taken off the free list: no ValueRef names it, nobody
+                // writes it until it is taken again, and it stays mapped (a slab page).
+                unsafe { os::release_memory(slot.base.load(Ordering::Acquire), PAGE_SIZE) };
+            }
+            self.pages.fetch_sub(1, Ordering::Relaxed);
+            self.released.fetch_add(1, Ordering::Relaxed);
+            self.released_pages.lock().push(page);
+        }
+    }
+
     /// Resident empty pages to keep: a 64th of the resident pages (room for a burst of new
     /// values without page faults), at least [`RESIDENT_FREE_MIN`], at most the configured
     /// maximum, so the memory of a shrinking dataset goes back to the OS.

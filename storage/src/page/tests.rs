@@ -514,3 +514,27 @@ proptest! {
         prop_assert!(stats.pages <= 2 + 2, "{:?}", stats);
     }
 }
+
+#[test]
+fn releasing_free_pages_closes_idle_open_pages_and_empties_the_reserve() {
+    let store = one_shard();
+    let value = vec![3u8; PAGE_SIZE / 4 - VALUE_HEADER_BYTES];
+    let refs: Vec<ValueRef> = (0..400).map(|_| store.write(&value, 1).unwrap()).collect();
+    for r in &refs {
+        // SAFETY: never read again.
+        unsafe { store.free(*r).unwrap() };
+    }
+    assert!(store.stats().pages >= 2, "the open page and a reserve");
+    store.release_free_pages();
+    let stats = store.stats();
+    assert_eq!(stats.pages, 0, "{stats:?}");
+    assert_eq!(stats.bytes_allocated, 0);
+    assert_eq!(store.bytes_held(), 0);
+    // A busy open page stays open.
+    let kept = store.write(b"live", 2).unwrap();
+    store.release_free_pages();
+    assert_eq!(store.stats().pages, 1);
+    assert_eq!(store.read(kept).unwrap(), &b"live"[..]);
+    let next = store.write(b"next", 2).unwrap();
+    assert_eq!(next.page, kept.page, "still the open page");
+}

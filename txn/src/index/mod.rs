@@ -544,10 +544,21 @@ impl KeyIndex for HybridIndex {
         end: Bound<&[u8]>,
         visit: &mut dyn FnMut(&KeyNode) -> bool,
     ) {
-        for entry in self.ordered.range::<[u8], _>((start, end)) {
-            if !visit(entry.key()) {
+        // Not `SkipMap::range`: in crossbeam-skiplist 0.1.3 its iterator keeps a reference to
+        // every node it passes (`RefRange::next` replaces its head without releasing it), so
+        // each node a scan, a GC sweep or a FLUSHALL ever walked over could never be freed once
+        // removed. Fixed upstream after 0.1.3; `Entry::next` releases what it moves past.
+        let mut current = self.ordered.lower_bound(start);
+        while let Some(entry) = current {
+            let past_end = match end {
+                Bound::Included(end) => entry.key().key() > end,
+                Bound::Excluded(end) => entry.key().key() >= end,
+                Bound::Unbounded => false,
+            };
+            if past_end || !visit(entry.key()) {
                 break;
             }
+            current = entry.next();
         }
     }
 
@@ -614,6 +625,50 @@ mod tests {
                 assert_eq!(found.contains(&key.as_bytes().to_vec()), expected, "{key}");
             }
         }
+    }
+
+    /// Regression: ordered scans went through crossbeam-skiplist 0.1.3's `range`, which never
+    /// released the nodes it passed, so no key node that a scan (a GC sweep, a FLUSHALL) had
+    /// walked over was freed after its removal: 90 bytes a key leaked on every FLUSHALL.
+    #[test]
+    fn nodes_a_scan_walked_over_are_freed_once_removed() {
+        use std::sync::atomic::Ordering;
+        let index = HybridIndex::default();
+        let guard = crossbeam_epoch::pin();
+        let key = |i: u32| format!("{}{i:04}", version::DROP_PROBE_PREFIX);
+        for i in 0..1000 {
+            index.get_or_insert(key(i).as_bytes(), &guard);
+        }
+        drop(guard);
+        let mut seen = 0;
+        index.for_each_in(Bound::Unbounded, Bound::Unbounded, &mut |_| {
+            seen += 1;
+            true
+        });
+        index.for_each_in(
+            Bound::Included(key(10).as_bytes()),
+            Bound::Excluded(key(20).as_bytes()),
+            &mut |_| {
+                seen += 1;
+                true
+            },
+        );
+        assert_eq!(seen, 1010);
+        let dropped_before = version::DROP_PROBES.load(Ordering::SeqCst);
+        for i in 0..1000 {
+            index.remove(key(i).as_bytes());
+        }
+        for _ in 0..1000 {
+            crossbeam_epoch::pin().flush();
+            if version::DROP_PROBES.load(Ordering::SeqCst) - dropped_before == 1000 {
+                break;
+            }
+        }
+        assert_eq!(
+            version::DROP_PROBES.load(Ordering::SeqCst) - dropped_before,
+            1000,
+            "removed nodes a scan had passed were never freed"
+        );
     }
 
     #[test]

@@ -470,8 +470,20 @@ impl std::borrow::Borrow<[u8]> for KeyNode {
     }
 }
 
+/// Keys starting with this count their node's destruction in [`DROP_PROBES`] (tests only).
+#[cfg(test)]
+pub(crate) const DROP_PROBE_PREFIX: &str = "\u{1}drop-probe:";
+/// Destroyed key nodes whose key starts with [`DROP_PROBE_PREFIX`].
+#[cfg(test)]
+pub(crate) static DROP_PROBES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
 impl Drop for KeyNode {
     fn drop(&mut self) {
+        #[cfg(test)]
+        if self.key().starts_with(DROP_PROBE_PREFIX.as_bytes()) {
+            DROP_PROBES.fetch_add(1, Ordering::SeqCst);
+        }
         let tag = (*self.meta.get_mut() >> ACCESS_BITS) as u8;
         // SAFETY: the tag stored with the key in `new`; dropped once, never read again.
         unsafe { self.key.free(tag) };
