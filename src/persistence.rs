@@ -166,15 +166,49 @@ pub fn start_background_checkpoint(durability: &Arc<Durability>) -> bool {
     std::thread::Builder::new()
         .name("tierkv-checkpoint".into())
         .spawn(move || {
-            if let Err(error) = claim.run(&lower_scan_thread) {
+            if let Err(error) = claim.run(&ScanThread) {
                 tracing::error!(%error, "background checkpoint failed");
             }
         })
         .is_ok()
 }
 
-/// Lowers the calling thread (a checkpoint's scan thread, used for nothing else: neither
-/// change can be undone without privileges) to `nice` [`CHECKPOINT_NICE`], then puts it in
+/// The scheduling of a checkpoint's scan thread (see `txn::durability::ScanPriority`).
+struct ScanThread;
+
+impl txn::durability::ScanPriority for ScanThread {
+    fn lower(&self) {
+        lower_scan_thread();
+    }
+
+    fn restore(&self) {
+        tracing::info!(
+            "checkpoint scan at normal priority: its snapshot pins more than \
+             snapshot-max-pinned-memory"
+        );
+        restore_scan_thread();
+    }
+}
+
+/// Puts the scan thread back in the normal class at nice 0 (best effort: without privileges
+/// the nice value may have to stay at [`CHECKPOINT_NICE`], which still ends `SCHED_IDLE`'s
+/// near-starvation).
+fn restore_scan_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler only reads `param`, a valid local; pid 0 names the calling
+        // thread.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+        if rc != 0 {
+            tracing::debug!("could not take the checkpoint thread out of SCHED_IDLE");
+        }
+    }
+    lower_this_threads_priority(0);
+}
+
+/// Lowers the calling thread (a checkpoint's scan thread, used for nothing else) to `nice`
+/// [`CHECKPOINT_NICE`], then puts it in
 /// Linux's `SCHED_IDLE` class: any other thread that wakes up preempts it at once, and under
 /// contention it gets a minimal share (weight 3 against 1024), so the scan runs in the cycles
 /// connections leave. On 2 cores with 10 M keys this held foreground p99.9 within 1.6-2.0x of

@@ -67,12 +67,12 @@ run_one() {
     used=$(info_field "$port" memory used_memory)
     pages=$(info_field "$port" memory value_pages_bytes)
     live=$(info_field "$port" memory value_bytes_live)
-    peak=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m + 0 }' "$timeline")
+    peak=$(awk 'NR > 1 && $2 > m { m = $2 } END { printf "%d", m }' "$timeline")
     [ "$rss" -gt "$peak" ] && peak=$rss
     # The run phase's totals: ops/s from its header, the worst p99.9 and max over its ops.
     ops=$(echo "$report" | awk '/run round/ { for (i = 1; i <= NF; i++) if ($(i+1) == "ops/s,") print $i }')
-    p999=$(echo "$report" | awk '/run round/ { run = 1; next } run && NF == 8 && $1 != "op" { if ($7 > m) m = $7 } END { print m + 0 }')
-    max=$(echo "$report" | awk '/run round/ { run = 1; next } run && NF == 8 && $1 != "op" { if ($8 > m) m = $8 } END { print m + 0 }')
+    p999=$(echo "$report" | awk '/run round/ { run = 1; next } run && NF == 8 && $1 != "op" { if ($7 > m) m = $7 } END { printf "%d", m }')
+    max=$(echo "$report" | awk '/run round/ { run = 1; next } run && NF == 8 && $1 != "op" { if ($8 > m) m = $8 } END { printf "%d", m }')
     local ratio=-
     [ -n "$pages" ] && [ -n "$live" ] && [ "$live" -gt 0 ] &&
         ratio=$(python3 -c "print(f'{$pages/$live:.2f}')")

@@ -97,6 +97,18 @@ pub struct RecoveryReport {
     pub elapsed: Duration,
 }
 
+/// How a checkpoint's scan thread is scheduled: the server runs it at the lowest priority, so
+/// it uses the cycles connections leave, but a starved scan holds its snapshot, and every
+/// version written meanwhile, for as long as it runs; so once the memory snapshots pin passes
+/// `snapshot-max-pinned-memory` the scan is put back at normal priority to finish. That is
+/// how checkpoints are bounded (they are never aborted, see `snapshot_limits.rs`).
+pub trait ScanPriority: Sync {
+    /// Called first, on the scan thread.
+    fn lower(&self);
+    /// Called at most once, on the scan thread, when pinned memory passes the cap.
+    fn restore(&self);
+}
+
 /// A checkpoint claimed by [`Durability::claim_checkpoint`], to run on another thread.
 #[derive(Debug)]
 pub struct CheckpointClaim {
@@ -106,7 +118,7 @@ pub struct CheckpointClaim {
 
 impl CheckpointClaim {
     /// Runs the claimed checkpoint, as [`Durability::checkpoint_with_scan_thread`].
-    pub fn run(mut self, prepare_scan: &(dyn Fn() + Sync)) -> Result<CheckpointReport, TxnError> {
+    pub fn run(mut self, prepare_scan: &dyn ScanPriority) -> Result<CheckpointReport, TxnError> {
         self.ran = true;
         self.durability.run_claimed(Some(prepare_scan))
     }
@@ -332,14 +344,15 @@ impl Durability {
     }
 
     /// [`Self::checkpoint`], with the snapshot scan and the file's writes on a thread of their
-    /// own that first runs `prepare_scan` (the server puts that thread in the lowest
-    /// scheduling class there). Only that part may run at a low priority: it holds no lock
+    /// own that first calls `prepare_scan.lower()` (the server puts that thread in the lowest
+    /// scheduling class there), and `prepare_scan.restore()` once if the memory snapshots pin
+    /// passes `snapshot-max-pinned-memory` while it scans (see [`ScanPriority`]). Only that part may run at a low priority: it holds no lock
     /// anyone else waits for, where the steps before and after it (a new WAL segment, the
     /// snapshot taken under the commit lock, the WAL cut) hold locks that commits and the WAL
     /// writer need, and stay on the calling thread.
     pub fn checkpoint_with_scan_thread(
         &self,
-        prepare_scan: &(dyn Fn() + Sync),
+        prepare_scan: &dyn ScanPriority,
     ) -> Result<CheckpointReport, TxnError> {
         self.checkpoint_with(Some(prepare_scan))
     }
@@ -361,7 +374,7 @@ impl Durability {
 
     fn checkpoint_with(
         &self,
-        prepare_scan: Option<&(dyn Fn() + Sync)>,
+        prepare_scan: Option<&dyn ScanPriority>,
     ) -> Result<CheckpointReport, TxnError> {
         if self
             .in_progress
@@ -376,7 +389,7 @@ impl Durability {
     /// Runs a checkpoint whose `in_progress` flag the caller set.
     fn run_claimed(
         &self,
-        prepare_scan: Option<&(dyn Fn() + Sync)>,
+        prepare_scan: Option<&dyn ScanPriority>,
     ) -> Result<CheckpointReport, TxnError> {
         let Some(one) = self.checkpoint_lock.try_lock() else {
             // Unreachable: the lock is held only by a thread that set `in_progress`, which it
@@ -409,7 +422,7 @@ impl Durability {
     fn write_checkpoint(
         &self,
         started: Instant,
-        prepare_scan: Option<&(dyn Fn() + Sync)>,
+        prepare_scan: Option<&dyn ScanPriority>,
     ) -> Result<CheckpointReport, TxnError> {
         if let Some(wal) = &self.wal {
             // A fresh segment before the snapshot starts at or below the redo LSN, so the one
@@ -439,14 +452,14 @@ impl Durability {
         }
         let disk = Arc::clone(&self.disk);
         let written = match prepare_scan {
-            None => write_snapshot(&mut tx, disk, &self.dir, redo_lsn),
-            Some(prepare) => std::thread::scope(|scope| {
+            None => write_snapshot(&mut tx, disk, &self.dir, redo_lsn, None),
+            Some(priority) => std::thread::scope(|scope| {
                 let (tx, dir) = (&mut tx, &self.dir);
                 std::thread::Builder::new()
                     .name("tierkv-ckpt-scan".into())
                     .spawn_scoped(scope, move || {
-                        prepare();
-                        write_snapshot(tx, disk, dir, redo_lsn)
+                        priority.lower();
+                        write_snapshot(tx, disk, dir, redo_lsn, Some(priority))
                     })
                     .map_err(|_| TxnError::CheckpointThread)?
                     .join()
@@ -521,6 +534,7 @@ fn write_snapshot(
     disk: Arc<dyn Disk>,
     dir: &Path,
     redo_lsn: Lsn,
+    mut priority: Option<&dyn ScanPriority>,
 ) -> Result<(u64, storage::checkpoint::CheckpointInfo), TxnError> {
     let snapshot_ts = tx.snapshot_ts().0;
     let mut writer = CheckpointWriter::create(disk, dir, snapshot_ts, redo_lsn)?;
@@ -536,6 +550,16 @@ fn write_snapshot(
     for db in 0..DATABASES as DbIndex {
         let mut after: Option<Bytes> = None;
         loop {
+            // A low-priority scan on a busy machine is slow, and everything written meanwhile
+            // keeps its old version for this snapshot: past the pinned-memory cap, finish at
+            // normal priority instead (checkpoints are bounded this way, never aborted).
+            if let Some(lowered) = priority {
+                let cap = inner.long_snapshots.limits().max_pinned_bytes;
+                if cap > 0 && inner.pinned_bytes() > cap {
+                    lowered.restore();
+                    priority = None;
+                }
+            }
             let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
             let Some((last, _)) = batch.last() else { break };
             let last = last.clone();
@@ -756,7 +780,7 @@ pub fn write_checkpoint_dir(
     disk.create_dir_all(out)
         .map_err(|e| StorageError::io_at(out, e))?;
     let mut tx = engine.begin(Isolation::Snapshot);
-    let written = write_snapshot(&mut tx, disk, out, Lsn(next_lsn.0.max(1)));
+    let written = write_snapshot(&mut tx, disk, out, Lsn(next_lsn.0.max(1)), None);
     tx.abort();
     Ok(written?.0)
 }

@@ -402,6 +402,24 @@ fn a_busy_transaction_is_released_by_a_later_enforcement_once_idle() {
     assert_eq!(engine.stats().snapshots_aborted, 1);
 }
 
+/// A checkpoint scan that stops in `lower` until the test releases it, and records `restore`.
+struct StalledScan<'a> {
+    entered: &'a Barrier,
+    release: &'a Barrier,
+    restored: &'a AtomicBool,
+}
+
+impl txn::durability::ScanPriority for StalledScan<'_> {
+    fn lower(&self) {
+        self.entered.wait();
+        self.release.wait();
+    }
+
+    fn restore(&self) {
+        self.restored.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn a_checkpoint_snapshot_is_shown_but_never_aborted() {
     let clock = Arc::new(ManualClock::new(T0));
@@ -430,11 +448,13 @@ fn a_checkpoint_snapshot_is_shown_but_never_aborted() {
     }
     let entered = Barrier::new(2);
     let release = Barrier::new(2);
+    let restored = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let checkpoint = scope.spawn(|| {
-            durability.checkpoint_with_scan_thread(&|| {
-                entered.wait();
-                release.wait();
+            durability.checkpoint_with_scan_thread(&StalledScan {
+                entered: &entered,
+                release: &release,
+                restored: &restored,
             })
         });
         // The checkpoint holds its snapshot; everything is overwritten behind it, far past
@@ -466,6 +486,10 @@ fn a_checkpoint_snapshot_is_shown_but_never_aborted() {
         let report = checkpoint.join().unwrap().unwrap();
         assert_eq!(report.keys, 20);
     });
+    assert!(
+        restored.load(Ordering::SeqCst),
+        "a checkpoint pinning more than the cap finishes at normal priority"
+    );
     assert_eq!(engine.oldest_snapshot(), None);
     gc_all(&engine);
     assert_eq!(versions(&engine), 20);
