@@ -96,6 +96,9 @@ pub struct Config {
     pub active_defrag_threshold_lower: u32,
     /// Freed space in value pages below which compaction does not work, in bytes.
     pub active_defrag_ignore_bytes: u64,
+    /// Whether compaction moves values to pages of their own (survivor pages) rather than
+    /// among new values.
+    pub active_defrag_survivor_pages: bool,
     /// `snapshot-max-age`: abort a `TXN` open longer than this many seconds (0 = never).
     pub snapshot_max_age_secs: u64,
     /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
@@ -243,6 +246,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "freed space in value pages below which compaction does not work",
     ),
     opt(
+        "active-defrag-survivor-pages",
+        "yes",
+        false,
+        "compaction moves values to pages of their own, apart from new values (fixed at start)",
+    ),
+    opt(
         "appendonly",
         "yes",
         false,
@@ -371,6 +380,7 @@ impl Default for Config {
             activedefrag: true,
             active_defrag_threshold_lower: 0,
             active_defrag_ignore_bytes: 0,
+            active_defrag_survivor_pages: true,
             snapshot_max_age_secs: 0,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
@@ -509,6 +519,7 @@ impl Config {
                     .ok_or_else(|| bad("argument must be between 0 and 1000 inclusive"))?
             }
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes = mem()?,
+            "active-defrag-survivor-pages" => self.active_defrag_survivor_pages = boolean()?,
             "snapshot-max-age" => {
                 let n = num()?;
                 if n > u64::MAX / 1000 {
@@ -589,6 +600,7 @@ impl Config {
             "activedefrag" => yes_no(self.activedefrag),
             "active-defrag-threshold-lower" => self.active_defrag_threshold_lower.to_string(),
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes.to_string(),
+            "active-defrag-survivor-pages" => yes_no(self.active_defrag_survivor_pages),
             "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),

@@ -113,6 +113,10 @@ pub fn open(config: &Config) -> Result<(Arc<Durability>, RecoveryReport), TxnErr
         // only under the policy that reads them.
         engine: EngineConfig {
             memory: config.memory_config(),
+            page_store: txn::PageStoreConfig {
+                survivor_pages: config.active_defrag_survivor_pages,
+                ..txn::PageStoreConfig::default()
+            },
             ..EngineConfig::default()
         },
     })?;
@@ -190,9 +194,10 @@ impl txn::durability::ScanPriority for ScanThread {
     }
 }
 
-/// Puts the scan thread back in the normal class at nice 0 (best effort: without privileges
-/// the nice value may have to stay at [`CHECKPOINT_NICE`], which still ends `SCHED_IDLE`'s
-/// near-starvation).
+/// Puts the scan thread back in the normal class at nice 0, so the checkpoint finishes at the
+/// speed the machine allows and lets go of what its snapshot pins (best effort: without
+/// privileges the nice value may have to stay at [`CHECKPOINT_NICE`], which still ends
+/// `SCHED_IDLE`'s near-starvation). Measured against keeping nice 10 in docs/BENCHMARKS.md.
 fn restore_scan_thread() {
     #[cfg(target_os = "linux")]
     {

@@ -579,8 +579,9 @@ fn admission(shared: &Shared, addr: &SocketAddr) -> Option<String> {
 
 /// Compaction and giving memory back, on a thread of its own (each step is short, but a step
 /// that evacuates pages copies values and is better off the async workers): a paced
-/// compaction step every [`COMPACT_TICK_INTERVAL`] (`Engine::compact_tick`), and once
-/// `used_memory` has shrunk by a quarter and 16 MiB since the last time, for the next five
+/// compaction step every [`COMPACT_TICK_INTERVAL`] (`Engine::compact_tick`), and once the
+/// dataset (index nodes and live values) has shrunk by a quarter and 16 MiB since the last
+/// time, for the next five
 /// seconds, once a second, the hash index's oversized shards shrink, the empty value pages
 /// kept for reuse go back to the OS but for a few, and glibc hands its free heap pages back, so RSS follows a dataset that shrinks (a FLUSHALL, mass expiry,
 /// eviction). `None` if the thread
@@ -592,7 +593,12 @@ fn spawn_compactor(
     let started = std::thread::Builder::new()
         .name("tierkv-compact".into())
         .spawn(move || {
-            let mut trimmed_at = engine.memory_stats().used_bytes;
+            // The dataset, not what it costs: index nodes and live values. A checkpoint's end
+            // lets GC free what its snapshot pinned, a large drop of `used_memory` that needs
+            // no trim (the allocator reuses it), and trimming a large heap stalls every thread
+            // that allocates meanwhile (glibc holds each arena's lock while it walks it).
+            let dataset = |m: txn::MemoryStats| m.index_bytes + m.value_bytes;
+            let mut trimmed_at = dataset(engine.memory_stats());
             let mut last_check = std::time::Instant::now();
             // Trims still to do after a drop: frees reach glibc over the next seconds (GC
             // removes keys in batches, the epoch collector destroys them later).
@@ -601,18 +607,18 @@ fn spawn_compactor(
                 engine.compact_tick();
                 if last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = std::time::Instant::now();
-                    let used = engine.memory_stats().used_bytes;
-                    if used < trimmed_at - trimmed_at / 4 && trimmed_at - used > 16 << 20 {
+                    let size = dataset(engine.memory_stats());
+                    if size < trimmed_at - trimmed_at / 4 && trimmed_at - size > 16 << 20 {
                         follow_ups = 5;
                     }
                     if follow_ups > 0 {
                         follow_ups -= 1;
                         engine.release_memory();
                         release_free_heap();
-                        trimmed_at = used;
+                        trimmed_at = size;
                     } else {
                         // Follow growth, so the next drop is measured from the peak since.
-                        trimmed_at = trimmed_at.max(used);
+                        trimmed_at = trimmed_at.max(size);
                     }
                 }
                 std::thread::sleep(COMPACT_TICK_INTERVAL);

@@ -100,13 +100,26 @@ pub struct RecoveryReport {
 /// How a checkpoint's scan thread is scheduled: the server runs it at the lowest priority, so
 /// it uses the cycles connections leave, but a starved scan holds its snapshot, and every
 /// version written meanwhile, for as long as it runs; so once the memory snapshots pin passes
-/// `snapshot-max-pinned-memory` the scan is put back at normal priority to finish. That is
-/// how checkpoints are bounded (they are never aborted, see `snapshot_limits.rs`).
+/// `snapshot-max-pinned-memory` or an eighth of the dataset, the scan is put back at normal
+/// priority to finish. That is how checkpoints are bounded (they are never aborted, see
+/// `snapshot_limits.rs`).
 pub trait ScanPriority: Sync {
     /// Called first, on the scan thread.
     fn lower(&self);
     /// Called at most once, on the scan thread, when pinned memory passes the cap.
     fn restore(&self);
+}
+
+/// Whether a checkpoint's snapshot pins enough that its scan should stop yielding to
+/// connections: more than `snapshot-max-pinned-memory`, or more than an eighth of the dataset
+/// (index nodes and live values), whichever is less, so a large dataset under heavy writes
+/// does not carry a quarter-gigabyte of old versions for the whole of a slow scan.
+fn pins_too_much(inner: &crate::engine::Inner) -> bool {
+    let cap = inner.long_snapshots.limits().max_pinned_bytes;
+    let memory = inner.memory.stats(&inner.pages, &inner.compactor);
+    let dataset = memory.index_bytes + memory.value_bytes;
+    let cap = if cap == 0 { u64::MAX } else { cap };
+    inner.pinned_bytes() > cap.min(dataset / 8)
 }
 
 /// A checkpoint claimed by [`Durability::claim_checkpoint`], to run on another thread.
@@ -551,11 +564,10 @@ fn write_snapshot(
         let mut after: Option<Bytes> = None;
         loop {
             // A low-priority scan on a busy machine is slow, and everything written meanwhile
-            // keeps its old version for this snapshot: past the pinned-memory cap, finish at
-            // normal priority instead (checkpoints are bounded this way, never aborted).
+            // keeps its old version for this snapshot: past `pins_too_much`, finish at normal
+            // priority instead (checkpoints are bounded this way, never aborted).
             if let Some(lowered) = priority {
-                let cap = inner.long_snapshots.limits().max_pinned_bytes;
-                if cap > 0 && inner.pinned_bytes() > cap {
+                if pins_too_much(&inner) {
                     lowered.restore();
                     priority = None;
                 }

@@ -882,21 +882,29 @@ impl WalWriter {
     /// Removes every segment whose records all have LSN < `lsn` (call after a checkpoint with
     /// redo LSN `lsn` is installed). The segment being written is never removed. Returns how
     /// many were removed.
+    ///
+    /// The covered segments leave the list under the I/O lock, but their files are unlinked
+    /// and the directory synced after it is released: the writer needs that lock for every
+    /// batch, and deleting a gigabyte of segments (freeing its extents, a journal commit for
+    /// the directory) took long enough to stall every commit behind it (half a second on the
+    /// 2-core VM, docs/BENCHMARKS.md).
     pub fn truncate_before(&self, lsn: Lsn) -> Result<usize, StorageError> {
-        let mut io = self.shared.io.lock();
+        let (disk, dir, covered) = {
+            let mut io = self.shared.io.lock();
+            let mut covered = Vec::new();
+            while io.segments.len() >= 2 && io.segments.get(1).is_some_and(|s| s.first_lsn <= lsn) {
+                let Some(seg) = io.segments.pop_front() else {
+                    break;
+                };
+                covered.push(seg.path);
+            }
+            (Arc::clone(&io.disk), io.dir.clone(), covered)
+        };
         let mut removed = 0;
-        while io.segments.len() >= 2 && io.segments.get(1).is_some_and(|s| s.first_lsn <= lsn) {
-            let Some(seg) = io.segments.pop_front() else {
-                break;
-            };
-            let size = io
-                .disk
-                .open_read(&seg.path)
-                .and_then(|f| f.len())
-                .unwrap_or(0);
-            io.disk
-                .remove(&seg.path)
-                .map_err(|e| StorageError::io_at(&seg.path, e))?;
+        for path in &covered {
+            let size = disk.open_read(path).and_then(|f| f.len()).unwrap_or(0);
+            disk.remove(path)
+                .map_err(|e| StorageError::io_at(path, e))?;
             self.shared.counters.log_bytes.fetch_sub(
                 size.min(self.shared.counters.log_bytes.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
@@ -908,9 +916,8 @@ impl WalWriter {
             removed += 1;
         }
         if removed > 0 {
-            io.disk
-                .sync_dir(&io.dir)
-                .map_err(|e| StorageError::io_at(&io.dir, e))?;
+            disk.sync_dir(&dir)
+                .map_err(|e| StorageError::io_at(&dir, e))?;
         }
         Ok(removed)
     }

@@ -658,11 +658,14 @@ mod tests {
         for i in 0..1000 {
             index.remove(key(i).as_bytes());
         }
-        for _ in 0..1000 {
+        // Other tests on other threads may hold the epoch back for a while: wait for it (the
+        // old code never frees these nodes at all).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while version::DROP_PROBES.load(Ordering::SeqCst) - dropped_before < 1000
+            && std::time::Instant::now() < deadline
+        {
             crossbeam_epoch::pin().flush();
-            if version::DROP_PROBES.load(Ordering::SeqCst) - dropped_before == 1000 {
-                break;
-            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(
             version::DROP_PROBES.load(Ordering::SeqCst) - dropped_before,
