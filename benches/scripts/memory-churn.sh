@@ -28,7 +28,8 @@ TIERKV_ARGS=${TIERKV_ARGS:-}
 
 info_field() { redis-cli -p "$1" info "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f { print $2 }'; }
 
-# run_one SERVER ROUND: prints "server round rss_end rss_peak used ratio ops p999_us max_us"
+# run_one SERVER ROUND: prints "server round rss_end rss_peak used ratio ops p999_us max_us
+# moved_bytes" (moved_bytes: compaction's bytes moved, `-` for redis)
 run_one() {
     local server=$1 round=$2 port dir log pid bin timeline peak=0 t=0
     port=$(free_port)
@@ -62,8 +63,9 @@ run_one() {
         --value-size "$VALUES" -c "$CLIENTS" -d "$DURATION" --progress never 2>&1)
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
-    local rss used pages live ops p999 max
+    local rss used pages live ops p999 max moved
     rss=$(info_field "$port" memory used_memory_rss)
+    moved=$(info_field "$port" memory compaction_bytes_moved)
     used=$(info_field "$port" memory used_memory)
     pages=$(info_field "$port" memory value_pages_bytes)
     live=$(info_field "$port" memory value_bytes_live)
@@ -78,12 +80,12 @@ run_one() {
         ratio=$(python3 -c "print(f'{$pages/$live:.2f}')")
     stop "$pid"
     rm -rf "$dir"
-    echo "$server $round $rss $peak $used $ratio $ops $p999 $max"
+    echo "$server $round $rss $peak $used $ratio $ops $p999 $max ${moved:--}"
 }
 
 machine
 echo "# workload: --mix $MIX -n $KEYS --value-size $VALUES -c $CLIENTS -d $DURATION; tierkv args: ${TIERKV_ARGS:-defaults}"
-echo "# server round rss_end_bytes rss_peak_bytes used_memory page/live ops/s p99.9_us max_us"
+echo "# server round rss_end_bytes rss_peak_bytes used_memory page/live ops/s p99.9_us max_us moved_bytes"
 lines=()
 for round in $(seq 1 "$ROUNDS"); do
     for server in $SERVERS; do
@@ -104,5 +106,6 @@ for server, rs in rows.items():
     cols = list(zip(*rs))
     print(f"{server}: rss_end {med(cols[2])/1e6:.0f} MB, rss_peak {med(cols[3])/1e6:.0f} MB, "
           f"used_memory {med(cols[4])/1e6:.0f} MB, page/live {med(cols[5]):.2f}, "
-          f"{med(cols[6])/1e3:.1f} K ops/s, p99.9 {med(cols[7])/1e3:.2f} ms, max {med(cols[8])/1e3:.1f} ms")
+          f"{med(cols[6])/1e3:.1f} K ops/s, p99.9 {med(cols[7])/1e3:.2f} ms, max {med(cols[8])/1e3:.1f} ms, "
+          f"compaction moved {med(cols[9])/1e6:.0f} MB")
 '

@@ -45,7 +45,7 @@
 //! makes memory grow behind a stuck snapshot.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_epoch::Guard;
 use parking_lot::Mutex;
@@ -104,19 +104,19 @@ pub struct CompactionStats {
     pub retired_bytes: u64,
 }
 
-/// Compaction's state: one compactor at a time.
+/// Compaction's state: one compactor at a time. The settings are atomics, so the memory
+/// accounting reads them without the lock.
 pub(crate) struct Compactor {
     state: Mutex<CompactState>,
-    /// The settings, packed for lock-free reads by the memory accounting: bit 63 enabled,
-    /// bits 32..63 `threshold_lower_pct`, low 32 bits `ignore_bytes` in KiB.
-    packed_config: AtomicU64,
+    enabled: AtomicBool,
+    threshold_lower_pct: AtomicU32,
+    ignore_bytes: AtomicU64,
     /// Bytes of old copies on the retire list (mirrors `CompactState::retired_bytes`).
     retired: AtomicU64,
 }
 
 #[derive(Default)]
 struct CompactState {
-    config: CompactionConfig,
     /// Old places of moved values, by the timestamp they were retired at (ascending).
     retired: VecDeque<(u64, ValueRef)>,
     retired_bytes: u64,
@@ -125,35 +125,33 @@ struct CompactState {
     totals: CompactionStats,
 }
 
-/// Bytes a value takes in its page (header included).
-fn footprint(value: ValueRef) -> u64 {
-    value.footprint()
-}
-
 impl Compactor {
     /// A compactor with the default settings.
     pub(crate) fn new() -> Compactor {
-        let compactor = Compactor {
+        let defaults = CompactionConfig::default();
+        Compactor {
             state: Mutex::default(),
-            packed_config: AtomicU64::new(0),
+            enabled: AtomicBool::new(defaults.enabled),
+            threshold_lower_pct: AtomicU32::new(defaults.threshold_lower_pct),
+            ignore_bytes: AtomicU64::new(defaults.ignore_bytes),
             retired: AtomicU64::new(0),
-        };
-        compactor.set_config(CompactionConfig::default());
-        compactor
+        }
     }
 
     pub(crate) fn config(&self) -> CompactionConfig {
-        self.state.lock().config
+        CompactionConfig {
+            enabled: self.enabled.load(Ordering::Relaxed),
+            threshold_lower_pct: self.threshold_lower_pct.load(Ordering::Relaxed),
+            ignore_bytes: self.ignore_bytes.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn set_config(&self, config: CompactionConfig) {
-        let mut state = self.state.lock();
-        state.config = config;
-        let kib = (config.ignore_bytes / 1024).min(u64::from(u32::MAX));
-        let packed = u64::from(config.enabled) << 63
-            | u64::from(config.threshold_lower_pct.min(1 << 30)) << 32
-            | kib;
-        self.packed_config.store(packed, Ordering::Relaxed);
+        self.enabled.store(config.enabled, Ordering::Relaxed);
+        self.threshold_lower_pct
+            .store(config.threshold_lower_pct, Ordering::Relaxed);
+        self.ignore_bytes
+            .store(config.ignore_bytes, Ordering::Relaxed);
     }
 
     /// Totals, with the retire list as it is now.
@@ -170,11 +168,10 @@ impl Compactor {
     /// fragmentation compaction tolerates, `live * (1 + threshold_lower_pct / 100)`; only
     /// `live` with compaction off (see `memory`, "What eviction counts"). A load, no lock.
     pub(crate) fn charge(&self, live: u64) -> u64 {
-        let packed = self.packed_config.load(Ordering::Relaxed);
-        if packed >> 63 == 0 {
+        if !self.enabled.load(Ordering::Relaxed) {
             return live;
         }
-        let pct = (packed >> 32) & 0x7FFF_FFFF;
+        let pct = u64::from(self.threshold_lower_pct.load(Ordering::Relaxed));
         live.saturating_add(live.saturating_mul(pct) / 100)
     }
 
@@ -183,12 +180,9 @@ impl Compactor {
     /// old copies of moved values waiting for a grace period. All freed space held, when
     /// compaction is off. A few loads, no lock.
     pub(crate) fn backlog_bytes(&self, held: u64, live: u64) -> u64 {
-        let packed = self.packed_config.load(Ordering::Relaxed);
-        let enabled = packed >> 63 != 0;
-        let pct = (packed >> 32) & 0x7FFF_FFFF;
-        let ignore = (packed & 0xFFFF_FFFF) * 1024;
-        let tolerated = if enabled {
-            (live * pct / 100).max(ignore)
+        let config = self.config();
+        let tolerated = if config.enabled {
+            (live * u64::from(config.threshold_lower_pct) / 100).max(config.ignore_bytes)
         } else {
             0
         };
@@ -220,7 +214,7 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
     let freed_ever = pages.bytes_written().saturating_sub(pages.bytes_live());
     let freed_now = freed_ever.saturating_sub(state.freed_seen);
     state.freed_seen = freed_ever;
-    let config = state.config;
+    let config = inner.compactor.config();
     // Cheap test first (a few loads): pages held against live bytes, before any scan.
     let held = pages.bytes_held();
     let live = pages.bytes_live();
@@ -270,7 +264,7 @@ fn release_retired(inner: &Inner, state: &mut CompactState) {
             break;
         }
         state.retired.pop_front();
-        state.retired_bytes = state.retired_bytes.saturating_sub(footprint(value));
+        state.retired_bytes = state.retired_bytes.saturating_sub(value.footprint());
         inner
             .compactor
             .retired
@@ -376,34 +370,33 @@ fn evacuate(
     // Step 3: re-point under the lock, a batch at a time, and retire the old places.
     let mut moved_bytes = 0;
     for batch in moves.chunks(COMPACT_VALUES_PER_LOCK) {
+        let mut retiring = Vec::with_capacity(batch.len());
         let _lock = inner.commit_lock.lock();
-        let mut retired = 0usize;
         for &(old, copy, tag) in batch {
             let mut naming = 0;
             for d in populated(inner) {
-                d.index
-                    .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
-                        naming += node.repoint(old, copy, guard);
-                    });
+                d.index.for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
+                    naming += node.repoint(old, copy, guard);
+                });
             }
             if naming == 0 {
                 // SAFETY: no version names the copy: it was never published.
                 let _ = unsafe { inner.pages.free(copy) };
-                continue;
+            } else {
+                retiring.push(old);
             }
-            state.retired.push_back((0, old));
-            state.retired_bytes += footprint(old);
-            retired += 1;
-            moved_bytes += footprint(old);
-            stats.values_moved += 1;
         }
-        if retired > 0 {
-            let ts: CommitTs = inner.oracle.next();
-            inner.oracle.publish(ts);
-            let start = state.retired.len() - retired;
-            for entry in state.retired.range_mut(start..) {
-                entry.0 = ts.0;
-            }
+        if retiring.is_empty() {
+            continue;
+        }
+        // Step 3's timestamp: readers registered from now on load the new places.
+        let ts: CommitTs = inner.oracle.next();
+        inner.oracle.publish(ts);
+        for old in retiring {
+            state.retired.push_back((ts.0, old));
+            state.retired_bytes += old.footprint();
+            moved_bytes += old.footprint();
+            stats.values_moved += 1;
         }
     }
     stats.bytes_moved += moved_bytes;

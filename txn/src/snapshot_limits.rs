@@ -7,7 +7,7 @@
 //! | snapshot | tracked here | bounded by |
 //! |---|---|---|
 //! | interactive transaction ([`crate::Engine::begin_interactive`], `TXN BEGIN`) | yes | [`SnapshotLimits`]: aborted past either limit |
-//! | checkpoint (BGSAVE, SAVE, the schedule) | yes (shown as the oldest snapshot) | its own duration: never aborted (a half-written checkpoint helps no one, and it ends by itself) |
+//! | checkpoint (BGSAVE, SAVE, the schedule) | yes (shown as the oldest snapshot) | its own duration: never aborted (a half-written checkpoint helps no one, and it ends by itself); its scan, which yields to connections, stops yielding once the snapshot pins `max_pinned_bytes` or an eighth of the dataset (`durability::ScanPriority`) |
 //! | one command's transaction, a MULTI/EXEC block, a fast path's read, a WATCH mark | no | the command: it lives for one command |
 //!
 //! The untracked ones stay as cheap as before (no lock beyond their registry shard's); this
@@ -45,8 +45,8 @@
 //!
 //! - **Age**: an interactive transaction open longer than `max_age_ms` (engine clock) is
 //!   aborted, idle or not.
-//! - **Pinned memory**: when `memory::Accounting::pinned_bytes` (old versions, the
-//!   values only they hold, tombstoned nodes) exceeds `max_pinned_bytes`, the oldest
+//! - **Pinned memory**: when `Inner::pinned_bytes` (old versions, the values only they hold,
+//!   tombstoned nodes, compaction's old copies of moved values) exceeds `max_pinned_bytes`, the oldest
 //!   interactive transaction is aborted, but only if it is what holds GC's low watermark (a
 //!   checkpoint older than it pins the memory, and aborting a transaction would free nothing),
 //!   and only once GC has settled at the current watermark (has no work left it could do

@@ -428,7 +428,10 @@ impl PageStore {
         #[cfg(debug_assertions)]
         // SAFETY: `locate` bounds-checked the range; the caller promises nobody reads it any
         // more. Junk in freed values (as jemalloc's `opt.junk`) makes any read after free show
-        // up in tests as a torn value instead of passing by luck.
+        // up in tests as a torn value instead of passing by luck. (One reader may still be
+        // copying it: a relocation that found the value named just before its owner freed
+        // it. That copy is named by no version at re-point time and is freed unread, so what
+        // it got does not matter; release builds write nothing here.)
         unsafe {
             std::ptr::write_bytes(
                 base.add(vref.offset as usize),
