@@ -11,7 +11,7 @@
 //! - Fragmentation: only values up to [`SMALL_VALUE_MAX_BYTES`] (16 KiB) are bump-allocated into
 //!   shared pages, so the unusable tail of a sealed page is below 16 KiB (25 %), and for the
 //!   typical small Redis value it is a few bytes. Larger values get their own run of pages.
-//! - Metadata: one 24-byte directory slot per page (0.04 % of the page), and a `u32` page id
+//! - Metadata: one 32-byte directory slot per page (0.05 % of the page), and a `u32` page id
 //!   covers 256 TiB.
 //! - Recycling: a page is recycled only when every value in it is freed. Values that outlive
 //!   their neighbours would pin sparse pages for good, so the transaction layer moves them out

@@ -130,7 +130,7 @@ pub struct PageStats {
     /// Runs of consecutive bare ids (fragmentation of the id space).
     pub bare_id_runs: u64,
     /// Bytes of the store's own bookkeeping: the page directory and the directory chunks
-    /// allocated so far (one 24-byte slot per page id handed out, in chunks of 64 Ki slots).
+    /// allocated so far (one 32-byte slot per page id handed out, in chunks of 64 Ki slots).
     pub directory_bytes: u64,
 }
 
@@ -143,6 +143,8 @@ pub struct PageUsage {
     pub live: u32,
     /// Bytes ever reserved in it (live + freed); the rest of the page was never used.
     pub used: u32,
+    /// Pages sealed since this one was: how long its values have had to die.
+    pub age: u32,
 }
 
 #[derive(Default)]
@@ -157,10 +159,33 @@ struct Slot {
     /// A sealed shared page: bytes reserved in it (stored before the seal drops `OPEN_BIAS`);
     /// [`USED_DEDICATED`]: a page holding one large value; 0 otherwise (open, free, extent).
     used: AtomicU32,
+    /// When the page was sealed, in seals of the whole store (`PageStore::seals`): its age
+    /// for compaction's choice.
+    sealed_at: AtomicU32,
 }
 
 struct Chunk {
     slots: Box<[Slot]>,
+}
+
+impl Chunk {
+    /// A chunk of empty slots, zeroed by the allocator: every slot field is an atomic whose
+    /// all-zero value is its empty state, and untouched zero pages cost no RSS, so a chunk
+    /// weighs only the slots in use (2 MiB of directory for 64 Ki pages otherwise).
+    fn new() -> Option<Box<Chunk>> {
+        let layout = std::alloc::Layout::array::<Slot>(CHUNK_PAGES).ok()?;
+        // SAFETY: the layout is non-zero-sized; all-zero bytes are a valid `Slot` (null
+        // pointer, zero integers), so the slice is initialised; `Box` frees it with the same
+        // layout (an array of `CHUNK_PAGES` slots).
+        let slots = unsafe {
+            let base = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+            if base.is_null() {
+                return None;
+            }
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(base, CHUNK_PAGES))
+        };
+        Some(Box::new(Chunk { slots }))
+    }
 }
 
 #[derive(Default)]
@@ -202,6 +227,8 @@ pub struct PageStore {
     survivor: Padded<Pool>,
     /// Pages on `free_pages` (readable without its lock).
     free_resident: AtomicU64,
+    /// Pages sealed so far (wrapping): the clock of [`PageUsage::age`].
+    seals: AtomicU32,
     slabs: Mutex<Slabs>,
     /// Pages with resident memory.
     pages: AtomicU64,
@@ -270,6 +297,7 @@ impl PageStore {
             open: (0..shards).map(|_| Padded::default()).collect(),
             survivor: Padded::default(),
             free_resident: AtomicU64::new(0),
+            seals: AtomicU32::new(0),
             slabs: Mutex::new(Slabs::default()),
             pages: AtomicU64::new(0),
             released: AtomicU64::new(0),
@@ -501,6 +529,7 @@ impl PageStore {
     /// change while it runs); the caller decides what to evacuate.
     pub fn scan_sealed(&self, visit: &mut dyn FnMut(PageUsage)) {
         let next = self.next_id.load(Ordering::Acquire) as usize;
+        let now = self.seals.load(Ordering::Relaxed);
         for (chunk_index, entry) in self.dir.iter().enumerate() {
             let first = chunk_index * CHUNK_PAGES;
             if first >= next {
@@ -527,6 +556,7 @@ impl PageStore {
                     page: PageId((first + i) as u32),
                     live: live.min(u64::from(u32::MAX)) as u32,
                     used,
+                    age: now.wrapping_sub(slot.sealed_at.load(Ordering::Relaxed)),
                 });
             }
         }
@@ -639,9 +669,7 @@ impl PageStore {
             .ok_or_else(out_of_pages)?;
         let mut chunk = entry.load(Ordering::Acquire);
         if chunk.is_null() {
-            let fresh = Box::into_raw(Box::new(Chunk {
-                slots: (0..CHUNK_PAGES).map(|_| Slot::default()).collect(),
-            }));
+            let fresh = Box::into_raw(Chunk::new().ok_or_else(out_of_pages)?);
             match entry.compare_exchange(
                 std::ptr::null_mut(),
                 fresh,
@@ -816,6 +844,8 @@ impl PageStore {
     fn seal(&self, page: PageId, used: u32) {
         if let Some(slot) = self.slot(page) {
             // Before the bias drops: whoever sees the page sealed sees its final `used`.
+            let now = self.seals.fetch_add(1, Ordering::Relaxed);
+            slot.sealed_at.store(now, Ordering::Relaxed);
             slot.used.store(used, Ordering::Release);
             let previous = slot.state.fetch_sub(OPEN_BIAS, Ordering::AcqRel);
             if previous == OPEN_BIAS {
