@@ -877,6 +877,7 @@ fn swap_locked(inner: &Inner, a: DbIndex, b: DbIndex, ts: CommitTs, guard: &Guar
     if a == b {
         return;
     }
+    inner.checkpoint_scan.note_swap(ts.0);
     let heads_a = live_heads(inner, a, guard);
     let heads_b = live_heads(inner, b, guard);
     move_into(inner, a, &heads_b, &heads_a, ts, guard);

@@ -16,7 +16,10 @@
 //!    timestamp R is taken and published (no log record: relocation changes no data, and
 //!    recovery tolerates gaps between commit timestamps), and the old places are retired at
 //!    R.
-//! 4. A retired place is freed once the low watermark reaches R.
+//! 4. A retired place is freed once the low watermark reaches R, leaving out a checkpoint's
+//!    long snapshot: its scan registers a snapshot for each batch it reads, which counts as
+//!    any reader's (`checkpoint_scan.rs`), so a checkpoint no longer holds compaction's
+//!    frees back for as long as it runs.
 //!
 //! Why that is safe: a `ValueRef` is dereferenced only by a thread that registered a snapshot
 //! before loading it from a version (every read path: `Engine::get`, `Transaction`,
@@ -258,7 +261,11 @@ fn release_retired(inner: &Inner, state: &mut CompactState) {
     if state.retired.is_empty() {
         return;
     }
-    let watermark = inner.snapshots.low_watermark(&inner.oracle);
+    // A checkpoint's long snapshot does not count: its scan registers a snapshot of its own
+    // for each batch it reads (`checkpoint_scan.rs`).
+    let (_, watermark, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
     while let Some(&(ts, value)) = state.retired.front() {
         if ts > watermark {
             break;
@@ -535,6 +542,42 @@ mod tests {
             &engine.get(0, key).unwrap().unwrap().value[..],
             &[8u8; 300][..]
         );
+    }
+
+    /// A checkpoint half-way through its scan does not hold compaction's frees back (its long
+    /// snapshot names what it reads, not places), but a batch it is reading does, and the
+    /// checkpoint still reads its keys intact afterwards.
+    #[test]
+    fn old_places_wait_for_a_checkpoint_batch_in_flight_not_for_the_checkpoint() {
+        let engine = fragmented(4000);
+        let inner = &engine.inner;
+        let mut checkpoint = engine.begin_checkpoint();
+        let scan = inner
+            .checkpoint_scan
+            .begin(checkpoint.snapshot_ts().0)
+            .unwrap();
+        // A batch in flight: registered, not released yet.
+        let reading = inner.snapshots.register(&inner.oracle);
+        let done = engine.compact_now(100);
+        assert!(done.values_moved > 0);
+        assert!(
+            done.retired_bytes > 0,
+            "the batch in flight keeps old places"
+        );
+        inner.snapshots.release(&reading);
+        engine.release_retired();
+        assert_eq!(
+            engine.compaction_stats().retired_bytes,
+            0,
+            "the checkpoint's own snapshot does not keep them"
+        );
+        for i in (0..4000).step_by(8) {
+            let key = format!("k{i:05}");
+            let seen = checkpoint.get(0, key.as_bytes()).unwrap().unwrap();
+            assert_eq!(&seen.value[..], &[i as u8; 300][..], "{key}");
+        }
+        drop(scan);
+        checkpoint.abort();
     }
 
     /// Step 3's other branch: the key was overwritten and its old version cut between the copy

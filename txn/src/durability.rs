@@ -16,7 +16,9 @@
 //!   every record at or after `redo_lsn` carries a timestamp above `snapshot_ts` and every record
 //!   before it one at or below.
 //! - Checkpoints are *not* fuzzy: they stream one snapshot while writers go on (MVCC keeps the
-//!   snapshot's versions alive; the GC watermark waits for it). Nothing stops the world.
+//!   snapshot's versions alive). Nothing stops the world. GC waits for the scan only key by
+//!   key: it publishes its cursor, and GC frees what the keys behind it held for the
+//!   checkpoint (`checkpoint_scan.rs`).
 //! - WAL segments wholly below a checkpoint's `redo_lsn` are removed only after that checkpoint
 //!   and its MANIFEST are durable.
 //! - A WAL append error means the record was not appended: the commit aborts and the client gets
@@ -560,6 +562,9 @@ fn write_snapshot(
         crate::memory::relief(inner.memory.config().policy),
         crate::memory::Relief::Evict(_, crate::memory::Rank::Lru | crate::memory::Rank::Lfu)
     );
+    // GC collects behind the scan's cursor (see `checkpoint_scan.rs`); withdrawn on return,
+    // before the caller releases the snapshot.
+    let progress = inner.checkpoint_scan.begin(snapshot_ts);
     for db in 0..DATABASES as DbIndex {
         let mut after: Option<Bytes> = None;
         loop {
@@ -572,7 +577,12 @@ fn write_snapshot(
                     priority = None;
                 }
             }
-            let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH)?;
+            // An ordinary snapshot for the batch's reads, which the old places of relocated
+            // values wait for (`checkpoint_scan.rs`); the long one only names what is read.
+            let reading = inner.snapshots.register(&inner.oracle);
+            let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH);
+            inner.snapshots.release(&reading);
+            let batch = batch?;
             let Some((last, _)) = batch.last() else { break };
             let last = last.clone();
             let access = if save_access {
@@ -597,9 +607,16 @@ fn write_snapshot(
             if batch.len() < CHECKPOINT_SCAN_BATCH {
                 break;
             }
+            if let Some(progress) = &progress {
+                progress.advance(db, Some(&last));
+            }
             after = Some(last);
         }
+        if let Some(progress) = &progress {
+            progress.advance(db + 1, None);
+        }
     }
+    drop(progress);
     let info = writer.finish()?;
     Ok((keys, info))
 }

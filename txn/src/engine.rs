@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use storage::page::{PageStats, PageStore, PageStoreConfig};
 
+use crate::checkpoint_scan::CheckpointScan;
 use crate::compact::{self, CompactionConfig, CompactionStats, Compactor};
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
@@ -161,6 +162,8 @@ pub(crate) struct Inner {
     pub(crate) commit_lock: Mutex<()>,
     pub(crate) wheel: Mutex<ExpirySchedule>,
     pub(crate) gc_state: Mutex<GcState>,
+    /// How far the checkpoint in progress has read (GC collects behind it).
+    pub(crate) checkpoint_scan: CheckpointScan,
     /// Keys that may hold garbage (see `gc.rs`). Never held while taking the commit lock.
     pub(crate) gc_queue: Mutex<GcQueue>,
     /// LSN of the newest record handed to the sink (set inside the commit lock, so everything
@@ -235,6 +238,7 @@ impl Engine {
                 commit_lock: Mutex::new(()),
                 wheel: Mutex::new(ExpirySchedule::new(now, Arc::clone(&accounting))),
                 gc_state: Mutex::new(GcState::default()),
+                checkpoint_scan: CheckpointScan::default(),
                 gc_queue: Mutex::new(GcQueue::new(config.gc_queue_entries_max)),
                 last_lsn: AtomicU64::new(0),
                 next_txn_id: AtomicU64::new(1),

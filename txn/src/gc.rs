@@ -44,7 +44,7 @@
 //! watched key; it costs a false failure only when another key of the same bucket
 //! ([`REMOVAL_MARK_BUCKETS`] per database) was removed after the WATCH, and holds back no GC.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +52,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use crossbeam_epoch::Guard;
 
+use crate::checkpoint_scan::ScanProgress;
 use crate::engine::{Db, Inner};
 use crate::index::{KeyIndex, KeyNode};
 use crate::limits::{
@@ -120,6 +121,9 @@ pub struct GcStats {
     pub caught_up: bool,
     /// Entries still queued after this call (due or not).
     pub queued: u64,
+    /// Keys set aside until the checkpoint in progress has read them (see
+    /// `checkpoint_scan.rs`), after this call.
+    pub deferred: u64,
 }
 
 /// A key as queued: inline when short, so the common small key costs no allocation.
@@ -188,11 +192,16 @@ impl GcQueue {
 
     fn push(&mut self, entry: GcEntry) {
         if self.entries.len() >= self.capacity {
-            self.dropped += 1;
-            self.dropped_max_ts = self.dropped_max_ts.max(entry.ts);
+            self.note_dropped(entry.ts);
         } else {
             self.entries.push_back(entry);
         }
+    }
+
+    /// Counts an entry at `ts` that could not be kept: the sweep covers it.
+    fn note_dropped(&mut self, ts: u64) {
+        self.dropped += 1;
+        self.dropped_max_ts = self.dropped_max_ts.max(ts);
     }
 
     /// Queues `key` of `db`, which got a version at `ts` over an older one. Caller holds the
@@ -252,32 +261,88 @@ pub(crate) struct GcState {
     sweep_from_dropped: Option<u64>,
     /// `GcQueue::dropped` covered by the last completed sweep.
     swept_dropped: u64,
+    /// Keys whose old versions the checkpoint in progress still reads, to collect once it has
+    /// read them or ended (see `checkpoint_scan.rs`). Bounded like the queue.
+    deferred: BTreeSet<(DbIndex, Bytes)>,
+}
+
+impl GcState {
+    /// Defers `key` of `db`; false if the set is full (the caller counts the entry as dropped).
+    fn defer(&mut self, db: DbIndex, key: &[u8]) -> bool {
+        if self.deferred.len() >= GC_QUEUE_ENTRIES_MAX {
+            return false;
+        }
+        self.deferred.insert((db, Bytes::copy_from_slice(key)));
+        true
+    }
 }
 
 /// One bounded GC step (see the module docs).
 pub(crate) fn gc(inner: &Inner) -> GcStats {
     let mut state = inner.gc_state.lock();
-    let watermark = inner.snapshots.low_watermark(&inner.oracle);
+    // The watermarks and the checkpoint scan's progress read together (`checkpoint_scan.rs`).
+    // `scan` is set when the checkpoint alone holds the watermark below `others`.
+    let (watermark, others, scan) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
     let mut stats = GcStats {
         low_watermark: CommitTs(watermark),
         ..GcStats::default()
     };
     let guard = crossbeam_epoch::pin();
     let mut examined = 0usize;
-    // The queue first: it names exactly the keys that may hold garbage.
+    // Keys deferred while the checkpoint had not read them, now that it has (or has ended).
+    while examined < GC_KEYS_PER_CALL && !state.deferred.is_empty() {
+        let lock = inner.commit_lock.lock();
+        let batch = take_deferred(inner, &mut state, scan.as_ref(), GC_KEYS_PER_BATCH);
+        if batch.is_empty() {
+            break;
+        }
+        examined += batch.len();
+        stats.keys_examined += batch.len() as u64;
+        for (db, key) in &batch {
+            let Ok(d) = inner.db(*db) else { continue };
+            if let Some(node) = d.index.get(key, &guard) {
+                collect(inner, d, node, others, &guard, &mut stats);
+            }
+        }
+        drop(lock);
+    }
+    // The queue: it names exactly the keys that may hold garbage.
     while examined < GC_KEYS_PER_CALL {
-        let batch = inner.gc_queue.lock().take_due(watermark, GC_KEYS_PER_BATCH);
+        let batch = inner.gc_queue.lock().take_due(others, GC_KEYS_PER_BATCH);
         if batch.is_empty() {
             break;
         }
         examined += batch.len();
         stats.keys_examined += batch.len() as u64;
         let lock = inner.commit_lock.lock();
+        // The checkpoint's snapshot, below `others` (else `lo == others`). Under the commit
+        // lock: after a SWAPDB above it, it is an ordinary snapshot again, read key by key no
+        // more (see `checkpoint_scan.rs`).
+        let (lo, per_key) = match &scan {
+            Some(p) if !inner.checkpoint_scan.swapped_since(p.ts) => (p.ts, Some(p)),
+            _ => (watermark, None),
+        };
+        let mut overflow = Vec::new();
         for entry in &batch {
             let Ok(d) = inner.db(entry.db) else { continue };
             let key = entry.key.as_bytes();
             match d.index.get(key, &guard) {
-                Some(node) => collect(inner, d, node, watermark, &guard, &mut stats),
+                Some(node) if lo < others && !per_key.is_some_and(|p| p.passed(entry.db, key)) => {
+                    // Keep what the checkpoint reads, drop what neither it nor the others
+                    // read, and come back for the rest once it has read the key.
+                    collect(inner, d, node, lo, &guard, &mut stats);
+                    if per_key.is_some() && d.index.get(key, &guard).is_some() {
+                        let (unlinked, freed) = cut_interval(inner, d, node, lo, others, &guard);
+                        stats.versions_unlinked += unlinked;
+                        stats.values_freed += freed;
+                    }
+                    if entry.ts > lo && !state.defer(entry.db, key) {
+                        overflow.push(entry.ts);
+                    }
+                }
+                Some(node) => collect(inner, d, node, others, &guard, &mut stats),
                 // Under the commit lock a node outside the hash table is an unadopted
                 // reservation: empty, read by no one.
                 None if entry.orphan && d.index.remove_reserved(key, &guard) => {
@@ -287,6 +352,12 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
             }
         }
         drop(lock);
+        if !overflow.is_empty() {
+            let mut queue = inner.gc_queue.lock();
+            for ts in overflow {
+                queue.note_dropped(ts);
+            }
+        }
     }
     // Then the sweep, while entries were dropped that no completed sweep covered. It starts
     // only once the watermark has reached every dropped entry's timestamp: a sweep at a lower
@@ -319,9 +390,11 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
             sweeping = false;
         }
     }
+    let deferred_due = first_deferred_due(inner, &state, scan.as_ref());
+    stats.deferred = state.deferred.len() as u64;
     let queue = inner.gc_queue.lock();
     stats.queued = queue.entries.len() as u64;
-    let due_left = queue.entries.front().is_some_and(|e| e.ts <= watermark);
+    let due_left = queue.entries.front().is_some_and(|e| e.ts <= others) || deferred_due;
     stats.caught_up = !due_left && !sweeping && queue.dropped <= state.swept_dropped;
     drop(queue);
     if !due_left && !sweeping {
@@ -333,6 +406,37 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
     inner.gc_runs.fetch_add(1, Ordering::Relaxed);
     record(inner, &stats);
     stats
+}
+
+/// Up to `n` deferred keys GC may now collect at the others' watermark: all of them once no
+/// checkpoint holds the watermark, else those its scan has passed (a prefix of the set, as
+/// both go in (database, key) order), none after a SWAPDB above its snapshot. Caller holds
+/// the commit lock (the SWAPDB check needs it).
+fn take_deferred(
+    inner: &Inner,
+    state: &mut GcState,
+    scan: Option<&ScanProgress>,
+    n: usize,
+) -> Vec<(DbIndex, Bytes)> {
+    let mut taken = Vec::new();
+    while taken.len() < n && first_deferred_due(inner, state, scan) {
+        match state.deferred.pop_first() {
+            Some(entry) => taken.push(entry),
+            None => break,
+        }
+    }
+    taken
+}
+
+/// Whether GC may collect the first deferred key now (see [`take_deferred`]).
+fn first_deferred_due(inner: &Inner, state: &GcState, scan: Option<&ScanProgress>) -> bool {
+    let Some((db, key)) = state.deferred.first() else {
+        return false;
+    };
+    match scan {
+        None => true,
+        Some(p) => !inner.checkpoint_scan.swapped_since(p.ts) && p.passed(*db, key),
+    }
 }
 
 fn record(inner: &Inner, stats: &GcStats) {
@@ -426,6 +530,37 @@ pub(crate) fn cut_chain(
     (unlinked, freed)
 }
 
+/// Unlinks the versions of `node` no snapshot reads when every snapshot is at `lo` (the
+/// checkpoint's) or at `hi` and above (`KeyNode::cut_between`), frees their values and counts
+/// it as [`cut_chain`] does. Returns (versions unlinked, values freed). Caller holds the commit
+/// lock.
+fn cut_interval(
+    inner: &Inner,
+    d: &Db,
+    node: &KeyNode,
+    lo: u64,
+    hi: u64,
+    guard: &Guard,
+) -> (u64, u64) {
+    if lo >= hi {
+        return (0, 0);
+    }
+    let a = &inner.memory.accounting;
+    let mut freed = 0;
+    let unlinked = node.cut_between(lo, hi, guard, |value| {
+        // SAFETY: the checkpoint reads the version kept for `lo`, every other snapshot one at
+        // or above the version kept for `hi`, and this value belongs to an unlinked version
+        // alone (see `KeyNode::cut_between`).
+        if unsafe { inner.pages.free(value) }.is_ok() {
+            freed += 1;
+            Accounting::sub(&a.garbage_value_bytes, value.footprint());
+        }
+    });
+    Accounting::sub(&a.older_versions, unlinked);
+    d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
+    (unlinked, freed)
+}
+
 /// Up to `budget` keys of the sweep over every database; true when it completed.
 fn sweep(
     inner: &Inner,
@@ -478,4 +613,142 @@ fn sweep(
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::index::KeyIndex;
+    use crate::{Engine, EngineConfig, Isolation};
+
+    fn chain_len(engine: &Engine, db: u8, key: &str) -> usize {
+        let guard = crossbeam_epoch::pin();
+        let d = engine.inner.db(db).unwrap();
+        d.index
+            .get(key.as_bytes(), &guard)
+            .map_or(0, |node| node.chain_len(&guard))
+    }
+
+    fn settle(engine: &Engine) {
+        for _ in 0..100 {
+            if engine.gc().caught_up {
+                return;
+            }
+        }
+        panic!("GC never caught up");
+    }
+
+    fn value(key: &str, round: u32) -> Vec<u8> {
+        format!("{key}#{round}").into_bytes()
+    }
+
+    const KEYS: [&str; 4] = ["a1", "a2", "z1", "z2"];
+
+    /// A checkpoint half-way through its scan: keys it has read lose every old version the
+    /// other snapshots don't read; keys ahead keep the one it reads and the ones the others
+    /// read, and lose the versions in between; all of them once it has read them.
+    #[test]
+    fn gc_collects_behind_the_checkpoint_scan_and_between_its_snapshot_and_the_others() {
+        let engine = Engine::new(EngineConfig::default());
+        for key in KEYS {
+            engine.put(0, key.as_bytes(), &value(key, 0), None).unwrap();
+        }
+        let mut checkpoint = engine.begin_checkpoint();
+        let scan = engine
+            .inner
+            .checkpoint_scan
+            .begin(checkpoint.snapshot_ts().0)
+            .unwrap();
+        scan.advance(0, Some(&bytes::Bytes::from_static(b"m")));
+        for round in 1..=5 {
+            for key in KEYS {
+                engine
+                    .put(0, key.as_bytes(), &value(key, round), None)
+                    .unwrap();
+            }
+        }
+        // Another reader, at round 5.
+        let mut reader = engine.begin(Isolation::Snapshot);
+        for key in KEYS {
+            engine.put(0, key.as_bytes(), &value(key, 6), None).unwrap();
+        }
+        settle(&engine);
+        for key in ["a1", "a2"] {
+            assert_eq!(chain_len(&engine, 0, key), 2, "{key}: round 5 (reader), 6");
+        }
+        for key in ["z1", "z2"] {
+            assert_eq!(
+                chain_len(&engine, 0, key),
+                3,
+                "{key}: round 0 (checkpoint), 5, 6"
+            );
+            let seen = checkpoint.get(0, key.as_bytes()).unwrap().unwrap();
+            assert_eq!(
+                seen.value.as_ref(),
+                value(key, 0),
+                "the checkpoint reads intact"
+            );
+        }
+        for key in KEYS {
+            let seen = reader.get(0, key.as_bytes()).unwrap().unwrap();
+            assert_eq!(
+                seen.value.as_ref(),
+                value(key, 5),
+                "the reader reads intact"
+            );
+        }
+        // The scan reads the rest; then the reader ends.
+        scan.advance(1, None);
+        settle(&engine);
+        assert_eq!(chain_len(&engine, 0, "z1"), 2, "round 5 (reader), 6");
+        reader.abort();
+        settle(&engine);
+        for key in KEYS {
+            assert_eq!(chain_len(&engine, 0, key), 1, "{key}");
+        }
+        drop(scan);
+        checkpoint.abort();
+    }
+
+    /// After a SWAPDB above its snapshot the checkpoint is an ordinary snapshot again (values
+    /// move between databases, so a key it has read may share a value with one it has not).
+    #[test]
+    fn a_swapdb_during_the_scan_makes_the_checkpoint_an_ordinary_snapshot() {
+        let engine = Engine::new(EngineConfig::default());
+        for key in KEYS {
+            engine.put(0, key.as_bytes(), &value(key, 0), None).unwrap();
+            engine
+                .put(1, key.as_bytes(), &value(key, 100), None)
+                .unwrap();
+        }
+        let mut checkpoint = engine.begin_checkpoint();
+        let scan = engine
+            .inner
+            .checkpoint_scan
+            .begin(checkpoint.snapshot_ts().0)
+            .unwrap();
+        scan.advance(0, Some(&bytes::Bytes::from_static(b"m")));
+        engine.swap_db(0, 1).unwrap();
+        for round in 1..=3 {
+            for key in KEYS {
+                engine
+                    .put(1, key.as_bytes(), &value(key, round), None)
+                    .unwrap();
+            }
+        }
+        settle(&engine);
+        // Database 1 now holds the values database 0 had at the snapshot; the checkpoint has
+        // not read database 1 and must still find its own values there and in database 0.
+        for key in KEYS {
+            let seen = checkpoint.get(1, key.as_bytes()).unwrap().unwrap();
+            assert_eq!(seen.value.as_ref(), value(key, 100), "{key} in db 1");
+            let seen = checkpoint.get(0, key.as_bytes()).unwrap().unwrap();
+            assert_eq!(seen.value.as_ref(), value(key, 0), "{key} in db 0");
+        }
+        drop(scan);
+        checkpoint.abort();
+        settle(&engine);
+        for key in KEYS {
+            assert_eq!(chain_len(&engine, 1, key), 1, "{key}");
+        }
+    }
 }

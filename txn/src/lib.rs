@@ -16,6 +16,7 @@
     missing_docs
 )]
 
+mod checkpoint_scan;
 mod commit;
 pub mod compact;
 pub mod durability;

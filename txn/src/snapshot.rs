@@ -119,6 +119,39 @@ impl ActiveSnapshots {
         watermark
     }
 
+    /// The low watermark ([`Self::low_watermark`]) and the one the snapshots other than one
+    /// registration at `excluded` hold (the checkpoint scan's, see `gc.rs`): `(all, others)`.
+    /// The caller guarantees that such a registration is open throughout the call; otherwise
+    /// another snapshot at `excluded` would go uncounted.
+    pub(crate) fn low_watermarks(
+        &self,
+        oracle: &TimestampOracle,
+        excluded: Option<u64>,
+    ) -> (u64, u64) {
+        let guards: Vec<_> = self.shards.iter().map(|shard| shard.lock()).collect();
+        let visible = oracle.visible();
+        let mut all = visible;
+        let mut others = visible;
+        let mut skip = excluded;
+        for entries in &guards {
+            for &(ts, count) in entries.iter().take(2) {
+                all = all.min(ts);
+                // One registration at `excluded` is not counted in `others`.
+                let counted = if skip == Some(ts) {
+                    skip = None;
+                    count - 1
+                } else {
+                    count
+                };
+                if counted > 0 {
+                    others = others.min(ts);
+                    break;
+                }
+            }
+        }
+        (all, others)
+    }
+
     /// Number of open snapshots.
     pub(crate) fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)

@@ -355,6 +355,84 @@ impl KeyNode {
         unlinked
     }
 
+    /// Unlinks the versions no snapshot reads when every snapshot is at `lo` or at `hi` and
+    /// above (`lo < hi`): those newer than the newest version with `commit_ts <= lo` and older
+    /// than the newest with `commit_ts <= hi`. Calls `free` for their values and returns how
+    /// many it unlinked. Does nothing (returns 0) where a version involved shares a value with
+    /// its older neighbour or hands it on (`older_value_in_use`: a TTL-only change or SWAPDB),
+    /// which are rare, so each value unlinked belongs to its version alone. Caller holds the
+    /// commit lock.
+    ///
+    /// A reader at `hi` or above stops at or before the version kept for `hi`; one at `lo`
+    /// may stand on an unlinked version, whose `next` still leads to the one kept for it.
+    pub(crate) fn cut_between(
+        &self,
+        lo: u64,
+        hi: u64,
+        guard: &Guard,
+        mut free: impl FnMut(ValueRef),
+    ) -> u64 {
+        debug_assert!(lo < hi);
+        let Inline::Version(inline) = self.read_inline() else {
+            return 0;
+        };
+        // The link below the version kept for `hi`.
+        let link = if inline.commit_ts <= hi {
+            if inline.older_value_in_use {
+                return 0;
+            }
+            &self.older
+        } else {
+            let mut current = self.older_head(guard);
+            loop {
+                let Some(version) = current else { return 0 };
+                if version.view.commit_ts <= hi {
+                    if version.view.older_value_in_use {
+                        return 0;
+                    }
+                    break &version.next;
+                }
+                // SAFETY: as in `older_head`.
+                current = unsafe { version.next.load(Ordering::Acquire, guard).as_ref() };
+            }
+        };
+        let first = link.load(Ordering::Acquire, guard);
+        // The version kept for `lo` (null if the key had none then).
+        let mut kept = first;
+        let mut unlinked = 0;
+        // SAFETY: as in `older_head`; under the commit lock nobody else unlinks them.
+        while let Some(version) = unsafe { kept.as_ref() } {
+            if version.view.commit_ts <= lo {
+                break;
+            }
+            if version.view.older_value_in_use {
+                return 0;
+            }
+            unlinked += 1;
+            kept = version.next.load(Ordering::Acquire, guard);
+        }
+        if unlinked == 0 {
+            return 0;
+        }
+        link.store(kept, Ordering::Release);
+        let mut current = first;
+        while current != kept {
+            // SAFETY: unlinked just now, and reachable from `first` up to `kept` (checked
+            // above, under the commit lock); each is destroyed once, via the epoch collector.
+            let Some(version) = (unsafe { current.as_ref() }) else {
+                break;
+            };
+            if !version.view.tombstone {
+                free(version.view.value);
+            }
+            let next = version.next.load(Ordering::Acquire, guard);
+            // SAFETY: unlinked above; no new reference to it can be created.
+            unsafe { guard.defer_destroy(current) };
+            current = next;
+        }
+        unlinked
+    }
+
     /// Whether some version of this key names `value`. Lock-free, valid while `guard` is
     /// pinned; the answer may be stale by the time it returns (relocation checks again under
     /// the commit lock).
@@ -586,6 +664,51 @@ mod tests {
             assert_eq!(node.access(), ACCESS_MASK - 5);
             assert_eq!(node.key(), key);
         }
+    }
+
+    #[test]
+    fn cut_between_keeps_the_versions_lo_and_hi_see_and_frees_the_rest_once() {
+        let guard = crossbeam_epoch::pin();
+        // Versions at 2, 4, 6, 8, 10 (offset = ts), newest inline.
+        let chain = |shared_at: Option<u64>| {
+            let node = KeyNode::new(b"k");
+            for ts in [2, 4, 6, 8, 10] {
+                node.install(view(ts, 0, ts as u32, false, shared_at == Some(ts)), &guard);
+            }
+            node
+        };
+        let node = chain(None);
+        let mut freed = Vec::new();
+        // lo = 5 sees 4; hi = 9 sees 8: 6 goes.
+        assert_eq!(node.cut_between(5, 9, &guard, |v| freed.push(v.offset)), 1);
+        assert_eq!(freed, [6]);
+        for (snapshot, ts) in [(5, 4), (9, 8), (10, 10), (3, 2)] {
+            assert_eq!(node.visible(snapshot, &guard).unwrap().commit_ts, ts);
+        }
+        assert_eq!(node.chain_len(&guard), 4);
+        // lo below every version: everything under hi's goes, the inline one too if hi sees it.
+        let node = chain(None);
+        let mut freed = Vec::new();
+        assert_eq!(node.cut_between(1, 10, &guard, |v| freed.push(v.offset)), 4);
+        assert_eq!(freed, [8, 6, 4, 2]);
+        assert_eq!(node.visible(1, &guard), None);
+        assert_eq!(node.chain_len(&guard), 1);
+        // Nothing between: nothing cut.
+        let node = chain(None);
+        assert_eq!(
+            node.cut_between(8, 9, &guard, |_| panic!("nothing to free")),
+            0
+        );
+        assert_eq!(node.chain_len(&guard), 5);
+        // A shared value in the range (a TTL-only change at 8 shares 6's): left alone.
+        let node = chain(Some(8));
+        assert_eq!(node.cut_between(5, 9, &guard, |_| panic!("shared")), 0);
+        assert_eq!(node.chain_len(&guard), 5);
+        // A shared value below lo's version is none of its business.
+        let node = chain(Some(4));
+        let mut freed = Vec::new();
+        assert_eq!(node.cut_between(5, 9, &guard, |v| freed.push(v.offset)), 1);
+        assert_eq!(freed, [6]);
     }
 
     #[test]
