@@ -13,6 +13,7 @@
 pub mod error;
 pub mod lsn;
 pub mod page;
+pub mod tier;
 
 pub use error::StorageError;
 pub use lsn::Lsn;

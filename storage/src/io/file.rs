@@ -48,6 +48,25 @@ impl Disk for FileDisk {
             .open(path)?;
         Ok(Box::new(StdFile(f)))
     }
+    fn create_direct(&self, path: &Path) -> io::Result<(FileHandle, bool)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        match direct {
+            Ok(f) => Ok((Box::new(StdFile(f)), true)),
+            // tmpfs and some others refuse O_DIRECT: fall back to the page cache (INFO and
+            // the log say so).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.create(path).map(|file| (file, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
     fn open(&self, path: &Path) -> io::Result<FileHandle> {
         let f = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Box::new(StdFile(f)))

@@ -45,6 +45,12 @@ pub trait Disk: Send + Sync {
     fn open_read(&self, path: &Path) -> io::Result<FileHandle> {
         self.open(path)
     }
+    /// Creates `path` (truncating) for I/O that bypasses the OS page cache where the file
+    /// system allows it (`O_DIRECT`; the caller aligns offsets, lengths and buffers to 4 KiB).
+    /// Returns the handle and whether the cache is bypassed. By default: [`Disk::create`].
+    fn create_direct(&self, path: &Path) -> io::Result<(FileHandle, bool)> {
+        self.create(path).map(|file| (file, false))
+    }
     /// Atomically replaces `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
