@@ -44,6 +44,27 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
+    /// The value's page is on SSD: read it with `PageStore::read_cold`, or bring the page
+    /// back with `PageStore::load`, and try again.
+    #[error("page {page} is not resident")]
+    NotResident {
+        /// The page.
+        page: u32,
+    },
+
+    /// A page that cannot go to SSD (open, pinned, empty, part of an extent, or not resident).
+    #[error("page {page} cannot be spilled: {reason}")]
+    NotSpillable {
+        /// The page.
+        page: u32,
+        /// Why not.
+        reason: &'static str,
+    },
+
+    /// The SSD tier's file failed (I/O, checksum, full) or is not attached.
+    #[error(transparent)]
+    Spill(#[from] crate::tier::SpillError),
+
     /// The write-ahead log stopped accepting writes after a failed write or fsync; reads are
     /// unaffected. `WalWriter::try_recover` resumes once the disk works again.
     #[error(

@@ -30,7 +30,10 @@ mod free_runs;
 mod os;
 mod store;
 
-pub use store::{PageStats, PageStore, PageStoreConfig, PageUsage, PinnedPage, WriteTally};
+pub use store::{
+    Frame, PageState, PageStats, PageStore, PageStoreConfig, PageUsage, PinnedPage, Residency,
+    WriteTally,
+};
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.
 pub const PAGE_SIZE: usize = 64 * 1024;

@@ -349,6 +349,28 @@ impl SpillFile {
     /// Reads `len` bytes at `offset` of the page in `slot`: only the blocks holding them,
     /// each checked against its checksum.
     pub fn read(&self, slot: SlotId, offset: usize, len: usize) -> Result<Vec<u8>, SpillError> {
+        self.read_checked(slot, None, offset, len)
+    }
+
+    /// [`Self::read`], refusing ([`SpillError::BadRange`]) unless `slot` holds `page`: a caller
+    /// that found the slot through the page it wants never reads another page's bytes.
+    pub fn read_page(
+        &self,
+        slot: SlotId,
+        page: PageId,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<u8>, SpillError> {
+        self.read_checked(slot, Some(page), offset, len)
+    }
+
+    fn read_checked(
+        &self,
+        slot: SlotId,
+        page: Option<PageId>,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<u8>, SpillError> {
         use std::sync::atomic::Ordering::Relaxed;
         let bad = || SpillError::BadRange { slot, offset, len };
         let meta = self
@@ -356,6 +378,7 @@ impl SpillFile {
             .get(slot.0 as usize)
             .copied()
             .flatten()
+            .filter(|meta| page.is_none_or(|page| meta.page == page))
             .ok_or_else(bad)?;
         let end = offset
             .checked_add(len)

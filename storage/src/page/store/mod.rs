@@ -35,7 +35,11 @@ use super::{
     PageId, ValueRef, OWNER_TAG_MAX, PAGE_SIZE, SMALL_VALUE_MAX_BYTES, VALUE_HEADER_BYTES,
     VALUE_MAX_BYTES,
 };
+use crate::tier::SpillFile;
 use crate::StorageError;
+
+mod residency;
+pub use residency::{Frame, PageState, Residency};
 
 /// Page slots per directory chunk; the directory has as many chunks, covering all `u32` ids.
 const CHUNK_PAGES_BITS: u32 = 16;
@@ -132,6 +136,10 @@ pub struct PageStats {
     /// Bytes of the store's own bookkeeping: the page directory and the directory chunks
     /// allocated so far (one 32-byte slot per page id handed out, in chunks of 64 Ki slots).
     pub directory_bytes: u64,
+    /// Pages whose bytes are on SSD (`PageStore::spill`).
+    pub spilled_pages: u64,
+    /// Of those, pages whose RAM frame went back to the OS (not in `pages`).
+    pub spilled_frames_released: u64,
 }
 
 /// How full one sealed shared page is ([`PageStore::scan_sealed`]).
@@ -162,7 +170,11 @@ struct Slot {
     /// When the page was sealed, in seals of the whole store (`PageStore::seals`): its age
     /// for compaction's choice.
     sealed_at: AtomicU32,
+    /// Where the page's bytes are: 0 in RAM, else on SSD (`residency.rs`, [`Residency`]).
+    tier: AtomicU32,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
 struct Chunk {
     slots: Box<[Slot]>,
@@ -241,6 +253,12 @@ pub struct PageStore {
     extents: AtomicU64,
     /// Directory chunks allocated (each `CHUNK_PAGES` slots).
     chunks: AtomicU64,
+    /// The SSD tier's file, once attached (`residency.rs`).
+    spill: parking_lot::RwLock<Option<SpillFile>>,
+    /// Pages whose bytes are on SSD.
+    spilled_pages: AtomicU64,
+    /// Of those, pages whose RAM frame went back to the OS.
+    frames_released: AtomicU64,
 }
 
 // SAFETY: all shared state is atomics or mutex-protected; the raw page buffers are only written
@@ -306,6 +324,9 @@ impl PageStore {
             values_live: AtomicU64::new(0),
             extents: AtomicU64::new(0),
             chunks: AtomicU64::new(0),
+            spill: parking_lot::RwLock::new(None),
+            spilled_pages: AtomicU64::new(0),
+            frames_released: AtomicU64::new(0),
             config,
         }
     }
@@ -399,7 +420,10 @@ impl PageStore {
         if vref.len == 0 {
             return Ok(f(&[]));
         }
-        let (base, _) = self.locate(vref)?;
+        let (base, tier) = self.locate(vref)?;
+        if tier != 0 {
+            return Err(StorageError::NotResident { page: vref.page.0 });
+        }
         // SAFETY: `locate` bounds-checked the range inside a live buffer. The range was fully
         // written before the `ValueRef` was returned, and it is not written again until it is
         // freed, which the caller of `free` promised happens only after the last read.
@@ -449,26 +473,29 @@ impl PageStore {
             offset: vref.offset,
             len: vref.len,
         };
-        let (base, _) = self.locate(vref)?;
+        let (base, tier) = self.locate(vref)?;
         if vref.len as usize <= SMALL_VALUE_MAX_BYTES && vref.offset < HEADER {
             return Err(bad());
         }
+        // Not on a page on SSD: its frame may have gone back to the OS.
         #[cfg(debug_assertions)]
-        // SAFETY: `locate` bounds-checked the range; the caller promises nobody reads it any
-        // more. Junk in freed values (as jemalloc's `opt.junk`) makes any read after free show
-        // up in tests as a torn value instead of passing by luck. (One reader may still be
-        // copying it: a relocation that found the value named just before its owner freed
-        // it. That copy is named by no version at re-point time and is freed unread, so what
-        // it got does not matter; release builds write nothing here.)
-        unsafe {
-            std::ptr::write_bytes(
-                base.add(vref.offset as usize),
-                FREED_JUNK,
-                vref.len as usize,
-            );
+        if tier == 0 {
+            // SAFETY: `locate` bounds-checked the range; the caller promises nobody reads it
+            // any more. Junk in freed values (as jemalloc's `opt.junk`) makes any read after
+            // free show up in tests as a torn value instead of passing by luck. (One reader
+            // may still be copying it: a relocation that found the value named just before
+            // its owner freed it. That copy is named by no version at re-point time and is
+            // freed unread, so what it got does not matter; release builds write nothing.)
+            unsafe {
+                std::ptr::write_bytes(
+                    base.add(vref.offset as usize),
+                    FREED_JUNK,
+                    vref.len as usize,
+                );
+            }
         }
         #[cfg(not(debug_assertions))]
-        let _ = base;
+        let _ = (base, tier);
         let slot = self.slot(vref.page).ok_or_else(bad)?;
         let bytes = footprint(vref.len);
         let previous = slot
@@ -507,8 +534,10 @@ impl PageStore {
             used: slot.used.load(Ordering::Acquire),
             base: slot.base.load(Ordering::Acquire),
         };
-        // Now that it cannot be recycled, its kind is stable: only sealed shared pages walk.
-        let shared = slot.pages.load(Ordering::Acquire) == 1
+        // Now that it cannot be recycled, its kind is stable: only sealed shared pages in RAM
+        // walk (a page on SSD would need loading first).
+        let shared = slot.tier.load(Ordering::Acquire) == 0
+            && slot.pages.load(Ordering::Acquire) == 1
             && pinned.used != USED_DEDICATED
             && pinned.used >= HEADER
             && pinned.used as usize <= PAGE_SIZE
@@ -549,7 +578,10 @@ impl PageStore {
                 }
                 let state = slot.state.load(Ordering::Relaxed);
                 let live = state & LIVE_MASK;
-                if state & (OPEN_BIAS | PIN_BIAS) != 0 || live == 0 {
+                if state & (OPEN_BIAS | PIN_BIAS) != 0
+                    || live == 0
+                    || slot.tier.load(Ordering::Relaxed) != 0
+                {
                     continue;
                 }
                 visit(PageUsage {
@@ -581,6 +613,8 @@ impl PageStore {
             bare_ids,
             bare_id_runs,
             directory_bytes: self.directory_bytes(),
+            spilled_pages: self.spilled_pages.load(Ordering::Relaxed),
+            spilled_frames_released: self.frames_released.load(Ordering::Relaxed),
         }
     }
 
@@ -639,8 +673,9 @@ impl PageStore {
         chunk.slots.get((id.0 as usize) & (CHUNK_PAGES - 1))
     }
 
-    /// Bounds-checks `vref` and returns its buffer's base and capacity.
-    fn locate(&self, vref: ValueRef) -> Result<(*mut u8, u64), StorageError> {
+    /// Bounds-checks `vref` and returns its buffer's base and its page's residency word
+    /// (`residency.rs`; 0: in RAM), read after the base (Acquire), from the same slot.
+    fn locate(&self, vref: ValueRef) -> Result<(*mut u8, u32), StorageError> {
         let bad = || StorageError::BadValueRef {
             page: vref.page.0,
             offset: vref.offset,
@@ -656,7 +691,7 @@ impl PageStore {
         if u64::from(vref.offset) + u64::from(vref.len) > capacity {
             return Err(bad());
         }
-        Ok((base, capacity))
+        Ok((base, slot.tier.load(Ordering::Acquire)))
     }
 
     fn ensure_chunk(&self, id: u32) -> Result<&Slot, StorageError> {
@@ -901,6 +936,9 @@ impl PageStore {
 
     /// Recycles a page or extent whose live count just reached zero (called exactly once).
     fn release(&self, page: PageId, slot: &Slot) {
+        if self.release_spilled(page, slot) {
+            return;
+        }
         let pages = slot.pages.load(Ordering::Acquire);
         let base = slot.base.load(Ordering::Acquire);
         if pages == 1 {

@@ -1,0 +1,607 @@
+//! Pages on SSD: a sealed page's bytes written to the spill file ([`PageStore::spill`]), its
+//! RAM frame given back once no reader can hold it ([`PageStore::release_frame`]), its values
+//! read from SSD block by block ([`PageStore::read_cold`]) or the whole page brought back
+//! ([`PageStore::load`]).
+//!
+//! A page's life, as [`PageStore::page_state`] reports it:
+//!
+//! ```text
+//!  Open ──seal──▶ Sealed(Resident) ──spill──▶ Sealed(OnSsd{frame: Held}) ──release_frame──▶ Sealed(OnSsd{frame: Released})
+//!                      ▲                                 │                                           │
+//!                      └──────────────── load ───────────┴───────────────────────────────────────────┘
+//!  any sealed state ──last value freed──▶ Free (its SSD slot freed; a released frame stays released)
+//! ```
+//!
+//! "Writing back" and "loading" are the spans of `spill` and `load`, which hold the page's
+//! busy bit (the pin bias): nothing else pins, spills, loads or recycles it meanwhile. Every
+//! change of the residency word goes through [`Residency::check_transition`].
+//!
+//! Invariants:
+//! - Once `spill` has marked a page on SSD, reads of its values fail with
+//!   [`StorageError::NotResident`] instead of touching the frame; readers that checked
+//!   residency before may still be reading the frame, so it is given back only by
+//!   `release_frame`, whose caller waits for them first (the engine: the same grace period as
+//!   relocation's old places, docs/ARCHITECTURE.md invariant 14).
+//! - A page's SSD slot is freed exactly once: by `load` (the page is in RAM again) or by the
+//!   release of the page once its last value is freed; both hold the spill file's write lock,
+//!   and `read_cold` holds its read lock and checks that the slot still holds the page it
+//!   names, so a slot freed and reused meanwhile is never read as that page.
+//! - `pages` counts resident frames: `release_frame` takes one out, `load` puts it back, and a
+//!   freed page whose frame is released goes to the released list as an empty page's would.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{os, PageStore, Slot, OPEN_BIAS, PIN_BIAS, USED_DEDICATED};
+use crate::page::{PageId, ValueRef, PAGE_SIZE};
+use crate::tier::{SlotId, SpillError, SpillFile};
+use crate::StorageError;
+
+/// The residency word: on SSD.
+const ON_SSD: u32 = 1 << 31;
+/// The residency word: the RAM frame went back to the OS.
+const FRAME_RELEASED: u32 = 1 << 30;
+/// The residency word: the spill file's slot.
+const SLOT_MASK: u32 = FRAME_RELEASED - 1;
+
+/// Whether a page's frame is still in RAM while its bytes are on SSD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// Still resident (readers that looked before the spill may be reading it).
+    Held,
+    /// Given back to the OS.
+    Released,
+}
+
+/// Where a page's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// In RAM.
+    Resident,
+    /// In the spill file's `slot`.
+    OnSsd {
+        /// The slot.
+        slot: SlotId,
+        /// The RAM frame.
+        frame: Frame,
+    },
+}
+
+impl Residency {
+    fn decode(word: u32) -> Residency {
+        if word & ON_SSD == 0 {
+            return Residency::Resident;
+        }
+        Residency::OnSsd {
+            slot: SlotId(word & SLOT_MASK),
+            frame: if word & FRAME_RELEASED != 0 {
+                Frame::Released
+            } else {
+                Frame::Held
+            },
+        }
+    }
+
+    fn encode(self) -> u32 {
+        match self {
+            Residency::Resident => 0,
+            Residency::OnSsd { slot, frame } => {
+                let released = if frame == Frame::Released {
+                    FRAME_RELEASED
+                } else {
+                    0
+                };
+                ON_SSD | released | (slot.0 & SLOT_MASK)
+            }
+        }
+    }
+
+    /// The transitions the module docs draw, and only those: spill (resident to on SSD with
+    /// the frame held), release of the frame (same slot), load or the page's release (back to
+    /// resident).
+    pub fn check_transition(self, to: Residency) -> bool {
+        use Residency::*;
+        match (self, to) {
+            (
+                Resident,
+                OnSsd {
+                    frame: Frame::Held, ..
+                },
+            ) => true,
+            (
+                OnSsd {
+                    slot: a,
+                    frame: Frame::Held,
+                },
+                OnSsd {
+                    slot: b,
+                    frame: Frame::Released,
+                },
+            ) => a == b,
+            (OnSsd { .. }, Resident) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A page's place in its life (module docs), for tests, INFO and debugging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageState {
+    /// Taking new values.
+    Open,
+    /// Sealed with live values, in RAM or on SSD.
+    Sealed(Residency),
+    /// Busy: being written to SSD, loaded, or pinned for compaction.
+    Busy(Residency),
+    /// No live value; its id is free for reuse.
+    Free,
+}
+
+impl PageStore {
+    /// Attaches the SSD tier's file; pages can be spilled from now on. Replaces (and drops)
+    /// a file attached before only if no page is on SSD; returns whether it was attached.
+    pub fn attach_spill_file(&self, file: SpillFile) -> bool {
+        let mut spill = self.spill.write();
+        if self.spilled_pages.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        *spill = Some(file);
+        true
+    }
+
+    /// Whether a spill file is attached, and whether it bypasses the page cache.
+    pub fn spill_file_direct(&self) -> Option<bool> {
+        self.spill.read().as_ref().map(SpillFile::is_direct)
+    }
+
+    /// Bytes the spill file holds (whole slots), 0 without one.
+    pub fn spill_bytes(&self) -> u64 {
+        self.spill.read().as_ref().map_or(0, SpillFile::bytes_used)
+    }
+
+    /// The spill file's counters, if one is attached.
+    pub fn spill_stats(&self) -> Option<crate::tier::SpillStats> {
+        self.spill.read().as_ref().map(SpillFile::stats)
+    }
+
+    /// Where `page`'s bytes are (`None` for an id never handed out).
+    pub fn residency(&self, page: PageId) -> Option<Residency> {
+        self.slot(page)
+            .map(|slot| Residency::decode(slot.tier.load(Ordering::Acquire)))
+    }
+
+    /// `page`'s place in its life (module docs); `None` for an id never handed out.
+    pub fn page_state(&self, page: PageId) -> Option<PageState> {
+        let slot = self.slot(page)?;
+        let state = slot.state.load(Ordering::Acquire);
+        let residency = Residency::decode(slot.tier.load(Ordering::Acquire));
+        Some(if state & OPEN_BIAS != 0 {
+            PageState::Open
+        } else if state & PIN_BIAS != 0 {
+            PageState::Busy(residency)
+        } else if state == 0 {
+            PageState::Free
+        } else {
+            PageState::Sealed(residency)
+        })
+    }
+
+    /// Changes `slot`'s residency word from `from` to `to`, a transition the module docs
+    /// allow. Caller holds the page's busy bit or is its last owner (release).
+    fn set_residency(&self, slot: &Slot, from: Residency, to: Residency) {
+        debug_assert!(from.check_transition(to), "{from:?} -> {to:?}");
+        let swapped = slot.tier.compare_exchange(
+            from.encode(),
+            to.encode(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        debug_assert!(swapped.is_ok(), "residency changed under its owner");
+    }
+
+    /// Takes `page`'s busy bit: sealed, live, not busy, a single page. Returns its slot.
+    fn make_busy(&self, page: PageId) -> Result<&Slot, StorageError> {
+        let refuse = |reason| StorageError::NotSpillable {
+            page: page.0,
+            reason,
+        };
+        let slot = self.slot(page).ok_or(refuse("no such page"))?;
+        slot.state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                let busy = state & (OPEN_BIAS | PIN_BIAS) != 0;
+                (!busy && state & super::LIVE_MASK > 0).then_some(state + PIN_BIAS)
+            })
+            .map_err(|_| refuse("open, busy or empty"))?;
+        if slot.pages.load(Ordering::Acquire) != 1 || slot.base.load(Ordering::Acquire).is_null() {
+            self.unpin(page);
+            return Err(refuse("part of an extent"));
+        }
+        Ok(slot)
+    }
+
+    /// Writes sealed page `page` to the spill file. From then on reads of its values fail
+    /// with [`StorageError::NotResident`]; its frame stays in RAM until
+    /// [`Self::release_frame`]. On error the page stays resident and nothing changes.
+    pub fn spill(&self, page: PageId) -> Result<SlotId, StorageError> {
+        let slot = self.make_busy(page)?;
+        let result = self.spill_busy(page, slot);
+        self.unpin(page);
+        result
+    }
+
+    fn spill_busy(&self, page: PageId, slot: &Slot) -> Result<SlotId, StorageError> {
+        let residency = Residency::decode(slot.tier.load(Ordering::Acquire));
+        if residency != Residency::Resident {
+            return Err(StorageError::NotSpillable {
+                page: page.0,
+                reason: "already on SSD",
+            });
+        }
+        let used = match slot.used.load(Ordering::Acquire) {
+            USED_DEDICATED => PAGE_SIZE,
+            used => (used as usize).min(PAGE_SIZE),
+        };
+        let base = slot.base.load(Ordering::Acquire);
+        // SAFETY: a busy single page is neither recycled nor written (it is sealed: no new
+        // value goes in; a value freed meanwhile may be junk-filled in debug builds, which
+        // only changes dead bytes), and its buffer is PAGE_SIZE bytes.
+        let image = unsafe { std::slice::from_raw_parts(base, used) };
+        let mut spill = self.spill.write();
+        let file = spill.as_mut().ok_or(StorageError::NotSpillable {
+            page: page.0,
+            reason: "no spill file attached",
+        })?;
+        let ssd = file.write(page, image)?;
+        let to = Residency::OnSsd {
+            slot: ssd,
+            frame: Frame::Held,
+        };
+        self.set_residency(slot, Residency::Resident, to);
+        self.spilled_pages.fetch_add(1, Ordering::Relaxed);
+        Ok(ssd)
+    }
+
+    /// Gives the RAM frame of spilled page `page` back to the OS. Returns whether it did
+    /// (false: not on SSD with its frame held, or busy, or freed meanwhile).
+    ///
+    /// # Safety
+    /// No reader may still be reading the frame: every reader that checked the page resident
+    /// before [`Self::spill`] marked it has finished (the caller's grace period).
+    pub unsafe fn release_frame(&self, page: PageId) -> bool {
+        let Ok(slot) = self.make_busy(page) else {
+            return false;
+        };
+        let released = match Residency::decode(slot.tier.load(Ordering::Acquire)) {
+            Residency::OnSsd {
+                slot: ssd,
+                frame: Frame::Held,
+            } => {
+                // SAFETY: the caller's grace period: nobody reads the frame, and nobody writes
+                // it (busy, sealed); it stays mapped (a slab page).
+                unsafe { os::release_memory(slot.base.load(Ordering::Acquire), PAGE_SIZE) };
+                let from = Residency::OnSsd {
+                    slot: ssd,
+                    frame: Frame::Held,
+                };
+                let to = Residency::OnSsd {
+                    slot: ssd,
+                    frame: Frame::Released,
+                };
+                self.set_residency(slot, from, to);
+                self.pages.fetch_sub(1, Ordering::Relaxed);
+                self.frames_released.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        };
+        self.unpin(page);
+        released
+    }
+
+    /// Brings spilled page `page` back into RAM: its frame refilled from SSD (checked) if it
+    /// was released, its SSD slot freed. A resident page is left as it is. On error (I/O,
+    /// checksum) the page stays on SSD.
+    pub fn load(&self, page: PageId) -> Result<(), StorageError> {
+        let slot = self.make_busy(page)?;
+        let result = self.load_busy(page, slot);
+        self.unpin(page);
+        result
+    }
+
+    fn load_busy(&self, page: PageId, slot: &Slot) -> Result<(), StorageError> {
+        let from = Residency::decode(slot.tier.load(Ordering::Acquire));
+        let Residency::OnSsd { slot: ssd, frame } = from else {
+            return Ok(());
+        };
+        let mut spill = self.spill.write();
+        let file = spill.as_mut().ok_or(SpillError::BadRange {
+            slot: ssd,
+            offset: 0,
+            len: PAGE_SIZE,
+        })?;
+        if frame == Frame::Released {
+            let image = file.read_page(ssd, page, 0, PAGE_SIZE)?;
+            let base = slot.base.load(Ordering::Acquire);
+            // SAFETY: the frame is ours (busy; nobody reads it while the page is on SSD, and
+            // the readers from before the spill were waited for by `release_frame`'s caller);
+            // it is PAGE_SIZE bytes, still mapped; the image is PAGE_SIZE bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(image.as_ptr(), base, PAGE_SIZE.min(image.len()))
+            };
+            self.pages.fetch_add(1, Ordering::Relaxed);
+            self.frames_released.fetch_sub(1, Ordering::Relaxed);
+        }
+        // Resident again (Release: the refilled bytes before the word readers check), then
+        // the slot goes.
+        self.set_residency(slot, from, Residency::Resident);
+        file.free(ssd);
+        self.spilled_pages.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads `vref`'s bytes: from RAM if its page is resident, else from SSD (only the blocks
+    /// holding it, checked). Blocks the calling thread on the disk: call it off the async
+    /// workers and outside any lock readers or writers wait for.
+    pub fn read_cold(&self, vref: ValueRef) -> Result<Bytes, StorageError> {
+        loop {
+            match self.read(vref) {
+                Err(StorageError::NotResident { .. }) => {}
+                other => return other,
+            }
+            let Some(slot) = self.slot(vref.page) else {
+                return Err(StorageError::BadValueRef {
+                    page: vref.page.0,
+                    offset: vref.offset,
+                    len: vref.len,
+                });
+            };
+            let spill = self.spill.read();
+            // Under the read lock: the slot is not freed or reused meanwhile.
+            let Residency::OnSsd { slot: ssd, .. } =
+                Residency::decode(slot.tier.load(Ordering::Acquire))
+            else {
+                // Loaded between the two looks: read it from RAM.
+                continue;
+            };
+            let file = spill.as_ref().ok_or(SpillError::BadRange {
+                slot: ssd,
+                offset: vref.offset as usize,
+                len: vref.len as usize,
+            })?;
+            let bytes = file.read_page(ssd, vref.page, vref.offset as usize, vref.len as usize)?;
+            return Ok(Bytes::from(bytes));
+        }
+    }
+
+    /// For `release`: a spilled page whose last value was freed loses its SSD slot; true if
+    /// its frame was released too (then it joins the released pages and the caller is done).
+    pub(super) fn release_spilled(&self, page: PageId, slot: &Slot) -> bool {
+        let from = Residency::decode(slot.tier.load(Ordering::Acquire));
+        let Residency::OnSsd { slot: ssd, frame } = from else {
+            return false;
+        };
+        if let Some(file) = self.spill.write().as_mut() {
+            file.free(ssd);
+        }
+        self.set_residency(slot, from, Residency::Resident);
+        self.spilled_pages.fetch_sub(1, Ordering::Relaxed);
+        if frame == Frame::Held {
+            return false;
+        }
+        self.frames_released.fetch_sub(1, Ordering::Relaxed);
+        slot.used.store(0, Ordering::Release);
+        self.released.fetch_add(1, Ordering::Relaxed);
+        self.released_pages.lock().push(page);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Disk, SimDisk};
+    use crate::page::{PageStoreConfig, VALUE_HEADER_BYTES};
+    use crate::tier::spill::SLOT_BYTES;
+    use std::path::Path;
+
+    fn store_with_spill(slots: u64) -> (SimDisk, PageStore) {
+        let store = PageStore::new(PageStoreConfig {
+            open_page_shards: 1,
+            ..PageStoreConfig::default()
+        });
+        let disk = SimDisk::new(3);
+        disk.create_dir_all(Path::new("/d")).unwrap();
+        let path = Path::new("/d/tier.spill");
+        let (file, direct) = disk.create_direct(path).unwrap();
+        assert!(store.attach_spill_file(SpillFile::new(
+            file,
+            path.into(),
+            direct,
+            slots * SLOT_BYTES as u64
+        )));
+        (disk, store)
+    }
+
+    /// Values filling about `pages` pages, then one more page's worth so they are sealed.
+    fn fill(store: &PageStore, n: usize) -> Vec<(ValueRef, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                let value: Vec<u8> = (0..1000).map(|j| (i * 7 + j) as u8).collect();
+                (store.write(&value, i as u64).unwrap(), value)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_spilled_page_reads_from_ssd_until_loaded_and_every_transition_is_checked() {
+        let (_disk, store) = store_with_spill(8);
+        let values = fill(&store, 200);
+        let page = values[0].0.page;
+        assert_eq!(
+            store.page_state(page),
+            Some(PageState::Sealed(Residency::Resident))
+        );
+        let ssd = store.spill(page).unwrap();
+        assert_eq!(
+            store.residency(page),
+            Some(Residency::OnSsd {
+                slot: ssd,
+                frame: Frame::Held
+            })
+        );
+        assert!(store.spill(page).is_err(), "already on SSD");
+        assert!(store.pin(page).is_none(), "compaction leaves it alone");
+        let on_page: Vec<_> = values.iter().filter(|(r, _)| r.page == page).collect();
+        for (vref, value) in &on_page {
+            assert!(matches!(
+                store.read(*vref),
+                Err(StorageError::NotResident { .. })
+            ));
+            assert_eq!(&store.read_cold(*vref).unwrap()[..], &value[..]);
+        }
+        let before = store.stats();
+        // SAFETY: no reader holds the page (this test reads through the store only).
+        assert!(unsafe { store.release_frame(page) });
+        assert!(!unsafe { store.release_frame(page) }, "once");
+        let after = store.stats();
+        assert_eq!(after.pages, before.pages - 1);
+        assert_eq!(after.spilled_frames_released, 1);
+        for (vref, value) in &on_page {
+            assert_eq!(&store.read_cold(*vref).unwrap()[..], &value[..]);
+        }
+        store.load(page).unwrap();
+        assert_eq!(
+            store.page_state(page),
+            Some(PageState::Sealed(Residency::Resident))
+        );
+        assert_eq!(store.stats().pages, before.pages);
+        assert_eq!(store.spill_bytes(), 0, "the slot is freed");
+        for (vref, value) in &on_page {
+            assert_eq!(&store.read(*vref).unwrap()[..], &value[..]);
+        }
+        // The transitions drawn, and no others.
+        let held = Residency::OnSsd {
+            slot: SlotId(1),
+            frame: Frame::Held,
+        };
+        let gone = Residency::OnSsd {
+            slot: SlotId(1),
+            frame: Frame::Released,
+        };
+        assert!(Residency::Resident.check_transition(held));
+        assert!(held.check_transition(gone) && gone.check_transition(Residency::Resident));
+        assert!(!Residency::Resident.check_transition(gone));
+        assert!(!gone.check_transition(held));
+        assert!(!held.check_transition(Residency::OnSsd {
+            slot: SlotId(2),
+            frame: Frame::Released
+        }));
+    }
+
+    #[test]
+    fn freeing_every_value_of_a_spilled_page_frees_its_slot_and_its_id() {
+        let (_disk, store) = store_with_spill(8);
+        let values = fill(&store, 200);
+        let page = values[0].0.page;
+        store.spill(page).unwrap();
+        // SAFETY: as above.
+        assert!(unsafe { store.release_frame(page) });
+        for (vref, _) in values.iter().filter(|(r, _)| r.page == page) {
+            // SAFETY: each freed once and never read again.
+            unsafe { store.free(*vref).unwrap() };
+        }
+        let stats = store.stats();
+        assert_eq!(stats.spilled_pages, 0);
+        assert_eq!(stats.spilled_frames_released, 0);
+        assert_eq!(store.spill_bytes(), 0);
+        assert_eq!(store.page_state(page), Some(PageState::Free));
+        assert_eq!(
+            stats.page_ids,
+            stats.pages + stats.released_pages + stats.bare_ids
+        );
+        // The id is reused and its frame faults back in.
+        let more = fill(&store, 400);
+        for (vref, value) in &more {
+            assert_eq!(&store.read(*vref).unwrap()[..], &value[..]);
+        }
+    }
+
+    /// Readers on other threads while pages go to SSD and back: every read returns the
+    /// value's exact bytes, from RAM or from SSD, never a torn or a foreign one.
+    #[test]
+    fn concurrent_readers_see_exact_bytes_while_pages_spill_and_load() {
+        let (_disk, store) = store_with_spill(64);
+        let values = fill(&store, 2000);
+        let pages: Vec<PageId> = {
+            let mut p: Vec<_> = values.iter().map(|(r, _)| r.page).collect();
+            p.dedup();
+            p
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            for t in 0..3 {
+                let (store, values, stop) = (&store, &values, &stop);
+                scope.spawn(move || {
+                    let mut i = t;
+                    let mut reads = 0u64;
+                    while !stop.load(Ordering::Relaxed) || reads < 1000 {
+                        let (vref, value) = &values[i % values.len()];
+                        let got = match store.read(*vref) {
+                            Err(StorageError::NotResident { .. }) => store.read_cold(*vref),
+                            other => other,
+                        };
+                        assert_eq!(&got.unwrap()[..], &value[..], "{vref:?}");
+                        i += 7;
+                        reads += 1;
+                    }
+                });
+            }
+            for round in 0..200 {
+                let page = pages[round % pages.len()];
+                if store.spill(page).is_ok() && round % 2 == 0 {
+                    store.load(page).unwrap();
+                }
+            }
+            for page in &pages {
+                let _ = store.load(*page);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(store.stats().spilled_pages, 0);
+    }
+
+    #[test]
+    fn spill_errors_leave_the_page_resident() {
+        let (disk, store) = store_with_spill(1);
+        let values = fill(&store, 200);
+        let (a, b) = (values[0].0.page, values[70].0.page);
+        assert_ne!(a, b);
+        store.spill(a).unwrap();
+        // The file holds one slot.
+        assert!(matches!(
+            store.spill(b),
+            Err(StorageError::Spill(SpillError::Full { .. }))
+        ));
+        assert_eq!(store.residency(b), Some(Residency::Resident));
+        // An I/O error on write: resident, readable.
+        store.load(a).unwrap();
+        disk.fail_after(crate::io::FaultOp::Write, 0, crate::io::FaultKind::Io);
+        assert!(store.spill(a).is_err());
+        assert_eq!(store.residency(a), Some(Residency::Resident));
+        assert_eq!(&store.read(values[0].0).unwrap()[..], &values[0].1[..]);
+        // Open pages and pages without a file are refused.
+        let open = store.write(&[1u8; 10], 0).unwrap().page;
+        assert!(matches!(
+            store.spill(open),
+            Err(StorageError::NotSpillable { .. })
+        ));
+        let plain = PageStore::new(PageStoreConfig::default());
+        let v = fill(&plain, 200);
+        assert!(matches!(
+            plain.spill(v[0].0.page),
+            Err(StorageError::NotSpillable { .. })
+        ));
+        let _ = VALUE_HEADER_BYTES;
+    }
+}
