@@ -179,6 +179,8 @@ pub(crate) struct Inner {
     pub(crate) memory: Governor,
     /// Compaction of value pages: its settings, the retire list, its counters.
     pub(crate) compactor: Compactor,
+    /// The SSD tier's driver (`tier.rs`).
+    pub(crate) tier: crate::tier::Tier,
 }
 
 impl Inner {
@@ -249,6 +251,7 @@ impl Engine {
                 expired_keys: AtomicU64::new(0),
                 memory: Governor::new(accounting, now),
                 compactor: Compactor::new(),
+                tier: crate::tier::Tier::new(),
             }),
         };
         engine.set_memory_config(config.memory);
@@ -280,12 +283,14 @@ impl Engine {
     /// but never aborted.
     pub(crate) fn begin_checkpoint(&self) -> Transaction {
         let id = TxnId(self.inner.next_txn_id.fetch_add(1, Ordering::Relaxed));
-        Transaction::new_leased(
+        let mut tx = Transaction::new_leased(
             Arc::clone(&self.inner),
             id,
             Isolation::Snapshot,
             SnapshotHolder::Checkpoint,
-        )
+        );
+        tx.allow_cold_reads();
+        tx
     }
 
     /// Sets the limits on interactive transactions' snapshots; the next
@@ -536,6 +541,33 @@ impl Engine {
     /// are freed. The server calls it every 10 ms.
     pub fn compact_tick(&self) -> CompactionStats {
         compact::tick(&self.inner)
+    }
+
+    /// Attaches the SSD tier's spill file: from now on [`Engine::tier_tick`] keeps at most
+    /// `resident_budget` bytes of sealed value pages in RAM, choosing by `policy`, and reads
+    /// of a value whose page went to SSD fail with `NotResident` (see
+    /// [`TxnError::page_not_resident`]) until [`Engine::load_page`]. False if a file with
+    /// pages on it is attached already.
+    pub fn attach_spill_file(
+        &self,
+        file: storage::tier::SpillFile,
+        resident_budget: u64,
+        policy: storage::tier::EvictionPolicy,
+    ) -> bool {
+        crate::tier::attach(&self.inner, file, resident_budget, policy)
+    }
+
+    /// One step of the SSD tier's driver (`tier.rs`): pages over the budget go to SSD, and
+    /// the frames of pages no reader can hold any more go back to the OS. Does nothing
+    /// without a spill file.
+    pub fn tier_tick(&self) -> crate::tier::TierStats {
+        crate::tier::tick(&self.inner)
+    }
+
+    /// Brings a page from SSD back into RAM, after a read failed with `NotResident`. Blocks
+    /// on the disk: call it off the async workers.
+    pub fn load_page(&self, page: storage::page::PageId) -> Result<(), TxnError> {
+        crate::tier::load_page(&self.inner, page).map_err(TxnError::from)
     }
 
     /// Moves the live values out of every sealed page at most `fill_max_pct` percent full,

@@ -102,3 +102,16 @@ pub enum TxnError {
         limit: u64,
     },
 }
+
+impl TxnError {
+    /// The page a read needs from SSD, if that is why it failed: load it
+    /// ([`crate::Engine::load_page`]) and run the operation again.
+    pub fn page_not_resident(&self) -> Option<storage::page::PageId> {
+        match self {
+            TxnError::Storage(StorageError::NotResident { page }) => {
+                Some(storage::page::PageId(*page))
+            }
+            _ => None,
+        }
+    }
+}

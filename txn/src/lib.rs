@@ -32,6 +32,7 @@ mod oracle;
 mod recovery;
 mod snapshot;
 pub mod snapshot_limits;
+pub mod tier;
 pub mod timestamp;
 pub mod transaction;
 

@@ -138,6 +138,8 @@ pub struct Transaction {
     pub(crate) watches: Vec<(DbIndex, Bytes, WatchMark)>,
     /// Keyspace-wide ops, in the order they ran (see the module docs).
     pub(crate) db_ops: Vec<DbOp>,
+    /// Scans read values on SSD in place ([`Transaction::allow_cold_reads`]).
+    cold_reads: bool,
     /// `None` while `db_ops` is empty: every database shows itself.
     view: Option<Box<View>>,
 }
@@ -238,6 +240,16 @@ pub(crate) fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, Tx
     })
 }
 
+/// [`entry_of`], reading a value on SSD in place (blocking on the disk).
+pub(crate) fn entry_of_cold(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
+    Ok(Entry {
+        value: inner.pages.read_cold(version.value)?,
+        kind: ValueKind::String,
+        version: CommitTs(version.commit_ts),
+        expire_at_ms: version.expiry(),
+    })
+}
+
 pub(crate) fn is_due(expire_at_ms: Option<u64>, now_ms: u64) -> bool {
     expire_at_ms.is_some_and(|deadline| deadline <= now_ms)
 }
@@ -289,7 +301,14 @@ impl Transaction {
             watches: Vec::new(),
             db_ops: Vec::new(),
             view: None,
+            cold_reads: false,
         }
+    }
+
+    /// Lets this transaction's scans read values on SSD in place, blocking on the disk (a
+    /// checkpoint's, on its own thread); others get `NotResident` and never block.
+    pub(crate) fn allow_cold_reads(&mut self) {
+        self.cold_reads = true;
     }
 
     /// The snapshot this transaction reads at.
@@ -769,6 +788,7 @@ impl Transaction {
         }
         let now = self.inner.clock.now_ms();
         let snapshot = self.snapshot_ts().0;
+        let cold_reads = self.cold_reads;
         let empty = BTreeMap::new();
         let own = self.writes.get(&db).unwrap_or(&empty);
         let mut own_iter = own.range::<[u8], _>((start, end)).peekable();
@@ -830,6 +850,11 @@ impl Transaction {
             let entry = match own_iter.next_if(|(own_key, _)| **own_key == key) {
                 Some((_, write)) => own_entry(&key, write, Some(node)),
                 None => match node.visible(snapshot, &guard) {
+                    // A checkpoint reads cold values from SSD where they are (its own thread
+                    // may block, and loading whole pages would flush the hot set).
+                    Some(version) if version.is_live(now) && cold_reads => {
+                        entry_of_cold(inner, &version).map(Some)
+                    }
                     Some(version) if version.is_live(now) => entry_of(inner, &version).map(Some),
                     _ => Ok(None),
                 },

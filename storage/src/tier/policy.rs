@@ -130,6 +130,11 @@ impl Policy {
         self.index.is_empty()
     }
 
+    /// The resident ids, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.index.keys().copied()
+    }
+
     /// Whether `id` is resident.
     pub fn contains(&self, id: u64) -> bool {
         self.index.contains_key(&id)

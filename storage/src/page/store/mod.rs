@@ -259,6 +259,9 @@ pub struct PageStore {
     spilled_pages: AtomicU64,
     /// Of those, pages whose RAM frame went back to the OS.
     frames_released: AtomicU64,
+    /// Pages read lately, for the SSD tier's policy (`residency.rs`): recorded only once a
+    /// spill file is attached.
+    reads: residency::ReadBuffer,
 }
 
 // SAFETY: all shared state is atomics or mutex-protected; the raw page buffers are only written
@@ -327,6 +330,7 @@ impl PageStore {
             spill: parking_lot::RwLock::new(None),
             spilled_pages: AtomicU64::new(0),
             frames_released: AtomicU64::new(0),
+            reads: residency::ReadBuffer::new(shards),
             config,
         }
     }
@@ -421,6 +425,7 @@ impl PageStore {
             return Ok(f(&[]));
         }
         let (base, tier) = self.locate(vref)?;
+        self.reads.note(vref.page);
         if tier != 0 {
             return Err(StorageError::NotResident { page: vref.page.0 });
         }

@@ -138,16 +138,93 @@ pub enum PageState {
     Free,
 }
 
+/// Entries per stripe of the read buffer.
+const READ_STRIPE_ENTRIES: usize = 256;
+/// An empty entry.
+const NO_PAGE: u32 = u32::MAX;
+
+/// Pages read lately, for the policy that chooses which pages stay in RAM: Caffeine's read
+/// buffer, lossy by design. Readers write a page id into a slot of their thread's stripe (one
+/// relaxed store and one relaxed increment, no lock; overwriting what the policy has not
+/// drained yet when the stripe laps), and the policy drains them on its tick. Off (one
+/// relaxed load per read) until a spill file is attached.
+pub(super) struct ReadBuffer {
+    on: std::sync::atomic::AtomicBool,
+    stripes: Box<[super::Padded<ReadStripe>]>,
+}
+
+struct ReadStripe {
+    next: std::sync::atomic::AtomicU32,
+    /// The page recorded last: consecutive reads of one page count once (a scan of a page's
+    /// values is one use of the page, and it would fill the stripe).
+    last: std::sync::atomic::AtomicU32,
+    pages: [std::sync::atomic::AtomicU32; READ_STRIPE_ENTRIES],
+}
+
+impl ReadBuffer {
+    pub(super) fn new(stripes: usize) -> ReadBuffer {
+        ReadBuffer {
+            on: std::sync::atomic::AtomicBool::new(false),
+            stripes: (0..stripes.clamp(1, 1024))
+                .map(|_| {
+                    super::Padded(ReadStripe {
+                        next: std::sync::atomic::AtomicU32::new(0),
+                        last: std::sync::atomic::AtomicU32::new(NO_PAGE),
+                        pages: std::array::from_fn(|_| std::sync::atomic::AtomicU32::new(NO_PAGE)),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Records a read of `page` (when on).
+    #[inline]
+    pub(super) fn note(&self, page: PageId) {
+        if !self.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(stripe) = self.stripes.get(super::shard_hint() % self.stripes.len()) else {
+            return;
+        };
+        if stripe.0.last.swap(page.0, Ordering::Relaxed) == page.0 {
+            return;
+        }
+        let at = stripe.0.next.fetch_add(1, Ordering::Relaxed) as usize % READ_STRIPE_ENTRIES;
+        if let Some(entry) = stripe.0.pages.get(at) {
+            entry.store(page.0, Ordering::Relaxed);
+        }
+    }
+
+    fn drain(&self, visit: &mut dyn FnMut(PageId)) {
+        for stripe in self.stripes.iter() {
+            for entry in &stripe.0.pages {
+                let page = entry.swap(NO_PAGE, Ordering::Relaxed);
+                if page != NO_PAGE {
+                    visit(PageId(page));
+                }
+            }
+        }
+    }
+}
+
 impl PageStore {
-    /// Attaches the SSD tier's file; pages can be spilled from now on. Replaces (and drops)
-    /// a file attached before only if no page is on SSD; returns whether it was attached.
+    /// Attaches the SSD tier's file; pages can be spilled from now on, and reads are recorded
+    /// for the policy ([`Self::drain_reads`]). Replaces (and drops) a file attached before
+    /// only if no page is on SSD; returns whether it was attached.
     pub fn attach_spill_file(&self, file: SpillFile) -> bool {
         let mut spill = self.spill.write();
         if self.spilled_pages.load(Ordering::Acquire) > 0 {
             return false;
         }
         *spill = Some(file);
+        self.reads.on.store(true, Ordering::Relaxed);
         true
+    }
+
+    /// Visits the pages read since the last call (lossy: a busy stripe overwrites entries
+    /// not drained yet, as Caffeine's read buffer drops them).
+    pub fn drain_reads(&self, visit: &mut dyn FnMut(PageId)) {
+        self.reads.drain(visit);
     }
 
     /// Whether a spill file is attached, and whether it bypasses the page cache.

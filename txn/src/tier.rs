@@ -1,0 +1,178 @@
+//! The SSD tier's driver: which sealed value pages stay in RAM, and when the frames of those
+//! that went to SSD are given back.
+//!
+//! Each [`tick`]:
+//! 1. feeds the page store's read buffer into the policy (W-TinyLFU by default, LRU as a
+//!    switch: `storage::tier::Policy`, whose budget is the RAM the value pages may hold);
+//! 2. offers it the sealed pages it does not know yet (and forgets those no longer sealed and
+//!    resident: freed, loaded back, or busy);
+//! 3. writes the pages the policy lets go to the spill file ([`storage::page::PageStore::spill`]);
+//!    from then on their values read as `NotResident` and the caller loads the page
+//!    ([`crate::Engine::load_page`]) and tries again;
+//! 4. publishes a timestamp R under the commit lock and gives a spilled page's frame back
+//!    once the low watermark (leaving out a checkpoint's long snapshot, whose scan registers
+//!    a snapshot per batch) passes R.
+//!
+//! Why step 4 is safe: it is relocation's grace period (docs/ARCHITECTURE.md invariant 14).
+//! A reader loads a `ValueRef` only under a registered snapshot or the commit lock. A page is
+//! marked on SSD before R is taken under the commit lock, so a snapshot registered after R
+//! was published, and a commit-lock holder after that section, finds the page marked and
+//! never touches the frame; one that may have seen it resident holds the watermark below R
+//! (or held the commit lock, which R's section waited for) until it is done.
+//!
+//! What is not here yet (docs/ARCHITECTURE.md, "The SSD tier"): the server's miss path
+//! (a command that meets `NotResident` awaits the load off the async workers and runs again),
+//! promotion of hot values out of cold pages, `maxmemory-policy spill` and `INFO tiering`.
+//! Until then nothing attaches a spill file in the server.
+
+use std::collections::{HashSet, VecDeque};
+
+use parking_lot::Mutex;
+use storage::page::{PageId, PAGE_SIZE};
+use storage::tier::{EvictionPolicy, Policy, SpillError, SpillFile};
+use storage::StorageError;
+
+use crate::engine::Inner;
+
+/// Pages spilled per tick at most (bounds the time a tick holds the disk).
+pub const SPILL_PAGES_PER_TICK: usize = 256;
+
+/// What one [`tick`] did, and the totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TierStats {
+    /// Pages written to SSD by this tick.
+    pub spilled: u64,
+    /// Frames given back by this tick.
+    pub frames_released: u64,
+    /// Spills that failed on the disk this tick (the pages stay in RAM).
+    pub spill_errors: u64,
+    /// True when the spill file was full this tick.
+    pub disk_full: bool,
+    /// Pages waiting for their grace period.
+    pub awaiting_release: u64,
+    /// Pages the policy holds as resident.
+    pub policy_pages: u64,
+}
+
+/// The driver's state: the policy and the pages waiting for their grace period.
+pub(crate) struct Tier {
+    state: Mutex<Option<TierState>>,
+}
+
+struct TierState {
+    policy: Policy,
+    /// (R, page): spilled pages whose frames go once the watermark passes R.
+    awaiting: VecDeque<(u64, PageId)>,
+}
+
+impl Tier {
+    pub(crate) fn new() -> Tier {
+        Tier {
+            state: Mutex::new(None),
+        }
+    }
+}
+
+/// Attaches `file` and keeps at most `resident_budget` bytes of sealed value pages in RAM
+/// under `policy`. False if a file is attached and pages are on it.
+pub(crate) fn attach(
+    inner: &Inner,
+    file: SpillFile,
+    resident_budget: u64,
+    policy: EvictionPolicy,
+) -> bool {
+    let mut state = inner.tier.state.lock();
+    if !inner.pages.attach_spill_file(file) {
+        return false;
+    }
+    let expected = (resident_budget / PAGE_SIZE as u64).max(16) as usize;
+    *state = Some(TierState {
+        policy: Policy::new(policy, resident_budget, expected),
+        awaiting: VecDeque::new(),
+    });
+    true
+}
+
+/// One step of the driver (see the module docs).
+pub(crate) fn tick(inner: &Inner) -> TierStats {
+    let mut stats = TierStats::default();
+    let mut guard = inner.tier.state.lock();
+    let Some(state) = guard.as_mut() else {
+        return stats;
+    };
+    // 1. Reads since the last tick.
+    inner.pages.drain_reads(&mut |page| {
+        state.policy.access(u64::from(page.0));
+    });
+    // 2. The sealed resident pages, as the policy should know them.
+    let mut sealed = HashSet::new();
+    inner.pages.scan_sealed(&mut |usage| {
+        sealed.insert(usage.page.0);
+    });
+    let stale: Vec<u64> = state
+        .policy
+        .ids()
+        .filter(|id| !u32::try_from(*id).is_ok_and(|page| sealed.contains(&page)))
+        .collect();
+    for id in stale {
+        state.policy.remove(id);
+    }
+    let mut victims = Vec::new();
+    for page in sealed {
+        if !state.policy.contains(u64::from(page)) {
+            victims.extend(state.policy.insert(u64::from(page), PAGE_SIZE as u64));
+        }
+    }
+    // 3. Out to SSD.
+    let mut spilled = Vec::new();
+    for id in victims.into_iter().take(SPILL_PAGES_PER_TICK) {
+        let Ok(page) = u32::try_from(id).map(PageId) else {
+            continue;
+        };
+        match inner.pages.spill(page) {
+            Ok(_) => spilled.push(page),
+            // Freed, loaded or busy since the scan: the next tick sees it as it is.
+            Err(StorageError::NotSpillable { .. }) => {}
+            Err(StorageError::Spill(SpillError::Full { .. })) => {
+                stats.disk_full = true;
+                break;
+            }
+            Err(error) => {
+                stats.spill_errors += 1;
+                tracing::warn!(page = page.0, %error, "spilling a value page failed; it stays in RAM");
+            }
+        }
+    }
+    stats.spilled = spilled.len() as u64;
+    // 4. The grace period's timestamp, then the frames whose readers are gone.
+    if !spilled.is_empty() {
+        let _commit = inner.commit_lock.lock();
+        let ts = inner.oracle.next();
+        inner.oracle.publish(ts);
+        state
+            .awaiting
+            .extend(spilled.into_iter().map(|page| (ts.0, page)));
+    }
+    let (_, watermark, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
+    while let Some(&(ts, page)) = state.awaiting.front() {
+        if ts > watermark {
+            break;
+        }
+        state.awaiting.pop_front();
+        // SAFETY: marked on SSD before `ts` was published under the commit lock, and every
+        // snapshot registered before it is released (the module docs).
+        if unsafe { inner.pages.release_frame(page) } {
+            stats.frames_released += 1;
+        }
+    }
+    stats.awaiting_release = state.awaiting.len() as u64;
+    stats.policy_pages = state.policy.len() as u64;
+    stats
+}
+
+/// Brings `page` back into RAM (blocking on the disk: call it off the async workers).
+pub(crate) fn load_page(inner: &Inner, page: PageId) -> Result<(), StorageError> {
+    inner.pages.load(page)
+}

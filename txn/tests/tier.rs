@@ -1,0 +1,234 @@
+//! The SSD tier's driver through the engine API: sealed value pages over the RAM budget go to
+//! the spill file, their values read as `NotResident` until the page is loaded, their frames
+//! go back to the OS only once no snapshot that saw them resident is open, a checkpoint's
+//! snapshot reads them in place, and a hot set that fits stays in RAM.
+
+use std::path::Path;
+
+use storage::io::{Disk, SimDisk};
+use storage::tier::spill::SLOT_BYTES;
+use storage::tier::{EvictionPolicy, SpillFile};
+use tierkv_txn as txn;
+use txn::{Engine, EngineConfig, Isolation, PageStoreConfig};
+
+const PAGE: u64 = 64 * 1024;
+
+fn engine_with_tier(budget_pages: u64, policy: EvictionPolicy) -> Engine {
+    let engine = Engine::new(EngineConfig {
+        page_store: PageStoreConfig {
+            open_page_shards: 1,
+            ..PageStoreConfig::default()
+        },
+        ..EngineConfig::default()
+    });
+    let disk = SimDisk::new(5);
+    disk.create_dir_all(Path::new("/d")).unwrap();
+    let path = Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    let file = SpillFile::new(file, path.into(), direct, 4096 * SLOT_BYTES as u64);
+    assert!(engine.attach_spill_file(file, budget_pages * PAGE, policy));
+    engine
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value-{i:06}-")
+        .bytes()
+        .cycle()
+        .take(1000)
+        .collect()
+}
+
+fn key(i: usize) -> String {
+    format!("key:{i:06}")
+}
+
+/// A read as the server will do it: on `NotResident`, load the page and run it again.
+fn get_loading(engine: &Engine, key: &str) -> (Option<Vec<u8>>, u32) {
+    let mut loads = 0;
+    loop {
+        match engine.get(0, key.as_bytes()) {
+            Ok(entry) => return (entry.map(|e| e.value.to_vec()), loads),
+            Err(error) => {
+                let page = error.page_not_resident().expect("only misses fail");
+                engine.load_page(page).unwrap();
+                loads += 1;
+                assert!(loads < 10, "a loaded page stays long enough to read");
+            }
+        }
+    }
+}
+
+#[test]
+fn pages_over_the_budget_go_to_ssd_and_every_value_reads_back_exactly() {
+    let engine = engine_with_tier(8, EvictionPolicy::WTinyLfu);
+    let n = 4000; // about 62 pages of 1 KiB values
+    for i in 0..n {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    let stats = engine.tier_tick();
+    assert!(stats.spilled >= 40, "{stats:?}");
+    assert!(
+        stats.frames_released >= 40,
+        "no snapshot open: frames go at once"
+    );
+    let pages = engine.stats().pages;
+    assert!(pages.spilled_pages >= 40, "{pages:?}");
+    assert!(
+        pages.pages <= 8 + 2 + 8,
+        "resident: the budget, the open pages and the free reserve: {pages:?}"
+    );
+    let mut loads = 0;
+    for i in 0..n {
+        let (got, l) = get_loading(&engine, &key(i));
+        assert_eq!(got.as_deref(), Some(&value(i)[..]), "{}", key(i));
+        loads += l;
+    }
+    assert!(loads > 0, "some reads missed");
+    // Loaded pages are over the budget again: the next tick sends pages back out.
+    assert!(engine.tier_tick().spilled > 0);
+}
+
+#[test]
+fn a_spilled_frame_waits_for_the_snapshots_that_may_have_seen_it_resident() {
+    let engine = engine_with_tier(4, EvictionPolicy::WTinyLfu);
+    for i in 0..2000 {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    let reader = engine.begin(Isolation::Snapshot);
+    let stats = engine.tier_tick();
+    assert!(stats.spilled > 0);
+    assert_eq!(
+        stats.frames_released, 0,
+        "the open snapshot may hold a frame"
+    );
+    assert_eq!(engine.tier_tick().frames_released, 0);
+    reader.abort();
+    let stats = engine.tier_tick();
+    assert!(stats.frames_released > 0, "{stats:?}");
+    assert_eq!(stats.awaiting_release, 0);
+}
+
+#[test]
+fn a_snapshot_reads_spilled_values_after_loading_and_deletes_free_ssd_slots() {
+    let engine = engine_with_tier(4, EvictionPolicy::WTinyLfu);
+    for i in 0..2000 {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    engine.tier_tick();
+    // Overwrite and delete everything: the values on SSD die, their slots go.
+    for i in 0..2000 {
+        if i % 2 == 0 {
+            engine.put(0, key(i).as_bytes(), b"new", None).unwrap();
+        } else {
+            // The update reads the value it decides on: a miss loads the page and runs it
+            // again, as the server will (DEL needing no value bytes is the miss path's work).
+            loop {
+                let deleted =
+                    engine.update::<_, txn::TxnError>(0, key(i).as_bytes(), false, |_| {
+                        Ok((Some(txn::KeyWrite::Delete), ()))
+                    });
+                match deleted {
+                    Ok(_) => break,
+                    Err(error) => engine
+                        .load_page(error.page_not_resident().unwrap())
+                        .unwrap(),
+                }
+            }
+        }
+    }
+    while !engine.gc().caught_up {}
+    let pages = engine.stats().pages;
+    assert_eq!(pages.spilled_pages, 0, "{pages:?}");
+    for i in (0..2000).step_by(2) {
+        assert_eq!(
+            get_loading(&engine, &key(i)).0.as_deref(),
+            Some(&b"new"[..])
+        );
+    }
+}
+
+/// Keys read over and over keep their pages in RAM while a stream of new values, larger than
+/// the budget, passes through between their reads (W-TinyLFU admits a new page only if it is
+/// read more often than the coldest resident one); under LRU the stream pushes them out.
+fn hot_keys_resident_after_a_stream(policy: EvictionPolicy) -> usize {
+    let engine = engine_with_tier(16, policy);
+    let hot = 640; // 10 pages
+    for i in 0..hot {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    let mut next = hot;
+    for _round in 0..30 {
+        for i in 0..hot {
+            get_loading(&engine, &key(i));
+        }
+        engine.tier_tick();
+        for _ in 0..1500 {
+            engine
+                .put(0, key(next).as_bytes(), &value(next), None)
+                .unwrap();
+            next += 1;
+            if next % 250 == 0 {
+                engine.tier_tick();
+            }
+        }
+        engine.tier_tick();
+    }
+    // Resident now: the reads that need no load.
+    (0..hot)
+        .filter(|i| engine.get(0, key(*i).as_bytes()).is_ok())
+        .count()
+}
+
+#[test]
+fn a_hot_set_that_fits_stays_in_ram_under_tinylfu_not_under_lru() {
+    let tinylfu = hot_keys_resident_after_a_stream(EvictionPolicy::WTinyLfu);
+    let lru = hot_keys_resident_after_a_stream(EvictionPolicy::Lru);
+    assert!(tinylfu >= 600, "W-TinyLFU kept {tinylfu} of 640 hot keys");
+    assert!(lru < tinylfu, "LRU kept {lru}, W-TinyLFU {tinylfu}");
+}
+
+/// A checkpoint reads values on SSD in place (its scan may block; loading pages would flush
+/// the hot set) and a restart from it gives every value back exactly.
+#[test]
+fn a_checkpoint_reads_spilled_values_in_place_and_a_restart_has_them_all() {
+    use std::sync::Arc;
+    use storage::wal::FsyncPolicy;
+    use txn::{Durability, DurabilityConfig};
+    let disk = SimDisk::new(9);
+    let dir = Path::new("/data");
+    let config = || DurabilityConfig {
+        dir: dir.to_path_buf(),
+        disk: Arc::new(disk.clone()),
+        wal: true,
+        fsync: FsyncPolicy::Always,
+        wal_segment_bytes: 1 << 20,
+        engine: EngineConfig::default(),
+    };
+    let (durable, _) = Durability::open(config()).unwrap();
+    disk.create_dir_all(Path::new("/d")).unwrap();
+    let path = Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    let file = SpillFile::new(file, path.into(), direct, 4096 * SLOT_BYTES as u64);
+    let engine = durable.engine().clone();
+    assert!(engine.attach_spill_file(file, 4 * PAGE, EvictionPolicy::WTinyLfu));
+    for i in 0..3000 {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    assert!(engine.tier_tick().spilled > 20);
+    let spilled_before = engine.stats().pages.spilled_pages;
+    let report = durable.checkpoint().unwrap();
+    assert_eq!(report.keys, 3000);
+    assert_eq!(
+        engine.stats().pages.spilled_pages,
+        spilled_before,
+        "the checkpoint loaded no page"
+    );
+    durable.close().unwrap();
+    drop(engine);
+    drop(durable);
+    let (durable, _) = Durability::open(config()).unwrap();
+    for i in 0..3000 {
+        let got = durable.engine().get(0, key(i).as_bytes()).unwrap().unwrap();
+        assert_eq!(&got.value[..], &value(i)[..], "{}", key(i));
+    }
+}
