@@ -99,6 +99,9 @@ pub struct Config {
     /// Whether compaction moves values to pages of their own (survivor pages) rather than
     /// among new values.
     pub active_defrag_survivor_pages: bool,
+    /// `tiered-max-file-size`: the most the SSD tier's spill file may hold, in bytes (0 = as
+    /// much as the disk takes). Used under `maxmemory-policy spill`.
+    pub tiered_max_file_size_bytes: u64,
     /// `snapshot-max-age`: abort a `TXN` open longer than this many seconds (0 = never).
     pub snapshot_max_age_secs: u64,
     /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
@@ -252,6 +255,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "compaction moves values to pages of their own, apart from new values (fixed at start)",
     ),
     opt(
+        "tiered-max-file-size",
+        "0",
+        false,
+        "most bytes the SSD tier's spill file (<dir>/tier.spill) may hold under maxmemory-policy spill; 0 = as much as the disk takes (fixed at start)",
+    ),
+    opt(
         "appendonly",
         "yes",
         false,
@@ -381,6 +390,7 @@ impl Default for Config {
             active_defrag_threshold_lower: 0,
             active_defrag_ignore_bytes: 0,
             active_defrag_survivor_pages: true,
+            tiered_max_file_size_bytes: 0,
             snapshot_max_age_secs: 0,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
@@ -520,6 +530,7 @@ impl Config {
             }
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes = mem()?,
             "active-defrag-survivor-pages" => self.active_defrag_survivor_pages = boolean()?,
+            "tiered-max-file-size" => self.tiered_max_file_size_bytes = mem()?,
             "snapshot-max-age" => {
                 let n = num()?;
                 if n > u64::MAX / 1000 {
@@ -601,6 +612,7 @@ impl Config {
             "active-defrag-threshold-lower" => self.active_defrag_threshold_lower.to_string(),
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes.to_string(),
             "active-defrag-survivor-pages" => yes_no(self.active_defrag_survivor_pages),
+            "tiered-max-file-size" => self.tiered_max_file_size_bytes.to_string(),
             "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),

@@ -146,7 +146,7 @@ async fn run_batch(
                 if args.is_empty() {
                     continue;
                 }
-                let reply = session.handle(args, shared);
+                let reply = handle_loading(session, args, shared).await;
                 // One pipelined batch can ask for far more output than memory holds (a hundred
                 // GETs of a 512 MB value), and so can one reply (an MGET naming that key a
                 // hundred times): stop at the hard limit before encoding, as Redis disconnects.
@@ -188,6 +188,50 @@ async fn run_batch(
     }
     release(pending, sendable, session, shared).await?;
     Ok(end)
+}
+
+/// Times one command may miss the page it just loaded before that miss is its reply (the
+/// page spilled again between its load and the retry, over and over). Misses on other pages
+/// are progress: a command over many cold keys loads one page per run (collecting them all
+/// in one run is the next step).
+const MISS_RETRIES_MAX: u32 = 8;
+/// Pages one command may load in all.
+const MISS_LOADS_MAX: u32 = 1 << 16;
+
+/// Runs one request; if it needed a value page on SSD (it then failed with nothing done),
+/// loads the page on the blocking pool, never on this worker, and runs it again.
+async fn handle_loading(
+    session: &mut Session,
+    args: Vec<bytes::Bytes>,
+    shared: &Arc<Shared>,
+) -> Frame {
+    if !shared.engine.tier_attached() {
+        return session.handle(args, shared);
+    }
+    let mut reply = session.handle(args.clone(), shared);
+    let (mut repeats, mut loads, mut last) = (0, 0, None);
+    while let Some(page) = session.take_missing_page() {
+        repeats = if last == Some(page) { repeats + 1 } else { 0 };
+        last = Some(page);
+        loads += 1;
+        if repeats > MISS_RETRIES_MAX || loads > MISS_LOADS_MAX {
+            break;
+        }
+        let engine = shared.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.load_page(page)).await {
+            Ok(Ok(())) => reply = session.handle(args.clone(), shared),
+            Ok(Err(error)) => {
+                tracing::error!(page = page.0, %error, "reading a value page from the SSD tier failed");
+                reply = Frame::error(format!(
+                    "ERR reading value page {} from the SSD tier failed: {error}",
+                    page.0
+                ));
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    reply
 }
 
 /// Moves `pending` replies to `sendable` once the WAL positions they depend on are durable.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use txn::durability::{FileDisk, FsyncPolicy, WalWriter};
+use txn::durability::{Disk, FileDisk, FsyncPolicy, WalWriter};
 use txn::{
     Durability, DurabilityConfig, EngineConfig, Lsn, RecoveryReport, StorageError, TxnError,
 };
@@ -120,7 +120,39 @@ pub fn open(config: &Config) -> Result<(Arc<Durability>, RecoveryReport), TxnErr
             ..EngineConfig::default()
         },
     })?;
+    attach_tier(config, &durability)?;
     Ok((Arc::new(durability), report))
+}
+
+/// Under `maxmemory-policy spill` with a `maxmemory`, creates the SSD tier's spill file
+/// (`<dir>/tier.spill`, empty: it holds nothing durable, docs/FORMATS.md) and hands it to the
+/// engine, which keeps the resident value pages under the budget (`txn/src/tier.rs`).
+fn attach_tier(config: &Config, durability: &Durability) -> Result<(), TxnError> {
+    if config.maxmemory_policy != txn::EvictionPolicy::Spill || config.maxmemory_bytes == 0 {
+        return Ok(());
+    }
+    let path = config.dir.join("tier.spill");
+    let (file, direct) = FileDisk.create_direct(&path).map_err(|source| {
+        TxnError::Storage(txn::StorageError::IoAt {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    let cap = match config.tiered_max_file_size_bytes {
+        0 => u64::MAX,
+        bytes => bytes,
+    };
+    let file = txn::SpillFile::new(file, path.clone(), direct, cap);
+    durability
+        .engine()
+        .attach_spill_file(file, config.maxmemory_bytes, txn::PagePolicy::WTinyLfu);
+    tracing::info!(
+        path = %path.display(),
+        io = if direct { "O_DIRECT, positioned reads and writes" } else { "page cache (O_DIRECT refused by the file system), positioned reads and writes" },
+        policy = "W-TinyLFU",
+        "SSD tier on"
+    );
+    Ok(())
 }
 
 /// Parses Redis's `save` value: pairs of `seconds changes`; `""` disables the schedule.

@@ -605,6 +605,8 @@ fn spawn_compactor(
             let mut follow_ups = 0;
             while !stop.load(Ordering::Relaxed) {
                 engine.compact_tick();
+                // Under `maxmemory-policy spill`: cold value pages out to SSD (`tier.rs`).
+                engine.tier_tick();
                 if last_check.elapsed() >= Duration::from_secs(1) {
                     last_check = std::time::Instant::now();
                     let size = dataset(engine.memory_stats());

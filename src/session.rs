@@ -66,6 +66,9 @@ pub struct Session {
     txn: Option<Transaction>,
     /// Whether single-key commands may take their fast path (tests turn it off to compare).
     fast_paths: bool,
+    /// The value page the last command needed from the SSD tier: it failed with nothing
+    /// done, and runs again once the connection has loaded the page (`connection.rs`).
+    missing_page: Option<txn::PageId>,
 }
 
 impl Session {
@@ -85,6 +88,25 @@ impl Session {
             watched: Vec::new(),
             txn: None,
             fast_paths: true,
+            missing_page: None,
+        }
+    }
+
+    /// The page the last command missed (see the field), taken.
+    pub fn take_missing_page(&mut self) -> Option<txn::PageId> {
+        self.missing_page.take()
+    }
+
+    /// Notes a miss if `e` is one.
+    fn note_miss(&mut self, e: &TxnError) {
+        if let Some(page) = e.page_not_resident() {
+            self.missing_page = Some(page);
+        }
+    }
+
+    fn note_cmd_miss(&mut self, e: &CmdError) {
+        if let CmdError::Txn(e) = e {
+            self.note_miss(e);
         }
     }
 
@@ -123,6 +145,7 @@ impl Session {
 
     /// Runs one request and returns its reply.
     pub fn handle(&mut self, args: Vec<Bytes>, shared: &Arc<Shared>) -> Frame {
+        self.missing_page = None;
         let Some(name) = args.first() else {
             return Frame::Null;
         };
@@ -193,7 +216,10 @@ impl Session {
                             self.note_lsn(&info);
                             reply
                         }
-                        Err(e) => e.to_frame(),
+                        Err(e) => {
+                            self.note_cmd_miss(&e);
+                            e.to_frame()
+                        }
                     };
                 }
             }
@@ -303,7 +329,13 @@ impl Session {
                         now_ms: shared.engine.now_ms(),
                         shared,
                     };
-                    return cmd.execute(tx, &cx);
+                    // A miss inside a `TXN` fails the command before it wrote (values are
+                    // read before a command decides what to write), so it runs again whole.
+                    let result = cmd.execute(tx, &cx);
+                    if let Err(e) = &result {
+                        self.note_cmd_miss(e);
+                    }
+                    return result;
                 }
                 let result = shared.engine.run(isolation, |tx| {
                     let cx = DataCx {
@@ -322,7 +354,10 @@ impl Session {
                         self.note_lsn(&info);
                         reply.map(|f| cmd.after_commit(f, &info))
                     }
-                    Err(e) => Ok(txn_error_frame(&e)),
+                    Err(e) => {
+                        self.note_miss(&e);
+                        Ok(txn_error_frame(&e))
+                    }
                 }
             }
             Command::Session(cmd) => cmd.execute(&mut SessionCx {
@@ -407,6 +442,17 @@ impl Session {
         if std::mem::take(&mut self.multi_failed) {
             return Err(CmdError::ExecAbort);
         }
+        // With the SSD tier a command of the block may miss: the whole block is then undone
+        // and must run again as queued, after the page is loaded.
+        let requeue: Option<Vec<Queued>> = shared.engine.tier_attached().then(|| {
+            queue
+                .iter()
+                .map(|q| Queued {
+                    table_index: q.table_index,
+                    args: q.args.clone(),
+                })
+                .collect()
+        });
         let mut parsed = Vec::with_capacity(queue.len());
         for q in queue {
             let entry = crate::cmd::TABLE.get(q.table_index);
@@ -467,6 +513,11 @@ impl Session {
                 // Nothing ran, as far as the client can tell: a SELECT queued in the block does
                 // not stay in effect (Redis runs no queued command when EXEC fails).
                 self.db = start_db;
+                if let (Some(page), Some(queue)) = (error.page_not_resident(), requeue) {
+                    self.multi = Some(queue);
+                    self.watched = watched;
+                    self.missing_page = Some(page);
+                }
                 match error {
                     TxnError::WatchFailed => Ok(Frame::NullArray),
                     e => Ok(txn_error_frame(&e)),

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 use storage::checkpoint::{CheckpointReader, CheckpointWriter};
-use storage::io::Disk;
 use storage::wal::{TailReport, WalConfig, WalReader};
 use storage::{Lsn, StorageError};
 
@@ -45,7 +44,7 @@ use crate::log_record::{DecodeError, LogRecord};
 use crate::memory::KeyAccess;
 use crate::{DbIndex, Isolation};
 
-pub use storage::io::FileDisk;
+pub use storage::io::{Disk, FileDisk};
 pub use storage::wal::{FsyncPolicy, WalStats, WalWriter};
 
 /// Name of the WAL directory inside the data directory.

@@ -564,6 +564,19 @@ impl Engine {
         crate::tier::tick(&self.inner)
     }
 
+    /// The spill file's counters and whether it bypasses the page cache (`O_DIRECT`), if one
+    /// is attached (INFO's tiering section).
+    pub fn spill_stats(&self) -> Option<(storage::tier::SpillStats, bool)> {
+        let stats = self.inner.pages.spill_stats()?;
+        Some((stats, self.inner.pages.spill_file_direct().unwrap_or(false)))
+    }
+
+    /// Whether a spill file is attached: reads may then fail with `NotResident`
+    /// ([`TxnError::page_not_resident`]). One relaxed load.
+    pub fn tier_attached(&self) -> bool {
+        crate::tier::attached(&self.inner)
+    }
+
     /// Brings a page from SSD back into RAM, after a read failed with `NotResident`. Blocks
     /// on the disk: call it off the async workers.
     pub fn load_page(&self, page: storage::page::PageId) -> Result<(), TxnError> {

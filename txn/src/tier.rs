@@ -57,10 +57,33 @@ pub struct TierStats {
 /// The driver's state: the policy and the pages waiting for their grace period.
 pub(crate) struct Tier {
     state: Mutex<Option<TierState>>,
+    /// A spill file is attached and was not full at the last tick.
+    can_spill: std::sync::atomic::AtomicBool,
+    /// A spill file is attached (reads may miss).
+    attached: std::sync::atomic::AtomicBool,
+}
+
+/// Whether a spill file is attached, so reads may fail with `NotResident`.
+pub(crate) fn attached(inner: &Inner) -> bool {
+    inner
+        .tier
+        .attached
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether writes over `maxmemory` may go on under the `spill` policy: a spill file is
+/// attached and had room at the last tick.
+pub(crate) fn can_spill(inner: &Inner) -> bool {
+    inner
+        .tier
+        .can_spill
+        .load(std::sync::atomic::Ordering::Relaxed)
 }
 
 struct TierState {
     policy: Policy,
+    /// The budget `attach` was given (used when no `maxmemory` applies).
+    fixed_budget: u64,
     /// (R, page): spilled pages whose frames go once the watermark passes R.
     awaiting: VecDeque<(u64, PageId)>,
 }
@@ -69,6 +92,8 @@ impl Tier {
     pub(crate) fn new() -> Tier {
         Tier {
             state: Mutex::new(None),
+            can_spill: std::sync::atomic::AtomicBool::new(false),
+            attached: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -89,8 +114,33 @@ pub(crate) fn attach(
     *state = Some(TierState {
         policy: Policy::new(policy, resident_budget, expected),
         awaiting: VecDeque::new(),
+        fixed_budget: resident_budget,
     });
+    inner
+        .tier
+        .can_spill
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    inner
+        .tier
+        .attached
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     true
+}
+
+/// The RAM the sealed value pages may hold: under `maxmemory` with the `spill` policy, what
+/// the limit leaves after everything else `used_memory` counts (index, versions, the store's
+/// own bookkeeping), less the room of the open pages; otherwise what `attach` was given.
+fn budget(inner: &Inner, fixed: u64) -> u64 {
+    let limit = inner.memory.maxmemory();
+    if limit == 0 || inner.memory.policy() != crate::memory::EvictionPolicy::Spill {
+        return fixed;
+    }
+    let stats = inner.memory.stats(&inner.pages, &inner.compactor);
+    let other = stats.used_bytes.saturating_sub(stats.value_held_bytes);
+    let open_pages = (inner.pages.open_page_count() as u64) * PAGE_SIZE as u64;
+    limit
+        .saturating_sub(other + open_pages)
+        .max(PAGE_SIZE as u64)
 }
 
 /// One step of the driver (see the module docs).
@@ -99,6 +149,12 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     let mut guard = inner.tier.state.lock();
     let Some(state) = guard.as_mut() else {
         return stats;
+    };
+    let budget = budget(inner, state.fixed_budget);
+    let mut victims = if budget != state.policy.budget() {
+        state.policy.set_budget(budget)
+    } else {
+        Vec::new()
     };
     // 1. Reads since the last tick.
     inner.pages.drain_reads(&mut |page| {
@@ -117,7 +173,6 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     for id in stale {
         state.policy.remove(id);
     }
-    let mut victims = Vec::new();
     for page in sealed {
         if !state.policy.contains(u64::from(page)) {
             victims.extend(state.policy.insert(u64::from(page), PAGE_SIZE as u64));
@@ -135,6 +190,8 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
             Err(StorageError::NotSpillable { .. }) => {}
             Err(StorageError::Spill(SpillError::Full { .. })) => {
                 stats.disk_full = true;
+                // Back in the policy, so it is offered again once there is room.
+                state.policy.insert(id, PAGE_SIZE as u64);
                 break;
             }
             Err(error) => {
@@ -144,6 +201,10 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         }
     }
     stats.spilled = spilled.len() as u64;
+    inner
+        .tier
+        .can_spill
+        .store(!stats.disk_full, std::sync::atomic::Ordering::Relaxed);
     // 4. The grace period's timestamp, then the frames whose readers are gone.
     if !spilled.is_empty() {
         let _commit = inner.commit_lock.lock();
@@ -172,7 +233,30 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     stats
 }
 
-/// Brings `page` back into RAM (blocking on the disk: call it off the async workers).
+/// Loads waiting for a page another thread is loading (or spilling, or compaction has
+/// pinned) before giving up: 10 ms in all.
+const LOAD_BUSY_RETRIES: u32 = 100;
+
+/// Brings `page` back into RAM (blocking on the disk: call it off the async workers). A page
+/// already resident, or freed meanwhile, needs nothing: the caller's retry finds it as it is.
+/// Concurrent misses on one page share its read: the first loads it, the others wait for it.
 pub(crate) fn load_page(inner: &Inner, page: PageId) -> Result<(), StorageError> {
-    inner.pages.load(page)
+    for _ in 0..LOAD_BUSY_RETRIES {
+        match inner.pages.load(page) {
+            Err(StorageError::NotSpillable { .. }) => {
+                match inner.pages.page_state(page) {
+                    // Busy on SSD: someone else is loading it (a busy resident page reads
+                    // fine: compaction's pin, or a spill the retry will meet).
+                    Some(storage::page::PageState::Busy(storage::page::Residency::OnSsd {
+                        ..
+                    })) => {
+                        std::thread::sleep(std::time::Duration::from_micros(100));
+                    }
+                    _ => return Ok(()),
+                }
+            }
+            other => return other,
+        }
+    }
+    Ok(())
 }

@@ -86,6 +86,9 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
     if wanted(sections, "persistence") {
         persistence(&mut s, shared, &config);
     }
+    if wanted(sections, "tiering") {
+        tiering(&mut s, shared);
+    }
     if wanted(sections, "stats") {
         let st = &shared.stats;
         let engine = shared.engine.stats();
@@ -189,6 +192,36 @@ pub fn rss_bytes() -> u64 {
 /// for values), then the oldest snapshot (what keeps `mem_not_counted_for_evict` from being
 /// freed, and who holds it: a `TXN`'s CLIENT ID, or `none` for a checkpoint), then tierkv's
 /// breakdown of `used_memory` and compaction's progress.
+/// The SSD tier (`maxmemory-policy spill`): where the value pages are and what the spill
+/// file has done.
+fn tiering(s: &mut String, shared: &Shared) {
+    let pages = shared.engine.stats().pages;
+    let spill = shared.engine.spill_stats();
+    let (file, direct) = spill.unwrap_or_default();
+    let _ = write!(
+        s,
+        "# Tiering\r\ntiering_enabled:{}\r\ntiering_io_engine:{}\r\n\
+         tiering_value_pages_in_ram:{}\r\ntiering_value_pages_on_ssd:{}\r\n\
+         tiering_frames_released:{}\r\ntiering_ssd_bytes:{}\r\n\
+         tiering_pages_written:{}\r\ntiering_ssd_reads:{}\r\ntiering_ssd_blocks_read:{}\r\n\
+         tiering_corrupt_blocks:{}\r\n\r\n",
+        u8::from(spill.is_some()),
+        match spill {
+            None => "none",
+            Some(_) if direct => "pread-pwrite-odirect",
+            Some(_) => "pread-pwrite-pagecache",
+        },
+        pages.pages,
+        pages.spilled_pages,
+        pages.spilled_frames_released,
+        u64::from(file.slots_used) * txn::SPILL_SLOT_BYTES as u64,
+        file.pages_written,
+        file.reads,
+        file.blocks_read,
+        file.corrupt_blocks,
+    );
+}
+
 fn memory(s: &mut String, shared: &Shared) {
     let m = shared.engine.memory_stats();
     let oldest = shared.engine.oldest_snapshot();

@@ -99,6 +99,10 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
     match relief(inner.memory.policy()) {
         Relief::Refuse => Err(TxnError::OutOfMemory { used, limit }),
         Relief::Evict(scope, rank) => evict(inner, limit, scope, rank),
+        // The tier's tick brings the resident pages back under the budget; a write waits for
+        // nothing unless the disk is full too.
+        Relief::Spill if crate::tier::can_spill(inner) => Ok(()),
+        Relief::Spill => Err(TxnError::OutOfMemory { used, limit }),
     }
 }
 

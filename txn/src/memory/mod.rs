@@ -170,11 +170,14 @@ pub enum EvictionPolicy {
     VolatileRandom,
     /// The sampled key with a TTL whose deadline is nearest.
     VolatileTtl,
+    /// tierkv's: keep every key; cold value pages go to the SSD tier's spill file to keep the
+    /// RAM under `maxmemory` (`tier.rs`); refuse writes only once that file is full too.
+    Spill,
 }
 
 impl EvictionPolicy {
     /// Every policy, in Redis's order of `CONFIG SET` error text.
-    pub const ALL: [EvictionPolicy; 8] = [
+    pub const ALL: [EvictionPolicy; 9] = [
         EvictionPolicy::VolatileLru,
         EvictionPolicy::VolatileLfu,
         EvictionPolicy::VolatileRandom,
@@ -183,6 +186,7 @@ impl EvictionPolicy {
         EvictionPolicy::AllKeysLfu,
         EvictionPolicy::AllKeysRandom,
         EvictionPolicy::NoEviction,
+        EvictionPolicy::Spill,
     ];
 
     /// Redis's name (`allkeys-lru`, ...).
@@ -196,6 +200,7 @@ impl EvictionPolicy {
             EvictionPolicy::VolatileLfu => "volatile-lfu",
             EvictionPolicy::VolatileRandom => "volatile-random",
             EvictionPolicy::VolatileTtl => "volatile-ttl",
+            EvictionPolicy::Spill => "spill",
         }
     }
 
@@ -225,6 +230,7 @@ impl EvictionPolicy {
             EvictionPolicy::VolatileLfu => 5,
             EvictionPolicy::VolatileRandom => 6,
             EvictionPolicy::VolatileTtl => 7,
+            EvictionPolicy::Spill => 8,
         }
     }
 
@@ -237,6 +243,7 @@ impl EvictionPolicy {
             5 => EvictionPolicy::VolatileLfu,
             6 => EvictionPolicy::VolatileRandom,
             7 => EvictionPolicy::VolatileTtl,
+            8 => EvictionPolicy::Spill,
             _ => EvictionPolicy::NoEviction,
         }
     }
@@ -272,6 +279,9 @@ pub(crate) enum Relief {
     Refuse,
     /// Evict keys chosen by sampling until under the limit; refuse if none is left to evict.
     Evict(Scope, Rank),
+    /// Let the SSD tier's driver move cold value pages out (`tier.rs`); refuse only when no
+    /// spill file is attached or it is full.
+    Spill,
 }
 
 /// The decision table (see [`Relief`]).
@@ -285,6 +295,7 @@ pub(crate) fn relief(policy: EvictionPolicy) -> Relief {
         EvictionPolicy::VolatileLfu => Relief::Evict(Scope::Volatile, Rank::Lfu),
         EvictionPolicy::VolatileRandom => Relief::Evict(Scope::Volatile, Rank::Random),
         EvictionPolicy::VolatileTtl => Relief::Evict(Scope::Volatile, Rank::Ttl),
+        EvictionPolicy::Spill => Relief::Spill,
     }
 }
 

@@ -654,6 +654,16 @@ impl PageStore {
         self.bytes_allocated().saturating_sub(slack + free)
     }
 
+    /// Pages open for new values right now (one per writer shard that has one, and the
+    /// survivor page): RAM the SSD tier cannot spill. A few atomic loads, no lock.
+    pub fn open_page_count(&self) -> usize {
+        self.open
+            .iter()
+            .chain(std::iter::once(&self.survivor))
+            .filter(|pool| pool.0.slack.load(Ordering::Relaxed) > 0)
+            .count()
+    }
+
     /// [`PageStats::directory_bytes`] alone (one atomic load, no lock).
     pub fn directory_bytes(&self) -> u64 {
         (DIR_CHUNKS * std::mem::size_of::<AtomicPtr<Chunk>>()) as u64
