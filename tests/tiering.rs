@@ -102,6 +102,60 @@ fn twenty_times_the_budget_reads_back_exactly_under_load_and_after_a_sigkill() {
         KEYS as u64,
         "nothing evicted"
     );
+    // Commands that need no value bytes never read the SSD, even for cold keys.
+    let reads_before = number(&info(&mut c, "tiering"), "tiering_ssd_reads");
+    for i in [0, 10, 20] {
+        let k = key(i);
+        assert_eq!(
+            redis::cmd("EXISTS").arg(&k).query::<i64>(&mut c).unwrap(),
+            1
+        );
+        assert_eq!(
+            redis::cmd("TYPE").arg(&k).query::<String>(&mut c).unwrap(),
+            "string"
+        );
+        assert_eq!(redis::cmd("TTL").arg(&k).query::<i64>(&mut c).unwrap(), -1);
+        assert_eq!(
+            redis::cmd("STRLEN").arg(&k).query::<i64>(&mut c).unwrap(),
+            VALUE_BYTES as i64
+        );
+        assert_eq!(
+            redis::cmd("EXPIRE")
+                .arg(&k)
+                .arg(1000)
+                .query::<i64>(&mut c)
+                .unwrap(),
+            1
+        );
+        assert!(redis::cmd("PTTL").arg(&k).query::<i64>(&mut c).unwrap() > 990_000);
+        assert_eq!(
+            redis::cmd("PERSIST").arg(&k).query::<i64>(&mut c).unwrap(),
+            1
+        );
+    }
+    let (gone, more): (i64, i64) = redis::pipe()
+        .cmd("DEL")
+        .arg(key(30))
+        .cmd("DEL")
+        .arg(key(31))
+        .arg(key(32))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!((gone, more), (1, 2));
+    let after = info(&mut c, "tiering");
+    assert_eq!(
+        number(&after, "tiering_ssd_reads"),
+        reads_before,
+        "EXISTS, TYPE, the TTL family, STRLEN, EXPIRE, PERSIST and DEL read no value: {after:?} {:?}",
+        info(&mut c, "persistence")
+    );
+    for i in [30, 31, 32] {
+        redis::cmd("SET")
+            .arg(key(i))
+            .arg(value(i, 0))
+            .query::<()>(&mut c)
+            .unwrap();
+    }
     // Every value, by GET (the fast path), with writers on other connections meanwhile.
     let port = server.port;
     let writer = std::thread::spawn(move || {

@@ -305,11 +305,34 @@ pub fn live(tx: &mut Transaction, cx: &DataCx<'_>, key: &[u8]) -> Result<Option<
         .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
 }
 
-/// [`live`] without counting an access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL
-/// family, OBJECT).
+/// [`live`] without counting an access (Redis's `LOOKUP_NOTOUCH`: OBJECT ENCODING).
 pub fn peek(tx: &mut Transaction, cx: &DataCx<'_>, key: &[u8]) -> Result<Option<Entry>, CmdError> {
     Ok(tx
         .peek(cx.db, key)?
+        .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
+}
+
+/// [`live`] without the value's bytes, so it never waits for the SSD tier: the EXPIRE
+/// family, PERSIST.
+pub fn live_meta(
+    tx: &mut Transaction,
+    cx: &DataCx<'_>,
+    key: &[u8],
+) -> Result<Option<::txn::EntryMeta>, CmdError> {
+    Ok(tx
+        .get_meta(cx.db, key)?
+        .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
+}
+
+/// [`peek`] without the value's bytes, so it never waits for the SSD tier: EXISTS, TYPE,
+/// STRLEN, the TTL family, OBJECT FREQ / IDLETIME.
+pub fn peek_meta(
+    tx: &mut Transaction,
+    cx: &DataCx<'_>,
+    key: &[u8],
+) -> Result<Option<::txn::EntryMeta>, CmdError> {
+    Ok(tx
+        .peek_meta(cx.db, key)?
         .filter(|e| e.expire_at_ms.is_none_or(|at| at > cx.now_ms)))
 }
 

@@ -343,6 +343,7 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
     db: DbIndex,
     key: &[u8],
     may_create: bool,
+    read_value: bool,
     decide: impl FnOnce(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
 ) -> Result<(T, CommitInfo), E> {
     let d = inner.db(db)?;
@@ -364,7 +365,7 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
     // Step 2.
     let lock = inner.commit_lock.lock();
     // Step 3: the read.
-    let current = match newest_live(inner, db, key, &guard) {
+    let current = match newest_live(inner, db, key, &guard, read_value) {
         Ok(current) => current,
         Err(error) => {
             drop(lock);
@@ -450,12 +451,15 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
 }
 
 /// The newest committed version of `key` if it holds a value not expired now (the clock is
-/// read only for a key with a deadline).
+/// read only for a key with a deadline). Without `read_value` the entry's value is empty and
+/// its bytes are not read (nothing waits for the SSD tier): for a caller that only needs to
+/// know the key is live.
 fn newest_live(
     inner: &Inner,
     db: DbIndex,
     key: &[u8],
     guard: &Guard,
+    read_value: bool,
 ) -> Result<Option<Entry>, TxnError> {
     let d = inner.db(db)?;
     let Some(version) = d
@@ -468,6 +472,14 @@ fn newest_live(
     };
     if is_due_now(inner, version.expiry()) {
         return Ok(None);
+    }
+    if !read_value {
+        return Ok(Some(Entry {
+            value: Bytes::new(),
+            kind: crate::ValueKind::String,
+            version: CommitTs(version.commit_ts),
+            expire_at_ms: version.expiry(),
+        }));
     }
     entry_of(inner, &version).map(Some)
 }

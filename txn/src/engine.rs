@@ -382,7 +382,16 @@ impl Engine {
         may_create: bool,
         decide: impl FnOnce(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
     ) -> Result<(T, CommitInfo), E> {
-        commit::update_one(&self.inner, db, key, may_create, decide)
+        commit::update_one(&self.inner, db, key, may_create, true, decide)
+    }
+
+    /// Single-key fast path for DEL of one key: deletes `key` if it is live, without reading
+    /// its value (a value on SSD is not fetched). Returns whether it was live.
+    pub fn delete_one(&self, db: DbIndex, key: &[u8]) -> Result<(bool, CommitInfo), TxnError> {
+        commit::update_one(&self.inner, db, key, false, false, |current| {
+            let existed = current.is_some();
+            Ok::<_, TxnError>((existed.then_some(KeyWrite::Delete), existed))
+        })
     }
 
     /// Single-key fast path for a read: `key`'s value at a fresh snapshot (`None` if absent or

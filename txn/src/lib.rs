@@ -104,6 +104,20 @@ pub struct Entry {
     pub expire_at_ms: Option<u64>,
 }
 
+/// What is known of a value without reading its bytes ([`Transaction::peek_meta`]): enough
+/// for EXISTS, TYPE, STRLEN and the TTL family, which must not wait for the SSD tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Its type.
+    pub kind: ValueKind,
+    /// Its length in bytes.
+    pub len: usize,
+    /// The commit that wrote it ([`CommitTs::UNCOMMITTED`] for the reader's own write).
+    pub version: CommitTs,
+    /// Its deadline, ms since the Unix epoch.
+    pub expire_at_ms: Option<u64>,
+}
+
 /// What a commit produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitInfo {

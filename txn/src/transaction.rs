@@ -33,7 +33,7 @@ use crate::memory::KeyAccess;
 use crate::snapshot::Registration;
 use crate::snapshot_limits::{LeaseHold, SnapshotHolder, SnapshotLease};
 use crate::timestamp::{CommitTs, SnapshotTs, TxnId};
-use crate::{commit, CommitInfo, DbIndex, Entry, Expiry, Isolation, ValueKind};
+use crate::{commit, CommitInfo, DbIndex, Entry, EntryMeta, Expiry, Isolation, ValueKind};
 
 /// A buffered write.
 #[derive(Debug, Clone)]
@@ -473,6 +473,87 @@ impl Transaction {
         self.leased(|tx| tx.read(db, key, false))
     }
 
+    /// [`Transaction::peek`] without the value's bytes: never touches the SSD tier (a value
+    /// whose page is on SSD is described from its index entry), never fails `NotResident`.
+    pub fn peek_meta(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<EntryMeta>, TxnError> {
+        self.leased(|tx| tx.read_meta(db, key, false))
+    }
+
+    /// [`Transaction::peek_meta`] counting an access of the key, as [`Transaction::get`]
+    /// does (STRLEN).
+    pub fn get_meta(&mut self, db: DbIndex, key: &[u8]) -> Result<Option<EntryMeta>, TxnError> {
+        self.leased(|tx| tx.read_meta(db, key, true))
+    }
+
+    fn read_meta(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        touch: bool,
+    ) -> Result<Option<EntryMeta>, TxnError> {
+        self.inner.db(db)?;
+        check_key(key)?;
+        let meta = match self.own_write(db, key) {
+            Some(Write::Put {
+                value,
+                expire_at_ms,
+            }) => Some(EntryMeta {
+                kind: ValueKind::String,
+                len: value.len(),
+                version: CommitTs::UNCOMMITTED,
+                expire_at_ms: *expire_at_ms,
+            }),
+            Some(Write::Delete) => None,
+            Some(Write::SetExpiry { expire_at_ms }) => {
+                let expire_at_ms = *expire_at_ms;
+                self.committed_meta(db, key, touch)?.map(|meta| EntryMeta {
+                    expire_at_ms,
+                    version: CommitTs::UNCOMMITTED,
+                    ..meta
+                })
+            }
+            None => {
+                if self.isolation == Isolation::Serializable {
+                    if let Some(source) = self.source(db) {
+                        self.reads.push((source, Bytes::copy_from_slice(key)));
+                    }
+                }
+                self.committed_meta(db, key, touch)?
+            }
+        };
+        Ok(meta.filter(|m| !is_due_now(&self.inner, m.expire_at_ms)))
+    }
+
+    fn committed_meta(
+        &self,
+        db: DbIndex,
+        key: &[u8],
+        touch: bool,
+    ) -> Result<Option<EntryMeta>, TxnError> {
+        let Some(source) = self.source(db) else {
+            return Ok(None);
+        };
+        let d = self.inner.db(source)?;
+        let guard = crossbeam_epoch::pin();
+        let Some(node) = d.index.get(key, &guard) else {
+            return Ok(None);
+        };
+        Ok(match node.visible(self.snapshot_ts().0, &guard) {
+            Some(version) if !version.tombstone => {
+                if touch {
+                    self.inner.memory.touch(node);
+                }
+                Some(EntryMeta {
+                    kind: ValueKind::String,
+                    len: version.value.len as usize,
+                    version: CommitTs(version.commit_ts),
+                    expire_at_ms: version.expiry(),
+                })
+            }
+            _ => None,
+        })
+    }
+
     /// What OBJECT FREQ / IDLETIME report for `key`'s committed node, under the current
     /// eviction policy (frequency under an LFU policy, idle time otherwise); a key with no
     /// committed node (absent, or only this transaction's write) reports a new key's values.
@@ -625,7 +706,8 @@ impl Transaction {
     }
 
     fn delete_unleased(&mut self, db: DbIndex, key: &[u8]) -> Result<bool, TxnError> {
-        let existed = self.read(db, key, false)?.is_some();
+        // Existence only: a value on SSD is not read to delete it.
+        let existed = self.read_meta(db, key, false)?.is_some();
         if existed || self.own_write(db, key).is_some() {
             self.add_write(db, key, Write::Delete)?;
         }
@@ -650,16 +732,17 @@ impl Transaction {
         expire_at_ms: Option<u64>,
     ) -> Result<bool, TxnError> {
         let expire_at_ms = expire_at_ms.map(|deadline| deadline.min(EXPIRE_MAX_MS));
-        let Some(current) = self.read(db, key, false)? else {
+        // Existence only: a value on SSD is not read to change its deadline.
+        if self.read_meta(db, key, false)?.is_none() {
             return Ok(false);
-        };
+        }
         if is_due(expire_at_ms, self.inner.clock.now_ms()) {
             self.add_write(db, key, Write::Delete)?;
             return Ok(true);
         }
         let write = match self.own_write(db, key) {
-            Some(Write::Put { .. }) => Write::Put {
-                value: current.value,
+            Some(Write::Put { value, .. }) => Write::Put {
+                value: value.clone(),
                 expire_at_ms,
             },
             _ => Write::SetExpiry { expire_at_ms },

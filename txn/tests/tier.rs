@@ -232,3 +232,49 @@ fn a_checkpoint_reads_spilled_values_in_place_and_a_restart_has_them_all() {
         assert_eq!(&got.value[..], &value(i)[..], "{}", key(i));
     }
 }
+
+/// What needs no value bytes never fails `NotResident`: existence, type, length and deadline
+/// come from the index; deleting or changing the deadline of a cold key reads no value.
+#[test]
+fn metadata_reads_deletes_and_deadlines_never_miss() {
+    let engine = engine_with_tier(4, EvictionPolicy::WTinyLfu);
+    for i in 0..2000 {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    assert!(engine.tier_tick().spilled > 0);
+    let cold = key(0);
+    assert!(engine
+        .get(0, cold.as_bytes())
+        .unwrap_err()
+        .page_not_resident()
+        .is_some());
+    let mut tx = engine.begin(Isolation::Snapshot);
+    let meta = tx.peek_meta(0, cold.as_bytes()).unwrap().unwrap();
+    assert_eq!(meta.len, 1000);
+    assert_eq!(tx.get_meta(0, cold.as_bytes()).unwrap().unwrap().len, 1000);
+    tx.abort();
+    let spilled = engine.stats().pages.spilled_pages;
+    engine
+        .run(Isolation::Serializable, |tx| {
+            tx.set_expiry(0, key(1).as_bytes(), Some(u64::MAX / 2))
+        })
+        .unwrap();
+    assert!(engine.delete_one(0, key(2).as_bytes()).unwrap().0);
+    engine
+        .run(Isolation::Serializable, |tx| {
+            tx.delete(0, key(3).as_bytes())
+        })
+        .unwrap();
+    assert_eq!(
+        engine.stats().pages.spilled_pages,
+        spilled,
+        "no page was loaded"
+    );
+    assert_eq!(
+        get_loading(&engine, &key(1)).0.as_deref(),
+        Some(&value(1)[..]),
+        "the value keeps its bytes under its new deadline"
+    );
+    assert_eq!(get_loading(&engine, &key(2)).0, None);
+    assert_eq!(get_loading(&engine, &key(3)).0, None);
+}

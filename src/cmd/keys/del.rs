@@ -1,10 +1,10 @@
 //! DEL key [key ...]
 use bytes::Bytes;
-use txn::{KeyWrite, Transaction};
+use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
 use crate::cmd::{
-    live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx,
+    peek_meta, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx, Fast, FastCx,
 };
 use crate::resp::Frame;
 
@@ -26,18 +26,20 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 /// Several keys take the general path.
 pub fn fast(args: &[Bytes], cx: &FastCx<'_>) -> Option<Result<Fast, CmdError>> {
     let [key] = args else { return None };
-    let deleted = cx.shared.engine.update(cx.db, key, false, |current| {
-        let existed = current.is_some();
-        Ok::<_, CmdError>((existed.then_some(KeyWrite::Delete), i64::from(existed)))
-    });
-    Some(deleted.map(|(n, info)| Fast::new(Frame::Integer(n), info)))
+    // Existence only: a value on SSD is not read to delete it.
+    let deleted = cx.shared.engine.delete_one(cx.db, key);
+    Some(
+        deleted
+            .map(|(existed, info)| Fast::new(Frame::Integer(i64::from(existed)), info))
+            .map_err(CmdError::from),
+    )
 }
 
 impl DataCommand for Cmd {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
         let mut n = 0;
         for key in &self.keys {
-            if live(tx, cx, key)?.is_some() {
+            if peek_meta(tx, cx, key)?.is_some() {
                 n += 1;
                 tx.delete(cx.db, key)?;
             }

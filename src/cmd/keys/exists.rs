@@ -3,7 +3,7 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{live, peek, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{live, peek_meta, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -44,9 +44,9 @@ impl DataCommand for Cmd {
         let mut n = 0;
         for key in &self.keys {
             let entry = if self.touch {
-                live(tx, cx, key)?
+                live(tx, cx, key)?.map(|_| ())
             } else {
-                peek(tx, cx, key)?
+                peek_meta(tx, cx, key)?.map(|_| ())
             };
             if entry.is_some() {
                 n += 1;

@@ -31,7 +31,7 @@ mod tests;
 use bytes::Bytes;
 use txn::Transaction;
 
-use super::{live, peek, ArgCursor, CmdError, DataCx};
+use super::{live_meta, peek_meta, ArgCursor, CmdError, DataCx};
 use crate::resp::Frame;
 
 /// The unit and base of an EXPIRE-family time argument.
@@ -115,7 +115,7 @@ impl ExpireCmd {
             TimeArg::UnixMillis => Some(self.time),
         }
         .ok_or_else(bad)?;
-        let Some(entry) = live(tx, cx, &self.key)? else {
+        let Some(entry) = live_meta(tx, cx, &self.key)? else {
             return Ok(Frame::Integer(0));
         };
         let current = entry.expire_at_ms.map(|t| t as i64);
@@ -144,7 +144,7 @@ pub fn ttl_reply(
     millis: bool,
     absolute: bool,
 ) -> Result<Frame, CmdError> {
-    let Some(entry) = peek(tx, cx, key)? else {
+    let Some(entry) = peek_meta(tx, cx, key)? else {
         return Ok(Frame::Integer(-2));
     };
     let Some(at) = entry.expire_at_ms else {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use txn::{KeyAccess, Transaction};
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{peek, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{peek, peek_meta, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::{parse_i64, Frame};
 
 /// Metadata.
@@ -108,12 +108,16 @@ impl DataCommand for Object {
                 lines.iter().map(|l| Frame::simple(l)).collect(),
             ));
         };
-        let Some(entry) = peek(tx, cx, &cmd.key)? else {
+        // Only ENCODING looks at the bytes (an integer, a short or a long string).
+        if peek_meta(tx, cx, &cmd.key)?.is_none() {
             return Ok(Frame::Null);
-        };
+        }
         let lfu = cx.shared.engine.memory_config().policy.is_lfu();
         Ok(match cmd.sub {
-            Sub::Encoding => Frame::bulk_static(encoding(&entry.value)),
+            Sub::Encoding => match peek(tx, cx, &cmd.key)? {
+                Some(entry) => Frame::bulk_static(encoding(&entry.value)),
+                None => Frame::Null,
+            },
             Sub::Freq if !lfu => return Err(CmdError::FrequencyNotTracked),
             Sub::IdleTime if lfu => return Err(CmdError::IdleTimeNotTracked),
             Sub::Freq | Sub::IdleTime => match tx.key_access(cx.db, &cmd.key)? {

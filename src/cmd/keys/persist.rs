@@ -3,7 +3,7 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{live, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{live_meta, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -30,7 +30,7 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 
 impl DataCommand for Persist {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        match live(tx, cx, &self.key)? {
+        match live_meta(tx, cx, &self.key)? {
             Some(e) if e.expire_at_ms.is_some() => {
                 tx.set_expiry(cx.db, &self.key, None)?;
                 Ok(Frame::Integer(1))

@@ -3,7 +3,7 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{peek, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{peek_meta, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -30,7 +30,7 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 
 impl DataCommand for Type {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        Ok(match peek(tx, cx, &self.key)? {
+        Ok(match peek_meta(tx, cx, &self.key)? {
             Some(e) => Frame::simple(crate::cmd::type_name(e.kind)),
             None => Frame::simple("none"),
         })

@@ -3,7 +3,7 @@ use bytes::Bytes;
 use txn::Transaction;
 
 use crate::cmd::spec::flags::*;
-use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
+use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
 use crate::resp::Frame;
 
 /// Metadata.
@@ -30,8 +30,14 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 
 impl DataCommand for StrLen {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
-        Ok(Frame::Integer(
-            get_string(tx, cx, &self.key)?.map_or(0, |v| v.len() as i64),
-        ))
+        // The length is in the index: a value on SSD is not read for it.
+        let meta = tx
+            .get_meta(cx.db, &self.key)?
+            .filter(|m| m.expire_at_ms.is_none_or(|at| at > cx.now_ms));
+        match meta {
+            None => Ok(Frame::Integer(0)),
+            Some(m) if m.kind == txn::ValueKind::String => Ok(Frame::Integer(m.len as i64)),
+            Some(_) => Err(CmdError::WrongType),
+        }
     }
 }

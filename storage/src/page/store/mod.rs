@@ -255,6 +255,9 @@ pub struct PageStore {
     chunks: AtomicU64,
     /// The SSD tier's file, once attached (`residency.rs`).
     spill: parking_lot::RwLock<Option<SpillFile>>,
+    /// Slots of spilled pages freed since the file's write lock was last taken
+    /// (`residency.rs`).
+    slot_frees: Mutex<Vec<crate::tier::SlotId>>,
     /// Pages whose bytes are on SSD.
     spilled_pages: AtomicU64,
     /// Of those, pages whose RAM frame went back to the OS.
@@ -328,6 +331,7 @@ impl PageStore {
             extents: AtomicU64::new(0),
             chunks: AtomicU64::new(0),
             spill: parking_lot::RwLock::new(None),
+            slot_frees: Mutex::new(Vec::new()),
             spilled_pages: AtomicU64::new(0),
             frames_released: AtomicU64::new(0),
             reads: residency::ReadBuffer::new(shards),

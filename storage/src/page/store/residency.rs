@@ -22,10 +22,11 @@
 //!   residency before may still be reading the frame, so it is given back only by
 //!   `release_frame`, whose caller waits for them first (the engine: the same grace period as
 //!   relocation's old places, docs/ARCHITECTURE.md invariant 14).
-//! - A page's SSD slot is freed exactly once: by `load` (the page is in RAM again) or by the
-//!   release of the page once its last value is freed; both hold the spill file's write lock,
-//!   and `read_cold` holds its read lock and checks that the slot still holds the page it
-//!   names, so a slot freed and reused meanwhile is never read as that page.
+//! - A page's SSD slot is freed exactly once: by `load` (the page is in RAM again, under the
+//!   spill file's write lock) or, once its last value is freed, queued by the page's release
+//!   (which runs under GC's commit lock and so never waits for the file) and freed by the next
+//!   holder of the write lock. `read_cold` holds the read lock and checks that the slot still
+//!   holds the page it names, so a slot freed and reused meanwhile is never read as that page.
 //! - `pages` counts resident frames: `release_frame` takes one out, `load` puts it back, and a
 //!   freed page whose frame is released goes to the released list as an empty page's would.
 
@@ -234,12 +235,25 @@ impl PageStore {
 
     /// Bytes the spill file holds (whole slots), 0 without one.
     pub fn spill_bytes(&self) -> u64 {
-        self.spill.read().as_ref().map_or(0, SpillFile::bytes_used)
+        self.spill_write().as_ref().map_or(0, SpillFile::bytes_used)
     }
 
     /// The spill file's counters, if one is attached.
     pub fn spill_stats(&self) -> Option<crate::tier::SpillStats> {
-        self.spill.read().as_ref().map(SpillFile::stats)
+        self.spill_write().as_ref().map(SpillFile::stats)
+    }
+
+    /// The spill file for writing, with the slots of pages freed since (`release_spilled`)
+    /// freed first.
+    fn spill_write(&self) -> parking_lot::RwLockWriteGuard<'_, Option<SpillFile>> {
+        let mut spill = self.spill.write();
+        let pending = std::mem::take(&mut *self.slot_frees.lock());
+        if let Some(file) = spill.as_mut() {
+            for slot in pending {
+                file.free(slot);
+            }
+        }
+        spill
     }
 
     /// Where `page`'s bytes are (`None` for an id never handed out).
@@ -324,7 +338,7 @@ impl PageStore {
         // value goes in; a value freed meanwhile may be junk-filled in debug builds, which
         // only changes dead bytes), and its buffer is PAGE_SIZE bytes.
         let image = unsafe { std::slice::from_raw_parts(base, used) };
-        let mut spill = self.spill.write();
+        let mut spill = self.spill_write();
         let file = spill.as_mut().ok_or(StorageError::NotSpillable {
             page: page.0,
             reason: "no spill file attached",
@@ -391,7 +405,7 @@ impl PageStore {
         let Residency::OnSsd { slot: ssd, frame } = from else {
             return Ok(());
         };
-        let mut spill = self.spill.write();
+        let mut spill = self.spill_write();
         let file = spill.as_mut().ok_or(SpillError::BadRange {
             slot: ssd,
             offset: 0,
@@ -458,9 +472,9 @@ impl PageStore {
         let Residency::OnSsd { slot: ssd, frame } = from else {
             return false;
         };
-        if let Some(file) = self.spill.write().as_mut() {
-            file.free(ssd);
-        }
+        // Not freed here: this runs inside `free`, which GC calls under the commit lock, and
+        // the file's lock may be held across a page write. The next holder frees it.
+        self.slot_frees.lock().push(ssd);
         self.set_residency(slot, from, Residency::Resident);
         self.spilled_pages.fetch_sub(1, Ordering::Relaxed);
         if frame == Frame::Held {
