@@ -190,16 +190,18 @@ async fn run_batch(
     Ok(end)
 }
 
-/// Times one command may miss the page it just loaded before that miss is its reply (the
-/// page spilled again between its load and the retry, over and over). Misses on other pages
-/// are progress: a command over many cold keys loads one page per run (collecting them all
-/// in one run is the next step).
+/// Times one command may miss the value it just fetched before that miss is its reply (its
+/// page spilled again between the fetch and the retry, over and over). Misses on other
+/// values are progress: a command over many cold keys fetches one value per run (collecting
+/// them all in one run is the next step).
 const MISS_RETRIES_MAX: u32 = 8;
-/// Pages one command may load in all.
+/// Values one command fetches alone before it loads whole pages instead.
+const MISS_VALUES_BEFORE_PAGES: u32 = 4;
+/// Values one command may fetch in all.
 const MISS_LOADS_MAX: u32 = 1 << 16;
 
-/// Runs one request; if it needed a value page on SSD (it then failed with nothing done),
-/// loads the page on the blocking pool, never on this worker, and runs it again.
+/// Runs one request; if it needed a value on SSD (it then failed with nothing done), fetches
+/// it on the blocking pool, never on this worker, and runs it again.
 async fn handle_loading(
     session: &mut Session,
     args: Vec<bytes::Bytes>,
@@ -210,21 +212,36 @@ async fn handle_loading(
     }
     let mut reply = session.handle(args.clone(), shared);
     let (mut repeats, mut loads, mut last) = (0, 0, None);
-    while let Some(page) = session.take_missing_page() {
-        repeats = if last == Some(page) { repeats + 1 } else { 0 };
-        last = Some(page);
+    while let Some(value) = session.take_missing_page() {
+        repeats = if last == Some(value) { repeats + 1 } else { 0 };
+        last = Some(value);
         loads += 1;
         if repeats > MISS_RETRIES_MAX || loads > MISS_LOADS_MAX {
             break;
         }
         let engine = shared.engine.clone();
-        match tokio::task::spawn_blocking(move || engine.load_page(page)).await {
+        // One value at a time suits a command over a few keys; one over many cold keys (an
+        // MGET of hundreds) would run again per value, so after a few it loads whole pages.
+        let whole_pages = loads > MISS_VALUES_BEFORE_PAGES;
+        let fetched = tokio::task::spawn_blocking(move || {
+            if whole_pages {
+                engine.load_page(value.page)
+            } else {
+                engine.fetch_value(value)
+            }
+        });
+        match fetched.await {
             Ok(Ok(())) => reply = session.handle(args.clone(), shared),
             Ok(Err(error)) => {
-                tracing::error!(page = page.0, %error, "reading a value page from the SSD tier failed");
+                tracing::error!(
+                    page = value.page.0,
+                    offset = value.offset,
+                    %error,
+                    "reading a value from the SSD tier failed"
+                );
                 reply = Frame::error(format!(
-                    "ERR reading value page {} from the SSD tier failed: {error}",
-                    page.0
+                    "ERR reading a value (page {}, offset {}) from the SSD tier failed: {error}",
+                    value.page.0, value.offset
                 ));
                 break;
             }

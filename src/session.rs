@@ -66,9 +66,9 @@ pub struct Session {
     txn: Option<Transaction>,
     /// Whether single-key commands may take their fast path (tests turn it off to compare).
     fast_paths: bool,
-    /// The value page the last command needed from the SSD tier: it failed with nothing
-    /// done, and runs again once the connection has loaded the page (`connection.rs`).
-    missing_page: Option<txn::PageId>,
+    /// The value the last command needed from the SSD tier: it failed with nothing done, and
+    /// runs again once the connection has fetched it (`connection.rs`).
+    missing_page: Option<txn::ValueRef>,
 }
 
 impl Session {
@@ -92,15 +92,15 @@ impl Session {
         }
     }
 
-    /// The page the last command missed (see the field), taken.
-    pub fn take_missing_page(&mut self) -> Option<txn::PageId> {
+    /// The value the last command missed (see the field), taken.
+    pub fn take_missing_page(&mut self) -> Option<txn::ValueRef> {
         self.missing_page.take()
     }
 
     /// Notes a miss if `e` is one.
     fn note_miss(&mut self, e: &TxnError) {
-        if let Some(page) = e.page_not_resident() {
-            self.missing_page = Some(page);
+        if let Some(value) = e.value_not_resident() {
+            self.missing_page = Some(value);
         }
     }
 
@@ -513,7 +513,7 @@ impl Session {
                 // Nothing ran, as far as the client can tell: a SELECT queued in the block does
                 // not stay in effect (Redis runs no queued command when EXEC fails).
                 self.db = start_db;
-                if let (Some(page), Some(queue)) = (error.page_not_resident(), requeue) {
+                if let (Some(page), Some(queue)) = (error.value_not_resident(), requeue) {
                     self.multi = Some(queue);
                     self.watched = watched;
                     self.missing_page = Some(page);

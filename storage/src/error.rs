@@ -50,6 +50,10 @@ pub enum StorageError {
     NotResident {
         /// The page.
         page: u32,
+        /// The value's offset in it.
+        offset: u32,
+        /// The value's length.
+        len: u32,
     },
 
     /// A page that cannot go to SSD (open, pinned, empty, part of an extent, or not resident).

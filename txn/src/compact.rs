@@ -445,9 +445,21 @@ fn evacuate(
     (!out_of_pages).then_some(())
 }
 
+/// Retires `old`, which no version names any more since the re-point that published `ts`
+/// (the SSD tier's promotion, `tier.rs`): freed once no reader can hold it (step 4).
+pub(crate) fn retire(inner: &Inner, ts: u64, old: ValueRef) {
+    let mut state = inner.compactor.state.lock();
+    state.retired.push_back((ts, old));
+    state.retired_bytes += old.footprint();
+    inner
+        .compactor
+        .retired
+        .store(state.retired_bytes, Ordering::Relaxed);
+}
+
 /// Databases that hold any key node (read under the commit lock by the re-point, so a key
 /// SWAPDB or a commit just put into a database is not missed).
-fn populated(inner: &Inner) -> impl Iterator<Item = &Db> {
+pub(crate) fn populated(inner: &Inner) -> impl Iterator<Item = &Db> {
     inner.dbs.iter().filter(|d| d.index.len() > 0)
 }
 

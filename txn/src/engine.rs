@@ -580,6 +580,13 @@ impl Engine {
         Some((stats, self.inner.pages.spill_file_direct().unwrap_or(false)))
     }
 
+    /// Brings a value from SSD into RAM after a read failed with `NotResident`
+    /// ([`TxnError::value_not_resident`]): a small value alone, promoted into a RAM page; a
+    /// large one with its page. Blocks on the disk: call it off the async workers.
+    pub fn fetch_value(&self, value: storage::page::ValueRef) -> Result<(), TxnError> {
+        crate::tier::fetch(&self.inner, value)
+    }
+
     /// Whether a spill file is attached: reads may then fail with `NotResident`
     /// ([`TxnError::page_not_resident`]). One relaxed load.
     pub fn tier_attached(&self) -> bool {

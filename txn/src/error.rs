@@ -108,8 +108,23 @@ impl TxnError {
     /// ([`crate::Engine::load_page`]) and run the operation again.
     pub fn page_not_resident(&self) -> Option<storage::page::PageId> {
         match self {
-            TxnError::Storage(StorageError::NotResident { page }) => {
+            TxnError::Storage(StorageError::NotResident { page, .. }) => {
                 Some(storage::page::PageId(*page))
+            }
+            _ => None,
+        }
+    }
+
+    /// The value a read needs from SSD, if that is why it failed: fetch it
+    /// ([`crate::Engine::fetch_value`]) and run the operation again.
+    pub fn value_not_resident(&self) -> Option<storage::page::ValueRef> {
+        match self {
+            TxnError::Storage(StorageError::NotResident { page, offset, len }) => {
+                Some(storage::page::ValueRef {
+                    page: storage::page::PageId(*page),
+                    offset: *offset,
+                    len: *len,
+                })
             }
             _ => None,
         }

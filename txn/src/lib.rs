@@ -50,7 +50,7 @@ pub use memory::{EvictionPolicy, KeyAccess, MemoryConfig, MemoryStats};
 pub use snapshot_limits::{
     LimitExceeded, OldestSnapshot, SnapshotHolder, SnapshotLimitReport, SnapshotLimits,
 };
-pub use storage::page::{PageId, PageStoreConfig};
+pub use storage::page::{PageId, PageStoreConfig, ValueRef};
 pub use storage::tier::spill::SLOT_BYTES as SPILL_SLOT_BYTES;
 pub use storage::tier::{EvictionPolicy as PagePolicy, SpillFile, SpillStats};
 pub use storage::Lsn;

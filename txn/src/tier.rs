@@ -260,3 +260,65 @@ pub(crate) fn load_page(inner: &Inner, page: PageId) -> Result<(), StorageError>
     }
     Ok(())
 }
+
+/// Brings the value at `value` (whose page is on SSD) into RAM: a small value is read from SSD
+/// alone (the 4 KiB blocks holding it and its header) and promoted, i.e. copied into a
+/// survivor page and every version naming it re-pointed, as compaction moves a value
+/// (`compact.rs`, invariant 14: the old place is retired until no reader can hold it); the
+/// page stays on SSD. A value without a header (larger than a shared page takes) loads its
+/// whole page. Blocks on the disk: call it off the async workers.
+pub(crate) fn fetch(inner: &Inner, value: storage::page::ValueRef) -> Result<(), crate::TxnError> {
+    // Held busy while we read and re-point: the place cannot be freed and reused meanwhile.
+    let mut hold = None;
+    for _ in 0..LOAD_BUSY_RETRIES {
+        match inner.pages.hold(value.page) {
+            Ok(h) => {
+                hold = Some(h);
+                break;
+            }
+            Err(StorageError::NotSpillable { .. }) => match inner.pages.page_state(value.page) {
+                Some(storage::page::PageState::Busy(storage::page::Residency::OnSsd {
+                    ..
+                })) => std::thread::sleep(std::time::Duration::from_micros(100)),
+                // Resident (loaded meanwhile) or freed: the retry finds it as it is.
+                _ => return Ok(()),
+            },
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let Some(hold) = hold else { return Ok(()) };
+    let read = match inner.pages.read_cold_owned(value) {
+        // The place holds no value of that length any more: the reader's version was
+        // superseded and freed, and the page emptied, reused and spilled again since it
+        // looked. Nothing to fetch: its retry reads the key afresh.
+        Err(StorageError::BadValueRef { .. }) => return Ok(()),
+        other => other?,
+    };
+    let Some((bytes, owner)) = read else {
+        drop(hold);
+        return load_page(inner, value.page).map_err(Into::into);
+    };
+    let copy = inner.pages.relocate_bytes(&bytes, owner)?;
+    let guard = crossbeam_epoch::pin();
+    let published = {
+        let _commit = inner.commit_lock.lock();
+        let mut naming = 0;
+        for d in crate::compact::populated(inner) {
+            d.index.for_each_with_tag(owner, &guard, &mut |node| {
+                naming += node.repoint(value, copy, &guard);
+            });
+        }
+        (naming > 0).then(|| {
+            let ts = inner.oracle.next();
+            inner.oracle.publish(ts);
+            ts
+        })
+    };
+    match published {
+        Some(ts) => crate::compact::retire(inner, ts.0, value),
+        // SAFETY: no version names the copy: it was never published.
+        None => drop(unsafe { inner.pages.free(copy) }),
+    }
+    drop(hold);
+    Ok(())
+}

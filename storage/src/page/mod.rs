@@ -31,8 +31,8 @@ mod os;
 mod store;
 
 pub use store::{
-    Frame, PageState, PageStats, PageStore, PageStoreConfig, PageUsage, PinnedPage, Residency,
-    WriteTally,
+    Frame, PageHold, PageState, PageStats, PageStore, PageStoreConfig, PageUsage, PinnedPage,
+    Residency, WriteTally,
 };
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.

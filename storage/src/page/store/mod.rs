@@ -39,7 +39,7 @@ use crate::tier::SpillFile;
 use crate::StorageError;
 
 mod residency;
-pub use residency::{Frame, PageState, Residency};
+pub use residency::{Frame, PageHold, PageState, Residency};
 
 /// Page slots per directory chunk; the directory has as many chunks, covering all `u32` ids.
 const CHUNK_PAGES_BITS: u32 = 16;
@@ -52,6 +52,13 @@ const OPEN_BIAS: u64 = 1 << 40;
 /// and its space is not reused until the pin is dropped.
 const PIN_BIAS: u64 = 1 << 41;
 const LIVE_MASK: u64 = OPEN_BIAS - 1;
+/// Added per writer between reserving a value's bytes in a page and having copied them (the
+/// copy runs outside the open page's lock, so a page may be sealed, or a dedicated page
+/// exist, with bytes still being written). The SSD tier writes a page out only when none is
+/// in flight (`residency.rs`): an image taken earlier would miss those bytes. Bits 48..64.
+const WRITE_UNIT: u64 = 1 << 48;
+/// The in-flight writers of a page's state word.
+const WRITERS_MASK: u64 = !(WRITE_UNIT - 1);
 /// `Slot::used` of a page that holds one value alone (a value of more than
 /// [`SMALL_VALUE_MAX_BYTES`] that fits one page): it has no headers to walk.
 const USED_DEDICATED: u32 = u32::MAX;
@@ -400,6 +407,10 @@ impl PageStore {
         unsafe {
             std::ptr::copy_nonoverlapping(value.as_ptr(), base.add(vref.offset as usize), len);
         }
+        // The bytes are in place (Release: before anyone who sees no writer reads them).
+        if let Some(slot) = self.slot(vref.page) {
+            slot.state.fetch_sub(WRITE_UNIT, Ordering::Release);
+        }
         tally.bytes += footprint(len32);
         tally.values += 1;
         Ok(vref)
@@ -431,7 +442,11 @@ impl PageStore {
         let (base, tier) = self.locate(vref)?;
         self.reads.note(vref.page);
         if tier != 0 {
-            return Err(StorageError::NotResident { page: vref.page.0 });
+            return Err(StorageError::NotResident {
+                page: vref.page.0,
+                offset: vref.offset,
+                len: vref.len,
+            });
         }
         // SAFETY: `locate` bounds-checked the range inside a live buffer. The range was fully
         // written before the `ValueRef` was returned, and it is not written again until it is
@@ -449,7 +464,28 @@ impl PageStore {
     /// The caller must keep `from` readable during the call: its page pinned ([`Self::pin`]),
     /// or its owner unable to free it meanwhile.
     pub fn relocate(&self, from: ValueRef, owner: u64) -> Result<ValueRef, StorageError> {
-        let pool = if self.config.survivor_pages {
+        let pool = self.survivor_pool()?;
+        let mut tally = WriteTally::default();
+        let moved = self.with_value(from, |bytes| {
+            self.write_into(bytes, owner, pool, &mut tally)
+        })??;
+        self.add_tally(tally);
+        Ok(moved)
+    }
+
+    /// [`Self::relocate`] of a value whose bytes the caller read elsewhere (from SSD,
+    /// [`Self::read_cold_owned`]): the promotion of a cold value into RAM.
+    pub fn relocate_bytes(&self, bytes: &[u8], owner: u64) -> Result<ValueRef, StorageError> {
+        let pool = self.survivor_pool()?;
+        let mut tally = WriteTally::default();
+        let moved = self.write_into(bytes, owner, pool, &mut tally)?;
+        self.add_tally(tally);
+        Ok(moved)
+    }
+
+    /// Where moved values go (see [`PageStoreConfig::survivor_pages`]).
+    fn survivor_pool(&self) -> Result<&Pool, StorageError> {
+        Ok(if self.config.survivor_pages {
             &self.survivor.0
         } else {
             let shard = self
@@ -457,13 +493,7 @@ impl PageStore {
                 .get(shard_hint() % self.open.len())
                 .ok_or(StorageError::OutOfPages { pages: 0 })?;
             &shard.0
-        };
-        let mut tally = WriteTally::default();
-        let moved = self.with_value(from, |bytes| {
-            self.write_into(bytes, owner, pool, &mut tally)
-        })??;
-        self.add_tally(tally);
-        Ok(moved)
+        })
     }
 
     /// Releases the value's space; a page whose values are all freed is recycled.
@@ -831,7 +861,8 @@ impl PageStore {
         let slot = self
             .slot(page)
             .ok_or(StorageError::OutOfPages { pages: 0 })?;
-        slot.state.fetch_add(u64::from(need), Ordering::AcqRel);
+        slot.state
+            .fetch_add(u64::from(need) + WRITE_UNIT, Ordering::AcqRel);
         let base = slot.base.load(Ordering::Acquire);
         let header = encode_header(len, owner);
         // SAFETY: `base` is the open page's buffer (PAGE_SIZE bytes) and `offset + need <=
@@ -852,7 +883,8 @@ impl PageStore {
             let page = self.take_page()?;
             if let Some(slot) = self.slot(page) {
                 slot.used.store(USED_DEDICATED, Ordering::Release);
-                slot.state.fetch_add(u64::from(len), Ordering::AcqRel);
+                slot.state
+                    .fetch_add(u64::from(len) + WRITE_UNIT, Ordering::AcqRel);
             }
             return Ok(ValueRef {
                 page,
@@ -881,7 +913,8 @@ impl PageStore {
                 Ordering::Release,
             );
             if index == 0 {
-                slot.state.store(u64::from(len), Ordering::Release);
+                slot.state
+                    .store(u64::from(len) + WRITE_UNIT, Ordering::Release);
                 slot.pages.store(pages, Ordering::Release);
             }
         }

@@ -27,6 +27,11 @@
 //!   (which runs under GC's commit lock and so never waits for the file) and freed by the next
 //!   holder of the write lock. `read_cold` holds the read lock and checks that the slot still
 //!   holds the page it names, so a slot freed and reused meanwhile is never read as that page.
+//! - A page goes to SSD (and is loaded or held) only when no writer is still copying a value
+//!   into it (`WRITE_UNIT` in the state word): a value's bytes are copied after its space is
+//!   reserved, outside the open page's lock, so a sealed page may still be written. An image
+//!   taken earlier missed those bytes, and the value read back from SSD began with zeros
+//!   (caught by `txn/tests/tier.rs`'s threaded test).
 //! - `pages` counts resident frames: `release_frame` takes one out, `load` puts it back, and a
 //!   freed page whose frame is released goes to the released list as an empty page's would.
 
@@ -35,7 +40,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{os, PageStore, Slot, OPEN_BIAS, PIN_BIAS, USED_DEDICATED};
-use crate::page::{PageId, ValueRef, PAGE_SIZE};
+use crate::page::{PageId, ValueRef, PAGE_SIZE, VALUE_HEADER_BYTES};
 use crate::tier::{SlotId, SpillError, SpillFile};
 use crate::StorageError;
 
@@ -123,6 +128,18 @@ impl Residency {
             (OnSsd { .. }, Resident) => true,
             _ => false,
         }
+    }
+}
+
+/// A page held busy ([`PageStore::hold`]); released on drop.
+pub struct PageHold<'a> {
+    store: &'a PageStore,
+    page: PageId,
+}
+
+impl Drop for PageHold<'_> {
+    fn drop(&mut self) {
+        self.store.unpin(self.page);
     }
 }
 
@@ -300,15 +317,25 @@ impl PageStore {
         let slot = self.slot(page).ok_or(refuse("no such page"))?;
         slot.state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
-                let busy = state & (OPEN_BIAS | PIN_BIAS) != 0;
+                // Busy also while a writer is still copying a value into it.
+                let busy = state & (OPEN_BIAS | PIN_BIAS | super::WRITERS_MASK) != 0;
                 (!busy && state & super::LIVE_MASK > 0).then_some(state + PIN_BIAS)
             })
-            .map_err(|_| refuse("open, busy or empty"))?;
+            .map_err(|_| refuse("open, busy, being written or empty"))?;
         if slot.pages.load(Ordering::Acquire) != 1 || slot.base.load(Ordering::Acquire).is_null() {
             self.unpin(page);
             return Err(refuse("part of an extent"));
         }
         Ok(slot)
+    }
+
+    /// Holds `page` busy (nothing spills, loads, pins or recycles it) until the guard drops:
+    /// promotion reads a value of it from SSD and re-points its versions meanwhile, so the
+    /// place it read cannot be freed and reused by another value under it.
+    /// [`StorageError::NotSpillable`] if it is open, empty or busy.
+    pub fn hold(&self, page: PageId) -> Result<PageHold<'_>, StorageError> {
+        self.make_busy(page)?;
+        Ok(PageHold { store: self, page })
     }
 
     /// Writes sealed page `page` to the spill file. From then on reads of its values fail
@@ -465,6 +492,61 @@ impl PageStore {
         }
     }
 
+    /// A small value of a page on SSD and its owner tag, read from SSD with its header (only
+    /// the blocks holding them, checked): what promotion copies into RAM
+    /// ([`Self::relocate_bytes`]). `None` for a value without a header (one larger than
+    /// [`SMALL_VALUE_MAX_BYTES`], alone in its page or extent: load its page instead) or whose
+    /// page is in RAM after all (read it as usual).
+    pub fn read_cold_owned(&self, vref: ValueRef) -> Result<Option<(Bytes, u64)>, StorageError> {
+        if vref.len as usize > crate::page::SMALL_VALUE_MAX_BYTES
+            || (vref.offset as usize) < VALUE_HEADER_BYTES
+        {
+            return Ok(None);
+        }
+        let Some(slot) = self.slot(vref.page) else {
+            return Err(StorageError::BadValueRef {
+                page: vref.page.0,
+                offset: vref.offset,
+                len: vref.len,
+            });
+        };
+        let spill = self.spill.read();
+        let Residency::OnSsd { slot: ssd, .. } =
+            Residency::decode(slot.tier.load(Ordering::Acquire))
+        else {
+            return Ok(None);
+        };
+        let Some(file) = spill.as_ref() else {
+            return Ok(None);
+        };
+        let start = vref.offset as usize - VALUE_HEADER_BYTES;
+        let mut bytes = file.read_page(
+            ssd,
+            vref.page,
+            start,
+            VALUE_HEADER_BYTES + vref.len as usize,
+        )?;
+        let header: [u8; 8] = bytes
+            .get(..VALUE_HEADER_BYTES)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(SpillError::BadRange {
+                slot: ssd,
+                offset: start,
+                len: VALUE_HEADER_BYTES,
+            })?;
+        let word = u64::from_le_bytes(header);
+        if word & 0xFFFF != u64::from(vref.len) {
+            // The header does not describe this value: a stale or wrong `ValueRef`.
+            return Err(StorageError::BadValueRef {
+                page: vref.page.0,
+                offset: vref.offset,
+                len: vref.len,
+            });
+        }
+        let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
+        Ok(Some((value, word >> 16)))
+    }
+
     /// For `release`: a spilled page whose last value was freed loses its SSD slot; true if
     /// its frame was released too (then it joins the released pages and the caller is done).
     pub(super) fn release_spilled(&self, page: PageId, slot: &Slot) -> bool {
@@ -492,7 +574,7 @@ impl PageStore {
 mod tests {
     use super::*;
     use crate::io::{Disk, SimDisk};
-    use crate::page::{PageStoreConfig, VALUE_HEADER_BYTES};
+    use crate::page::PageStoreConfig;
     use crate::tier::spill::SLOT_BYTES;
     use std::path::Path;
 
@@ -693,6 +775,5 @@ mod tests {
             plain.spill(v[0].0.page),
             Err(StorageError::NotSpillable { .. })
         ));
-        let _ = VALUE_HEADER_BYTES;
     }
 }
