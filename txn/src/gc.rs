@@ -514,20 +514,10 @@ pub(crate) fn cut_chain(
     watermark: u64,
     guard: &Guard,
 ) -> (u64, u64) {
-    let a = &inner.memory.accounting;
-    let mut freed = 0;
-    let unlinked = node.cut_below(watermark, guard, |value| {
-        // SAFETY: no registered snapshot can see this version (it is older than the version
-        // kept, whose timestamp is <= every snapshot), and the value is not shared with a
-        // version that stays (see `KeyNode::cut_below`).
-        if unsafe { inner.pages.free(value) }.is_ok() {
-            freed += 1;
-            Accounting::sub(&a.garbage_value_bytes, value.footprint());
-        }
-    });
-    Accounting::sub(&a.older_versions, unlinked);
-    d.versions.fetch_sub(unlinked as i64, Ordering::Relaxed);
-    (unlinked, freed)
+    // SAFETY (of each free): no registered snapshot can see these versions (they are older
+    // than the version kept, whose timestamp is <= every snapshot), and their values are not
+    // shared with a version that stays (see `KeyNode::cut_below`).
+    cut_counted(inner, d, |free| node.cut_below(watermark, guard, free))
 }
 
 /// Unlinks the versions of `node` no snapshot reads when every snapshot is at `lo` (the
@@ -545,12 +535,23 @@ fn cut_interval(
     if lo >= hi {
         return (0, 0);
     }
+    // SAFETY (of each free): the checkpoint reads the version kept for `lo`, every other
+    // snapshot one at or above the version kept for `hi`, and each value belongs to an
+    // unlinked version alone (see `KeyNode::cut_between`).
+    cut_counted(inner, d, |free| node.cut_between(lo, hi, guard, free))
+}
+
+/// Runs a chain cut `cut`, which unlinks versions no reader can reach and hands it each value
+/// only they used, frees those values and counts the whole: the one accounting of both cuts.
+fn cut_counted(
+    inner: &Inner,
+    d: &Db,
+    cut: impl FnOnce(&mut dyn FnMut(storage::page::ValueRef)) -> u64,
+) -> (u64, u64) {
     let a = &inner.memory.accounting;
     let mut freed = 0;
-    let unlinked = node.cut_between(lo, hi, guard, |value| {
-        // SAFETY: the checkpoint reads the version kept for `lo`, every other snapshot one at
-        // or above the version kept for `hi`, and this value belongs to an unlinked version
-        // alone (see `KeyNode::cut_between`).
+    let unlinked = cut(&mut |value| {
+        // SAFETY: the caller's cut hands over only values no reader can reach (see above).
         if unsafe { inner.pages.free(value) }.is_ok() {
             freed += 1;
             Accounting::sub(&a.garbage_value_bytes, value.footprint());

@@ -231,6 +231,13 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Where a value a transaction sees is: its own buffered write, or a committed value's place
+/// in the page store (read only when the caller needs the bytes).
+enum Place {
+    Own(Bytes),
+    Page(storage::page::ValueRef),
+}
+
 pub(crate) fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
     Ok(Entry {
         value: inner.pages.read(version.value)?,
@@ -438,9 +445,15 @@ impl Transaction {
         self.writes.get(&db).and_then(|w| w.get(key))
     }
 
-    /// The committed entry `db` shows at the snapshot (ignores own writes and expiry); `touch`
+    /// The committed version `db` shows at the snapshot (ignores own writes and expiry), as
+    /// its metadata and its value's place (not read: a place on SSD is not fetched); `touch`
     /// records the access in the key's access word.
-    fn committed(&self, db: DbIndex, key: &[u8], touch: bool) -> Result<Option<Entry>, TxnError> {
+    fn committed(
+        &self,
+        db: DbIndex,
+        key: &[u8],
+        touch: bool,
+    ) -> Result<Option<(EntryMeta, Place)>, TxnError> {
         let Some(source) = self.source(db) else {
             return Ok(None);
         };
@@ -449,15 +462,21 @@ impl Transaction {
         let Some(node) = d.index.get(key, &guard) else {
             return Ok(None);
         };
-        match node.visible(self.snapshot_ts().0, &guard) {
+        Ok(match node.visible(self.snapshot_ts().0, &guard) {
             Some(version) if !version.tombstone => {
                 if touch {
                     self.inner.memory.touch(node);
                 }
-                Ok(Some(entry_of(&self.inner, &version)?))
+                let meta = EntryMeta {
+                    kind: ValueKind::String,
+                    len: version.value.len as usize,
+                    version: CommitTs(version.commit_ts),
+                    expire_at_ms: version.expiry(),
+                };
+                Some((meta, Place::Page(version.value)))
             }
-            _ => Ok(None),
-        }
+            _ => None,
+        })
     }
 
     /// Reads `key` at the snapshot, seeing this transaction's own writes; an expired key is
@@ -491,25 +510,44 @@ impl Transaction {
         key: &[u8],
         touch: bool,
     ) -> Result<Option<EntryMeta>, TxnError> {
+        Ok(self.lookup(db, key, touch)?.map(|(meta, _)| meta))
+    }
+
+    /// What `key` shows at the snapshot, this transaction's own writes included, not expired:
+    /// its metadata and where its bytes are. Records the read for validation under
+    /// `Serializable`. The one resolution [`Transaction::read`] and
+    /// [`Transaction::read_meta`] share; neither reads a committed value here.
+    fn lookup(
+        &mut self,
+        db: DbIndex,
+        key: &[u8],
+        touch: bool,
+    ) -> Result<Option<(EntryMeta, Place)>, TxnError> {
         self.inner.db(db)?;
         check_key(key)?;
-        let meta = match self.own_write(db, key) {
+        let found = match self.own_write(db, key) {
             Some(Write::Put {
                 value,
                 expire_at_ms,
-            }) => Some(EntryMeta {
-                kind: ValueKind::String,
-                len: value.len(),
-                version: CommitTs::UNCOMMITTED,
-                expire_at_ms: *expire_at_ms,
-            }),
+            }) => Some((
+                EntryMeta {
+                    kind: ValueKind::String,
+                    len: value.len(),
+                    version: CommitTs::UNCOMMITTED,
+                    expire_at_ms: *expire_at_ms,
+                },
+                Place::Own(value.clone()),
+            )),
             Some(Write::Delete) => None,
             Some(Write::SetExpiry { expire_at_ms }) => {
                 let expire_at_ms = *expire_at_ms;
-                self.committed_meta(db, key, touch)?.map(|meta| EntryMeta {
-                    expire_at_ms,
-                    version: CommitTs::UNCOMMITTED,
-                    ..meta
+                self.committed(db, key, touch)?.map(|(meta, place)| {
+                    let meta = EntryMeta {
+                        expire_at_ms,
+                        version: CommitTs::UNCOMMITTED,
+                        ..meta
+                    };
+                    (meta, place)
                 })
             }
             None => {
@@ -518,40 +556,11 @@ impl Transaction {
                         self.reads.push((source, Bytes::copy_from_slice(key)));
                     }
                 }
-                self.committed_meta(db, key, touch)?
+                self.committed(db, key, touch)?
             }
         };
-        Ok(meta.filter(|m| !is_due_now(&self.inner, m.expire_at_ms)))
-    }
-
-    fn committed_meta(
-        &self,
-        db: DbIndex,
-        key: &[u8],
-        touch: bool,
-    ) -> Result<Option<EntryMeta>, TxnError> {
-        let Some(source) = self.source(db) else {
-            return Ok(None);
-        };
-        let d = self.inner.db(source)?;
-        let guard = crossbeam_epoch::pin();
-        let Some(node) = d.index.get(key, &guard) else {
-            return Ok(None);
-        };
-        Ok(match node.visible(self.snapshot_ts().0, &guard) {
-            Some(version) if !version.tombstone => {
-                if touch {
-                    self.inner.memory.touch(node);
-                }
-                Some(EntryMeta {
-                    kind: ValueKind::String,
-                    len: version.value.len as usize,
-                    version: CommitTs(version.commit_ts),
-                    expire_at_ms: version.expiry(),
-                })
-            }
-            _ => None,
-        })
+        // The clock is read only for keys with a deadline (most have none).
+        Ok(found.filter(|(m, _)| !is_due_now(&self.inner, m.expire_at_ms)))
     }
 
     /// What OBJECT FREQ / IDLETIME report for `key`'s committed node, under the current
@@ -577,38 +586,19 @@ impl Transaction {
     }
 
     fn read(&mut self, db: DbIndex, key: &[u8], touch: bool) -> Result<Option<Entry>, TxnError> {
-        self.inner.db(db)?;
-        check_key(key)?;
-        let entry = match self.own_write(db, key) {
-            Some(Write::Put {
-                value,
-                expire_at_ms,
-            }) => Some(Entry {
-                value: value.clone(),
-                kind: ValueKind::String,
-                version: CommitTs::UNCOMMITTED,
-                expire_at_ms: *expire_at_ms,
-            }),
-            Some(Write::Delete) => None,
-            Some(Write::SetExpiry { expire_at_ms }) => {
-                let expire_at_ms = *expire_at_ms;
-                self.committed(db, key, touch)?.map(|entry| Entry {
-                    expire_at_ms,
-                    version: CommitTs::UNCOMMITTED,
-                    ..entry
-                })
-            }
-            None => {
-                if self.isolation == Isolation::Serializable {
-                    if let Some(source) = self.source(db) {
-                        self.reads.push((source, Bytes::copy_from_slice(key)));
-                    }
-                }
-                self.committed(db, key, touch)?
-            }
+        let Some((meta, place)) = self.lookup(db, key, touch)? else {
+            return Ok(None);
         };
-        // The clock is read only for keys with a deadline (most have none).
-        Ok(entry.filter(|e| !is_due_now(&self.inner, e.expire_at_ms)))
+        let value = match place {
+            Place::Own(value) => value,
+            Place::Page(value) => self.inner.pages.read(value)?,
+        };
+        Ok(Some(Entry {
+            value,
+            kind: meta.kind,
+            version: meta.version,
+            expire_at_ms: meta.expire_at_ms,
+        }))
     }
 
     fn add_write(&mut self, db: DbIndex, key: &[u8], write: Write) -> Result<(), TxnError> {

@@ -467,42 +467,22 @@ impl PageStore {
                 Err(StorageError::NotResident { .. }) => {}
                 other => return other,
             }
-            let Some(slot) = self.slot(vref.page) else {
-                return Err(StorageError::BadValueRef {
-                    page: vref.page.0,
-                    offset: vref.offset,
-                    len: vref.len,
-                });
-            };
-            let spill = self.spill.read();
-            // Under the read lock: the slot is not freed or reused meanwhile.
-            let Residency::OnSsd { slot: ssd, .. } =
-                Residency::decode(slot.tier.load(Ordering::Acquire))
-            else {
-                // Loaded between the two looks: read it from RAM.
-                continue;
-            };
-            let file = spill.as_ref().ok_or(SpillError::BadRange {
-                slot: ssd,
-                offset: vref.offset as usize,
-                len: vref.len as usize,
-            })?;
-            let bytes = file.read_page(ssd, vref.page, vref.offset as usize, vref.len as usize)?;
-            return Ok(Bytes::from(bytes));
+            // Loaded between the two looks (`None`): read it from RAM.
+            if let Some(bytes) = self.read_spilled(vref, vref.offset as usize, vref.len as usize)? {
+                return Ok(Bytes::from(bytes));
+            }
         }
     }
 
-    /// A small value of a page on SSD and its owner tag, read from SSD with its header (only
-    /// the blocks holding them, checked): what promotion copies into RAM
-    /// ([`Self::relocate_bytes`]). `None` for a value without a header (one larger than
-    /// [`SMALL_VALUE_MAX_BYTES`], alone in its page or extent: load its page instead) or whose
-    /// page is in RAM after all (read it as usual).
-    pub fn read_cold_owned(&self, vref: ValueRef) -> Result<Option<(Bytes, u64)>, StorageError> {
-        if vref.len as usize > crate::page::SMALL_VALUE_MAX_BYTES
-            || (vref.offset as usize) < VALUE_HEADER_BYTES
-        {
-            return Ok(None);
-        }
+    /// `len` bytes at `start` of `vref`'s page, from SSD, or `None` if the page is in RAM.
+    /// Under the spill file's read lock: the slot is not freed or reused meanwhile, and
+    /// `read_page` checks it holds this page.
+    fn read_spilled(
+        &self,
+        vref: ValueRef,
+        start: usize,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let Some(slot) = self.slot(vref.page) else {
             return Err(StorageError::BadValueRef {
                 page: vref.page.0,
@@ -516,32 +496,44 @@ impl PageStore {
         else {
             return Ok(None);
         };
-        let Some(file) = spill.as_ref() else {
+        let file = spill.as_ref().ok_or(SpillError::BadRange {
+            slot: ssd,
+            offset: start,
+            len,
+        })?;
+        Ok(Some(file.read_page(ssd, vref.page, start, len)?))
+    }
+
+    /// A small value of a page on SSD and its owner tag, read from SSD with its header (only
+    /// the blocks holding them, checked): what promotion copies into RAM
+    /// ([`Self::relocate_bytes`]). `None` for a value without a header (one larger than
+    /// [`SMALL_VALUE_MAX_BYTES`], alone in its page or extent: load its page instead) or whose
+    /// page is in RAM after all (read it as usual).
+    pub fn read_cold_owned(&self, vref: ValueRef) -> Result<Option<(Bytes, u64)>, StorageError> {
+        if vref.len as usize > crate::page::SMALL_VALUE_MAX_BYTES
+            || (vref.offset as usize) < VALUE_HEADER_BYTES
+        {
+            return Ok(None);
+        }
+        let start = vref.offset as usize - VALUE_HEADER_BYTES;
+        let Some(mut bytes) =
+            self.read_spilled(vref, start, VALUE_HEADER_BYTES + vref.len as usize)?
+        else {
             return Ok(None);
         };
-        let start = vref.offset as usize - VALUE_HEADER_BYTES;
-        let mut bytes = file.read_page(
-            ssd,
-            vref.page,
-            start,
-            VALUE_HEADER_BYTES + vref.len as usize,
-        )?;
+        let bad = || StorageError::BadValueRef {
+            page: vref.page.0,
+            offset: vref.offset,
+            len: vref.len,
+        };
         let header: [u8; 8] = bytes
             .get(..VALUE_HEADER_BYTES)
             .and_then(|h| h.try_into().ok())
-            .ok_or(SpillError::BadRange {
-                slot: ssd,
-                offset: start,
-                len: VALUE_HEADER_BYTES,
-            })?;
+            .ok_or_else(bad)?;
         let word = u64::from_le_bytes(header);
         if word & 0xFFFF != u64::from(vref.len) {
             // The header does not describe this value: a stale or wrong `ValueRef`.
-            return Err(StorageError::BadValueRef {
-                page: vref.page.0,
-                offset: vref.offset,
-                len: vref.len,
-            });
+            return Err(bad());
         }
         let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
         Ok(Some((value, word >> 16)))
