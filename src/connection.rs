@@ -8,6 +8,7 @@
 //! exceeds the normal-class `client-output-buffer-limit` nor [`OUTPUT_BUFFER_BYTES_MAX`] (the
 //! client is disconnected instead, as in Redis).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -200,6 +201,54 @@ const MISS_VALUES_BEFORE_PAGES: u32 = 4;
 /// Values one command may fetch in all.
 const MISS_LOADS_MAX: u32 = 1 << 16;
 
+/// Longest a write waits for the SSD tier to write pages out before it runs anyway (the tier
+/// then catches up while RAM is over `maxmemory` by more than its headroom).
+const WRITE_STALL_MAX: Duration = Duration::from_millis(250);
+/// How often a waiting write looks again.
+const WRITE_STALL_STEP: Duration = Duration::from_millis(1);
+
+/// Backpressure: a command that may grow memory waits (this connection only, never the
+/// worker) while the SSD tier is behind (`Engine::tier_write_pressure`), at most
+/// [`WRITE_STALL_MAX`]; INFO counts the waits, and the log says so at most every 10 s.
+async fn wait_for_the_tier(args: &[bytes::Bytes], shared: &Arc<Shared>) {
+    if !shared.engine.tier_write_pressure() {
+        return;
+    }
+    let grows = args
+        .first()
+        .and_then(|name| crate::cmd::lookup(name))
+        .is_some_and(|(_, entry)| {
+            entry.spec.has(crate::cmd::spec::flags::DENYOOM) || entry.spec.name == "exec"
+        });
+    if !grows {
+        return;
+    }
+    let started = Instant::now();
+    while shared.engine.tier_write_pressure() && started.elapsed() < WRITE_STALL_MAX {
+        tokio::time::sleep(WRITE_STALL_STEP).await;
+    }
+    let stats = &shared.stats;
+    stats.tier_write_stalls.fetch_add(1, Ordering::Relaxed);
+    stats
+        .tier_write_stall_us
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = stats.tier_stall_logged_at.load(Ordering::Relaxed);
+    if now >= last + 10
+        && stats
+            .tier_stall_logged_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            stalls = stats.tier_write_stalls.load(Ordering::Relaxed),
+            "writes wait for the SSD tier: value pages fill RAM faster than the disk takes them"
+        );
+    }
+}
+
 /// Runs one request; if it needed a value on SSD (it then failed with nothing done), fetches
 /// it on the blocking pool, never on this worker, and runs it again.
 async fn handle_loading(
@@ -210,6 +259,7 @@ async fn handle_loading(
     if !shared.engine.tier_attached() {
         return session.handle(args, shared);
     }
+    wait_for_the_tier(&args, shared).await;
     let mut reply = session.handle(args.clone(), shared);
     let (mut repeats, mut loads, mut last) = (0, 0, None);
     while let Some(value) = session.take_missing_page() {

@@ -224,6 +224,25 @@ impl txn::durability::ScanPriority for ScanThread {
         );
         restore_scan_thread();
     }
+
+    /// Out of `SCHED_IDLE` for the batch, at nice [`CHECKPOINT_NICE`] (a tenth of a core
+    /// against connections), as the priority-ceiling cure for inversion: the batch's snapshot
+    /// holds back the SSD tier's frames, which a starved reader held for seconds (RSS grew past
+    /// `maxmemory` by 700 MB in `benches/scripts/tier-spill-churn.sh`).
+    fn begin_batch(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: sched_setscheduler only reads `param`, a valid local; pid 0 names the
+            // calling thread.
+            let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+        }
+        lower_this_threads_priority(CHECKPOINT_NICE);
+    }
+
+    fn end_batch(&self) {
+        use_idle_scheduling();
+    }
 }
 
 /// Puts the scan thread back in the normal class at nice 0, so the checkpoint finishes at the

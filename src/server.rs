@@ -184,6 +184,14 @@ pub struct Stats {
     pub rejected_connections: AtomicU64,
     /// Keys removed by the expiry task.
     pub expired_keys: AtomicU64,
+    /// Writes that waited for the SSD tier to write pages out (`connection.rs`), and the
+    /// microseconds they waited in all.
+    pub tier_write_stalls: AtomicU64,
+    /// See `tier_write_stalls`.
+    pub tier_write_stall_us: AtomicU64,
+    /// When a stall was last logged (seconds since the epoch), so the log says it at most
+    /// once every ten seconds.
+    pub tier_stall_logged_at: AtomicU64,
     shards: Box<[StatShard]>,
 }
 
@@ -197,6 +205,9 @@ impl Stats {
             connections_received: AtomicU64::new(0),
             rejected_connections: AtomicU64::new(0),
             expired_keys: AtomicU64::new(0),
+            tier_write_stalls: AtomicU64::new(0),
+            tier_write_stall_us: AtomicU64::new(0),
+            tier_stall_logged_at: AtomicU64::new(0),
             shards: (0..STAT_SHARDS).map(|_| StatShard::new()).collect(),
         }
     }

@@ -52,13 +52,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_epoch::Guard;
 use parking_lot::Mutex;
-use storage::page::{PageId, ValueRef, PAGE_SIZE};
+use storage::page::{PageId, PinnedPage, SpilledPage, Survivors, ValueRef, PAGE_SIZE};
+use storage::StorageError;
 
 use crate::engine::{Db, Inner};
 use crate::index::{KeyIndex, KeyNode};
 use crate::limits::{
     COMPACT_PAGE_FILL_MAX_PCT, COMPACT_RETIRED_BYTES_MAX, COMPACT_TICK_BYTES_MAX,
-    COMPACT_TICK_BYTES_MIN, COMPACT_VALUES_PER_LOCK,
+    COMPACT_TICK_BYTES_MIN, COMPACT_VALUES_PER_LOCK, SPILL_COMPACT_THRESHOLD_PCT,
+    SPILL_COMPACT_TICK_BYTES_MAX,
 };
 use crate::timestamp::CommitTs;
 
@@ -234,7 +236,58 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
         return CompactionStats::default();
     }
     let budget = (2 * freed_now + excess / 8).clamp(COMPACT_TICK_BYTES_MIN, COMPACT_TICK_BYTES_MAX);
-    evacuate_pages(inner, &mut state, &survey.candidates, budget, excess)
+    evacuate_pages(
+        inner,
+        &mut state,
+        &survey.candidates,
+        budget,
+        excess,
+        Where::Ram,
+    )
+}
+
+/// Compaction of the spill file (run by the SSD tier's tick): while the pages on SSD hold more
+/// than [`SPILL_COMPACT_THRESHOLD_PCT`] percent more bytes than their live values (and the
+/// excess is above `active-defrag-ignore-bytes`, [`CompactionConfig::ignore_bytes`]; it runs
+/// whether or not `activedefrag` is on, since the file has no other bound), evacuates the best candidates as RAM
+/// compaction does, reading each page whole from SSD and copying its live values to cold
+/// survivor pages ([`Survivors::Cold`]), which go back to SSD as soon as they seal. Without
+/// it the file keeps every page that holds one live value: it grew to three times the data
+/// under overwrites. Paced by the excess (a quarter of it per run, within bounds), so the
+/// disk time it takes follows the rate at which overwrites make garbage on SSD.
+pub(crate) fn tick_spilled(inner: &Inner) -> CompactionStats {
+    let Some(mut state) = inner.compactor.state.try_lock() else {
+        return CompactionStats::default();
+    };
+    release_retired(inner, &mut state);
+    let survey = survey_where(inner, COMPACT_PAGE_FILL_MAX_PCT, Where::Ssd);
+    let all = spilled_usage(inner);
+    let excess = all
+        .0
+        .saturating_sub(all.1)
+        .saturating_sub(all.1 * u64::from(SPILL_COMPACT_THRESHOLD_PCT) / 100);
+    if excess <= inner.compactor.config().ignore_bytes {
+        return CompactionStats::default();
+    }
+    let budget = (excess / 4).clamp(COMPACT_TICK_BYTES_MIN, SPILL_COMPACT_TICK_BYTES_MAX);
+    evacuate_pages(
+        inner,
+        &mut state,
+        &survey.candidates,
+        budget,
+        excess,
+        Where::Ssd,
+    )
+}
+
+/// (page bytes, live bytes) of every page on SSD.
+fn spilled_usage(inner: &Inner) -> (u64, u64) {
+    let mut usage = (0, 0);
+    inner.pages.scan_spilled(&mut |page| {
+        usage.0 += PAGE_SIZE as u64;
+        usage.1 += u64::from(page.live);
+    });
+    usage
 }
 
 /// Evacuates every sealed page at most `fill_max_pct` percent full, however much that moves,
@@ -242,7 +295,14 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
 pub(crate) fn compact_now(inner: &Inner, fill_max_pct: u32) -> CompactionStats {
     let mut state = inner.compactor.state.lock();
     let survey = survey(inner, fill_max_pct);
-    let stats = evacuate_pages(inner, &mut state, &survey.candidates, u64::MAX, u64::MAX);
+    let stats = evacuate_pages(
+        inner,
+        &mut state,
+        &survey.candidates,
+        u64::MAX,
+        u64::MAX,
+        Where::Ram,
+    );
     release_retired(inner, &mut state);
     CompactionStats {
         retired_values: state.retired.len() as u64,
@@ -308,6 +368,20 @@ fn benefit_per_cost(live: u32, age: u32) -> u64 {
 }
 
 fn survey(inner: &Inner, fill_max_pct: u32) -> Survey {
+    survey_where(inner, fill_max_pct, Where::Ram)
+}
+
+/// Which pages a survey looks at and where evacuation reads them from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Where {
+    /// Sealed pages in RAM: values copied from their frames to hot survivor pages.
+    Ram,
+    /// Pages on SSD: each read whole (checked), values copied to cold survivor pages, which
+    /// the SSD tier writes out as soon as they seal.
+    Ssd,
+}
+
+fn survey_where(inner: &Inner, fill_max_pct: u32, place: Where) -> Survey {
     let mut survey = Survey {
         bytes: 0,
         live: 0,
@@ -315,7 +389,7 @@ fn survey(inner: &Inner, fill_max_pct: u32) -> Survey {
     };
     let fill_max = (PAGE_SIZE as u64 * u64::from(fill_max_pct) / 100) as u32;
     let mut scored = Vec::new();
-    inner.pages.scan_sealed(&mut |usage| {
+    let mut visit = |usage: storage::page::PageUsage| {
         survey.bytes += PAGE_SIZE as u64;
         survey.live += u64::from(usage.live);
         if usage.live <= fill_max {
@@ -325,7 +399,11 @@ fn survey(inner: &Inner, fill_max_pct: u32) -> Survey {
                 usage.live,
             ));
         }
-    });
+    };
+    match place {
+        Where::Ram => inner.pages.scan_sealed(&mut visit),
+        Where::Ssd => inner.pages.scan_spilled(&mut visit),
+    }
     scored.sort_unstable_by_key(|&(score, _, _)| std::cmp::Reverse(score));
     survey.candidates = scored
         .into_iter()
@@ -341,6 +419,7 @@ fn evacuate_pages(
     candidates: &[(PageId, u32)],
     budget: u64,
     enough: u64,
+    place: Where,
 ) -> CompactionStats {
     let mut stats = CompactionStats::default();
     let guard = crossbeam_epoch::pin();
@@ -355,7 +434,20 @@ fn evacuate_pages(
         if spent > 0 && spent + u64::from(live) > budget {
             continue;
         }
-        let moved = evacuate(inner, state, page, &guard, &mut stats);
+        let source = match place {
+            Where::Ram => inner.pages.pin(page).map(Source::Ram),
+            Where::Ssd => match inner.pages.hold_spilled(page) {
+                Ok(held) => held.map(Source::Ssd),
+                Err(error) => {
+                    // The page stays where it is; its values fail their own reads the same
+                    // way, and name their keys there.
+                    tracing::warn!(page = page.0, %error, "compaction could not read a page on SSD");
+                    None
+                }
+            },
+        };
+        let Some(source) = source else { continue };
+        let moved = evacuate(inner, state, source, &guard, &mut stats);
         if moved.is_none() {
             break;
         }
@@ -372,25 +464,54 @@ fn evacuate_pages(
     stats
 }
 
-/// Moves the live values out of `page`; `None` when the page store is out of pages.
+/// A page being evacuated, held so it is not recycled (nor loaded or spilled) meanwhile.
+enum Source<'a> {
+    /// In RAM, pinned.
+    Ram(PinnedPage<'a>),
+    /// On SSD, held busy, its bytes read.
+    Ssd(SpilledPage<'a>),
+}
+
+impl Source<'_> {
+    fn values(&self) -> Vec<(ValueRef, u64)> {
+        match self {
+            Source::Ram(pinned) => pinned.values(),
+            Source::Ssd(held) => held.values(),
+        }
+    }
+
+    /// Copies `old` (one of [`Self::values`]) to a survivor page.
+    fn copy(&self, inner: &Inner, old: ValueRef, tag: u64) -> Result<ValueRef, StorageError> {
+        match self {
+            Source::Ram(_) => inner.pages.relocate(old, tag),
+            Source::Ssd(held) => {
+                let bytes = held.bytes(old).ok_or(StorageError::BadValueRef {
+                    page: old.page.0,
+                    offset: old.offset,
+                    len: old.len,
+                })?;
+                inner.pages.relocate_bytes(bytes, tag, Survivors::Cold)
+            }
+        }
+    }
+}
+
+/// Moves the live values out of `source`; `None` when the page store is out of pages.
 fn evacuate(
     inner: &Inner,
     state: &mut CompactState,
-    page: PageId,
+    source: Source<'_>,
     guard: &Guard,
     stats: &mut CompactionStats,
 ) -> Option<()> {
-    let Some(pinned) = inner.pages.pin(page) else {
-        return Some(());
-    };
     // Step 2: copy what some version still names, outside the lock.
     let mut moves: Vec<(ValueRef, ValueRef, u64)> = Vec::new();
     let mut out_of_pages = false;
-    for (old, tag) in pinned.values() {
+    for (old, tag) in source.values() {
         if !named_anywhere(inner, old, tag, guard) {
             continue;
         }
-        match inner.pages.relocate(old, tag) {
+        match source.copy(inner, old, tag) {
             Ok(copy) => moves.push((old, copy, tag)),
             Err(_) => {
                 out_of_pages = true;
@@ -441,7 +562,7 @@ fn evacuate(
         stats.pages_evacuated += 1;
         stats.bytes_reclaimed += reclaimed;
     }
-    drop(pinned);
+    drop(source);
     (!out_of_pages).then_some(())
 }
 

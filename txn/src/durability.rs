@@ -52,6 +52,9 @@ pub const WAL_DIR: &str = "wal";
 /// Keys read from the snapshot per scan call while checkpointing (bounds the memory a
 /// checkpoint holds besides the one block the writer buffers).
 const CHECKPOINT_SCAN_BATCH: usize = 1024;
+/// Keys per scan batch with the SSD tier attached: each may be a disk read made while the
+/// batch's snapshot holds the tier's frames back.
+const CHECKPOINT_SCAN_BATCH_COLD: usize = 128;
 
 /// How to open a durable engine.
 #[derive(Clone)]
@@ -109,6 +112,14 @@ pub trait ScanPriority: Sync {
     fn lower(&self);
     /// Called at most once, on the scan thread, when pinned memory passes the cap.
     fn restore(&self);
+    /// Called on the scan thread before a batch that may read values from SSD under a
+    /// registered snapshot, until [`Self::end_batch`]: the thread then blocks on the disk
+    /// while what others wait for (the SSD tier's frames, compaction's old places) waits for
+    /// that snapshot, and at the lowest priority it would wait for a core after each read,
+    /// for seconds on a saturated machine: priority inversion. Raise it for the batch.
+    fn begin_batch(&self) {}
+    /// Called after such a batch: back to the lowest priority.
+    fn end_batch(&self) {}
 }
 
 /// Whether a checkpoint's snapshot pins enough that its scan should stop yielding to
@@ -564,6 +575,14 @@ fn write_snapshot(
     // GC collects behind the scan's cursor (see `checkpoint_scan.rs`); withdrawn on return,
     // before the caller releases the snapshot.
     let progress = inner.checkpoint_scan.begin(snapshot_ts);
+    // With the SSD tier, a batch's reads may each wait for the disk while its snapshot holds
+    // frames and old places back: smaller batches, at a raised priority (`begin_batch`).
+    let cold = crate::tier::attached(&inner);
+    let batch_keys = if cold {
+        CHECKPOINT_SCAN_BATCH_COLD
+    } else {
+        CHECKPOINT_SCAN_BATCH
+    };
     for db in 0..DATABASES as DbIndex {
         let mut after: Option<Bytes> = None;
         loop {
@@ -578,9 +597,16 @@ fn write_snapshot(
             }
             // An ordinary snapshot for the batch's reads, which the old places of relocated
             // values wait for (`checkpoint_scan.rs`); the long one only names what is read.
+            let ceiling = priority.filter(|_| cold);
+            if let Some(raised) = ceiling {
+                raised.begin_batch();
+            }
             let reading = inner.snapshots.register(&inner.oracle);
-            let batch = tx.scan(db, after.as_deref(), None, CHECKPOINT_SCAN_BATCH);
+            let batch = tx.scan(db, after.as_deref(), None, batch_keys);
             inner.snapshots.release(&reading);
+            if let Some(raised) = ceiling {
+                raised.end_batch();
+            }
             let batch = batch?;
             let Some((last, _)) = batch.last() else { break };
             let last = last.clone();
@@ -603,7 +629,7 @@ fn write_snapshot(
                 writer.add(&buf)?;
                 keys += 1;
             }
-            if batch.len() < CHECKPOINT_SCAN_BATCH {
+            if batch.len() < batch_keys {
                 break;
             }
             if let Some(progress) = &progress {

@@ -587,6 +587,13 @@ impl Engine {
         crate::tier::fetch(&self.inner, value)
     }
 
+    /// Whether writes should wait for the SSD tier to catch up (it writes pages out more
+    /// slowly than writes fill them: RAM is over `maxmemory` by more than a headroom). The
+    /// server makes a write wait, off its worker, a bounded time. A few atomic loads.
+    pub fn tier_write_pressure(&self) -> bool {
+        crate::tier::write_pressure(&self.inner)
+    }
+
     /// Whether a spill file is attached: reads may then fail with `NotResident`
     /// ([`TxnError::page_not_resident`]). One relaxed load.
     pub fn tier_attached(&self) -> bool {

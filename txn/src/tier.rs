@@ -36,6 +36,9 @@ use crate::engine::Inner;
 
 /// Pages spilled per tick at most (bounds the time a tick holds the disk).
 pub const SPILL_PAGES_PER_TICK: usize = 256;
+/// The spill file is compacted every this many ticks (its survey visits every page on SSD;
+/// at the server's 10 ms tick, up to 25 times a second).
+const SPILL_COMPACT_EVERY_TICKS: u32 = 4;
 
 /// What one [`tick`] did, and the totals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub struct TierStats {
     pub awaiting_release: u64,
     /// Pages the policy holds as resident.
     pub policy_pages: u64,
+    /// Sparse pages on SSD whose live values this tick moved out (`compact::tick_spilled`).
+    pub compacted_pages: u64,
 }
 
 /// The driver's state: the policy and the pages waiting for their grace period.
@@ -86,6 +91,8 @@ struct TierState {
     fixed_budget: u64,
     /// (R, page): spilled pages whose frames go once the watermark passes R.
     awaiting: VecDeque<(u64, PageId)>,
+    /// Ticks so far (wrapping).
+    ticks: u32,
 }
 
 impl Tier {
@@ -114,6 +121,7 @@ pub(crate) fn attach(
     *state = Some(TierState {
         policy: Policy::new(policy, resident_budget, expected),
         awaiting: VecDeque::new(),
+        ticks: 0,
         fixed_budget: resident_budget,
     });
     inner
@@ -143,6 +151,26 @@ fn budget(inner: &Inner, fixed: u64) -> u64 {
         .max(PAGE_SIZE as u64)
 }
 
+/// Whether writes should wait for the driver: under `maxmemory` with the `spill` policy, the
+/// value pages held in RAM (sealed ones the policy lets go but not yet written, and spilled
+/// ones whose frames wait for their grace period, included) are over their budget by more
+/// than the headroom ([`WRITE_PRESSURE_HEADROOM_MIN`] or an eighth of the budget): writes
+/// come faster than the disk takes pages. A few atomic loads.
+pub(crate) fn write_pressure(inner: &Inner) -> bool {
+    if !attached(inner)
+        || inner.memory.maxmemory() == 0
+        || inner.memory.policy() != crate::memory::EvictionPolicy::Spill
+    {
+        return false;
+    }
+    let budget = budget(inner, 0);
+    let held = inner.pages.bytes_held();
+    held > budget + (budget / 8).max(WRITE_PRESSURE_HEADROOM_MIN)
+}
+
+/// See [`write_pressure`].
+pub const WRITE_PRESSURE_HEADROOM_MIN: u64 = 8 * 1024 * 1024;
+
 /// One step of the driver (see the module docs).
 pub(crate) fn tick(inner: &Inner) -> TierStats {
     let mut stats = TierStats::default();
@@ -156,6 +184,30 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     } else {
         Vec::new()
     };
+    // 0. Sparse pages on SSD: their live values to cold survivor pages, which go straight
+    //    back to SSD, ahead of the policy's victims (they never join the policy).
+    //    Every few ticks: the survey visits every page on SSD.
+    state.ticks = state.ticks.wrapping_add(1);
+    if state.ticks % SPILL_COMPACT_EVERY_TICKS == 0 {
+        let compacted = crate::compact::tick_spilled(inner);
+        stats.compacted_pages = compacted.pages_evacuated;
+    }
+    let mut spilled = Vec::new();
+    for page in inner.pages.take_sealed_cold() {
+        match inner.pages.spill(page) {
+            Ok(_) => spilled.push(page),
+            // Freed already, or busy: a page still sealed in RAM is offered to the policy by
+            // the scan below like any other.
+            Err(StorageError::NotSpillable { .. }) => {}
+            Err(error) => {
+                stats.spill_errors += 1;
+                if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
+                    stats.disk_full = true;
+                }
+                tracing::warn!(page = page.0, %error, "spilling a compacted page failed; it stays in RAM");
+            }
+        }
+    }
     // 1. Reads since the last tick.
     inner.pages.drain_reads(&mut |page| {
         state.policy.access(u64::from(page.0));
@@ -179,7 +231,6 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         }
     }
     // 3. Out to SSD.
-    let mut spilled = Vec::new();
     for id in victims.into_iter().take(SPILL_PAGES_PER_TICK) {
         let Ok(page) = u32::try_from(id).map(PageId) else {
             continue;
@@ -298,7 +349,9 @@ pub(crate) fn fetch(inner: &Inner, value: storage::page::ValueRef) -> Result<(),
         drop(hold);
         return load_page(inner, value.page).map_err(Into::into);
     };
-    let copy = inner.pages.relocate_bytes(&bytes, owner)?;
+    let copy = inner
+        .pages
+        .relocate_bytes(&bytes, owner, storage::page::Survivors::Hot)?;
     let guard = crossbeam_epoch::pin();
     let published = {
         let _commit = inner.commit_lock.lock();

@@ -337,6 +337,12 @@ fn a_missed_small_value_is_promoted_alone_and_its_page_stays_on_ssd() {
 fn readers_writers_gc_compaction_and_the_tier_on_threads_never_see_a_wrong_value() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let engine = engine_with_tier(6, EvictionPolicy::WTinyLfu);
+    // Both compactions at any excess: RAM pages and pages on SSD are evacuated under the
+    // readers and writers.
+    engine.set_compaction_config(txn::CompactionConfig {
+        ignore_bytes: 0,
+        ..engine.compaction_config()
+    });
     let keys = 3000;
     let stamped = |i: usize, generation: u64| -> Vec<u8> {
         format!("{}={generation};", key(i))
@@ -391,13 +397,119 @@ fn readers_writers_gc_compaction_and_the_tier_on_threads_never_see_a_wrong_value
             });
         }
         let started = std::time::Instant::now();
+        let mut compacted_on_ssd = 0;
         while started.elapsed() < std::time::Duration::from_secs(2) {
-            engine.tier_tick();
+            compacted_on_ssd += engine.tier_tick().compacted_pages;
             engine.gc();
             engine.compact_tick();
             engine.release_retired();
         }
         stop.store(true, Ordering::Relaxed);
+        assert!(
+            compacted_on_ssd > 0,
+            "pages on SSD were compacted meanwhile"
+        );
     });
     assert!(engine.spill_stats().unwrap().0.pages_written > 0);
+}
+
+/// A value that names its key and its generation.
+fn value_gen(i: usize, generation: usize) -> Vec<u8> {
+    format!("value-{i:06}-{generation}-")
+        .bytes()
+        .cycle()
+        .take(1000)
+        .collect()
+}
+
+/// Overwrites leave pages on SSD holding a few live values each; without compaction of the
+/// spill file every such page keeps its 68 KiB slot. With it, the file follows the live data
+/// (within `SPILL_COMPACT_THRESHOLD_PCT` and the ignore bytes), the moved values go back to
+/// SSD without joining the RAM policy, and every value reads back exactly.
+#[test]
+fn sparse_pages_on_ssd_are_compacted_and_the_spill_file_follows_live_data() {
+    let engine = engine_with_tier(4, EvictionPolicy::WTinyLfu);
+    let n = 40_000; // 40 MB of values: about 620 pages
+    for i in 0..n {
+        engine
+            .put(0, key(i).as_bytes(), &value_gen(i, 0), None)
+            .unwrap();
+    }
+    while engine.tier_tick().spilled > 0 {}
+    let slots = |engine: &Engine| u64::from(engine.spill_stats().unwrap().0.slots_used);
+    let before = slots(&engine);
+    assert!(before > 500, "spilled: {before}");
+    // Overwrite three keys in four: every page on SSD keeps a quarter of its values.
+    for i in (0..n).filter(|i| i % 4 != 0) {
+        engine
+            .put(0, key(i).as_bytes(), &value_gen(i, 1), None)
+            .unwrap();
+    }
+    while engine.gc().versions_unlinked > 0 {}
+    let mut compacted = 0;
+    for _ in 0..400 {
+        let stats = engine.tier_tick();
+        compacted += stats.compacted_pages;
+        while engine.gc().versions_unlinked > 0 {}
+        engine.release_retired();
+    }
+    assert!(
+        compacted > 100,
+        "sparse pages on SSD evacuated: {compacted}"
+    );
+    let live_pages = (n as u64 * 1008).div_ceil(PAGE);
+    let after = slots(&engine);
+    // Live data on SSD at most 1.25 times, plus 8 MiB of tolerated excess, plus a few pages
+    // (RAM budget, open pages) of rounding.
+    let bound = live_pages * 125 / 100 + (8 << 20) / PAGE + 8;
+    assert!(
+        after <= bound,
+        "spill file slots {after} (before compaction {before}), live pages {live_pages}, bound {bound}"
+    );
+    for i in 0..n {
+        let generation = usize::from(i % 4 != 0);
+        let (got, _) = get_loading(&engine, &key(i));
+        assert_eq!(
+            got.as_deref(),
+            Some(&value_gen(i, generation)[..]),
+            "{}",
+            key(i)
+        );
+    }
+}
+
+/// Backpressure: under `maxmemory` with the `spill` policy, writes that fill value pages
+/// faster than the tier writes them out put RAM over the budget; past the headroom the engine
+/// says so (the server then makes writes wait), and once the tier has caught up it no longer
+/// does.
+#[test]
+fn writes_past_the_budget_and_headroom_raise_pressure_until_the_tier_catches_up() {
+    let engine = engine_with_tier(4, EvictionPolicy::WTinyLfu);
+    engine.set_memory_config(txn::MemoryConfig {
+        maxmemory_bytes: 16 << 20,
+        policy: txn::EvictionPolicy::Spill,
+        ..engine.memory_config()
+    });
+    assert!(!engine.tier_write_pressure(), "nothing written yet");
+    let mut i = 0;
+    while !engine.tier_write_pressure() {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+        i += 1;
+        assert!(i < 100_000, "100 MB written and no pressure");
+    }
+    let held = engine.memory_stats().value_held_bytes;
+    assert!(
+        held > txn::tier::WRITE_PRESSURE_HEADROOM_MIN,
+        "pressure only past the headroom: {held}"
+    );
+    for _ in 0..20 {
+        engine.tier_tick();
+    }
+    assert!(!engine.tier_write_pressure(), "the tier caught up");
+    assert!(
+        engine.memory_stats().used_bytes <= 16 << 20,
+        "back within maxmemory"
+    );
+    let (got, _) = get_loading(&engine, &key(0));
+    assert_eq!(got.as_deref(), Some(&value(0)[..]));
 }

@@ -204,7 +204,7 @@ fn tiering(s: &mut String, shared: &Shared) {
          tiering_value_pages_in_ram:{}\r\ntiering_value_pages_on_ssd:{}\r\n\
          tiering_frames_released:{}\r\ntiering_ssd_bytes:{}\r\n\
          tiering_pages_written:{}\r\ntiering_ssd_reads:{}\r\ntiering_ssd_blocks_read:{}\r\n\
-         tiering_corrupt_blocks:{}\r\n\r\n",
+         tiering_corrupt_blocks:{}\r\ntiering_write_stalls:{}\r\ntiering_write_stall_usec:{}\r\n\r\n",
         u8::from(spill.is_some()),
         match spill {
             None => "none",
@@ -219,6 +219,8 @@ fn tiering(s: &mut String, shared: &Shared) {
         file.reads,
         file.blocks_read,
         file.corrupt_blocks,
+        shared.stats.tier_write_stalls.load(Ordering::Relaxed),
+        shared.stats.tier_write_stall_us.load(Ordering::Relaxed),
     );
 }
 

@@ -32,7 +32,7 @@ mod store;
 
 pub use store::{
     Frame, PageHold, PageState, PageStats, PageStore, PageStoreConfig, PageUsage, PinnedPage,
-    Residency, WriteTally,
+    Residency, SpilledPage, Survivors, WriteTally,
 };
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.

@@ -542,6 +542,7 @@ fn releasing_free_pages_closes_idle_open_pages_and_empties_the_reserve() {
 /// Successful spills and frame releases over all cases (the test checks some happen).
 static SPILLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 static RELEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static COMPACTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 #[test]
 fn pages_on_ssd_cases_do_spill_and_release_frames() {
@@ -549,9 +550,10 @@ fn pages_on_ssd_cases_do_spill_and_release_frames() {
     pages_on_ssd_match_a_model();
     let spills = SPILLS.load(std::sync::atomic::Ordering::Relaxed);
     let releases = RELEASES.load(std::sync::atomic::Ordering::Relaxed);
+    let compactions = COMPACTIONS.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
-        spills > 20 && releases > 5,
-        "spills {spills}, releases {releases}"
+        spills > 20 && releases > 5 && compactions > 3,
+        "spills {spills}, releases {releases}, compactions {compactions}"
     );
 }
 
@@ -563,6 +565,9 @@ enum TierOp {
     Spill(usize),
     ReleaseFrame(usize),
     Load(usize),
+    /// Compaction of the spill file: the page on SSD of the value at this position, if it
+    /// is one, read whole; its live values moved to a cold survivor page.
+    CompactSpilled(usize),
 }
 
 fn tier_op() -> impl Strategy<Value = TierOp> {
@@ -573,6 +578,7 @@ fn tier_op() -> impl Strategy<Value = TierOp> {
         2 => any::<usize>().prop_map(TierOp::Spill),
         2 => any::<usize>().prop_map(TierOp::ReleaseFrame),
         1 => any::<usize>().prop_map(TierOp::Load),
+        1 => any::<usize>().prop_map(TierOp::CompactSpilled),
     ]
 }
 
@@ -634,6 +640,25 @@ proptest! {
                         let _ = store.load(vref.page);
                     }
                 }
+                TierOp::CompactSpilled(i) => {
+                    if let Some(held) = pick(i).and_then(|v| store.hold_spilled(v.page).unwrap()) {
+                        let walked = held.values();
+                        let live: Vec<ValueRef> = order.iter().copied().filter(|v| v.page == held.page()).collect();
+                        for old in live {
+                            prop_assert!(walked.contains(&(old, 1)), "the walk lists every live value");
+                            let bytes = held.bytes(old).unwrap();
+                            prop_assert_eq!(bytes, &model[&old][..]);
+                            let copy = store.relocate_bytes(bytes, 1, Survivors::Cold).unwrap();
+                            let value = model.remove(&old).unwrap();
+                            model.insert(copy, value);
+                            let at = order.iter().position(|v| *v == old).unwrap();
+                            order[at] = copy;
+                            // SAFETY: the model names the copy now; the old place is never read.
+                            unsafe { store.free(old).unwrap() };
+                        }
+                        COMPACTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 _ => {}
             }
             let mut on_ssd = std::collections::HashSet::new();
@@ -667,4 +692,74 @@ proptest! {
         prop_assert_eq!(stats.spilled_pages, 0);
         prop_assert_eq!(store.spill_bytes(), 0);
     }
+}
+
+/// Compaction of the spill file at the store's level: a page on SSD read whole walks the same
+/// values its frame did, its live values moved to a cold survivor page leave it empty (its SSD
+/// slot freed), and the cold page, once sealed, is handed to the SSD tier to write out.
+#[test]
+fn a_page_on_ssd_is_walked_from_its_image_and_emptied_into_cold_pages() {
+    use crate::io::{Disk, SimDisk};
+    use crate::tier::spill::{SpillFile, SLOT_BYTES};
+    let store = one_shard();
+    let disk = SimDisk::new(3);
+    disk.create_dir_all(std::path::Path::new("/d")).unwrap();
+    let path = std::path::Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    assert!(store.attach_spill_file(SpillFile::new(
+        file,
+        path.into(),
+        direct,
+        64 * SLOT_BYTES as u64
+    )));
+    let values: Vec<(ValueRef, Vec<u8>)> = (0..40u8)
+        .map(|i| {
+            let bytes = vec![i; 500 + usize::from(i)];
+            (store.write(&bytes, u64::from(i)).unwrap(), bytes)
+        })
+        .collect();
+    seal_open_page(&store);
+    let page = values[0].0.page;
+    let in_ram = store.pin(page).unwrap().values();
+    store.spill(page).unwrap();
+    assert!(store.pin(page).is_none(), "a page on SSD does not pin");
+    let mut spilled = Vec::new();
+    store.scan_spilled(&mut |usage| spilled.push(usage.page));
+    assert_eq!(spilled, vec![page]);
+    let held = store.hold_spilled(page).unwrap().unwrap();
+    assert_eq!(held.values(), in_ram, "the image walks as the frame did");
+    assert!(store.hold_spilled(page).unwrap().is_none(), "held busy");
+    let mut moved = Vec::new();
+    for (old, bytes) in &values {
+        assert_eq!(held.bytes(*old).unwrap(), &bytes[..]);
+        let tag = u64::from(bytes[0]);
+        moved.push(
+            store
+                .relocate_bytes(held.bytes(*old).unwrap(), tag, Survivors::Cold)
+                .unwrap(),
+        );
+        // SAFETY: the copy replaces it; never read again.
+        unsafe { store.free(*old).unwrap() };
+    }
+    drop(held);
+    assert_eq!(store.stats().spilled_pages, 0, "emptied: its slot is freed");
+    assert!(
+        store.take_sealed_cold().is_empty(),
+        "the cold page is still open"
+    );
+    for (copy, (_, bytes)) in moved.iter().zip(&values) {
+        assert_ne!(copy.page, page);
+        assert_eq!(&store.read(*copy).unwrap()[..], &bytes[..]);
+    }
+    // Fill the cold page until it seals: the tier is told.
+    let mut fillers = Vec::new();
+    while store.take_sealed_cold().is_empty() {
+        fillers.push(
+            store
+                .relocate_bytes(&[7u8; 4000], 7, Survivors::Cold)
+                .unwrap(),
+        );
+        assert!(fillers.len() < 40, "a page holds 16 of these");
+    }
+    assert_eq!(store.read(moved[0]).unwrap()[0], 0);
 }

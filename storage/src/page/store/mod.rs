@@ -39,7 +39,7 @@ use crate::tier::SpillFile;
 use crate::StorageError;
 
 mod residency;
-pub use residency::{Frame, PageHold, PageState, Residency};
+pub use residency::{Frame, PageHold, PageState, Residency, SpilledPage};
 
 /// Page slots per directory chunk; the directory has as many chunks, covering all `u32` ids.
 const CHUNK_PAGES_BITS: u32 = 16;
@@ -106,6 +106,17 @@ impl Default for PageStoreConfig {
             survivor_pages: true,
         }
     }
+}
+
+/// Where [`PageStore::relocate_bytes`] puts a moved value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Survivors {
+    /// With the values compaction moves out of sparse RAM pages (and promoted values): pages
+    /// that stay in RAM while they are read.
+    Hot,
+    /// Pages of their own that go back to SSD as soon as they seal
+    /// ([`PageStore::take_sealed_cold`]): values moved out of sparse pages on SSD.
+    Cold,
 }
 
 /// Values written by [`PageStore::write_tallied`] and not yet in the store's totals.
@@ -244,6 +255,12 @@ pub struct PageStore {
     /// The open page values moved by [`Self::relocate`] go to (see
     /// [`PageStoreConfig::survivor_pages`]).
     survivor: Padded<Pool>,
+    /// The open page for values moved out of sparse pages on SSD ([`Survivors::Cold`]): they
+    /// stayed cold on SSD, so their page goes back to SSD as soon as it seals.
+    cold: Padded<Pool>,
+    /// Cold survivor pages sealed and not yet taken by the SSD tier
+    /// ([`Self::take_sealed_cold`]); bounded by the pages compaction writes between two ticks.
+    sealed_cold: Mutex<Vec<PageId>>,
     /// Pages on `free_pages` (readable without its lock).
     free_resident: AtomicU64,
     /// Pages sealed so far (wrapping): the clock of [`PageUsage::age`].
@@ -327,6 +344,8 @@ impl PageStore {
             bare_ids: Mutex::new(FreeRuns::default()),
             open: (0..shards).map(|_| Padded::default()).collect(),
             survivor: Padded::default(),
+            cold: Padded::default(),
+            sealed_cold: Mutex::new(Vec::new()),
             free_resident: AtomicU64::new(0),
             seals: AtomicU32::new(0),
             slabs: Mutex::new(Slabs::default()),
@@ -473,10 +492,19 @@ impl PageStore {
         Ok(moved)
     }
 
-    /// [`Self::relocate`] of a value whose bytes the caller read elsewhere (from SSD,
-    /// [`Self::read_cold_owned`]): the promotion of a cold value into RAM.
-    pub fn relocate_bytes(&self, bytes: &[u8], owner: u64) -> Result<ValueRef, StorageError> {
-        let pool = self.survivor_pool()?;
+    /// [`Self::relocate`] of a value whose bytes the caller read elsewhere, from SSD: the
+    /// promotion of a cold value into RAM ([`Self::read_cold_owned`], [`Survivors::Hot`]), or
+    /// compaction of a sparse page on SSD ([`Self::hold_spilled`], [`Survivors::Cold`]).
+    pub fn relocate_bytes(
+        &self,
+        bytes: &[u8],
+        owner: u64,
+        to: Survivors,
+    ) -> Result<ValueRef, StorageError> {
+        let pool = match to {
+            Survivors::Hot => self.survivor_pool()?,
+            Survivors::Cold => &self.cold.0,
+        };
         let mut tally = WriteTally::default();
         let moved = self.write_into(bytes, owner, pool, &mut tally)?;
         self.add_tally(tally);
@@ -596,6 +624,22 @@ impl PageStore {
     /// it holds live and how many were ever reserved in it. Lock-free and approximate (pages
     /// change while it runs); the caller decides what to evacuate.
     pub fn scan_sealed(&self, visit: &mut dyn FnMut(PageUsage)) {
+        self.scan(false, visit);
+    }
+
+    /// [`Self::scan_sealed`] of the pages whose bytes are on SSD (what compaction of the
+    /// spill file chooses from).
+    pub fn scan_spilled(&self, visit: &mut dyn FnMut(PageUsage)) {
+        self.scan(true, visit);
+    }
+
+    /// Cold survivor pages ([`Survivors::Cold`]) sealed since the last call, for the SSD tier
+    /// to write out first.
+    pub fn take_sealed_cold(&self) -> Vec<PageId> {
+        std::mem::take(&mut *self.sealed_cold.lock())
+    }
+
+    fn scan(&self, on_ssd: bool, visit: &mut dyn FnMut(PageUsage)) {
         let next = self.next_id.load(Ordering::Acquire) as usize;
         let now = self.seals.load(Ordering::Relaxed);
         for (chunk_index, entry) in self.dir.iter().enumerate() {
@@ -619,7 +663,7 @@ impl PageStore {
                 let live = state & LIVE_MASK;
                 if state & (OPEN_BIAS | PIN_BIAS) != 0
                     || live == 0
-                    || slot.tier.load(Ordering::Relaxed) != 0
+                    || (slot.tier.load(Ordering::Relaxed) != 0) != on_ssd
                 {
                     continue;
                 }
@@ -681,7 +725,7 @@ impl PageStore {
         let slack: u64 = self
             .open
             .iter()
-            .chain(std::iter::once(&self.survivor))
+            .chain([&self.survivor, &self.cold])
             .map(|pool| u64::from(pool.0.slack.load(Ordering::Relaxed)))
             .sum();
         let free = self.free_resident.load(Ordering::Relaxed) * PAGE_SIZE as u64;
@@ -693,7 +737,7 @@ impl PageStore {
     pub fn open_page_count(&self) -> usize {
         self.open
             .iter()
-            .chain(std::iter::once(&self.survivor))
+            .chain([&self.survivor, &self.cold])
             .filter(|pool| pool.0.slack.load(Ordering::Relaxed) > 0)
             .count()
     }
@@ -845,7 +889,7 @@ impl PageStore {
                 if let Some(full) = current {
                     open.page = None;
                     pool.slack.store(0, Ordering::Relaxed);
-                    self.seal(full, open.used);
+                    self.seal(full, open.used, pool);
                 }
                 let page = self.take_page()?;
                 if let Some(slot) = self.slot(page) {
@@ -926,9 +970,12 @@ impl PageStore {
         })
     }
 
-    /// Ends bump allocation in `page` after `used` bytes; recycles it if all its values are
-    /// already freed.
-    fn seal(&self, page: PageId, used: u32) {
+    /// Ends bump allocation in `page` (open in `pool`) after `used` bytes; recycles it if all
+    /// its values are already freed.
+    fn seal(&self, page: PageId, used: u32, pool: &Pool) {
+        if std::ptr::eq(pool, &self.cold.0) {
+            self.sealed_cold.lock().push(page);
+        }
         if let Some(slot) = self.slot(page) {
             // Before the bias drops: whoever sees the page sealed sees its final `used`.
             let now = self.seals.fetch_add(1, Ordering::Relaxed);
@@ -946,7 +993,7 @@ impl PageStore {
     /// in when needed). For when the dataset has shrunk (FLUSHALL, mass deletes) and no burst
     /// of writes is expected to reuse them soon.
     pub fn release_free_pages(&self) {
-        for pool in self.open.iter().chain(std::iter::once(&self.survivor)) {
+        for pool in self.open.iter().chain([&self.survivor, &self.cold]) {
             let mut open = pool.0.open.lock();
             let Some(page) = open.page else { continue };
             let idle = self
@@ -955,7 +1002,7 @@ impl PageStore {
             if idle {
                 open.page = None;
                 pool.0.slack.store(0, Ordering::Relaxed);
-                self.seal(page, open.used);
+                self.seal(page, open.used, &pool.0);
             }
         }
         loop {
@@ -1044,13 +1091,11 @@ impl PinnedPage<'_> {
     /// Every value ever written to the page, live or freed, in page order, with its owner
     /// tag. The caller tells live from freed (the store does not keep per-value liveness).
     pub fn values(&self) -> Vec<(ValueRef, u64)> {
-        let mut values = Vec::new();
-        let mut offset = 0u32;
-        while offset + HEADER <= self.used {
+        walk_values(self.page, self.used, |offset| {
             let mut header = [0u8; 8];
-            // SAFETY: `offset + HEADER <= used <= PAGE_SIZE` (checked by `pin`), inside the
-            // pinned page's buffer; headers are written before the seal and never again while
-            // the page is not recycled, which the pin prevents.
+            // SAFETY: `offset + HEADER <= used <= PAGE_SIZE` (`walk_values`; `used` checked by
+            // `pin`), inside the pinned page's buffer; headers are written before the seal and
+            // never again while the page is not recycled, which the pin prevents.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     self.base.add(offset as usize),
@@ -1058,22 +1103,38 @@ impl PinnedPage<'_> {
                     header.len(),
                 );
             }
-            let word = u64::from_le_bytes(header);
-            let len = (word & 0xFFFF) as u32;
-            if len == 0 || offset + HEADER + len > self.used {
-                debug_assert!(false, "bad header at {offset} of page {:?}", self.page);
-                break;
-            }
-            let vref = ValueRef {
-                page: self.page,
-                offset: offset + HEADER,
-                len,
-            };
-            values.push((vref, word >> 16));
-            offset += HEADER + len;
-        }
-        values
+            Some(header)
+        })
     }
+}
+
+/// The values of a sealed shared page whose first `used` bytes are reserved, in page order,
+/// with their owner tags: headers read through `header(offset)` (`None`: the bytes are not
+/// there, which ends the walk).
+pub(super) fn walk_values(
+    page: PageId,
+    used: u32,
+    header: impl Fn(u32) -> Option<[u8; 8]>,
+) -> Vec<(ValueRef, u64)> {
+    let mut values = Vec::new();
+    let mut offset = 0u32;
+    while offset + HEADER <= used.min(PAGE_SIZE as u32) {
+        let Some(bytes) = header(offset) else { break };
+        let word = u64::from_le_bytes(bytes);
+        let len = (word & 0xFFFF) as u32;
+        if len == 0 || offset + HEADER + len > used {
+            debug_assert!(false, "bad header at {offset} of page {page:?}");
+            break;
+        }
+        let vref = ValueRef {
+            page,
+            offset: offset + HEADER,
+            len,
+        };
+        values.push((vref, word >> 16));
+        offset += HEADER + len;
+    }
+    values
 }
 
 impl Drop for PinnedPage<'_> {

@@ -143,6 +143,39 @@ impl Drop for PageHold<'_> {
     }
 }
 
+/// A spilled page held busy with its bytes read from SSD ([`PageStore::hold_spilled`]).
+pub struct SpilledPage<'a> {
+    _hold: PageHold<'a>,
+    page: PageId,
+    image: Vec<u8>,
+}
+
+impl SpilledPage<'_> {
+    /// The page.
+    pub fn page(&self) -> PageId {
+        self.page
+    }
+
+    /// Every value ever written to the page, live or freed, with its owner tag (as
+    /// [`super::PinnedPage::values`]).
+    pub fn values(&self) -> Vec<(ValueRef, u64)> {
+        let used = self.image.len().min(PAGE_SIZE) as u32;
+        super::walk_values(self.page, used, |offset| {
+            let at = offset as usize;
+            self.image.get(at..at + 8)?.try_into().ok()
+        })
+    }
+
+    /// The bytes of `value`, one of [`Self::values`]; `None` for a place outside the page.
+    pub fn bytes(&self, value: ValueRef) -> Option<&[u8]> {
+        if value.page != self.page {
+            return None;
+        }
+        let start = value.offset as usize;
+        self.image.get(start..start + value.len as usize)
+    }
+}
+
 /// A page's place in its life (module docs), for tests, INFO and debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageState {
@@ -336,6 +369,40 @@ impl PageStore {
     pub fn hold(&self, page: PageId) -> Result<PageHold<'_>, StorageError> {
         self.make_busy(page)?;
         Ok(PageHold { store: self, page })
+    }
+
+    /// Holds spilled page `page` busy and reads its used bytes from SSD (checked), for
+    /// compaction of the spill file: its live values are copied out
+    /// ([`SpilledPage::values`], [`SpilledPage::bytes`]) while nothing loads, spills or
+    /// recycles it; freed values stay readable in the image. `Ok(None)` if it is not a sealed
+    /// page of small values on SSD any more, or is busy.
+    pub fn hold_spilled(&self, page: PageId) -> Result<Option<SpilledPage<'_>>, StorageError> {
+        let Ok(hold) = self.hold(page) else {
+            return Ok(None);
+        };
+        let Some(slot) = self.slot(page) else {
+            return Ok(None);
+        };
+        let used = slot.used.load(Ordering::Acquire);
+        if used == super::USED_DEDICATED || (used as usize) > PAGE_SIZE || used == 0 {
+            return Ok(None);
+        }
+        let spill = self.spill.read();
+        let Residency::OnSsd { slot: ssd, .. } =
+            Residency::decode(slot.tier.load(Ordering::Acquire))
+        else {
+            return Ok(None);
+        };
+        let Some(file) = spill.as_ref() else {
+            return Ok(None);
+        };
+        let image = file.read_page(ssd, page, 0, used as usize)?;
+        drop(spill);
+        Ok(Some(SpilledPage {
+            _hold: hold,
+            page,
+            image,
+        }))
     }
 
     /// Writes sealed page `page` to the spill file. From then on reads of its values fail
