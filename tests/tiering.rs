@@ -174,6 +174,18 @@ fn twenty_times_the_budget_reads_back_exactly_under_load_and_after_a_sigkill() {
         assert_eq!(got, value(i, 0), "{}", key(i));
     }
     writer.join().unwrap();
+    // The sweep missed and promoted, and INFO says so.
+    let swept = info(&mut c, "tiering");
+    let misses = number(&swept, "tiering_value_misses");
+    assert!(misses > 0, "{swept:?}");
+    assert!(number(&swept, "tiering_value_reads") > misses);
+    assert!(number(&swept, "tiering_promotions") > 0, "{swept:?}");
+    assert!(number(&swept, "tiering_ssd_reads") > reads_before);
+    assert!(
+        number(&swept, "tiering_ssd_read_p99_usec") >= number(&swept, "tiering_ssd_read_p50_usec")
+    );
+    let ratio: f64 = swept["tiering_hit_ratio"].parse().unwrap();
+    assert!((0.0..1.0).contains(&ratio), "a cold sweep misses: {ratio}");
     // MGET (the general path) over all of them.
     check_all(&mut c, 0);
     // Reads inside MULTI/EXEC and an interactive TXN miss too, and run again whole.

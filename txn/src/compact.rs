@@ -255,39 +255,31 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
 /// it the file keeps every page that holds one live value: it grew to three times the data
 /// under overwrites. Paced by the excess (a quarter of it per run, within bounds), so the
 /// disk time it takes follows the rate at which overwrites make garbage on SSD.
-pub(crate) fn tick_spilled(inner: &Inner) -> CompactionStats {
+///
+/// Returns what it did and, when it surveyed, the live bytes on SSD.
+pub(crate) fn tick_spilled(inner: &Inner) -> (CompactionStats, Option<u64>) {
     let Some(mut state) = inner.compactor.state.try_lock() else {
-        return CompactionStats::default();
+        return (CompactionStats::default(), None);
     };
     release_retired(inner, &mut state);
     let survey = survey_where(inner, COMPACT_PAGE_FILL_MAX_PCT, Where::Ssd);
-    let all = spilled_usage(inner);
-    let excess = all
-        .0
-        .saturating_sub(all.1)
-        .saturating_sub(all.1 * u64::from(SPILL_COMPACT_THRESHOLD_PCT) / 100);
+    let excess = survey
+        .bytes
+        .saturating_sub(survey.live)
+        .saturating_sub(survey.live * u64::from(SPILL_COMPACT_THRESHOLD_PCT) / 100);
     if excess <= inner.compactor.config().ignore_bytes {
-        return CompactionStats::default();
+        return (CompactionStats::default(), Some(survey.live));
     }
     let budget = (excess / 4).clamp(COMPACT_TICK_BYTES_MIN, SPILL_COMPACT_TICK_BYTES_MAX);
-    evacuate_pages(
+    let stats = evacuate_pages(
         inner,
         &mut state,
         &survey.candidates,
         budget,
         excess,
         Where::Ssd,
-    )
-}
-
-/// (page bytes, live bytes) of every page on SSD.
-fn spilled_usage(inner: &Inner) -> (u64, u64) {
-    let mut usage = (0, 0);
-    inner.pages.scan_spilled(&mut |page| {
-        usage.0 += PAGE_SIZE as u64;
-        usage.1 += u64::from(page.live);
-    });
-    usage
+    );
+    (stats, Some(survey.live))
 }
 
 /// Evacuates every sealed page at most `fill_max_pct` percent full, however much that moves,

@@ -587,6 +587,11 @@ impl Engine {
         crate::tier::fetch(&self.inner, value)
     }
 
+    /// The SSD tier's counters and rates (INFO's tiering section).
+    pub fn tier_info(&self) -> crate::tier::TierInfo {
+        crate::tier::info(&self.inner)
+    }
+
     /// Whether writes should wait for the SSD tier to catch up (it writes pages out more
     /// slowly than writes fill them: RAM is over `maxmemory` by more than a headroom). The
     /// server makes a write wait, off its worker, a bounded time. A few atomic loads.

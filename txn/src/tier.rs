@@ -27,6 +27,8 @@
 
 use std::collections::{HashSet, VecDeque};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::Mutex;
 use storage::page::{PageId, PAGE_SIZE};
 use storage::tier::{EvictionPolicy, Policy, SpillError, SpillFile};
@@ -59,9 +61,63 @@ pub struct TierStats {
     pub compacted_pages: u64,
 }
 
+/// The tier's counters and rates for INFO (`Engine::tier_info`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TierInfo {
+    /// Value reads by clients since the file was attached, and those that found their page
+    /// on SSD (each miss is read again once fetched).
+    pub value_reads: u64,
+    /// See `value_reads`.
+    pub value_misses: u64,
+    /// Hits over requests (`value_reads - value_misses`), 1.0 with no read yet.
+    pub hit_ratio: f64,
+    /// Misses, SSD reads and pages written per second, over the last second or so.
+    pub misses_per_sec: f64,
+    /// See `misses_per_sec`.
+    pub ssd_reads_per_sec: f64,
+    /// See `misses_per_sec`.
+    pub pages_written_per_sec: f64,
+    /// Values promoted from SSD into RAM pages alone (a miss on a small value).
+    pub promotions: u64,
+    /// Pages loaded back whole (large values, commands over many cold keys).
+    pub pages_loaded: u64,
+    /// Live bytes in the pages on SSD, as of the last survey.
+    pub ssd_live_bytes: u64,
+    /// Sparse pages on SSD emptied by compaction of the spill file, and the bytes it moved.
+    pub ssd_pages_compacted: u64,
+    /// See `ssd_pages_compacted`.
+    pub ssd_bytes_moved: u64,
+    /// Spilled pages whose RAM frame waits for its grace period.
+    pub frames_awaiting_release: u64,
+}
+
+/// Counters the driver and the miss path bump (relaxed atomics) and the last rates.
+#[derive(Default)]
+struct Counters {
+    promotions: AtomicU64,
+    pages_loaded: AtomicU64,
+    ssd_live_bytes: AtomicU64,
+    ssd_pages_compacted: AtomicU64,
+    ssd_bytes_moved: AtomicU64,
+    frames_awaiting_release: AtomicU64,
+    /// f64 bits.
+    misses_per_sec: AtomicU64,
+    ssd_reads_per_sec: AtomicU64,
+    pages_written_per_sec: AtomicU64,
+}
+
+/// Where the rates were last sampled.
+struct RateSample {
+    at: std::time::Instant,
+    misses: u64,
+    ssd_reads: u64,
+    pages_written: u64,
+}
+
 /// The driver's state: the policy and the pages waiting for their grace period.
 pub(crate) struct Tier {
     state: Mutex<Option<TierState>>,
+    counters: Counters,
     /// A spill file is attached and was not full at the last tick.
     can_spill: std::sync::atomic::AtomicBool,
     /// A spill file is attached (reads may miss).
@@ -93,12 +149,15 @@ struct TierState {
     awaiting: VecDeque<(u64, PageId)>,
     /// Ticks so far (wrapping).
     ticks: u32,
+    /// The last sample of the counters the rates are made of.
+    sample: Option<RateSample>,
 }
 
 impl Tier {
     pub(crate) fn new() -> Tier {
         Tier {
             state: Mutex::new(None),
+            counters: Counters::default(),
             can_spill: std::sync::atomic::AtomicBool::new(false),
             attached: std::sync::atomic::AtomicBool::new(false),
         }
@@ -122,6 +181,7 @@ pub(crate) fn attach(
         policy: Policy::new(policy, resident_budget, expected),
         awaiting: VecDeque::new(),
         ticks: 0,
+        sample: None,
         fixed_budget: resident_budget,
     });
     inner
@@ -149,6 +209,66 @@ fn budget(inner: &Inner, fixed: u64) -> u64 {
     limit
         .saturating_sub(other + open_pages)
         .max(PAGE_SIZE as u64)
+}
+
+/// Every second or so: the rates INFO reports, from the counters' change since the last
+/// sample.
+fn sample_rates(inner: &Inner, state: &mut TierState) {
+    let now = std::time::Instant::now();
+    let spill = inner.pages.spill_stats().unwrap_or_default();
+    let current = RateSample {
+        at: now,
+        misses: inner.pages.read_counts().1,
+        ssd_reads: spill.reads,
+        pages_written: spill.pages_written,
+    };
+    let Some(last) = &state.sample else {
+        state.sample = Some(current);
+        return;
+    };
+    let secs = now.duration_since(last.at).as_secs_f64();
+    if secs < 1.0 {
+        return;
+    }
+    let rate = |now: u64, then: u64| (now.saturating_sub(then) as f64 / secs).to_bits();
+    let counters = &inner.tier.counters;
+    counters
+        .misses_per_sec
+        .store(rate(current.misses, last.misses), Ordering::Relaxed);
+    counters
+        .ssd_reads_per_sec
+        .store(rate(current.ssd_reads, last.ssd_reads), Ordering::Relaxed);
+    counters.pages_written_per_sec.store(
+        rate(current.pages_written, last.pages_written),
+        Ordering::Relaxed,
+    );
+    state.sample = Some(current);
+}
+
+/// The tier's counters and rates (INFO's tiering section).
+pub(crate) fn info(inner: &Inner) -> TierInfo {
+    let c = &inner.tier.counters;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (value_reads, value_misses) = inner.pages.read_counts();
+    let requests = value_reads.saturating_sub(value_misses);
+    TierInfo {
+        value_reads,
+        value_misses,
+        hit_ratio: if requests == 0 {
+            1.0
+        } else {
+            requests.saturating_sub(value_misses) as f64 / requests as f64
+        },
+        misses_per_sec: f64::from_bits(load(&c.misses_per_sec)),
+        ssd_reads_per_sec: f64::from_bits(load(&c.ssd_reads_per_sec)),
+        pages_written_per_sec: f64::from_bits(load(&c.pages_written_per_sec)),
+        promotions: load(&c.promotions),
+        pages_loaded: load(&c.pages_loaded),
+        ssd_live_bytes: load(&c.ssd_live_bytes),
+        ssd_pages_compacted: load(&c.ssd_pages_compacted),
+        ssd_bytes_moved: load(&c.ssd_bytes_moved),
+        frames_awaiting_release: load(&c.frames_awaiting_release),
+    }
 }
 
 /// Whether writes should wait for the driver: under `maxmemory` with the `spill` policy, the
@@ -188,9 +308,20 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     //    back to SSD, ahead of the policy's victims (they never join the policy).
     //    Every few ticks: the survey visits every page on SSD.
     state.ticks = state.ticks.wrapping_add(1);
+    let counters = &inner.tier.counters;
     if state.ticks % SPILL_COMPACT_EVERY_TICKS == 0 {
-        let compacted = crate::compact::tick_spilled(inner);
+        let (compacted, ssd_live) = crate::compact::tick_spilled(inner);
         stats.compacted_pages = compacted.pages_evacuated;
+        counters
+            .ssd_pages_compacted
+            .fetch_add(compacted.pages_evacuated, Ordering::Relaxed);
+        counters
+            .ssd_bytes_moved
+            .fetch_add(compacted.bytes_moved, Ordering::Relaxed);
+        if let Some(live) = ssd_live {
+            counters.ssd_live_bytes.store(live, Ordering::Relaxed);
+        }
+        sample_rates(inner, state);
     }
     let mut spilled = Vec::new();
     for page in inner.pages.take_sealed_cold() {
@@ -280,6 +411,9 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         }
     }
     stats.awaiting_release = state.awaiting.len() as u64;
+    counters
+        .frames_awaiting_release
+        .store(stats.awaiting_release, Ordering::Relaxed);
     stats.policy_pages = state.policy.len() as u64;
     stats
 }
@@ -294,6 +428,14 @@ const LOAD_BUSY_RETRIES: u32 = 100;
 pub(crate) fn load_page(inner: &Inner, page: PageId) -> Result<(), StorageError> {
     for _ in 0..LOAD_BUSY_RETRIES {
         match inner.pages.load(page) {
+            Ok(()) => {
+                inner
+                    .tier
+                    .counters
+                    .pages_loaded
+                    .fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
             Err(StorageError::NotSpillable { .. }) => {
                 match inner.pages.page_state(page) {
                     // Busy on SSD: someone else is loading it (a busy resident page reads
@@ -368,7 +510,14 @@ pub(crate) fn fetch(inner: &Inner, value: storage::page::ValueRef) -> Result<(),
         })
     };
     match published {
-        Some(ts) => crate::compact::retire(inner, ts.0, value),
+        Some(ts) => {
+            crate::compact::retire(inner, ts.0, value);
+            inner
+                .tier
+                .counters
+                .promotions
+                .fetch_add(1, Ordering::Relaxed);
+        }
         // SAFETY: no version names the copy: it was never published.
         None => drop(unsafe { inner.pages.free(copy) }),
     }

@@ -195,30 +195,59 @@ pub fn rss_bytes() -> u64 {
 /// The SSD tier (`maxmemory-policy spill`): where the value pages are and what the spill
 /// file has done.
 fn tiering(s: &mut String, shared: &Shared) {
-    let pages = shared.engine.stats().pages;
-    let spill = shared.engine.spill_stats();
+    let engine = &shared.engine;
+    let pages = engine.stats().pages;
+    let spill = engine.spill_stats();
+    let tier = engine.tier_info();
     let (file, direct) = spill.unwrap_or_default();
     let _ = write!(
         s,
         "# Tiering\r\ntiering_enabled:{}\r\ntiering_io_engine:{}\r\n\
-         tiering_value_pages_in_ram:{}\r\ntiering_value_pages_on_ssd:{}\r\n\
-         tiering_frames_released:{}\r\ntiering_ssd_bytes:{}\r\n\
+         tiering_hit_ratio:{:.4}\r\ntiering_value_reads:{}\r\ntiering_value_misses:{}\r\n\
+         tiering_misses_per_sec:{:.1}\r\ntiering_ssd_reads_per_sec:{:.1}\r\n\
+         tiering_pages_written_per_sec:{:.1}\r\n\
+         tiering_ssd_read_p50_usec:{}\r\ntiering_ssd_read_p99_usec:{}\r\n\
+         tiering_ssd_write_p50_usec:{}\r\ntiering_ssd_write_p99_usec:{}\r\n\
+         tiering_value_pages_in_ram:{}\r\ntiering_value_bytes_in_ram:{}\r\n\
+         tiering_value_pages_on_ssd:{}\r\ntiering_ssd_bytes:{}\r\ntiering_ssd_live_bytes:{}\r\n\
+         tiering_free_frames:{}\r\ntiering_frames_released:{}\r\n\
+         tiering_frames_awaiting_release:{}\r\n\
          tiering_pages_written:{}\r\ntiering_ssd_reads:{}\r\ntiering_ssd_blocks_read:{}\r\n\
-         tiering_corrupt_blocks:{}\r\ntiering_write_stalls:{}\r\ntiering_write_stall_usec:{}\r\n\r\n",
+         tiering_corrupt_blocks:{}\r\ntiering_promotions:{}\r\ntiering_pages_loaded:{}\r\n\
+         tiering_ssd_pages_compacted:{}\r\ntiering_ssd_bytes_moved:{}\r\n\
+         tiering_write_stalls:{}\r\ntiering_write_stall_usec:{}\r\n\r\n",
         u8::from(spill.is_some()),
         match spill {
             None => "none",
             Some(_) if direct => "pread-pwrite-odirect",
             Some(_) => "pread-pwrite-pagecache",
         },
+        tier.hit_ratio,
+        tier.value_reads,
+        tier.value_misses,
+        tier.misses_per_sec,
+        tier.ssd_reads_per_sec,
+        tier.pages_written_per_sec,
+        file.read_p50_us,
+        file.read_p99_us,
+        file.write_p50_us,
+        file.write_p99_us,
         pages.pages,
+        pages.bytes_allocated,
         pages.spilled_pages,
-        pages.spilled_frames_released,
         u64::from(file.slots_used) * txn::SPILL_SLOT_BYTES as u64,
+        tier.ssd_live_bytes,
+        pages.free_pages,
+        pages.spilled_frames_released,
+        tier.frames_awaiting_release,
         file.pages_written,
         file.reads,
         file.blocks_read,
         file.corrupt_blocks,
+        tier.promotions,
+        tier.pages_loaded,
+        tier.ssd_pages_compacted,
+        tier.ssd_bytes_moved,
         shared.stats.tier_write_stalls.load(Ordering::Relaxed),
         shared.stats.tier_write_stall_us.load(Ordering::Relaxed),
     );

@@ -215,6 +215,14 @@ pub struct SpillStats {
     pub blocks_read: u64,
     /// Blocks that failed their checksum, ever.
     pub corrupt_blocks: u64,
+    /// Read latency (one positioned read of the blocks wanted), p50 and p99, microseconds.
+    pub read_p50_us: u64,
+    /// See `read_p50_us`.
+    pub read_p99_us: u64,
+    /// Write latency (one page image), p50 and p99, microseconds.
+    pub write_p50_us: u64,
+    /// See `write_p50_us`.
+    pub write_p99_us: u64,
 }
 
 /// The spill file (see the module docs). Not internally synchronised: the pool serialises
@@ -231,6 +239,8 @@ pub struct SpillFile {
     reads: std::sync::atomic::AtomicU64,
     blocks_read: std::sync::atomic::AtomicU64,
     corrupt_blocks: std::sync::atomic::AtomicU64,
+    read_latency: super::LatencyHistogram,
+    write_latency: super::LatencyHistogram,
 }
 
 impl std::fmt::Debug for SpillFile {
@@ -260,6 +270,8 @@ impl SpillFile {
             reads: Default::default(),
             blocks_read: Default::default(),
             corrupt_blocks: Default::default(),
+            read_latency: Default::default(),
+            write_latency: Default::default(),
         }
     }
 
@@ -280,6 +292,10 @@ impl SpillFile {
             reads: self.reads.load(Relaxed),
             blocks_read: self.blocks_read.load(Relaxed),
             corrupt_blocks: self.corrupt_blocks.load(Relaxed),
+            read_p50_us: self.read_latency.percentile_us(50.0),
+            read_p99_us: self.read_latency.percentile_us(99.0),
+            write_p50_us: self.write_latency.percentile_us(50.0),
+            write_p99_us: self.write_latency.percentile_us(99.0),
             ..self.stats
         }
     }
@@ -327,7 +343,10 @@ impl SpillFile {
             encode_trailer(trailer, &meta, used as u32);
         }
         let offset = Self::offset(SlotId(slot));
-        if let Err(source) = self.file.write_at(buf.as_slice(), offset) {
+        let started = std::time::Instant::now();
+        let written = self.file.write_at(buf.as_slice(), offset);
+        self.write_latency.record(started.elapsed());
+        if let Err(source) = written {
             self.free.push(slot);
             return Err(SpillError::Io {
                 file: self.path.clone(),
@@ -394,15 +413,16 @@ impl SpillFile {
         let at = Self::offset(slot) + (first * BLOCK_BYTES) as u64;
         self.reads.fetch_add(1, Relaxed);
         self.blocks_read.fetch_add(blocks as u64, Relaxed);
-        read_exact_at(self.file.as_ref(), buf.as_mut_slice(), at).map_err(|source| {
-            SpillError::Io {
-                file: self.path.clone(),
-                op: "read",
-                slot,
-                page: meta.page,
-                offset: at,
-                source,
-            }
+        let started = std::time::Instant::now();
+        let read = read_exact_at(self.file.as_ref(), buf.as_mut_slice(), at);
+        self.read_latency.record(started.elapsed());
+        read.map_err(|source| SpillError::Io {
+            file: self.path.clone(),
+            op: "read",
+            slot,
+            page: meta.page,
+            offset: at,
+            source,
         })?;
         for (i, block) in buf.as_slice().chunks(BLOCK_BYTES).enumerate() {
             let expected = meta.checksums.get(first + i).copied();

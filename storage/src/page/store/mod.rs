@@ -455,11 +455,25 @@ impl PageStore {
         vref: ValueRef,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<R, StorageError> {
+        self.with_value_noted(vref, true, f)
+    }
+
+    /// [`Self::with_value`]; `noted`: the read counts for the SSD tier's policy and hit ratio
+    /// (a client's read), or not (a checkpoint's or compaction's: one pass over everything
+    /// says nothing of what is hot).
+    fn with_value_noted<R>(
+        &self,
+        vref: ValueRef,
+        noted: bool,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, StorageError> {
         if vref.len == 0 {
             return Ok(f(&[]));
         }
         let (base, tier) = self.locate(vref)?;
-        self.reads.note(vref.page);
+        if noted {
+            self.reads.note(vref.page, tier != 0);
+        }
         if tier != 0 {
             return Err(StorageError::NotResident {
                 page: vref.page.0,
@@ -485,7 +499,7 @@ impl PageStore {
     pub fn relocate(&self, from: ValueRef, owner: u64) -> Result<ValueRef, StorageError> {
         let pool = self.survivor_pool()?;
         let mut tally = WriteTally::default();
-        let moved = self.with_value(from, |bytes| {
+        let moved = self.with_value_noted(from, false, |bytes| {
             self.write_into(bytes, owner, pool, &mut tally)
         })??;
         self.add_tally(tally);

@@ -205,6 +205,11 @@ pub(super) struct ReadBuffer {
 }
 
 struct ReadStripe {
+    /// Value reads recorded through this stripe, and how many of them found the page on SSD
+    /// (INFO's hit ratio).
+    reads: std::sync::atomic::AtomicU64,
+    /// See `reads`.
+    misses: std::sync::atomic::AtomicU64,
     next: std::sync::atomic::AtomicU32,
     /// The page recorded last: consecutive reads of one page count once (a scan of a page's
     /// values is one use of the page, and it would fill the stripe).
@@ -219,6 +224,8 @@ impl ReadBuffer {
             stripes: (0..stripes.clamp(1, 1024))
                 .map(|_| {
                     super::Padded(ReadStripe {
+                        reads: std::sync::atomic::AtomicU64::new(0),
+                        misses: std::sync::atomic::AtomicU64::new(0),
                         next: std::sync::atomic::AtomicU32::new(0),
                         last: std::sync::atomic::AtomicU32::new(NO_PAGE),
                         pages: std::array::from_fn(|_| std::sync::atomic::AtomicU32::new(NO_PAGE)),
@@ -228,15 +235,19 @@ impl ReadBuffer {
         }
     }
 
-    /// Records a read of `page` (when on).
+    /// Records a read of `page` (when on), and whether it missed (the page is on SSD).
     #[inline]
-    pub(super) fn note(&self, page: PageId) {
+    pub(super) fn note(&self, page: PageId, missed: bool) {
         if !self.on.load(Ordering::Relaxed) {
             return;
         }
         let Some(stripe) = self.stripes.get(super::shard_hint() % self.stripes.len()) else {
             return;
         };
+        stripe.0.reads.fetch_add(1, Ordering::Relaxed);
+        if missed {
+            stripe.0.misses.fetch_add(1, Ordering::Relaxed);
+        }
         if stripe.0.last.swap(page.0, Ordering::Relaxed) == page.0 {
             return;
         }
@@ -244,6 +255,16 @@ impl ReadBuffer {
         if let Some(entry) = stripe.0.pages.get(at) {
             entry.store(page.0, Ordering::Relaxed);
         }
+    }
+
+    /// (reads, misses) recorded so far.
+    fn counts(&self) -> (u64, u64) {
+        self.stripes.iter().fold((0, 0), |(r, m), stripe| {
+            (
+                r + stripe.0.reads.load(Ordering::Relaxed),
+                m + stripe.0.misses.load(Ordering::Relaxed),
+            )
+        })
     }
 
     fn drain(&self, visit: &mut dyn FnMut(PageId)) {
@@ -276,6 +297,13 @@ impl PageStore {
     /// not drained yet, as Caffeine's read buffer drops them).
     pub fn drain_reads(&self, visit: &mut dyn FnMut(PageId)) {
         self.reads.drain(visit);
+    }
+
+    /// Value reads since a spill file was attached, and how many found their page on SSD
+    /// (`NotResident`). Each miss is normally read again once fetched, so requests are about
+    /// `reads - misses`. Reads of checkpoints and compaction are not counted.
+    pub fn read_counts(&self) -> (u64, u64) {
+        self.reads.counts()
     }
 
     /// Whether a spill file is attached, and whether it bypasses the page cache.
@@ -530,7 +558,7 @@ impl PageStore {
     /// workers and outside any lock readers or writers wait for.
     pub fn read_cold(&self, vref: ValueRef) -> Result<Bytes, StorageError> {
         loop {
-            match self.read(vref) {
+            match self.with_value_noted(vref, false, Bytes::copy_from_slice) {
                 Err(StorageError::NotResident { .. }) => {}
                 other => return other,
             }
