@@ -102,6 +102,9 @@ pub struct Config {
     /// `tiered-max-file-size`: the most the SSD tier's spill file may hold, in bytes (0 = as
     /// much as the disk takes). Used under `maxmemory-policy spill`.
     pub tiered_max_file_size_bytes: u64,
+    /// `tiered-policy`: which value pages the SSD tier keeps in RAM: `w-tinylfu` (frequency
+    /// and recency, scan resistant) or `lru` (recency alone, for comparison).
+    pub tiered_policy: txn::PagePolicy,
     /// `snapshot-max-age`: abort a `TXN` open longer than this many seconds (0 = never).
     pub snapshot_max_age_secs: u64,
     /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
@@ -261,6 +264,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "most bytes the SSD tier's spill file (<dir>/tier.spill) may hold under maxmemory-policy spill; 0 = as much as the disk takes (fixed at start)",
     ),
     opt(
+        "tiered-policy",
+        "w-tinylfu",
+        false,
+        "which value pages the SSD tier keeps in RAM: w-tinylfu or lru (fixed at start)",
+    ),
+    opt(
         "appendonly",
         "yes",
         false,
@@ -391,6 +400,7 @@ impl Default for Config {
             active_defrag_ignore_bytes: 0,
             active_defrag_survivor_pages: true,
             tiered_max_file_size_bytes: 0,
+            tiered_policy: txn::PagePolicy::WTinyLfu,
             snapshot_max_age_secs: 0,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
@@ -531,6 +541,13 @@ impl Config {
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes = mem()?,
             "active-defrag-survivor-pages" => self.active_defrag_survivor_pages = boolean()?,
             "tiered-max-file-size" => self.tiered_max_file_size_bytes = mem()?,
+            "tiered-policy" => {
+                self.tiered_policy = match value.to_ascii_lowercase().as_str() {
+                    "w-tinylfu" => txn::PagePolicy::WTinyLfu,
+                    "lru" => txn::PagePolicy::Lru,
+                    _ => return Err(bad("argument must be one of: w-tinylfu, lru")),
+                }
+            }
             "snapshot-max-age" => {
                 let n = num()?;
                 if n > u64::MAX / 1000 {
@@ -613,6 +630,11 @@ impl Config {
             "active-defrag-ignore-bytes" => self.active_defrag_ignore_bytes.to_string(),
             "active-defrag-survivor-pages" => yes_no(self.active_defrag_survivor_pages),
             "tiered-max-file-size" => self.tiered_max_file_size_bytes.to_string(),
+            "tiered-policy" => match self.tiered_policy {
+                txn::PagePolicy::WTinyLfu => "w-tinylfu",
+                txn::PagePolicy::Lru => "lru",
+            }
+            .to_string(),
             "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
@@ -871,6 +893,20 @@ mod tests {
         ));
         c.set_runtime("maxmemory", "10mb").unwrap();
         assert_eq!(c.get("maxmemory").unwrap(), (10 << 20).to_string());
+    }
+
+    #[test]
+    fn the_tier_policy_is_chosen_at_start_by_name() {
+        assert_eq!(Config::default().get("tiered-policy").unwrap(), "w-tinylfu");
+        let c = run(&["--tiered-policy", "LRU"]).unwrap();
+        assert_eq!(c.tiered_policy, txn::PagePolicy::Lru);
+        assert_eq!(c.get("tiered-policy").unwrap(), "lru");
+        let err = run(&["--tiered-policy", "lfu"]).unwrap_err();
+        assert!(err.to_string().contains("w-tinylfu, lru"), "{err}");
+        assert!(matches!(
+            Config::default().set_runtime("tiered-policy", "lru"),
+            Err(ConfigError::Immutable(_))
+        ));
     }
 
     #[test]

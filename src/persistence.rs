@@ -145,11 +145,11 @@ fn attach_tier(config: &Config, durability: &Durability) -> Result<(), TxnError>
     let file = txn::SpillFile::new(file, path.clone(), direct, cap);
     durability
         .engine()
-        .attach_spill_file(file, config.maxmemory_bytes, txn::PagePolicy::WTinyLfu);
+        .attach_spill_file(file, config.maxmemory_bytes, config.tiered_policy);
     tracing::info!(
         path = %path.display(),
         io = if direct { "O_DIRECT, positioned reads and writes" } else { "page cache (O_DIRECT refused by the file system), positioned reads and writes" },
-        policy = "W-TinyLFU",
+        policy = ?config.tiered_policy,
         "SSD tier on"
     );
     Ok(())

@@ -220,11 +220,17 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
     let freed_now = freed_ever.saturating_sub(state.freed_seen);
     state.freed_seen = freed_ever;
     let config = inner.compactor.config();
-    // Cheap test first (a few loads): pages held against live bytes, before any scan.
+    // Cheap test first (a few loads): pages held against live bytes, before any scan. With
+    // the SSD tier the live bytes count values on SSD too, which hold no RAM page, so only
+    // the survey (of pages in RAM) can tell; it skipped RAM compaction for good once most
+    // values were on SSD, and a third of the value pages in RAM were holes.
     let held = pages.bytes_held();
     let live = pages.bytes_live();
     let allowance = |live: u64| live * u64::from(config.threshold_lower_pct) / 100;
-    if !config.enabled || held.saturating_sub(live) <= allowance(live).max(config.ignore_bytes) {
+    if !config.enabled
+        || (!crate::tier::attached(inner)
+            && held.saturating_sub(live) <= allowance(live).max(config.ignore_bytes))
+    {
         return CompactionStats::default();
     }
     let survey = survey(inner, COMPACT_PAGE_FILL_MAX_PCT);

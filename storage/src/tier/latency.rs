@@ -90,7 +90,9 @@ impl LatencyHistogram {
         if total == 0 {
             return 0;
         }
-        let rank = ((q.clamp(0.0, 100.0) / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let rank = ((q.clamp(0.0, 100.0) / 100.0) * total as f64)
+            .ceil()
+            .max(1.0) as u64;
         let mut seen = 0;
         for (index, count) in counts.iter().enumerate() {
             seen += count;

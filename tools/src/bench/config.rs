@@ -120,6 +120,13 @@ pub struct BenchConfig {
     /// Seconds per throughput sample in the timeline.
     #[arg(long, default_value_t = 1.0)]
     pub sample_secs: f64,
+    /// Simulate an ideal value-granular LRU cache of each of these byte budgets
+    /// (comma-separated) over each run phase's own request trace (the GET and SET keys of
+    /// every connection) and print its GET hit ratio beside the run: the yardstick for a
+    /// tiered server's hit ratio at the same budget. Values count at their mean size
+    /// (`--value-size`).
+    #[arg(long, value_name = "BYTES", value_delimiter = ',')]
+    pub simulate_lru: Vec<u64>,
     /// Live progress on stderr: auto (when stderr is a terminal), always or never.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressMode,

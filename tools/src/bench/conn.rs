@@ -213,6 +213,9 @@ pub async fn drive(mut plan: ConnPlan, ctx: Arc<OpContext>, progress: Arc<Progre
             break;
         }
     }
+    if let Source::Run(planner) = &mut plan.source {
+        stats.trace = planner.take_trace();
+    }
     stats
 }
 

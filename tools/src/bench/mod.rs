@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn;
 pub mod dist;
 pub mod keyspace;
+pub mod lru_sim;
 pub mod ops;
 pub mod plot;
 pub mod report;

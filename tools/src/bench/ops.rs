@@ -311,9 +311,21 @@ pub struct Planner {
     rng: StdRng,
     batch_keys: usize,
     scan_max: usize,
+    /// The GET and SET keys drawn, when recording (`--simulate-lru`).
+    trace: Option<Vec<(u64, bool)>>,
 }
 
 impl Planner {
+    /// Records the key of every GET and SET drawn from now on ([`Self::take_trace`]).
+    pub fn record_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+
+    /// The keys recorded so far (see [`Self::record_trace`]).
+    pub fn take_trace(&mut self) -> Vec<(u64, bool)> {
+        self.trace.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// A planner; `batch_keys` keys per MGET/MSET/MULTI, scans of 1..=`scan_max` keys.
     pub fn new(
         mix: Mix,
@@ -328,6 +340,7 @@ impl Planner {
             rng,
             batch_keys: batch_keys.max(1),
             scan_max: scan_max.max(1),
+            trace: None,
         }
     }
 
@@ -418,6 +431,13 @@ impl Planner {
                 floor: 0,
             },
         };
+        if let Some(trace) = self.trace.as_mut() {
+            match (&kind, &body) {
+                (OpKind::Get, Body::Get { id, .. }) => trace.push((*id, true)),
+                (OpKind::Set, Body::Set { id }) => trace.push((*id, false)),
+                _ => {}
+            }
+        }
         Op::new(kind, start, body)
     }
 }

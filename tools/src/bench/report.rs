@@ -88,6 +88,9 @@ pub struct PhaseReport {
     pub mismatch_samples: Vec<String>,
     /// Aborted MULTI/EXEC blocks.
     pub txn_aborts: u64,
+    /// `(bytes, GET hit ratio)` of each ideal LRU cache `--simulate-lru` asked for, on this
+    /// phase's trace.
+    pub lru_get_hit_ratio: Vec<(u64, f64)>,
     /// `[seconds, ops/s]` samples.
     pub timeline: Vec<[f64; 2]>,
 }
@@ -117,6 +120,7 @@ impl PhaseReport {
             mismatches: stats.mismatches.clone(),
             mismatch_samples: stats.mismatch_samples.clone(),
             txn_aborts: stats.txn_aborts,
+            lru_get_hit_ratio: Vec::new(),
             timeline: Vec::new(),
         }
     }
@@ -184,6 +188,22 @@ impl BenchReport {
                 let mut report =
                     PhaseReport::new(&o.addr, o.role, o.phase, o.round + 1, o.elapsed, &o.stats);
                 report.timeline = o.timeline.clone();
+                if o.phase == Phase::Run {
+                    let mean = ((resolved.value_size.min + resolved.value_size.max) / 2) as u64;
+                    report.lru_get_hit_ratio = config
+                        .simulate_lru
+                        .iter()
+                        .filter_map(|&bytes| {
+                            super::lru_sim::get_hit_ratio(
+                                bytes,
+                                config.keys,
+                                &o.stats.trace,
+                                |_| mean,
+                            )
+                            .map(|ratio| (bytes, ratio))
+                        })
+                        .collect();
+                }
                 report
             })
             .collect();
@@ -372,6 +392,12 @@ fn render_phase(out: &mut String, p: &PhaseReport) {
             String::new()
         },
     );
+    for (bytes, ratio) in &p.lru_get_hit_ratio {
+        let _ = writeln!(
+            out,
+            "  ideal value-granular LRU of {bytes} bytes on this trace: GET hit ratio {ratio:.4}"
+        );
+    }
     let _ = writeln!(
         out,
         "  {:<7} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}   (latency µs)",

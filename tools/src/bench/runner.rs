@@ -209,13 +209,16 @@ fn run_phase(
             Phase::Run | Phase::Total => {
                 let rng = rand::rngs::StdRng::seed_from_u64(mix64(config.seed ^ mix64(index_u64)));
                 let chooser = KeyChooser::new(resolved.dist, config.keys);
-                let planner = Planner::new(
+                let mut planner = Planner::new(
                     resolved.mix.clone(),
                     chooser,
                     rng,
                     config.batch_keys,
                     config.scan_max,
                 );
+                if !config.simulate_lru.is_empty() {
+                    planner.record_trace();
+                }
                 ConnPlan {
                     addr: addr.to_string(),
                     source: Source::Run(Box::new(planner)),

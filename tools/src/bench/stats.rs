@@ -33,6 +33,8 @@ pub struct Stats {
     pub mismatch_samples: Vec<String>,
     /// MULTI/EXEC blocks the server aborted (WATCH fired): not errors.
     pub txn_aborts: u64,
+    /// `(key, is_get)` of the run's GETs and SETs, when `--simulate-lru` asks for them.
+    pub trace: Vec<(u64, bool)>,
 }
 
 /// Percentiles of one operation kind, in microseconds.
@@ -116,6 +118,7 @@ impl Stats {
             }
         }
         self.txn_aborts += other.txn_aborts;
+        self.trace.extend_from_slice(&other.trace);
     }
 
     /// Completed operations of all kinds.
