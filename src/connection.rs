@@ -283,22 +283,66 @@ async fn handle_loading(
         match fetched.await {
             Ok(Ok(())) => reply = session.handle(args.clone(), shared),
             Ok(Err(error)) => {
+                let key = missed_key(&args, session.db, value, shared);
+                let shown = key.map(|k| String::from_utf8_lossy(k).into_owned());
                 tracing::error!(
+                    key = shown.as_deref().unwrap_or("?"),
                     page = value.page.0,
                     offset = value.offset,
                     %error,
                     "reading a value from the SSD tier failed"
                 );
-                reply = Frame::error(format!(
-                    "ERR reading a value (page {}, offset {}) from the SSD tier failed: {error}",
-                    value.page.0, value.offset
-                ));
+                reply = Frame::error(match shown {
+                    Some(key) => format!(
+                        "ERR reading the value of key '{key}' from the SSD tier failed: {error}"
+                    ),
+                    None => format!(
+                        "ERR reading a value (page {}, offset {}) from the SSD tier failed: {error}",
+                        value.page.0, value.offset
+                    ),
+                });
                 break;
             }
             Err(_) => break,
         }
     }
     reply
+}
+
+/// Which of the command's arguments is the key whose value `value` is, for an error that names
+/// it: the command's key positions first, then any argument (a TXN or EXEC names its keys in
+/// commands run before).
+fn missed_key<'a>(
+    args: &'a [bytes::Bytes],
+    db: txn::DbIndex,
+    value: txn::ValueRef,
+    shared: &Shared,
+) -> Option<&'a [u8]> {
+    let names = |key: &&bytes::Bytes| shared.engine.key_names_value(db, key, value);
+    let spec = args
+        .first()
+        .and_then(|name| crate::cmd::lookup(name))
+        .map(|(_, entry)| entry.spec);
+    let by_position = spec.filter(|s| s.first_key > 0).and_then(|s| {
+        let last = if s.last_key < 0 {
+            args.len() as i64 + i64::from(s.last_key)
+        } else {
+            i64::from(s.last_key)
+        };
+        let step = usize::try_from(s.key_step.max(1)).unwrap_or(1);
+        let first = usize::try_from(s.first_key).unwrap_or(1);
+        let last = usize::try_from(last).unwrap_or(0);
+        args.iter()
+            .enumerate()
+            .skip(first)
+            .step_by(step)
+            .take_while(|(i, _)| *i <= last)
+            .map(|(_, key)| key)
+            .find(names)
+    });
+    by_position
+        .or_else(|| args.iter().skip(1).take(1024).find(names))
+        .map(|key| &key[..])
 }
 
 /// Moves `pending` replies to `sendable` once the WAL positions they depend on are durable.

@@ -234,3 +234,63 @@ fn twenty_times_the_budget_reads_back_exactly_under_load_and_after_a_sigkill() {
         42
     );
 }
+
+/// A page on SSD that fails its checksum (here: the whole spill file zeroed under the running
+/// server) gives the command that needs it an error naming the key, never wrong bytes; every
+/// value still in RAM keeps being served, and so does everything else.
+#[test]
+fn a_corrupt_page_on_ssd_fails_the_read_naming_the_key_and_nothing_else() {
+    let server = server();
+    let mut c = server.conn();
+    write_all(&mut c, 0);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let spilled = number(&info(&mut c, "tiering"), "tiering_value_pages_on_ssd");
+    assert!(spilled > 1000, "{spilled} pages on SSD");
+    let path = server.dir.path().join("data").join("tier.spill");
+    let len = std::fs::metadata(&path).unwrap().len();
+    // Written through the page cache; the server's O_DIRECT reads see it (a direct read
+    // writes back dirty cached pages of its range first).
+    std::fs::write(&path, vec![0u8; len as usize]).unwrap();
+    redis::cmd("SET")
+        .arg("fresh")
+        .arg("in RAM")
+        .query::<()>(&mut c)
+        .unwrap();
+    let cold = key(0);
+    let error = redis::cmd("GET")
+        .arg(&cold)
+        .query::<Vec<u8>>(&mut c)
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("reading the value of key '{cold}' from the SSD tier failed")),
+        "{text}"
+    );
+    assert!(text.contains("checksum"), "{text}");
+    // The others: a key in RAM, a metadata read of the cold key, a new write, PING.
+    assert_eq!(
+        redis::cmd("GET")
+            .arg("fresh")
+            .query::<String>(&mut c)
+            .unwrap(),
+        "in RAM"
+    );
+    assert_eq!(
+        redis::cmd("STRLEN").arg(&cold).query::<i64>(&mut c).unwrap(),
+        VALUE_BYTES as i64
+    );
+    redis::cmd("SET")
+        .arg(&cold)
+        .arg("rewritten")
+        .query::<()>(&mut c)
+        .unwrap();
+    assert_eq!(
+        redis::cmd("GET").arg(&cold).query::<String>(&mut c).unwrap(),
+        "rewritten"
+    );
+    assert!(number(&info(&mut c, "tiering"), "tiering_corrupt_blocks") > 0);
+    assert_eq!(
+        redis::cmd("PING").query::<String>(&mut c).unwrap(),
+        "PONG"
+    );
+}

@@ -394,6 +394,18 @@ impl Engine {
         })
     }
 
+    /// Whether some version of `key` in `db` names `value` (which key a failed read of
+    /// `value` from SSD was for: the server's error names the key). Reads no value.
+    pub fn key_names_value(&self, db: DbIndex, key: &[u8], value: storage::page::ValueRef) -> bool {
+        let Ok(d) = self.inner.db(db) else {
+            return false;
+        };
+        let guard = crossbeam_epoch::pin();
+        d.index
+            .get(key, &guard)
+            .is_some_and(|node| node.names(value, &guard))
+    }
+
     /// Single-key fast path for a read: `key`'s value at a fresh snapshot (`None` if absent or
     /// expired), as `begin(Isolation::Snapshot)`, `get`, `commit` would read it.
     pub fn get(&self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
