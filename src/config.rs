@@ -196,9 +196,9 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("maxmemory", "0", true, "memory budget (0 = unlimited)"),
     opt(
         "maxmemory-policy",
-        "noeviction",
+        "spill",
         true,
-        "noeviction | allkeys-lru | allkeys-lfu | allkeys-random | volatile-lru | volatile-lfu | volatile-random | volatile-ttl",
+        "spill (cold values to SSD under maxmemory, the SSD tier) | noeviction | allkeys-lru | allkeys-lfu | allkeys-random | volatile-lru | volatile-lfu | volatile-random | volatile-ttl",
     ),
     opt(
         "maxmemory-samples",
@@ -391,7 +391,9 @@ impl Default for Config {
             client_output_buffer_limit: OutputBufferLimit::default(),
             databases: 0,
             maxmemory_bytes: 0,
-            maxmemory_policy: txn::EvictionPolicy::NoEviction,
+            // tierkv's default (issue #10): over `maxmemory`, cold values go to SSD and no
+            // key is dropped; Redis's eight cache policies are a setting away.
+            maxmemory_policy: txn::EvictionPolicy::Spill,
             maxmemory_samples: 0,
             lfu_log_factor: 0,
             lfu_decay_time_min: 0,
@@ -515,7 +517,7 @@ impl Config {
             "maxmemory" => self.maxmemory_bytes = mem()?,
             "maxmemory-policy" => {
                 self.maxmemory_policy = txn::EvictionPolicy::from_name(value).ok_or_else(|| {
-                    bad("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction")
+                    bad("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, spill")
                 })?
             }
             "maxmemory-samples" => {
@@ -946,9 +948,15 @@ mod tests {
     #[test]
     fn memory_policy_options_match_redis() {
         let mut c = Config::default();
-        assert_eq!(c.get("maxmemory-policy").unwrap(), "noeviction");
+        assert_eq!(c.get("maxmemory-policy").unwrap(), "spill");
         assert_eq!(c.get("maxmemory-samples").unwrap(), "5");
-        assert_eq!(c.memory_config(), txn::MemoryConfig::default());
+        assert_eq!(
+            c.memory_config(),
+            txn::MemoryConfig {
+                policy: txn::EvictionPolicy::Spill,
+                ..txn::MemoryConfig::default()
+            }
+        );
         for policy in txn::EvictionPolicy::ALL {
             c.set_runtime("maxmemory-policy", &policy.name().to_ascii_uppercase())
                 .unwrap();

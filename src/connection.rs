@@ -262,6 +262,9 @@ async fn handle_loading(
     wait_for_the_tier(&args, shared).await;
     let mut reply = session.handle(args.clone(), shared);
     let (mut repeats, mut loads, mut last) = (0, 0, None);
+    // Values read through for this command (first misses: not promoted), which its retries
+    // read while their pages' images on SSD are unchanged.
+    let mut prefetched: Vec<txn::tier::Prefetched> = Vec::new();
     while let Some(value) = session.take_missing_page() {
         repeats = if last == Some(value) { repeats + 1 } else { 0 };
         last = Some(value);
@@ -275,13 +278,23 @@ async fn handle_loading(
         let whole_pages = loads > MISS_VALUES_BEFORE_PAGES;
         let fetched = tokio::task::spawn_blocking(move || {
             if whole_pages {
-                engine.load_page(value.page)
+                engine.load_page(value.page).map(|()| None)
             } else {
                 engine.fetch_value(value)
             }
         });
         match fetched.await {
-            Ok(Ok(())) => reply = session.handle(args.clone(), shared),
+            Ok(Ok(read_through)) => {
+                if let Some(value) = read_through {
+                    if prefetched.len() >= txn::tier::PREFETCHED_MAX {
+                        prefetched.remove(0);
+                    }
+                    prefetched.push(value);
+                }
+                reply = shared
+                    .engine
+                    .with_prefetched(&prefetched, || session.handle(args.clone(), shared));
+            }
             Ok(Err(error)) => {
                 let key = missed_key(&args, session.db, value, shared);
                 let shown = key.map(|k| String::from_utf8_lossy(k).into_owned());

@@ -120,15 +120,21 @@ pub fn open(config: &Config) -> Result<(Arc<Durability>, RecoveryReport), TxnErr
             ..EngineConfig::default()
         },
     })?;
-    attach_tier(config, &durability)?;
+    attach_tier(config, durability.engine())?;
     Ok((Arc::new(durability), report))
 }
 
 /// Under `maxmemory-policy spill` with a `maxmemory`, creates the SSD tier's spill file
 /// (`<dir>/tier.spill`, empty: it holds nothing durable, docs/FORMATS.md) and hands it to the
-/// engine, which keeps the resident value pages under the budget (`txn/src/tier.rs`).
-fn attach_tier(config: &Config, durability: &Durability) -> Result<(), TxnError> {
-    if config.maxmemory_policy != txn::EvictionPolicy::Spill || config.maxmemory_bytes == 0 {
+/// engine, which keeps the resident value pages under the budget (`txn/src/tier.rs`). At
+/// start, and when CONFIG SET first asks for both. A tier once attached stays (its pages may
+/// be on SSD): a later `maxmemory` changes its budget, and under another policy it keeps the
+/// budget it was attached with.
+pub fn attach_tier(config: &Config, engine: &txn::Engine) -> Result<(), TxnError> {
+    if config.maxmemory_policy != txn::EvictionPolicy::Spill
+        || config.maxmemory_bytes == 0
+        || engine.tier_attached()
+    {
         return Ok(());
     }
     let path = config.dir.join("tier.spill");
@@ -143,9 +149,7 @@ fn attach_tier(config: &Config, durability: &Durability) -> Result<(), TxnError>
         bytes => bytes,
     };
     let file = txn::SpillFile::new(file, path.clone(), direct, cap);
-    durability
-        .engine()
-        .attach_spill_file(file, config.maxmemory_bytes, config.tiered_policy);
+    engine.attach_spill_file(file, config.maxmemory_bytes, config.tiered_policy);
     tracing::info!(
         path = %path.display(),
         io = if direct { "O_DIRECT, positioned reads and writes" } else { "page cache (O_DIRECT refused by the file system), positioned reads and writes" },

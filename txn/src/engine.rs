@@ -595,8 +595,22 @@ impl Engine {
     /// Brings a value from SSD into RAM after a read failed with `NotResident`
     /// ([`TxnError::value_not_resident`]): a small value alone, promoted into a RAM page; a
     /// large one with its page. Blocks on the disk: call it off the async workers.
-    pub fn fetch_value(&self, value: storage::page::ValueRef) -> Result<(), TxnError> {
+    pub fn fetch_value(
+        &self,
+        value: storage::page::ValueRef,
+    ) -> Result<Option<crate::tier::Prefetched>, TxnError> {
         crate::tier::fetch(&self.inner, value)
+    }
+
+    /// Runs `f` (a command's retry after its misses) with the values [`Engine::fetch_value`]
+    /// read through for it readable on this thread, while their pages' images on SSD are
+    /// unchanged.
+    pub fn with_prefetched<R>(
+        &self,
+        prefetched: &[crate::tier::Prefetched],
+        f: impl FnOnce() -> R,
+    ) -> R {
+        crate::tier::with_prefetched(prefetched, f)
     }
 
     /// The SSD tier's counters and rates (INFO's tiering section).

@@ -64,12 +64,12 @@ pub struct TierStats {
 /// The tier's counters and rates for INFO (`Engine::tier_info`).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TierInfo {
-    /// Value reads by clients since the file was attached, and those that found their page
-    /// on SSD (each miss is read again once fetched).
+    /// Value reads by clients since the file was attached (a command's retries after a miss
+    /// not counted again), and the misses among them (the value's page was on SSD).
     pub value_reads: u64,
     /// See `value_reads`.
     pub value_misses: u64,
-    /// Hits over requests (`value_reads - value_misses`), 1.0 with no read yet.
+    /// Hits over reads (`(value_reads - value_misses) / value_reads`), 1.0 with no read yet.
     pub hit_ratio: f64,
     /// Misses, SSD reads and pages written per second, over the last second or so.
     pub misses_per_sec: f64,
@@ -77,8 +77,10 @@ pub struct TierInfo {
     pub ssd_reads_per_sec: f64,
     /// See `misses_per_sec`.
     pub pages_written_per_sec: f64,
-    /// Values promoted from SSD into RAM pages alone (a miss on a small value).
+    /// Values promoted from SSD into RAM pages alone (a small value's second miss lately).
     pub promotions: u64,
+    /// Small values read from SSD for one command only (their first miss lately).
+    pub read_throughs: u64,
     /// Pages loaded back whole (large values, commands over many cold keys).
     pub pages_loaded: u64,
     /// Live bytes in the pages on SSD, as of the last survey.
@@ -95,6 +97,9 @@ pub struct TierInfo {
 #[derive(Default)]
 struct Counters {
     promotions: AtomicU64,
+    read_throughs: AtomicU64,
+    /// Reads served by a read-through's copy (the page store counted them as misses).
+    prefetched_reads: AtomicU64,
     pages_loaded: AtomicU64,
     ssd_live_bytes: AtomicU64,
     ssd_pages_compacted: AtomicU64,
@@ -118,6 +123,8 @@ struct RateSample {
 pub(crate) struct Tier {
     state: Mutex<Option<TierState>>,
     counters: Counters,
+    /// Which missed values are promoted ([`Doorkeeper`]).
+    doorkeeper: Mutex<Doorkeeper>,
     /// A spill file is attached and was not full at the last tick.
     can_spill: std::sync::atomic::AtomicBool,
     /// A spill file is attached (reads may miss).
@@ -158,6 +165,7 @@ impl Tier {
         Tier {
             state: Mutex::new(None),
             counters: Counters::default(),
+            doorkeeper: Mutex::new(Doorkeeper::new()),
             can_spill: std::sync::atomic::AtomicBool::new(false),
             attached: std::sync::atomic::AtomicBool::new(false),
         }
@@ -249,20 +257,25 @@ fn sample_rates(inner: &Inner, state: &mut TierState) {
 pub(crate) fn info(inner: &Inner) -> TierInfo {
     let c = &inner.tier.counters;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let (value_reads, value_misses) = inner.pages.read_counts();
-    let requests = value_reads.saturating_sub(value_misses);
+    // The page store counts attempts and the attempts that found the page on SSD. Every such
+    // failure but those a read-through's copy then served sends its command to fetch and run
+    // again (one more attempt), so: misses = failures - served, requests = attempts - misses.
+    let (attempts, failures) = inner.pages.read_counts();
+    let value_misses = failures.saturating_sub(load(&c.prefetched_reads));
+    let value_reads = attempts.saturating_sub(value_misses);
     TierInfo {
         value_reads,
         value_misses,
-        hit_ratio: if requests == 0 {
+        hit_ratio: if value_reads == 0 {
             1.0
         } else {
-            requests.saturating_sub(value_misses) as f64 / requests as f64
+            value_reads.saturating_sub(value_misses) as f64 / value_reads as f64
         },
         misses_per_sec: f64::from_bits(load(&c.misses_per_sec)),
         ssd_reads_per_sec: f64::from_bits(load(&c.ssd_reads_per_sec)),
         pages_written_per_sec: f64::from_bits(load(&c.pages_written_per_sec)),
         promotions: load(&c.promotions),
+        read_throughs: load(&c.read_throughs),
         pages_loaded: load(&c.pages_loaded),
         ssd_live_bytes: load(&c.ssd_live_bytes),
         ssd_pages_compacted: load(&c.ssd_pages_compacted),
@@ -454,13 +467,160 @@ pub(crate) fn load_page(inner: &Inner, page: PageId) -> Result<(), StorageError>
     Ok(())
 }
 
-/// Brings the value at `value` (whose page is on SSD) into RAM: a small value is read from SSD
-/// alone (the 4 KiB blocks holding it and its header) and promoted, i.e. copied into a
-/// survivor page and every version naming it re-pointed, as compaction moves a value
-/// (`compact.rs`, invariant 14: the old place is retired until no reader can hold it); the
-/// page stays on SSD. A value without a header (larger than a shared page takes) loads its
-/// whole page. Blocks on the disk: call it off the async workers.
-pub(crate) fn fetch(inner: &Inner, value: storage::page::ValueRef) -> Result<(), crate::TxnError> {
+/// A value read from SSD for one command's retry, with the image it came from
+/// ([`fetch`]'s read-through): the retry's read of that same place takes these bytes while the
+/// page's image on SSD is still that one (same slot, same write generation: the page was
+/// neither loaded, freed, reused nor rewritten, and a place in it holds what it held).
+#[derive(Debug, Clone)]
+pub struct Prefetched {
+    value: storage::page::ValueRef,
+    image: (storage::tier::SlotId, u64),
+    bytes: bytes::Bytes,
+}
+
+thread_local! {
+    /// The values the command running on this thread fetched before this run
+    /// (`Engine::with_prefetched`), at most [`PREFETCHED_MAX`].
+    static PREFETCHED: std::cell::RefCell<Vec<Prefetched>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Values one command run may carry from read-throughs (the server loads whole pages after a
+/// few misses of one command anyway).
+pub const PREFETCHED_MAX: usize = 16;
+
+/// Runs `f` with `prefetched` readable by [`read_value`] on this thread (the server runs a
+/// command again this way after fetching what it missed).
+pub(crate) fn with_prefetched<R>(prefetched: &[Prefetched], f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            PREFETCHED.with(|p| p.borrow_mut().clear());
+        }
+    }
+    PREFETCHED.with(|p| {
+        let mut p = p.borrow_mut();
+        p.clear();
+        p.extend(prefetched.iter().take(PREFETCHED_MAX).cloned());
+    });
+    let _clear = Clear;
+    f()
+}
+
+/// A committed value's bytes, for every read a command makes: from RAM, or, when its page is
+/// on SSD, from a read-through this thread's command was handed ([`with_prefetched`]) if that
+/// still describes the page's image; otherwise `NotResident`.
+pub(crate) fn read_value(
+    inner: &Inner,
+    value: storage::page::ValueRef,
+) -> Result<bytes::Bytes, StorageError> {
+    match inner.pages.read(value) {
+        Err(StorageError::NotResident { page, offset, len }) => {
+            let kept = PREFETCHED.with(|p| {
+                p.borrow()
+                    .iter()
+                    .find(|f| f.value == value)
+                    .map(|f| (f.image, f.bytes.clone()))
+            });
+            match kept {
+                Some((image, bytes)) if inner.pages.spilled_image(value.page) == Some(image) => {
+                    inner
+                        .tier
+                        .counters
+                        .prefetched_reads
+                        .fetch_add(1, Ordering::Relaxed);
+                    Ok(bytes)
+                }
+                _ => Err(StorageError::NotResident { page, offset, len }),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Which missed values are promoted: a doorkeeper (a Bloom filter cleared every
+/// [`DOORKEEPER_INSERTS`] misses, as in front of TinyLFU) remembers the values that missed
+/// lately; a value that misses again while remembered is read often enough to move into RAM,
+/// and one that misses once is only read through. Uniform reads over ten times the budget
+/// then write nothing (they promoted every value, and compaction of the spill file then
+/// rewrote the holes promotion left), while a Zipf head still comes into RAM on its second
+/// miss. Bits: 2^20 (128 KiB), two probes: about 5 % false positives when full.
+struct Doorkeeper {
+    bits: Vec<u64>,
+    inserts: u32,
+}
+
+const DOORKEEPER_BITS: usize = 1 << 20;
+const DOORKEEPER_INSERTS: u32 = 1 << 17;
+
+impl Doorkeeper {
+    fn new() -> Doorkeeper {
+        Doorkeeper {
+            bits: vec![0; DOORKEEPER_BITS / 64],
+            inserts: 0,
+        }
+    }
+
+    /// Remembers `item`; true if it was remembered already.
+    fn seen_again(&mut self, item: u64) -> bool {
+        let hash = item.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let probes = [hash >> 44, (hash >> 20) & 0xF_FFFF];
+        let mut seen = true;
+        for probe in probes {
+            let bit = (probe as usize) % DOORKEEPER_BITS;
+            if let Some(word) = self.bits.get_mut(bit / 64) {
+                let mask = 1u64 << (bit % 64);
+                seen &= *word & mask != 0;
+                *word |= mask;
+            }
+        }
+        if !seen {
+            self.inserts += 1;
+            if self.inserts >= DOORKEEPER_INSERTS {
+                self.bits.iter_mut().for_each(|w| *w = 0);
+                self.inserts = 0;
+            }
+        }
+        seen
+    }
+}
+
+/// After a read missed `value` (its page is on SSD): a small value that missed before lately
+/// (the doorkeeper) is promoted, i.e. read from SSD alone (the 4 KiB blocks holding it and its
+/// header), copied into a survivor page and every version naming it re-pointed, as compaction
+/// moves a value (`compact.rs`, invariant 14: the old place is retired until no reader can hold
+/// it), and `None` comes back; a small value missed for the first time is read the same way
+/// and handed back ([`Prefetched`]) for the command's retry only, its page untouched. A value
+/// without a header (larger than a shared page takes) loads its whole page. Blocks on the disk:
+/// call it off the async workers.
+pub(crate) fn fetch(
+    inner: &Inner,
+    value: storage::page::ValueRef,
+) -> Result<Option<Prefetched>, crate::TxnError> {
+    let small = value.len as usize <= storage::page::SMALL_VALUE_MAX_BYTES
+        && value.offset as usize >= storage::page::VALUE_HEADER_BYTES;
+    if !small {
+        return load_page(inner, value.page)
+            .map(|()| None)
+            .map_err(Into::into);
+    }
+    let place = u64::from(value.page.0) << 32 | u64::from(value.offset);
+    if !inner.tier.doorkeeper.lock().seen_again(place) {
+        inner
+            .tier
+            .counters
+            .read_throughs
+            .fetch_add(1, Ordering::Relaxed);
+        return match inner.pages.read_cold_owned(value) {
+            // Stale (see below) or in RAM after all: the retry reads afresh.
+            Err(StorageError::BadValueRef { .. }) | Ok(None) => Ok(None),
+            Err(error) => Err(error.into()),
+            Ok(Some(read)) => Ok(Some(Prefetched {
+                value,
+                image: read.image,
+                bytes: read.value,
+            })),
+        };
+    }
     // Held busy while we read and re-point: the place cannot be freed and reused meanwhile.
     let mut hold = None;
     for _ in 0..LOAD_BUSY_RETRIES {
@@ -474,22 +634,27 @@ pub(crate) fn fetch(inner: &Inner, value: storage::page::ValueRef) -> Result<(),
                     ..
                 })) => std::thread::sleep(std::time::Duration::from_micros(100)),
                 // Resident (loaded meanwhile) or freed: the retry finds it as it is.
-                _ => return Ok(()),
+                _ => return Ok(None),
             },
             Err(error) => return Err(error.into()),
         }
     }
-    let Some(hold) = hold else { return Ok(()) };
+    let Some(hold) = hold else { return Ok(None) };
     let read = match inner.pages.read_cold_owned(value) {
         // The place holds no value of that length any more: the reader's version was
         // superseded and freed, and the page emptied, reused and spilled again since it
         // looked. Nothing to fetch: its retry reads the key afresh.
-        Err(StorageError::BadValueRef { .. }) => return Ok(()),
+        Err(StorageError::BadValueRef { .. }) => return Ok(None),
         other => other?,
     };
-    let Some((bytes, owner)) = read else {
-        drop(hold);
-        return load_page(inner, value.page).map_err(Into::into);
+    let Some(storage::page::ColdRead {
+        value: bytes,
+        owner,
+        ..
+    }) = read
+    else {
+        // In RAM after all.
+        return Ok(None);
     };
     let copy = inner
         .pages
@@ -522,5 +687,5 @@ pub(crate) fn fetch(inner: &Inner, value: storage::page::ValueRef) -> Result<(),
         None => drop(unsafe { inner.pages.free(copy) }),
     }
     drop(hold);
-    Ok(())
+    Ok(None)
 }

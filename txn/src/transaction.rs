@@ -240,7 +240,7 @@ enum Place {
 
 pub(crate) fn entry_of(inner: &Inner, version: &VersionView) -> Result<Entry, TxnError> {
     Ok(Entry {
-        value: inner.pages.read(version.value)?,
+        value: crate::tier::read_value(inner, version.value)?,
         kind: ValueKind::String,
         version: CommitTs(version.commit_ts),
         expire_at_ms: version.expiry(),
@@ -591,7 +591,7 @@ impl Transaction {
         };
         let value = match place {
             Place::Own(value) => value,
-            Place::Page(value) => self.inner.pages.read(value)?,
+            Place::Page(value) => crate::tier::read_value(&self.inner, value)?,
         };
         Ok(Some(Entry {
             value,

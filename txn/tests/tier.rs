@@ -42,6 +42,14 @@ fn key(i: usize) -> String {
     format!("key:{i:06}")
 }
 
+/// The first key (of `0..n`) whose value is on SSD: which pages the policy keeps in RAM
+/// depends on the order it met them in.
+fn first_cold(engine: &Engine, n: usize) -> usize {
+    (0..n)
+        .find(|&i| engine.get(0, key(i).as_bytes()).is_err())
+        .expect("some value is on SSD")
+}
+
 /// A read as the server will do it: on `NotResident`, load the page and run it again.
 fn get_loading(engine: &Engine, key: &str) -> (Option<Vec<u8>>, u32) {
     let mut loads = 0;
@@ -242,7 +250,7 @@ fn metadata_reads_deletes_and_deadlines_never_miss() {
         engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
     }
     assert!(engine.tier_tick().spilled > 0);
-    let cold = key(0);
+    let cold = key(first_cold(&engine, 2000));
     assert!(engine
         .get(0, cold.as_bytes())
         .unwrap_err()
@@ -283,19 +291,37 @@ fn metadata_reads_deletes_and_deadlines_never_miss() {
 /// back into a RAM page (every version re-pointed, as compaction moves values), its page stays
 /// on SSD, and an open snapshot still reads its own version.
 #[test]
-fn a_missed_small_value_is_promoted_alone_and_its_page_stays_on_ssd() {
+fn a_missed_small_value_is_read_through_once_then_promoted_alone_and_its_page_stays_on_ssd() {
     let engine = engine_with_tier(4, EvictionPolicy::WTinyLfu);
     for i in 0..2000 {
         engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
     }
     assert!(engine.tier_tick().spilled > 0);
-    let cold = key(5);
+    let i = first_cold(&engine, 2000);
+    let cold = key(i);
     let mut snapshot = engine.begin(Isolation::Snapshot);
     let miss = engine.get(0, cold.as_bytes()).unwrap_err();
     let place = miss.value_not_resident().expect("a miss names the value");
     let spilled = engine.stats().pages.spilled_pages;
+    let live = engine.stats().pages.bytes_live;
+    // First miss: read through for this command's retry only; nothing moves.
+    let through = engine
+        .fetch_value(place)
+        .unwrap()
+        .expect("a first miss is read through");
+    assert_eq!(engine.stats().pages.bytes_live, live, "nothing promoted");
+    let retried = engine.with_prefetched(std::slice::from_ref(&through), || {
+        engine.get(0, cold.as_bytes())
+    });
+    assert_eq!(&retried.unwrap().unwrap().value[..], &value(i)[..]);
+    assert!(
+        engine.get(0, cold.as_bytes()).is_err(),
+        "outside its retry the value is still on SSD"
+    );
+    assert_eq!(engine.tier_info().read_throughs, 1);
+    // Missed again lately (the doorkeeper remembers the place): promoted.
     let blocks = engine.spill_stats().unwrap().0.blocks_read;
-    engine.fetch_value(place).unwrap();
+    assert!(engine.fetch_value(place).unwrap().is_none(), "promoted");
     assert_eq!(
         engine.stats().pages.spilled_pages,
         spilled,
@@ -307,24 +333,24 @@ fn a_missed_small_value_is_promoted_alone_and_its_page_stays_on_ssd() {
         "a 1 000-byte value and its header span one or two 4 KiB blocks, not the page: {read}"
     );
     let got = engine.get(0, cold.as_bytes()).unwrap().unwrap();
-    assert_eq!(&got.value[..], &value(5)[..], "read from RAM now");
+    assert_eq!(&got.value[..], &value(i)[..], "read from RAM now");
     // The snapshot opened before the promotion reads the same bytes (re-pointed version).
     let mut loads = 0;
     let seen = loop {
         match snapshot.get(0, cold.as_bytes()) {
             Ok(entry) => break entry.unwrap(),
             Err(e) => {
-                engine.fetch_value(e.value_not_resident().unwrap()).unwrap();
+                let _ = engine.fetch_value(e.value_not_resident().unwrap()).unwrap();
                 loads += 1;
                 assert!(loads < 4);
             }
         }
     };
-    assert_eq!(&seen.value[..], &value(5)[..]);
+    assert_eq!(&seen.value[..], &value(i)[..]);
     snapshot.abort();
     // A second fetch of the old place finds nothing to re-point and leaves no copy behind.
     let live = engine.stats().pages.bytes_live;
-    engine.fetch_value(place).unwrap();
+    let _ = engine.fetch_value(place).unwrap();
     assert_eq!(engine.stats().pages.bytes_live, live);
     engine.release_retired();
     assert_eq!(engine.compaction_stats().retired_bytes, 0);
@@ -378,10 +404,18 @@ fn readers_writers_gc_compaction_and_the_tier_on_threads_never_see_a_wrong_value
                 let mut i = r;
                 while !stop.load(Ordering::Relaxed) {
                     let k = key(i % keys);
+                    // As the server does: a read-through is handed to the retry.
+                    let mut kept = Vec::new();
                     let got = loop {
-                        match engine.get(0, k.as_bytes()) {
+                        match engine.with_prefetched(&kept, || engine.get(0, k.as_bytes())) {
                             Ok(entry) => break entry.unwrap(),
-                            Err(e) => engine.fetch_value(e.value_not_resident().unwrap()).unwrap(),
+                            Err(e) => {
+                                if let Some(through) =
+                                    engine.fetch_value(e.value_not_resident().unwrap()).unwrap()
+                                {
+                                    kept.push(through);
+                                }
+                            }
                         }
                     };
                     let prefix = format!("{k}=");

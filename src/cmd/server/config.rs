@@ -102,6 +102,10 @@ impl SessionCommand for ConfigCmd {
                 let mut config = cx.shared.config.write();
                 *config = next;
                 cx.shared.engine.set_memory_config(config.memory_config());
+                // `maxmemory` under `spill` for the first time: the SSD tier starts now.
+                if let Err(error) = crate::persistence::attach_tier(&config, &cx.shared.engine) {
+                    tracing::warn!(%error, "the SSD tier could not start; writes over maxmemory get -OOM");
+                }
                 cx.shared
                     .engine
                     .set_compaction_config(config.compaction_config());

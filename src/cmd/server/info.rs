@@ -213,7 +213,7 @@ fn tiering(s: &mut String, shared: &Shared) {
          tiering_free_frames:{}\r\ntiering_frames_released:{}\r\n\
          tiering_frames_awaiting_release:{}\r\n\
          tiering_pages_written:{}\r\ntiering_ssd_reads:{}\r\ntiering_ssd_blocks_read:{}\r\n\
-         tiering_corrupt_blocks:{}\r\ntiering_promotions:{}\r\ntiering_pages_loaded:{}\r\n\
+         tiering_corrupt_blocks:{}\r\ntiering_promotions:{}\r\ntiering_read_throughs:{}\r\ntiering_pages_loaded:{}\r\n\
          tiering_ssd_pages_compacted:{}\r\ntiering_ssd_bytes_moved:{}\r\n\
          tiering_write_stalls:{}\r\ntiering_write_stall_usec:{}\r\n\r\n",
         u8::from(spill.is_some()),
@@ -245,6 +245,7 @@ fn tiering(s: &mut String, shared: &Shared) {
         file.blocks_read,
         file.corrupt_blocks,
         tier.promotions,
+        tier.read_throughs,
         tier.pages_loaded,
         tier.ssd_pages_compacted,
         tier.ssd_bytes_moved,

@@ -763,3 +763,37 @@ fn a_page_on_ssd_is_walked_from_its_image_and_emptied_into_cold_pages() {
     }
     assert_eq!(store.read(moved[0]).unwrap()[0], 0);
 }
+
+/// What a read-through's copy is checked against: a page's image on SSD (slot, write
+/// generation) is gone once the page is loaded, and a new write of it never has the same
+/// generation, so a copy taken from an older image is never mistaken for the current one.
+#[test]
+fn a_spilled_image_is_named_by_slot_and_generation_and_never_repeats() {
+    use crate::io::{Disk, SimDisk};
+    use crate::tier::spill::{SpillFile, SLOT_BYTES};
+    let store = one_shard();
+    let disk = SimDisk::new(9);
+    disk.create_dir_all(std::path::Path::new("/d")).unwrap();
+    let path = std::path::Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    assert!(store.attach_spill_file(SpillFile::new(
+        file,
+        path.into(),
+        direct,
+        8 * SLOT_BYTES as u64
+    )));
+    let value = store.write(&[5u8; 700], 5).unwrap();
+    seal_open_page(&store);
+    assert_eq!(store.spilled_image(value.page), None, "in RAM");
+    store.spill(value.page).unwrap();
+    let first = store.spilled_image(value.page).unwrap();
+    let read = store.read_cold_owned(value).unwrap().unwrap();
+    assert_eq!(read.image, first, "a read names the image it came from");
+    assert_eq!(&read.value[..], &[5u8; 700][..]);
+    assert_eq!(read.owner, 5);
+    store.load(value.page).unwrap();
+    assert_eq!(store.spilled_image(value.page), None, "loaded: no image");
+    store.spill(value.page).unwrap();
+    let second = store.spilled_image(value.page).unwrap();
+    assert_ne!(second.1, first.1, "a new write, a new generation");
+}

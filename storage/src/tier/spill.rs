@@ -445,6 +445,18 @@ impl SpillFile {
             .unwrap_or_default())
     }
 
+    /// The write generation of the image of `page` in `slot`, if `slot` holds it: what a copy
+    /// of bytes read from it is checked against later (an image is never rewritten in place,
+    /// so the same generation means the same bytes).
+    pub fn generation_of(&self, slot: SlotId, page: PageId) -> Option<u64> {
+        self.slots
+            .get(slot.0 as usize)
+            .copied()
+            .flatten()
+            .filter(|meta| meta.page == page)
+            .map(|meta| meta.generation)
+    }
+
     /// Frees `slot` (its page came back to RAM or was freed). Returns whether it held one.
     pub fn free(&mut self, slot: SlotId) -> bool {
         match self.slots.get_mut(slot.0 as usize) {

@@ -143,6 +143,18 @@ impl Drop for PageHold<'_> {
     }
 }
 
+/// A small value read from SSD ([`PageStore::read_cold_owned`]).
+#[derive(Debug, Clone)]
+pub struct ColdRead {
+    /// Its bytes.
+    pub value: Bytes,
+    /// The owner tag in its header.
+    pub owner: u64,
+    /// The image it was read from: (slot, write generation), as
+    /// [`PageStore::spilled_image`] reports it.
+    pub image: (SlotId, u64),
+}
+
 /// A spilled page held busy with its bytes read from SSD ([`PageStore::hold_spilled`]).
 pub struct SpilledPage<'a> {
     _hold: PageHold<'a>,
@@ -578,6 +590,19 @@ impl PageStore {
         start: usize,
         len: usize,
     ) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .read_spilled_tagged(vref, start, len)?
+            .map(|(bytes, _)| bytes))
+    }
+
+    /// [`Self::read_spilled`] with the image the bytes came from (slot, write generation),
+    /// both under one hold of the file's read lock.
+    fn read_spilled_tagged(
+        &self,
+        vref: ValueRef,
+        start: usize,
+        len: usize,
+    ) -> Result<Option<(Vec<u8>, (SlotId, u64))>, StorageError> {
         let Some(slot) = self.slot(vref.page) else {
             return Err(StorageError::BadValueRef {
                 page: vref.page.0,
@@ -596,23 +621,48 @@ impl PageStore {
             offset: start,
             len,
         })?;
-        Ok(Some(file.read_page(ssd, vref.page, start, len)?))
+        let bytes = file.read_page(ssd, vref.page, start, len)?;
+        let generation = file
+            .generation_of(ssd, vref.page)
+            .ok_or(SpillError::BadRange {
+                slot: ssd,
+                offset: start,
+                len,
+            })?;
+        Ok(Some((bytes, (ssd, generation))))
+    }
+
+    /// Where `page`'s image is on SSD and its write generation: `None` unless it is on SSD.
+    /// A value read from SSD while this was `(slot, generation)` still has those bytes while
+    /// it still is (the page was neither loaded, freed, reused nor spilled again meanwhile):
+    /// how a caller checks a copy it kept ([`ColdRead::image`]).
+    pub fn spilled_image(&self, page: PageId) -> Option<(SlotId, u64)> {
+        let slot = self.slot(page)?;
+        let spill = self.spill.read();
+        let Residency::OnSsd { slot: ssd, .. } =
+            Residency::decode(slot.tier.load(Ordering::Acquire))
+        else {
+            return None;
+        };
+        let generation = spill.as_ref()?.generation_of(ssd, page)?;
+        Some((ssd, generation))
     }
 
     /// A small value of a page on SSD and its owner tag, read from SSD with its header (only
     /// the blocks holding them, checked): what promotion copies into RAM
-    /// ([`Self::relocate_bytes`]). `None` for a value without a header (one larger than
-    /// [`SMALL_VALUE_MAX_BYTES`], alone in its page or extent: load its page instead) or whose
-    /// page is in RAM after all (read it as usual).
-    pub fn read_cold_owned(&self, vref: ValueRef) -> Result<Option<(Bytes, u64)>, StorageError> {
+    /// ([`Self::relocate_bytes`]), and what a read-through keeps with the image it came from.
+    /// `None` for a value without a header (one larger than [`SMALL_VALUE_MAX_BYTES`], alone
+    /// in its page or extent: load its page instead) or whose page is in RAM after all (read
+    /// it as usual).
+    pub fn read_cold_owned(&self, vref: ValueRef) -> Result<Option<ColdRead>, StorageError> {
         if vref.len as usize > crate::page::SMALL_VALUE_MAX_BYTES
             || (vref.offset as usize) < VALUE_HEADER_BYTES
         {
             return Ok(None);
         }
         let start = vref.offset as usize - VALUE_HEADER_BYTES;
-        let Some(mut bytes) =
-            self.read_spilled(vref, start, VALUE_HEADER_BYTES + vref.len as usize)?
+        let Some((mut bytes, image)) =
+            self.read_spilled_tagged(vref, start, VALUE_HEADER_BYTES + vref.len as usize)?
         else {
             return Ok(None);
         };
@@ -631,7 +681,11 @@ impl PageStore {
             return Err(bad());
         }
         let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
-        Ok(Some((value, word >> 16)))
+        Ok(Some(ColdRead {
+            value,
+            owner: word >> 16,
+            image,
+        }))
     }
 
     /// For `release`: a spilled page whose last value was freed loses its SSD slot; true if
