@@ -143,6 +143,10 @@ impl Drop for PageHold<'_> {
     }
 }
 
+/// A page's image on SSD: its slot and the write generation of the image in it
+/// ([`PageStore::spilled_image`]).
+pub type SpilledImage = (SlotId, u64);
+
 /// A small value read from SSD ([`PageStore::read_cold_owned`]).
 #[derive(Debug, Clone)]
 pub struct ColdRead {
@@ -602,7 +606,7 @@ impl PageStore {
         vref: ValueRef,
         start: usize,
         len: usize,
-    ) -> Result<Option<(Vec<u8>, (SlotId, u64))>, StorageError> {
+    ) -> Result<Option<(Vec<u8>, SpilledImage)>, StorageError> {
         let Some(slot) = self.slot(vref.page) else {
             return Err(StorageError::BadValueRef {
                 page: vref.page.0,
