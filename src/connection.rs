@@ -191,15 +191,15 @@ async fn run_batch(
     Ok(end)
 }
 
-/// Times one command may miss the value it just fetched before that miss is its reply (its
-/// page spilled again between the fetch and the retry, over and over). Misses on other
-/// values are progress: a command over many cold keys fetches one value per run (collecting
-/// them all in one run is the next step).
+/// Times one command may miss the values it just fetched before that miss is its reply (their
+/// pages spilled again between the fetch and the retry, over and over). Misses on other
+/// values are progress: MGET reports every value it misses in one run, a read inside EXEC or
+/// a TXN its first.
 const MISS_RETRIES_MAX: u32 = 8;
-/// Values one command fetches alone before it loads whole pages instead.
-const MISS_VALUES_BEFORE_PAGES: u32 = 4;
+/// Runs of one command that fetch values alone before it loads whole pages instead.
+const MISS_ROUNDS_BEFORE_PAGES: u32 = 4;
 /// Values one command may fetch in all.
-const MISS_LOADS_MAX: u32 = 1 << 16;
+const MISS_LOADS_MAX: usize = 1 << 16;
 
 /// Longest a write waits for the SSD tier to write pages out before it runs anyway (the tier
 /// then catches up while RAM is over `maxmemory` by more than its headroom).
@@ -261,41 +261,35 @@ async fn handle_loading(
     }
     wait_for_the_tier(&args, shared).await;
     let mut reply = session.handle(args.clone(), shared);
-    let (mut repeats, mut loads, mut last) = (0, 0, None);
+    let (mut rounds, mut repeats, mut fetched) = (0u32, 0u32, 0usize);
+    let mut last: Vec<txn::ValueRef> = Vec::new();
     // Values read through for this command (first misses: not promoted), which its retries
     // read while their pages' images on SSD are unchanged.
     let mut prefetched: Vec<txn::tier::Prefetched> = Vec::new();
-    while let Some(value) = session.take_missing_page() {
-        repeats = if last == Some(value) { repeats + 1 } else { 0 };
-        last = Some(value);
-        loads += 1;
-        if repeats > MISS_RETRIES_MAX || loads > MISS_LOADS_MAX {
+    loop {
+        let missing = session.take_missing();
+        if missing.is_empty() {
             break;
         }
-        let engine = shared.engine.clone();
-        // One value at a time suits a command over a few keys; one over many cold keys (an
-        // MGET of hundreds) would run again per value, so after a few it loads whole pages.
-        let whole_pages = loads > MISS_VALUES_BEFORE_PAGES;
-        let fetched = tokio::task::spawn_blocking(move || {
-            if whole_pages {
-                engine.load_page(value.page).map(|()| None)
-            } else {
-                engine.fetch_value(value)
-            }
-        });
-        match fetched.await {
-            Ok(Ok(read_through)) => {
-                if let Some(value) = read_through {
-                    if prefetched.len() >= txn::tier::PREFETCHED_MAX {
-                        prefetched.remove(0);
-                    }
-                    prefetched.push(value);
-                }
+        repeats = if missing == last { repeats + 1 } else { 0 };
+        rounds += 1;
+        fetched += missing.len();
+        if repeats > MISS_RETRIES_MAX || fetched > MISS_LOADS_MAX {
+            break;
+        }
+        // A command that keeps missing one value per run (reads inside EXEC or a TXN stop at
+        // their first) would run again per value: after a few rounds, whole pages.
+        let whole_pages = rounds > MISS_ROUNDS_BEFORE_PAGES;
+        match fetch_all(&missing, whole_pages, shared).await {
+            Ok(read_through) => {
+                prefetched.extend(read_through);
+                let excess = prefetched.len().saturating_sub(txn::tier::PREFETCHED_MAX);
+                prefetched.drain(..excess);
                 reply = shared
                     .engine
                     .with_prefetched(&prefetched, || session.handle(args.clone(), shared));
             }
-            Ok(Err(error)) => {
+            Err(Some((value, error))) => {
                 let key = missed_key(&args, session.db, value, shared);
                 let shown = key.map(|k| String::from_utf8_lossy(k).into_owned());
                 tracing::error!(
@@ -316,10 +310,105 @@ async fn handle_loading(
                 });
                 break;
             }
-            Err(_) => break,
+            Err(None) => break,
         }
+        last = missing;
     }
     reply
+}
+
+/// Values fetched at once per command, each on its own blocking thread (the disk's queue
+/// depth for one command: an MGET over many cold keys).
+const MISS_FETCH_PARALLEL: usize = 32;
+/// Values one command missed in one page from which the page is read whole for all of them
+/// (one 64 KiB read instead of that many 4 KiB ones).
+const MISS_VALUES_PER_PAGE_READ: usize = 4;
+
+/// Fetches every value in `missing` together on the blocking pool, [`MISS_FETCH_PARALLEL`] at
+/// a time (or loads their pages, once each): the read-throughs to hand to the retry, or the
+/// first failure (`None`: a blocking task died).
+async fn fetch_all(
+    missing: &[txn::ValueRef],
+    whole_pages: bool,
+    shared: &Arc<Shared>,
+) -> Result<Vec<txn::tier::Prefetched>, Option<(txn::ValueRef, txn::TxnError)>> {
+    // Several values in one page (a sweep over neighbouring keys): one read of the page for
+    // all of them; the others value by value. After a few rounds, whole pages are loaded.
+    let mut per_page: std::collections::HashMap<txn::PageId, Vec<txn::ValueRef>> =
+        std::collections::HashMap::new();
+    for &value in missing {
+        per_page.entry(value.page).or_default().push(value);
+    }
+    enum Fetch {
+        One(txn::ValueRef),
+        Page(Vec<txn::ValueRef>),
+        Load(txn::ValueRef),
+    }
+    let mut wanted = Vec::with_capacity(missing.len());
+    for (_, values) in per_page {
+        match values.first() {
+            Some(&first) if whole_pages => wanted.push(Fetch::Load(first)),
+            Some(_) if values.len() >= MISS_VALUES_PER_PAGE_READ => {
+                wanted.push(Fetch::Page(values))
+            }
+            _ => wanted.extend(values.into_iter().map(Fetch::One)),
+        }
+    }
+    let mut read_through = Vec::new();
+    for chunk in wanted.chunks(MISS_FETCH_PARALLEL) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .filter_map(|fetch| {
+                let engine = shared.engine.clone();
+                let (value, task) = match fetch {
+                    Fetch::One(value) => {
+                        let value = *value;
+                        (
+                            value,
+                            tokio::task::spawn_blocking(move || {
+                                engine
+                                    .fetch_value(value)
+                                    .map(|v| v.into_iter().collect::<Vec<_>>())
+                            }),
+                        )
+                    }
+                    Fetch::Page(values) => {
+                        let values = values.clone();
+                        (
+                            *values.first()?,
+                            tokio::task::spawn_blocking(move || engine.fetch_from_page(&values)),
+                        )
+                    }
+                    Fetch::Load(value) => {
+                        let value = *value;
+                        (
+                            value,
+                            tokio::task::spawn_blocking(move || {
+                                engine.load_page(value.page).map(|()| Vec::new())
+                            }),
+                        )
+                    }
+                };
+                Some((value, task))
+            })
+            .collect();
+        let mut failed = None;
+        for (value, task) in tasks {
+            match task.await {
+                Ok(Ok(through)) => read_through.extend(through),
+                Ok(Err(error)) => {
+                    failed.get_or_insert(Some((value, error)));
+                }
+                Err(_) => {
+                    failed.get_or_insert(None);
+                }
+            }
+        }
+        if let Some(failed) = failed {
+            return Err(failed);
+        }
+    }
+    Ok(read_through)
 }
 
 /// Which of the command's arguments is the key whose value `value` is, for an error that names

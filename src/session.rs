@@ -66,9 +66,9 @@ pub struct Session {
     txn: Option<Transaction>,
     /// Whether single-key commands may take their fast path (tests turn it off to compare).
     fast_paths: bool,
-    /// The value the last command needed from the SSD tier: it failed with nothing done, and
-    /// runs again once the connection has fetched it (`connection.rs`).
-    missing_page: Option<txn::ValueRef>,
+    /// The values the last command needed from the SSD tier: it failed with nothing done, and
+    /// runs again once the connection has fetched them (`connection.rs`).
+    missing: Vec<txn::ValueRef>,
 }
 
 impl Session {
@@ -88,20 +88,18 @@ impl Session {
             watched: Vec::new(),
             txn: None,
             fast_paths: true,
-            missing_page: None,
+            missing: Vec::new(),
         }
     }
 
-    /// The value the last command missed (see the field), taken.
-    pub fn take_missing_page(&mut self) -> Option<txn::ValueRef> {
-        self.missing_page.take()
+    /// The values the last command missed (see the field), taken.
+    pub fn take_missing(&mut self) -> Vec<txn::ValueRef> {
+        std::mem::take(&mut self.missing)
     }
 
-    /// Notes a miss if `e` is one.
+    /// Notes the misses if `e` is one.
     fn note_miss(&mut self, e: &TxnError) {
-        if let Some(value) = e.value_not_resident() {
-            self.missing_page = Some(value);
-        }
+        self.missing = e.values_not_resident();
     }
 
     fn note_cmd_miss(&mut self, e: &CmdError) {
@@ -145,7 +143,7 @@ impl Session {
 
     /// Runs one request and returns its reply.
     pub fn handle(&mut self, args: Vec<Bytes>, shared: &Arc<Shared>) -> Frame {
-        self.missing_page = None;
+        self.missing.clear();
         let Some(name) = args.first() else {
             return Frame::Null;
         };
@@ -513,10 +511,11 @@ impl Session {
                 // Nothing ran, as far as the client can tell: a SELECT queued in the block does
                 // not stay in effect (Redis runs no queued command when EXEC fails).
                 self.db = start_db;
-                if let (Some(page), Some(queue)) = (error.value_not_resident(), requeue) {
+                let missed = error.values_not_resident();
+                if let (false, Some(queue)) = (missed.is_empty(), requeue) {
                     self.multi = Some(queue);
                     self.watched = watched;
-                    self.missing_page = Some(page);
+                    self.missing = missed;
                 }
                 match error {
                     TxnError::WatchFailed => Ok(Frame::NullArray),

@@ -602,6 +602,16 @@ impl Engine {
         crate::tier::fetch(&self.inner, value)
     }
 
+    /// Reads several values a command missed in one page on SSD with one read of the page and
+    /// hands them back for its retry (see [`Engine::with_prefetched`]); a page of one large
+    /// value is loaded instead. Blocks on the disk: call it off the async workers.
+    pub fn fetch_from_page(
+        &self,
+        values: &[storage::page::ValueRef],
+    ) -> Result<Vec<crate::tier::Prefetched>, TxnError> {
+        crate::tier::fetch_from_page(&self.inner, values)
+    }
+
     /// Runs `f` (a command's retry after its misses) with the values [`Engine::fetch_value`]
     /// read through for it readable on this thread, while their pages' images on SSD are
     /// unchanged.

@@ -24,6 +24,10 @@ pub enum TxnError {
     /// The page store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A command over many keys (MGET) found several of their values on SSD: every place it
+    /// missed in one run, so they are fetched together ([`TxnError::values_not_resident`]).
+    #[error("{} values are on SSD", .0.len())]
+    ValuesNotResident(Vec<storage::page::ValueRef>),
     /// A log record could not be decoded.
     #[error(transparent)]
     Log(#[from] DecodeError),
@@ -112,6 +116,15 @@ impl TxnError {
                 Some(storage::page::PageId(*page))
             }
             _ => None,
+        }
+    }
+
+    /// Every value a command missed in its run, when that is why it failed (one for a single
+    /// miss, several for [`TxnError::ValuesNotResident`]); empty otherwise.
+    pub fn values_not_resident(&self) -> Vec<storage::page::ValueRef> {
+        match self {
+            TxnError::ValuesNotResident(values) => values.clone(),
+            other => other.value_not_resident().into_iter().collect(),
         }
     }
 

@@ -478,15 +478,20 @@ pub struct Prefetched {
     bytes: bytes::Bytes,
 }
 
+type PrefetchedMap = std::collections::HashMap<
+    storage::page::ValueRef,
+    ((storage::tier::SlotId, u64), bytes::Bytes),
+>;
+
 thread_local! {
     /// The values the command running on this thread fetched before this run
     /// (`Engine::with_prefetched`), at most [`PREFETCHED_MAX`].
-    static PREFETCHED: std::cell::RefCell<Vec<Prefetched>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PREFETCHED: std::cell::RefCell<PrefetchedMap> =
+        std::cell::RefCell::new(PrefetchedMap::new());
 }
 
-/// Values one command run may carry from read-throughs (the server loads whole pages after a
-/// few misses of one command anyway).
-pub const PREFETCHED_MAX: usize = 16;
+/// Values one command run may carry from read-throughs (an MGET over that many cold keys).
+pub const PREFETCHED_MAX: usize = 4096;
 
 /// Runs `f` with `prefetched` readable by [`read_value`] on this thread (the server runs a
 /// command again this way after fetching what it missed).
@@ -500,7 +505,12 @@ pub(crate) fn with_prefetched<R>(prefetched: &[Prefetched], f: impl FnOnce() -> 
     PREFETCHED.with(|p| {
         let mut p = p.borrow_mut();
         p.clear();
-        p.extend(prefetched.iter().take(PREFETCHED_MAX).cloned());
+        p.extend(
+            prefetched
+                .iter()
+                .take(PREFETCHED_MAX)
+                .map(|f| (f.value, (f.image, f.bytes.clone()))),
+        );
     });
     let _clear = Clear;
     f()
@@ -515,12 +525,7 @@ pub(crate) fn read_value(
 ) -> Result<bytes::Bytes, StorageError> {
     match inner.pages.read(value) {
         Err(StorageError::NotResident { page, offset, len }) => {
-            let kept = PREFETCHED.with(|p| {
-                p.borrow()
-                    .iter()
-                    .find(|f| f.value == value)
-                    .map(|f| (f.image, f.bytes.clone()))
-            });
+            let kept = PREFETCHED.with(|p| p.borrow().get(&value).cloned());
             match kept {
                 Some((image, bytes)) if inner.pages.spilled_image(value.page) == Some(image) => {
                     inner
@@ -582,6 +587,57 @@ impl Doorkeeper {
         }
         seen
     }
+}
+
+/// Reads several values one command missed in one page on SSD with one read of the page,
+/// and hands them all back for the command's retry ([`Prefetched`]); nothing is promoted or
+/// loaded (a sweep over neighbouring keys says nothing of what is hot, and under a small
+/// budget a loaded page would go back to SSD before the retry). A value whose header no longer
+/// matches is left out (stale: the retry reads its key afresh). Blocks on the disk.
+pub(crate) fn fetch_from_page(
+    inner: &Inner,
+    values: &[storage::page::ValueRef],
+) -> Result<Vec<Prefetched>, crate::TxnError> {
+    let Some(page) = values.first().map(|v| v.page) else {
+        return Ok(Vec::new());
+    };
+    let header = storage::page::VALUE_HEADER_BYTES;
+    let small = |v: &storage::page::ValueRef| {
+        v.page == page
+            && v.len as usize <= storage::page::SMALL_VALUE_MAX_BYTES
+            && v.offset as usize >= header
+    };
+    if !values.iter().all(small) {
+        return load_page(inner, page)
+            .map(|()| Vec::new())
+            .map_err(Into::into);
+    }
+    let Some((bytes, image)) = inner.pages.read_cold_page(page)? else {
+        // In RAM after all (loaded meanwhile), or freed: the retry reads afresh.
+        return Ok(Vec::new());
+    };
+    inner
+        .tier
+        .counters
+        .read_throughs
+        .fetch_add(values.len() as u64, Ordering::Relaxed);
+    let bytes = bytes::Bytes::from(bytes);
+    Ok(values
+        .iter()
+        .filter_map(|&value| {
+            let start = value.offset as usize;
+            let word: [u8; 8] = bytes.get(start - header..start)?.try_into().ok()?;
+            if u64::from_le_bytes(word) & 0xFFFF != u64::from(value.len) {
+                return None;
+            }
+            let end = start + value.len as usize;
+            (end <= bytes.len()).then(|| Prefetched {
+                value,
+                image,
+                bytes: bytes.slice(start..end),
+            })
+        })
+        .collect())
 }
 
 /// After a read missed `value` (its page is on SSD): a small value that missed before lately

@@ -1,6 +1,6 @@
 //! MGET key [key ...]: one snapshot across all keys
 use bytes::Bytes;
-use txn::Transaction;
+use txn::{Transaction, TxnError};
 
 use crate::cmd::spec::flags::*;
 use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx};
@@ -29,8 +29,20 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 impl DataCommand for MGet {
     fn execute(&self, tx: &mut Transaction, cx: &DataCx<'_>) -> Result<Frame, CmdError> {
         let mut out = Vec::with_capacity(self.keys.len());
+        // Values on SSD: every one this run meets, so the connection fetches them together
+        // and the command runs again once, not once per cold key.
+        let mut missed = Vec::new();
         for key in &self.keys {
-            out.push(Frame::bulk_or_null(get_string(tx, cx, key)?));
+            match get_string(tx, cx, key) {
+                Ok(value) => out.push(Frame::bulk_or_null(value)),
+                Err(CmdError::Txn(e)) if e.value_not_resident().is_some() => {
+                    missed.extend(e.value_not_resident());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !missed.is_empty() {
+            return Err(CmdError::Txn(TxnError::ValuesNotResident(missed)));
         }
         Ok(Frame::Array(out))
     }

@@ -32,7 +32,7 @@ mod store;
 
 pub use store::{
     ColdRead, Frame, PageHold, PageState, PageStats, PageStore, PageStoreConfig, PageUsage,
-    PinnedPage, Residency, SpilledPage, Survivors, WriteTally,
+    PinnedPage, Residency, SpilledImage, SpilledPage, Survivors, WriteTally,
 };
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.

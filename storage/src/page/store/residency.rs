@@ -652,6 +652,29 @@ impl PageStore {
         Some((ssd, generation))
     }
 
+    /// The used bytes of page `page` read from SSD (checked) with the image they came from, for
+    /// several of its values at once (a command that missed many of them); `None` if the page
+    /// is not a sealed page of small values on SSD. Its values lie at their offsets in the
+    /// bytes, each after its header.
+    pub fn read_cold_page(
+        &self,
+        page: PageId,
+    ) -> Result<Option<(Vec<u8>, SpilledImage)>, StorageError> {
+        let Some(slot) = self.slot(page) else {
+            return Ok(None);
+        };
+        let used = slot.used.load(Ordering::Acquire);
+        if used == super::USED_DEDICATED || used == 0 || used as usize > PAGE_SIZE {
+            return Ok(None);
+        }
+        let whole = ValueRef {
+            page,
+            offset: 0,
+            len: used,
+        };
+        self.read_spilled_tagged(whole, 0, used as usize)
+    }
+
     /// A small value of a page on SSD and its owner tag, read from SSD with its header (only
     /// the blocks holding them, checked): what promotion copies into RAM
     /// ([`Self::relocate_bytes`]), and what a read-through keeps with the image it came from.
