@@ -19,7 +19,7 @@ for build in "${BUILDS[@]}"; do
     wait_ready "$port" >/dev/null
     echo "== $build"
     taskset -c 1 "$BENCH" -t "127.0.0.1:$port" --mix set=100 --dist uniform -n 200000 \
-        --value-size 1000 -c 50 -d "$DURATION" --progress never 2>&1 | grep -iE "ops/s" | head -1 &
+        --value-size 1000 -c 50 -d "$DURATION" --progress never 2>&1 | grep -A3 "run round" &
     bench=$!
     for _ in $(seq 15 15 "$DURATION"); do
         sleep 15
