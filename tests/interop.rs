@@ -121,40 +121,89 @@ struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts redis-server on a free port. The port is free when chosen but may be taken
+    /// before redis-server binds it (another test's server asks the kernel for any port), and
+    /// then redis-server exits: so ready means "answers PING while our child still runs", and
+    /// a child that exited is started again on another port.
     fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Owned by the guard from here: dropping it kills and waits for the process.
-        let server = RedisServer {
-            child,
-            port,
-            _dir: dir,
-        };
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = tempfile::tempdir().unwrap();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            // Owned by the guard from here: dropping it kills and waits for the process.
+            let mut server = RedisServer {
+                child,
+                port,
+                _dir: dir,
+            };
+            for _ in 0..500 {
+                if server.child.try_wait().ok().flatten().is_some() {
+                    break; // exited: the port was taken
+                }
+                let pid = server.child.id();
+                let mut c = RawClientProbe::connect(port);
+                if c.as_mut().is_some_and(|c| c.is_process(pid)) {
+                    return server;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
         panic!("redis-server did not start");
+    }
+}
+
+/// A bare TCP probe: is the server on this port the process we started?
+struct RawClientProbe(std::net::TcpStream);
+
+impl RawClientProbe {
+    fn connect(port: u16) -> Option<RawClientProbe> {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .ok()?;
+        Some(RawClientProbe(stream))
+    }
+
+    /// Whether `INFO server` names process `pid` (another test's server, or tierkv, may
+    /// answer on a port our redis-server failed to bind).
+    fn is_process(&mut self, pid: u32) -> bool {
+        use std::io::{Read, Write};
+        if self.0.write_all(b"INFO server\r\n").is_err() {
+            return false;
+        }
+        let wanted = format!("process_id:{pid}\r\n");
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while text.len() < 64 * 1024 {
+            match self.0.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            }
+            if String::from_utf8_lossy(&text).contains(&wanted) {
+                return true;
+            }
+            if text.ends_with(b"\r\n\r\n") {
+                break;
+            }
+        }
+        false
     }
 }
 

@@ -337,7 +337,13 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         sample_rates(inner, state);
     }
     let mut spilled = Vec::new();
+    // The first write error of this tick (then the tick writes no more: the disk is full or
+    // failing, and every page it could not take stays in RAM, offered again next tick).
+    let mut failed: Option<StorageError> = None;
     for page in inner.pages.take_sealed_cold() {
+        if failed.is_some() {
+            break;
+        }
         match inner.pages.spill(page) {
             Ok(_) => spilled.push(page),
             // Freed already, or busy: a page still sealed in RAM is offered to the policy by
@@ -348,7 +354,7 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
                 if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
                     stats.disk_full = true;
                 }
-                tracing::warn!(page = page.0, %error, "spilling a compacted page failed; it stays in RAM");
+                failed = Some(error);
             }
         }
     }
@@ -376,6 +382,9 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     }
     // 3. Out to SSD.
     for id in victims.into_iter().take(SPILL_PAGES_PER_TICK) {
+        if failed.is_some() {
+            break;
+        }
         let Ok(page) = u32::try_from(id).map(PageId) else {
             continue;
         };
@@ -383,23 +392,34 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
             Ok(_) => spilled.push(page),
             // Freed, loaded or busy since the scan: the next tick sees it as it is.
             Err(StorageError::NotSpillable { .. }) => {}
-            Err(StorageError::Spill(SpillError::Full { .. })) => {
-                stats.disk_full = true;
-                // Back in the policy, so it is offered again once there is room.
-                state.policy.insert(id, PAGE_SIZE as u64);
-                break;
-            }
             Err(error) => {
                 stats.spill_errors += 1;
-                tracing::warn!(page = page.0, %error, "spilling a value page failed; it stays in RAM");
+                if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
+                    stats.disk_full = true;
+                }
+                // Back in the policy, so it is offered again once the disk takes pages.
+                state.policy.insert(id, PAGE_SIZE as u64);
+                failed = Some(error);
             }
         }
     }
     stats.spilled = spilled.len() as u64;
-    inner
+    // Writes over `maxmemory` go on only while the disk takes pages (`memory::evict`: under
+    // `spill`, RAM over the limit with a failing disk is `-OOM`). Said in the log when it
+    // changes, not per page.
+    let healthy = failed.is_none() || !spilled.is_empty();
+    let was = inner
         .tier
         .can_spill
-        .store(!stats.disk_full, std::sync::atomic::Ordering::Relaxed);
+        .swap(healthy, std::sync::atomic::Ordering::Relaxed);
+    match (&failed, was, healthy) {
+        (Some(error), true, false) => tracing::warn!(
+            %error,
+            "the SSD tier cannot write pages: values stay in RAM, and writes get -OOM once it passes maxmemory"
+        ),
+        (None, false, true) => tracing::info!("the SSD tier writes pages again"),
+        _ => {}
+    }
     // 4. The grace period's timestamp, then the frames whose readers are gone.
     if !spilled.is_empty() {
         let _commit = inner.commit_lock.lock();

@@ -547,3 +547,85 @@ fn writes_past_the_budget_and_headroom_raise_pressure_until_the_tier_catches_up(
     let (got, _) = get_loading(&engine, &key(0));
     assert_eq!(got.as_deref(), Some(&value(0)[..]));
 }
+
+/// ENOSPC or EIO on write-back: the pages stay in RAM and every value reads back; writes go on
+/// until RAM passes `maxmemory`, then get `OutOfMemory`; once the disk takes pages again the
+/// tier resumes and so do writes. Nothing is lost.
+#[test]
+fn a_failing_disk_keeps_values_in_ram_refuses_writes_past_maxmemory_and_recovers() {
+    use storage::io::{FaultKind, FaultOp};
+    let engine = Engine::new(EngineConfig {
+        page_store: PageStoreConfig {
+            open_page_shards: 1,
+            ..PageStoreConfig::default()
+        },
+        ..EngineConfig::default()
+    });
+    let disk = SimDisk::new(21);
+    disk.create_dir_all(Path::new("/d")).unwrap();
+    let path = Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    let file = SpillFile::new(file, path.into(), direct, 4096 * SLOT_BYTES as u64);
+    assert!(engine.attach_spill_file(file, 4 * PAGE, EvictionPolicy::WTinyLfu));
+    let limit = 8u64 << 20;
+    engine.set_memory_config(txn::MemoryConfig {
+        maxmemory_bytes: limit,
+        policy: txn::EvictionPolicy::Spill,
+        ..engine.memory_config()
+    });
+    for kind in [FaultKind::NoSpace, FaultKind::Io] {
+        disk.fail_after(FaultOp::Write, 0, kind);
+        let mut written = Vec::new();
+        let mut refused = false;
+        for i in 0..20_000 {
+            engine.tier_tick();
+            match engine.make_room() {
+                Ok(()) => {
+                    engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+                    written.push(i);
+                }
+                Err(txn::TxnError::OutOfMemory { .. }) => {
+                    refused = true;
+                    break;
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(
+            refused,
+            "{kind:?}: writes refused once RAM passed maxmemory"
+        );
+        let stats = engine.tier_tick();
+        assert!(stats.spill_errors > 0, "{kind:?}: {stats:?}");
+        assert!(
+            engine.memory_stats().used_bytes <= limit + 2 * PAGE,
+            "{kind:?}: RAM held at maxmemory"
+        );
+        for &i in &written {
+            let (got, _) = get_loading(&engine, &key(i));
+            assert_eq!(got.as_deref(), Some(&value(i)[..]), "{kind:?} {}", key(i));
+        }
+        // The disk recovers: pages go out again and writes are admitted.
+        disk.clear_faults();
+        for _ in 0..50 {
+            engine.tier_tick();
+        }
+        assert!(engine.make_room().is_ok(), "{kind:?}: the tier resumed");
+        for &i in &written {
+            let (got, _) = get_loading(&engine, &key(i));
+            assert_eq!(got.as_deref(), Some(&value(i)[..]), "{kind:?} {}", key(i));
+        }
+        // Next round: a fresh set of keys (the same names, new values are the same bytes).
+        for &i in &written {
+            engine
+                .update::<_, txn::TxnError>(0, key(i).as_bytes(), false, |_| {
+                    Ok((Some(txn::KeyWrite::Delete), ()))
+                })
+                .unwrap();
+        }
+        while engine.gc().versions_unlinked > 0 {}
+        for _ in 0..10 {
+            engine.tier_tick();
+        }
+    }
+}

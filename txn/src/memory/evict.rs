@@ -92,11 +92,21 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
     if limit == 0 {
         return Ok(());
     }
-    let used = counted(inner);
+    let policy = relief(inner.memory.policy());
+    // Under `spill` the limit is on RAM: values on SSD cost none (`used_memory` counts RAM
+    // only), and what is over goes to SSD while the disk takes it.
+    let used = if policy == Relief::Spill {
+        inner
+            .memory
+            .stats(&inner.pages, &inner.compactor)
+            .used_bytes
+    } else {
+        counted(inner)
+    };
     if used <= limit {
         return Ok(());
     }
-    match relief(inner.memory.policy()) {
+    match policy {
         Relief::Refuse => Err(TxnError::OutOfMemory { used, limit }),
         Relief::Evict(scope, rank) => evict(inner, limit, scope, rank),
         // The tier's tick brings the resident pages back under the budget; a write waits for

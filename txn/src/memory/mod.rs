@@ -271,8 +271,8 @@ pub(crate) enum Rank {
 }
 
 /// What `make_room` does when counted memory is over `maxmemory`. The one policy decision
-/// point: a future `Spill` (write cold value pages to the SSD tier, then evict or refuse only
-/// if that is not enough) is added here and nowhere else.
+/// point: `Spill` (the SSD tier takes cold value pages; refuse only once it cannot) was added
+/// here and nowhere else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Relief {
     /// Refuse the write ([`crate::TxnError::OutOfMemory`]).
