@@ -317,6 +317,66 @@ async fn handle_loading(
     reply
 }
 
+/// Serves one missed value: a first miss through the io_uring reader where there is one
+/// (no thread of its own; the blocks are checked on this worker, a few microseconds), else
+/// on a blocking thread, promoting or reading through as the engine decided.
+fn read_one(
+    value: txn::ValueRef,
+    shared: &Arc<Shared>,
+) -> tokio::task::JoinHandle<Result<Vec<txn::tier::Prefetched>, txn::TxnError>> {
+    let engine = shared.engine.clone();
+    let planned = engine.plan_miss(value);
+    let uring = match &planned {
+        Ok(txn::tier::Miss::Read(_)) => shared.uring(),
+        _ => None,
+    };
+    match (planned, uring) {
+        (Ok(txn::tier::Miss::Read(plan)), Some(uring)) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (fd, offset, len) = plan.read();
+            let started = Instant::now();
+            let queued = uring.read(
+                fd,
+                offset,
+                len,
+                Box::new(move |read| {
+                    let _ = tx.send(read);
+                }),
+            );
+            tokio::spawn(async move {
+                let read = match queued {
+                    Ok(()) => rx.await.ok(),
+                    Err(_) => None,
+                };
+                match read {
+                    Some(Ok(blocks)) => engine
+                        .complete_read_through(&plan, blocks.as_slice(), started.elapsed())
+                        .map(|v| v.into_iter().collect()),
+                    // The ring refused or failed this read: the blocking way.
+                    _ => tokio::task::spawn_blocking(move || {
+                        engine
+                            .fetch_missed(value, false)
+                            .map(|v| v.into_iter().collect())
+                    })
+                    .await
+                    .unwrap_or_else(|_| Ok(Vec::new())),
+                }
+            })
+        }
+        (Ok(txn::tier::Miss::Read(_)), None) => tokio::task::spawn_blocking(move || {
+            engine
+                .fetch_missed(value, false)
+                .map(|v| v.into_iter().collect())
+        }),
+        (Ok(txn::tier::Miss::Fetch { promote }), _) => tokio::task::spawn_blocking(move || {
+            engine
+                .fetch_missed(value, promote)
+                .map(|v| v.into_iter().collect())
+        }),
+        (Err(error), _) => tokio::spawn(async move { Err(error) }),
+    }
+}
+
 /// Values fetched at once per command, each on its own blocking thread (the disk's queue
 /// depth for one command: an MGET over many cold keys).
 const MISS_FETCH_PARALLEL: usize = 32;
@@ -361,17 +421,7 @@ async fn fetch_all(
             .filter_map(|fetch| {
                 let engine = shared.engine.clone();
                 let (value, task) = match fetch {
-                    Fetch::One(value) => {
-                        let value = *value;
-                        (
-                            value,
-                            tokio::task::spawn_blocking(move || {
-                                engine
-                                    .fetch_value(value)
-                                    .map(|v| v.into_iter().collect::<Vec<_>>())
-                            }),
-                        )
-                    }
+                    Fetch::One(value) => (*value, read_one(*value, shared)),
                     Fetch::Page(values) => {
                         let values = values.clone();
                         (

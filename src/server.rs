@@ -383,6 +383,9 @@ pub struct Shared {
     pub lastsave_unix: AtomicU64,
     /// The port actually listened on.
     pub port: u16,
+    /// The SSD tier's io_uring reader, started at the first miss that can use it; `None`
+    /// inside where the kernel refused a ring (misses then read on blocking threads).
+    uring: std::sync::OnceLock<Option<txn::Uring>>,
 }
 
 impl Shared {
@@ -409,7 +412,30 @@ impl Shared {
             started: Instant::now(),
             lastsave_unix: AtomicU64::new(unix_secs()),
             port,
+            uring: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The SSD tier's io_uring reader (started on first use), or `None` where the kernel has
+    /// no ring for us; the log says which at the start.
+    pub fn uring(&self) -> Option<&txn::Uring> {
+        self.uring
+            .get_or_init(|| match txn::Uring::start() {
+                Ok(ring) => {
+                    tracing::info!("SSD tier reads through io_uring");
+                    Some(ring)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no io_uring: SSD tier reads on blocking threads");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    /// Whether the io_uring reader runs (INFO), without starting it.
+    pub fn uring_running(&self) -> bool {
+        matches!(self.uring.get(), Some(Some(_)))
     }
 
     /// A fresh client id.

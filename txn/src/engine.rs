@@ -602,6 +602,36 @@ impl Engine {
         crate::tier::fetch(&self.inner, value)
     }
 
+    /// How to serve a miss of `value` (recorded with the promotion doorkeeper once): read its
+    /// blocks asynchronously ([`crate::tier::Miss::Read`]: submit the read, then
+    /// [`Engine::complete_read_through`]) or fetch it on a blocking thread
+    /// ([`Engine::fetch_missed`]).
+    pub fn plan_miss(&self, value: storage::page::ValueRef) -> Result<crate::tier::Miss, TxnError> {
+        crate::tier::plan_miss(&self.inner, value)
+    }
+
+    /// Checks the blocks an asynchronous read brought back (no disk access: call it
+    /// anywhere) and hands the value for the command's retry; `None` if its page changed
+    /// meanwhile.
+    pub fn complete_read_through(
+        &self,
+        plan: &storage::page::ColdPlan,
+        blocks: &[u8],
+        took: std::time::Duration,
+    ) -> Result<Option<crate::tier::Prefetched>, TxnError> {
+        crate::tier::complete_read_through(&self.inner, plan, blocks, took)
+    }
+
+    /// [`Engine::fetch_value`] with the promotion decided by [`Engine::plan_miss`]. Blocks
+    /// on the disk.
+    pub fn fetch_missed(
+        &self,
+        value: storage::page::ValueRef,
+        promote: bool,
+    ) -> Result<Option<crate::tier::Prefetched>, TxnError> {
+        crate::tier::fetch_decided(&self.inner, value, promote)
+    }
+
     /// Reads several values a command missed in one page on SSD with one read of the page and
     /// hands them back for its retry (see [`Engine::with_prefetched`]); a page of one large
     /// value is loaded instead. Blocks on the disk: call it off the async workers.

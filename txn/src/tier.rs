@@ -672,15 +672,90 @@ pub(crate) fn fetch(
     inner: &Inner,
     value: storage::page::ValueRef,
 ) -> Result<Option<Prefetched>, crate::TxnError> {
-    let small = value.len as usize <= storage::page::SMALL_VALUE_MAX_BYTES
-        && value.offset as usize >= storage::page::VALUE_HEADER_BYTES;
-    if !small {
+    let promote = !is_small(value) || seen_again(inner, value);
+    fetch_decided(inner, value, promote)
+}
+
+fn is_small(value: storage::page::ValueRef) -> bool {
+    value.len as usize <= storage::page::SMALL_VALUE_MAX_BYTES
+        && value.offset as usize >= storage::page::VALUE_HEADER_BYTES
+}
+
+/// The doorkeeper's verdict on a miss of `value` (recording it): missed before lately.
+fn seen_again(inner: &Inner, value: storage::page::ValueRef) -> bool {
+    let place = u64::from(value.page.0) << 32 | u64::from(value.offset);
+    inner.tier.doorkeeper.lock().seen_again(place)
+}
+
+/// How a miss is served ([`plan_miss`]).
+#[derive(Debug)]
+pub enum Miss {
+    /// Read these blocks (asynchronously: io_uring), then
+    /// [`crate::Engine::complete_read_through`].
+    Read(storage::page::ColdPlan),
+    /// Fetch it the blocking way ([`crate::Engine::fetch_missed`]), promoting it or not.
+    Fetch {
+        /// Whether to promote it (its second miss lately) or read it through.
+        promote: bool,
+    },
+}
+
+/// Decides how a miss of `value` is served: a small value's first miss lately is read
+/// through, asynchronously where the spill file has a descriptor; everything else is fetched
+/// on a blocking thread. Records the miss with the doorkeeper (once).
+pub(crate) fn plan_miss(
+    inner: &Inner,
+    value: storage::page::ValueRef,
+) -> Result<Miss, crate::TxnError> {
+    if !is_small(value) || seen_again(inner, value) {
+        return Ok(Miss::Fetch { promote: true });
+    }
+    Ok(match inner.pages.plan_cold_read(value) {
+        Ok(Some(plan)) => Miss::Read(plan),
+        // In RAM after all, stale, or no descriptor: the blocking way sorts it out.
+        Ok(None) | Err(StorageError::BadValueRef { .. }) => Miss::Fetch { promote: false },
+        Err(error) => return Err(error.into()),
+    })
+}
+
+/// Checks the blocks an asynchronous read of `plan` brought back and hands the value to the
+/// command's retry; `None` if the page's image changed meanwhile (the retry reads afresh).
+pub(crate) fn complete_read_through(
+    inner: &Inner,
+    plan: &storage::page::ColdPlan,
+    blocks: &[u8],
+    took: std::time::Duration,
+) -> Result<Option<Prefetched>, crate::TxnError> {
+    match inner.pages.finish_cold_read(plan, blocks, took) {
+        Ok(Some(read)) => {
+            inner
+                .tier
+                .counters
+                .read_throughs
+                .fetch_add(1, Ordering::Relaxed);
+            Ok(Some(Prefetched {
+                value: plan.value(),
+                image: read.image,
+                bytes: read.value,
+            }))
+        }
+        Ok(None) | Err(StorageError::BadValueRef { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// [`fetch`] with the doorkeeper's verdict already taken (`promote`).
+pub(crate) fn fetch_decided(
+    inner: &Inner,
+    value: storage::page::ValueRef,
+    promote: bool,
+) -> Result<Option<Prefetched>, crate::TxnError> {
+    if !is_small(value) {
         return load_page(inner, value.page)
             .map(|()| None)
             .map_err(Into::into);
     }
-    let place = u64::from(value.page.0) << 32 | u64::from(value.offset);
-    if !inner.tier.doorkeeper.lock().seen_again(place) {
+    if !promote {
         inner
             .tier
             .counters

@@ -629,3 +629,81 @@ fn a_failing_disk_keeps_values_in_ram_refuses_writes_past_maxmemory_and_recovers
         }
     }
 }
+
+/// The asynchronous miss path on a real file: a first miss is planned (blocks, offset, the
+/// image), read through io_uring, checked, and handed to the retry; a plan whose page changed
+/// before its read completed hands back nothing (the retry reads afresh), never old bytes.
+#[test]
+fn a_miss_read_through_io_uring_is_checked_against_the_image_it_planned() {
+    use storage::io::FileDisk;
+    let Ok(uring) = txn::Uring::start() else {
+        return; // no io_uring here: misses take the blocking path, tested above
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig {
+        page_store: PageStoreConfig {
+            open_page_shards: 1,
+            ..PageStoreConfig::default()
+        },
+        ..EngineConfig::default()
+    });
+    let path = dir.path().join("tier.spill");
+    let (file, direct) = FileDisk.create_direct(&path).unwrap();
+    let file = SpillFile::new(file, path, direct, 4096 * SLOT_BYTES as u64);
+    assert!(engine.attach_spill_file(file, 4 * PAGE, EvictionPolicy::WTinyLfu));
+    for i in 0..2000 {
+        engine.put(0, key(i).as_bytes(), &value(i), None).unwrap();
+    }
+    while engine.tier_tick().spilled > 0 {}
+    let read = |plan: &storage::page::ColdPlan| {
+        let (fd, offset, len) = plan.read();
+        let (tx, rx) = std::sync::mpsc::channel();
+        uring
+            .read(
+                fd,
+                offset,
+                len,
+                Box::new(move |r| {
+                    let _ = tx.send(r.map(|b| b.as_slice().to_vec()));
+                }),
+            )
+            .map_err(|_| ())
+            .unwrap();
+        rx.recv().unwrap().unwrap()
+    };
+    let i = first_cold(&engine, 2000);
+    let miss = engine.get(0, key(i).as_bytes()).unwrap_err();
+    let place = miss.value_not_resident().unwrap();
+    let txn::tier::Miss::Read(plan) = engine.plan_miss(place).unwrap() else {
+        panic!("a first miss on a real file is read asynchronously");
+    };
+    let blocks = read(&plan);
+    let through = engine
+        .complete_read_through(&plan, &blocks, std::time::Duration::from_micros(100))
+        .unwrap()
+        .expect("the image did not change");
+    let got = engine.with_prefetched(std::slice::from_ref(&through), || {
+        engine.get(0, key(i).as_bytes())
+    });
+    assert_eq!(&got.unwrap().unwrap().value[..], &value(i)[..]);
+    // Planned, then the page comes back to RAM before the read completes: nothing handed.
+    let j = (i + 1..2000)
+        .find(|&j| engine.get(0, key(j).as_bytes()).is_err())
+        .unwrap();
+    let miss = engine.get(0, key(j).as_bytes()).unwrap_err();
+    let place = miss.value_not_resident().unwrap();
+    let txn::tier::Miss::Read(plan) = engine.plan_miss(place).unwrap() else {
+        panic!("a first miss");
+    };
+    engine.load_page(place.page).unwrap();
+    let blocks = read(&plan);
+    assert!(engine
+        .complete_read_through(&plan, &blocks, std::time::Duration::from_micros(100))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        &engine.get(0, key(j).as_bytes()).unwrap().unwrap().value[..],
+        &value(j)[..],
+        "read from RAM"
+    );
+}

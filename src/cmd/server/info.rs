@@ -219,7 +219,9 @@ fn tiering(s: &mut String, shared: &Shared) {
         u8::from(spill.is_some()),
         match spill {
             None => "none",
+            Some(_) if direct && shared.uring_running() => "io_uring-reads-pwrite-odirect",
             Some(_) if direct => "pread-pwrite-odirect",
+            Some(_) if shared.uring_running() => "io_uring-reads-pwrite-pagecache",
             Some(_) => "pread-pwrite-pagecache",
         },
         tier.hit_ratio,

@@ -27,6 +27,10 @@ impl DiskFile for StdFile {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
     }
+    fn raw_fd(&self) -> Option<i32> {
+        use std::os::unix::io::AsRawFd;
+        Some(self.0.as_raw_fd())
+    }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }

@@ -30,6 +30,11 @@ pub trait DiskFile: Send + Sync {
     fn len(&self) -> io::Result<u64>;
     /// Cuts or extends the file to `len` bytes.
     fn truncate(&self, len: u64) -> io::Result<()>;
+    /// The OS file descriptor, where there is one (the SSD tier's io_uring reads need it; a
+    /// simulated file has none and is read with [`DiskFile::read_at`]).
+    fn raw_fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// A handle to an open file.

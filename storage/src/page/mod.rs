@@ -31,8 +31,8 @@ mod os;
 mod store;
 
 pub use store::{
-    ColdRead, Frame, PageHold, PageState, PageStats, PageStore, PageStoreConfig, PageUsage,
-    PinnedPage, Residency, SpilledImage, SpilledPage, Survivors, WriteTally,
+    ColdPlan, ColdRead, Frame, PageHold, PageState, PageStats, PageStore, PageStoreConfig,
+    PageUsage, PinnedPage, Residency, SpilledImage, SpilledPage, Survivors, WriteTally,
 };
 
 /// The size of one page in bytes. See the module documentation for why 64 KiB.

@@ -10,8 +10,10 @@ pub mod latency;
 pub mod policy;
 pub mod sketch;
 pub mod spill;
+pub mod uring;
 
 pub use latency::LatencyHistogram;
 pub use policy::{EvictionPolicy, Policy};
 pub use sketch::FrequencySketch;
-pub use spill::{SlotId, SpillError, SpillFile, SpillStats};
+pub use spill::{ReadPlan, SlotId, SpillError, SpillFile, SpillStats};
+pub use uring::Uring;

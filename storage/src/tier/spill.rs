@@ -111,26 +111,26 @@ struct SlotMeta {
 
 /// A buffer whose usable part starts at a [`BLOCK_BYTES`] boundary (O_DIRECT needs aligned
 /// memory); safe code: over-allocate and start at the first aligned byte.
-struct AlignedBuf {
+pub(crate) struct AlignedBuf {
     raw: Vec<u8>,
     start: usize,
     len: usize,
 }
 
 impl AlignedBuf {
-    fn zeroed(len: usize) -> AlignedBuf {
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
         let raw = vec![0u8; len + BLOCK_BYTES];
         let start = raw.as_ptr().align_offset(BLOCK_BYTES).min(BLOCK_BYTES);
         AlignedBuf { raw, start, len }
     }
 
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         self.raw
             .get(self.start..self.start + self.len)
             .unwrap_or_default()
     }
 
-    fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         self.raw
             .get_mut(self.start..self.start + self.len)
             .unwrap_or_default()
@@ -223,6 +223,41 @@ pub struct SpillStats {
     pub write_p50_us: u64,
     /// See `write_p50_us`.
     pub write_p99_us: u64,
+}
+
+/// An asynchronous read of part of a page image ([`SpillFile::plan_read`]).
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    fd: i32,
+    slot: SlotId,
+    page: PageId,
+    generation: u64,
+    first: usize,
+    blocks: usize,
+    skip: usize,
+    len: usize,
+}
+
+impl ReadPlan {
+    /// The file's descriptor.
+    pub fn fd(&self) -> i32 {
+        self.fd
+    }
+
+    /// Where the blocks start in the file (4 KiB-aligned).
+    pub fn file_offset(&self) -> u64 {
+        SpillFile::offset(self.slot) + (self.first * BLOCK_BYTES) as u64
+    }
+
+    /// How many bytes to read (whole blocks).
+    pub fn read_len(&self) -> usize {
+        self.blocks * BLOCK_BYTES
+    }
+
+    /// The image it reads: (slot, write generation).
+    pub fn image(&self) -> (SlotId, u64) {
+        (self.slot, self.generation)
+    }
 }
 
 /// The spill file (see the module docs). Not internally synchronised: the pool serialises
@@ -381,6 +416,96 @@ impl SpillFile {
         len: usize,
     ) -> Result<Vec<u8>, SpillError> {
         self.read_checked(slot, Some(page), offset, len)
+    }
+
+    /// What an asynchronous read of `len` bytes at `offset` of `page` in `slot` must fetch
+    /// (whole 4 KiB blocks, [`ReadPlan::file_offset`], [`ReadPlan::read_len`]) and check
+    /// afterwards ([`Self::finish_read`]); the same refusals as [`Self::read_page`]. `None`
+    /// where the file has no descriptor (a simulated disk): read it the blocking way.
+    pub fn plan_read(
+        &self,
+        slot: SlotId,
+        page: PageId,
+        offset: usize,
+        len: usize,
+    ) -> Result<Option<ReadPlan>, SpillError> {
+        let Some(fd) = self.file.raw_fd() else {
+            return Ok(None);
+        };
+        let bad = || SpillError::BadRange { slot, offset, len };
+        let meta = self
+            .slots
+            .get(slot.0 as usize)
+            .copied()
+            .flatten()
+            .filter(|meta| meta.page == page)
+            .ok_or_else(bad)?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= PAGE_SIZE && len > 0)
+            .ok_or_else(bad)?;
+        let first = offset / BLOCK_BYTES;
+        let last = (end - 1) / BLOCK_BYTES;
+        Ok(Some(ReadPlan {
+            fd,
+            slot,
+            page,
+            generation: meta.generation,
+            first,
+            blocks: last - first + 1,
+            skip: offset - first * BLOCK_BYTES,
+            len,
+        }))
+    }
+
+    /// Checks the blocks an asynchronous read of `plan` brought back (each against its
+    /// checksum, seeded with the page and the generation planned) and returns the bytes
+    /// asked for; counts the read and its time `took`. The caller makes sure `slot` still
+    /// holds that image (a reused slot fails its checksums, which is corruption only if the
+    /// image did not change).
+    pub fn finish_read(
+        &self,
+        plan: &ReadPlan,
+        blocks: &[u8],
+        took: std::time::Duration,
+    ) -> Result<Vec<u8>, SpillError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.read_latency.record(took);
+        self.reads.fetch_add(1, Relaxed);
+        self.blocks_read.fetch_add(plan.blocks as u64, Relaxed);
+        let meta = self
+            .slots
+            .get(plan.slot.0 as usize)
+            .copied()
+            .flatten()
+            .filter(|meta| meta.page == plan.page && meta.generation == plan.generation)
+            .ok_or(SpillError::BadRange {
+                slot: plan.slot,
+                offset: plan.first * BLOCK_BYTES + plan.skip,
+                len: plan.len,
+            })?;
+        let at = plan.file_offset();
+        for (i, block) in blocks.chunks(BLOCK_BYTES).take(plan.blocks).enumerate() {
+            let expected = meta.checksums.get(plan.first + i).copied();
+            if expected != Some(block_checksum(meta.page, meta.generation, block)) {
+                self.corrupt_blocks.fetch_add(1, Relaxed);
+                return Err(SpillError::Corrupt {
+                    file: self.path.clone(),
+                    slot: plan.slot,
+                    page: meta.page,
+                    generation: meta.generation,
+                    offset: at + (i * BLOCK_BYTES) as u64,
+                });
+            }
+        }
+        blocks
+            .get(plan.skip..plan.skip + plan.len)
+            .map(<[u8]>::to_vec)
+            .ok_or(SpillError::BadRange {
+                slot: plan.slot,
+                offset: plan.first * BLOCK_BYTES + plan.skip,
+                len: plan.len,
+            })
     }
 
     fn read_checked(

@@ -39,7 +39,9 @@ use crate::tier::SpillFile;
 use crate::StorageError;
 
 mod residency;
-pub use residency::{ColdRead, Frame, PageHold, PageState, Residency, SpilledImage, SpilledPage};
+pub use residency::{
+    ColdPlan, ColdRead, Frame, PageHold, PageState, Residency, SpilledImage, SpilledPage,
+};
 
 /// Page slots per directory chunk; the directory has as many chunks, covering all `u32` ids.
 const CHUNK_PAGES_BITS: u32 = 16;

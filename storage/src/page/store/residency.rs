@@ -147,6 +147,29 @@ impl Drop for PageHold<'_> {
 /// ([`PageStore::spilled_image`]).
 pub type SpilledImage = (SlotId, u64);
 
+/// A planned asynchronous read of a small value on SSD ([`PageStore::plan_cold_read`]).
+#[derive(Debug, Clone)]
+pub struct ColdPlan {
+    vref: ValueRef,
+    plan: crate::tier::ReadPlan,
+}
+
+impl ColdPlan {
+    /// The value.
+    pub fn value(&self) -> ValueRef {
+        self.vref
+    }
+
+    /// The read to make: descriptor, file offset and length (whole 4 KiB blocks).
+    pub fn read(&self) -> (i32, u64, usize) {
+        (
+            self.plan.fd(),
+            self.plan.file_offset(),
+            self.plan.read_len(),
+        )
+    }
+}
+
 /// A small value read from SSD ([`PageStore::read_cold_owned`]).
 #[derive(Debug, Clone)]
 pub struct ColdRead {
@@ -650,6 +673,92 @@ impl PageStore {
         };
         let generation = spill.as_ref()?.generation_of(ssd, page)?;
         Some((ssd, generation))
+    }
+
+    /// [`Self::read_cold_owned`] in two halves, for a read made asynchronously (io_uring,
+    /// [`crate::tier::Uring`]): what to read, under the spill file's lock; `Ok(None)` when
+    /// the value has no header (a large value: load its page), its page is in RAM, or the
+    /// file has no descriptor (a simulated disk: read it the blocking way).
+    pub fn plan_cold_read(&self, vref: ValueRef) -> Result<Option<ColdPlan>, StorageError> {
+        if vref.len as usize > crate::page::SMALL_VALUE_MAX_BYTES
+            || (vref.offset as usize) < VALUE_HEADER_BYTES
+        {
+            return Ok(None);
+        }
+        let Some(slot) = self.slot(vref.page) else {
+            return Err(StorageError::BadValueRef {
+                page: vref.page.0,
+                offset: vref.offset,
+                len: vref.len,
+            });
+        };
+        let spill = self.spill.read();
+        let Residency::OnSsd { slot: ssd, .. } =
+            Residency::decode(slot.tier.load(Ordering::Acquire))
+        else {
+            return Ok(None);
+        };
+        let Some(file) = spill.as_ref() else {
+            return Ok(None);
+        };
+        let start = vref.offset as usize - VALUE_HEADER_BYTES;
+        let plan = file.plan_read(
+            ssd,
+            vref.page,
+            start,
+            VALUE_HEADER_BYTES + vref.len as usize,
+        )?;
+        Ok(plan.map(|plan| ColdPlan { vref, plan }))
+    }
+
+    /// The second half of [`Self::plan_cold_read`]: checks the blocks read and returns the
+    /// value with its owner tag, as [`Self::read_cold_owned`] would have. `Ok(None)` if the
+    /// page's image changed since the plan (loaded, freed, written again): the caller's retry
+    /// reads afresh. A checksum failure on an image that did not change is corruption.
+    pub fn finish_cold_read(
+        &self,
+        cold: &ColdPlan,
+        blocks: &[u8],
+        took: std::time::Duration,
+    ) -> Result<Option<ColdRead>, StorageError> {
+        let vref = cold.vref;
+        let Some(slot) = self.slot(vref.page) else {
+            return Ok(None);
+        };
+        let spill = self.spill.read();
+        let current = match Residency::decode(slot.tier.load(Ordering::Acquire)) {
+            Residency::OnSsd { slot: ssd, .. } => spill
+                .as_ref()
+                .and_then(|file| file.generation_of(ssd, vref.page))
+                .map(|generation| (ssd, generation)),
+            Residency::Resident => None,
+        };
+        if current != Some(cold.plan.image()) {
+            return Ok(None);
+        }
+        let Some(file) = spill.as_ref() else {
+            return Ok(None);
+        };
+        let mut bytes = file.finish_read(&cold.plan, blocks, took)?;
+        let bad = || StorageError::BadValueRef {
+            page: vref.page.0,
+            offset: vref.offset,
+            len: vref.len,
+        };
+        let header: [u8; 8] = bytes
+            .get(..VALUE_HEADER_BYTES)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(bad)?;
+        let word = u64::from_le_bytes(header);
+        if word & 0xFFFF != u64::from(vref.len) {
+            return Err(bad());
+        }
+        let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
+        Ok(Some(ColdRead {
+            value,
+            owner: word >> 16,
+            image: cold.plan.image(),
+        }))
     }
 
     /// The used bytes of page `page` read from SSD (checked) with the image they came from, for
