@@ -263,12 +263,19 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
 /// disk time it takes follows the rate at which overwrites make garbage on SSD.
 ///
 /// Returns what it did and, when it surveyed, the live bytes on SSD.
-pub(crate) fn tick_spilled(inner: &Inner) -> (CompactionStats, Option<u64>) {
+pub(crate) fn tick_spilled(
+    inner: &Inner,
+    run_max: std::time::Duration,
+) -> (CompactionStats, Option<u64>) {
     let Some(mut state) = inner.compactor.state.try_lock() else {
         return (CompactionStats::default(), None);
     };
     release_retired(inner, &mut state);
-    let survey = survey_where(inner, COMPACT_PAGE_FILL_MAX_PCT, Where::Ssd);
+    let survey = survey_where(
+        inner,
+        COMPACT_PAGE_FILL_MAX_PCT,
+        Where::Ssd(std::time::Instant::now()),
+    );
     let excess = survey
         .bytes
         .saturating_sub(survey.live)
@@ -283,7 +290,7 @@ pub(crate) fn tick_spilled(inner: &Inner) -> (CompactionStats, Option<u64>) {
         &survey.candidates,
         budget,
         excess,
-        Where::Ssd,
+        Where::Ssd(std::time::Instant::now() + run_max),
     );
     (stats, Some(survey.live))
 }
@@ -375,8 +382,8 @@ enum Where {
     /// Sealed pages in RAM: values copied from their frames to hot survivor pages.
     Ram,
     /// Pages on SSD: each read whole (checked), values copied to cold survivor pages, which
-    /// the SSD tier writes out as soon as they seal.
-    Ssd,
+    /// the SSD tier writes out as soon as they seal; no new page after the deadline.
+    Ssd(std::time::Instant),
 }
 
 fn survey_where(inner: &Inner, fill_max_pct: u32, place: Where) -> Survey {
@@ -400,7 +407,7 @@ fn survey_where(inner: &Inner, fill_max_pct: u32, place: Where) -> Survey {
     };
     match place {
         Where::Ram => inner.pages.scan_sealed(&mut visit),
-        Where::Ssd => inner.pages.scan_spilled(&mut visit),
+        Where::Ssd(_) => inner.pages.scan_spilled(&mut visit),
     }
     scored.sort_unstable_by_key(|&(score, _, _)| std::cmp::Reverse(score));
     survey.candidates = scored
@@ -421,8 +428,17 @@ fn evacuate_pages(
 ) -> CompactionStats {
     let mut stats = CompactionStats::default();
     let guard = crossbeam_epoch::pin();
+    // Pages on SSD cost a disk read each: bounded in time too, so the tier's tick that runs
+    // this gets back to writing pages out.
+    let deadline = match place {
+        Where::Ssd(deadline) => Some(deadline),
+        Where::Ram => None,
+    };
     for &(page, live) in candidates {
         let spent = stats.bytes_moved;
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
         if spent >= budget
             || stats.bytes_reclaimed >= enough
             || state.retired_bytes >= COMPACT_RETIRED_BYTES_MAX
@@ -434,7 +450,7 @@ fn evacuate_pages(
         }
         let source = match place {
             Where::Ram => inner.pages.pin(page).map(Source::Ram),
-            Where::Ssd => match inner.pages.hold_spilled(page) {
+            Where::Ssd(_) => match inner.pages.hold_spilled(page) {
                 Ok(held) => held.map(Source::Ssd),
                 Err(error) => {
                     // The page stays where it is; its values fail their own reads the same

@@ -60,6 +60,14 @@ pub const SPILL_COMPACT_THRESHOLD_PCT: u32 = 25;
 /// runs every 4 ticks of 10 ms (`tier.rs`) when the ticks keep time; under uniform overwrites
 /// at 50 K/s of 1 KiB, a bound of 8 MiB let the file reach 2.2 times the live data.
 pub const SPILL_COMPACT_TICK_BYTES_MAX: u64 = 24 * 1024 * 1024;
+/// Longest one compaction of the spill file runs (it stops between pages), and while writes
+/// wait for the tier (`tier::write_pressure`): the tier's tick that runs it also writes pages
+/// out, which those writers wait for. Measured under uniform
+/// overwrites at 10 x the budget: 20 ms always gave 37 K SETs/s but a file 4-6 x its live
+/// data; no bound, 23 K SETs/s and 1.4-1.5 x.
+pub const SPILL_COMPACT_RUN_MAX: std::time::Duration = std::time::Duration::from_millis(250);
+/// See [`SPILL_COMPACT_RUN_MAX`].
+pub const SPILL_COMPACT_RUN_MAX_PRESSED: std::time::Duration = std::time::Duration::from_millis(5);
 
 const _: () = assert!(DATABASES <= u8::MAX as usize);
 const _: () = assert!(COMPACT_VALUES_PER_LOCK >= 1);

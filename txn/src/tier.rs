@@ -9,6 +9,9 @@
 //! 3. writes the pages the policy lets go to the spill file ([`storage::page::PageStore::spill`]);
 //!    from then on their values read as `NotResident` and the caller loads the page
 //!    ([`crate::Engine::load_page`]) and tries again;
+//! 3b. every few ticks, compacts the spill file (`compact::tick_spilled`, for at most
+//!    [`crate::limits::SPILL_COMPACT_RUN_MAX`], less while writes wait for the tier) and writes out the cold survivor pages
+//!    that made, after the policy's victims, for which writers may be waiting;
 //! 4. publishes a timestamp R under the commit lock and gives a spilled page's frame back
 //!    once the low watermark (leaving out a checkpoint's long snapshot, whose scan registers
 //!    a snapshot per batch) passes R.
@@ -20,10 +23,10 @@
 //! never touches the frame; one that may have seen it resident holds the watermark below R
 //! (or held the commit lock, which R's section waited for) until it is done.
 //!
-//! What is not here yet (docs/ARCHITECTURE.md, "The SSD tier"): the server's miss path
-//! (a command that meets `NotResident` awaits the load off the async workers and runs again),
-//! promotion of hot values out of cold pages, `maxmemory-policy spill` and `INFO tiering`.
-//! Until then nothing attaches a spill file in the server.
+//! The miss path lives here too: [`plan_miss`] / [`fetch`] decide, per missed value, between
+//! a read-through for one command's retry ([`Prefetched`], checked against the page's image)
+//! and a promotion into RAM (a second miss lately, [`Doorkeeper`]); [`write_pressure`] is the
+//! writers' backpressure; [`info`] the counters INFO shows.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -317,47 +320,10 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     } else {
         Vec::new()
     };
-    // 0. Sparse pages on SSD: their live values to cold survivor pages, which go straight
-    //    back to SSD, ahead of the policy's victims (they never join the policy).
-    //    Every few ticks: the survey visits every page on SSD.
-    state.ticks = state.ticks.wrapping_add(1);
-    let counters = &inner.tier.counters;
-    if state.ticks % SPILL_COMPACT_EVERY_TICKS == 0 {
-        let (compacted, ssd_live) = crate::compact::tick_spilled(inner);
-        stats.compacted_pages = compacted.pages_evacuated;
-        counters
-            .ssd_pages_compacted
-            .fetch_add(compacted.pages_evacuated, Ordering::Relaxed);
-        counters
-            .ssd_bytes_moved
-            .fetch_add(compacted.bytes_moved, Ordering::Relaxed);
-        if let Some(live) = ssd_live {
-            counters.ssd_live_bytes.store(live, Ordering::Relaxed);
-        }
-        sample_rates(inner, state);
-    }
     let mut spilled = Vec::new();
     // The first write error of this tick (then the tick writes no more: the disk is full or
     // failing, and every page it could not take stays in RAM, offered again next tick).
     let mut failed: Option<StorageError> = None;
-    for page in inner.pages.take_sealed_cold() {
-        if failed.is_some() {
-            break;
-        }
-        match inner.pages.spill(page) {
-            Ok(_) => spilled.push(page),
-            // Freed already, or busy: a page still sealed in RAM is offered to the policy by
-            // the scan below like any other.
-            Err(StorageError::NotSpillable { .. }) => {}
-            Err(error) => {
-                stats.spill_errors += 1;
-                if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
-                    stats.disk_full = true;
-                }
-                failed = Some(error);
-            }
-        }
-    }
     // 1. Reads since the last tick.
     inner.pages.drain_reads(&mut |page| {
         state.policy.access(u64::from(page.0));
@@ -399,6 +365,50 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
                 }
                 // Back in the policy, so it is offered again once the disk takes pages.
                 state.policy.insert(id, PAGE_SIZE as u64);
+                failed = Some(error);
+            }
+        }
+    }
+    // 3b. Sparse pages on SSD, after the policy's victims went out (writers may be waiting for
+    //    those): their live values to cold survivor pages, which go straight back to SSD
+    //    (they never join the policy). Every few ticks: the survey visits every page on SSD.
+    //    Not while the disk refuses pages.
+    state.ticks = state.ticks.wrapping_add(1);
+    let counters = &inner.tier.counters;
+    if state.ticks % SPILL_COMPACT_EVERY_TICKS == 0 && failed.is_none() {
+        // Shorter while writes wait for the tier (RAM over budget and headroom).
+        let run_max = if write_pressure(inner) {
+            crate::limits::SPILL_COMPACT_RUN_MAX_PRESSED
+        } else {
+            crate::limits::SPILL_COMPACT_RUN_MAX
+        };
+        let (compacted, ssd_live) = crate::compact::tick_spilled(inner, run_max);
+        stats.compacted_pages = compacted.pages_evacuated;
+        counters
+            .ssd_pages_compacted
+            .fetch_add(compacted.pages_evacuated, Ordering::Relaxed);
+        counters
+            .ssd_bytes_moved
+            .fetch_add(compacted.bytes_moved, Ordering::Relaxed);
+        if let Some(live) = ssd_live {
+            counters.ssd_live_bytes.store(live, Ordering::Relaxed);
+        }
+        sample_rates(inner, state);
+    }
+    for page in inner.pages.take_sealed_cold() {
+        if failed.is_some() {
+            break;
+        }
+        match inner.pages.spill(page) {
+            Ok(_) => spilled.push(page),
+            // Freed already, or busy: a page still sealed in RAM is offered to the policy by
+            // the scan below like any other.
+            Err(StorageError::NotSpillable { .. }) => {}
+            Err(error) => {
+                stats.spill_errors += 1;
+                if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
+                    stats.disk_full = true;
+                }
                 failed = Some(error);
             }
         }
