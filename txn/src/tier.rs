@@ -9,14 +9,15 @@
 //! 3. writes the pages the policy lets go to the spill file ([`storage::page::PageStore::spill`]);
 //!    from then on their values read as `NotResident` and the caller loads the page
 //!    ([`crate::Engine::load_page`]) and tries again;
-//! 3b. every few ticks, compacts the spill file (`compact::tick_spilled`, for at most
-//!    [`crate::limits::SPILL_COMPACT_RUN_MAX`], less while writes wait for the tier) and writes out the cold survivor pages
-//!    that made, after the policy's victims, for which writers may be waiting;
-//! 4. publishes a timestamp R under the commit lock and gives a spilled page's frame back
+//! 4. every few ticks, after the policy's victims (which writers may be waiting for),
+//!    compacts the spill file (`compact::tick_spilled`, for at most
+//!    [`crate::limits::SPILL_COMPACT_RUN_MAX`], less while writes wait for the tier) and
+//!    writes out the cold survivor pages that made;
+//! 5. publishes a timestamp R under the commit lock and gives a spilled page's frame back
 //!    once the low watermark (leaving out a checkpoint's long snapshot, whose scan registers
 //!    a snapshot per batch) passes R.
 //!
-//! Why step 4 is safe: it is relocation's grace period (docs/ARCHITECTURE.md invariant 14).
+//! Why step 5 is safe: it is relocation's grace period (docs/ARCHITECTURE.md invariant 14).
 //! A reader loads a `ValueRef` only under a registered snapshot or the commit lock. A page is
 //! marked on SSD before R is taken under the commit lock, so a snapshot registered after R
 //! was published, and a commit-lock holder after that section, finds the page marked and
@@ -369,7 +370,7 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
             }
         }
     }
-    // 3b. Sparse pages on SSD, after the policy's victims went out (writers may be waiting for
+    // 4. Sparse pages on SSD, after the policy's victims went out (writers may be waiting for
     //    those): their live values to cold survivor pages, which go straight back to SSD
     //    (they never join the policy). Every few ticks: the survey visits every page on SSD.
     //    Not while the disk refuses pages.
@@ -430,7 +431,7 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         (None, false, true) => tracing::info!("the SSD tier writes pages again"),
         _ => {}
     }
-    // 4. The grace period's timestamp, then the frames whose readers are gone.
+    // 5. The grace period's timestamp, then the frames whose readers are gone.
     if !spilled.is_empty() {
         let _commit = inner.commit_lock.lock();
         let ts = inner.oracle.next();
