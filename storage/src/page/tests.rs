@@ -252,6 +252,24 @@ fn seal_open_page(store: &PageStore) {
     }
 }
 
+/// [`one_shard`] with a spill file of 64 slots on a simulated disk seeded with `seed`.
+fn one_shard_with_spill_file(seed: u64) -> PageStore {
+    use crate::io::{Disk, SimDisk};
+    use crate::tier::spill::{SpillFile, SLOT_BYTES};
+    let store = one_shard();
+    let disk = SimDisk::new(seed);
+    disk.create_dir_all(std::path::Path::new("/d")).unwrap();
+    let path = std::path::Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    assert!(store.attach_spill_file(SpillFile::new(
+        file,
+        path.into(),
+        direct,
+        64 * SLOT_BYTES as u64
+    )));
+    store
+}
+
 fn one_shard() -> PageStore {
     PageStore::new(PageStoreConfig {
         open_page_shards: 1,
@@ -699,19 +717,7 @@ proptest! {
 /// slot freed), and the cold page, once sealed, is handed to the SSD tier to write out.
 #[test]
 fn a_page_on_ssd_is_walked_from_its_image_and_emptied_into_cold_pages() {
-    use crate::io::{Disk, SimDisk};
-    use crate::tier::spill::{SpillFile, SLOT_BYTES};
-    let store = one_shard();
-    let disk = SimDisk::new(3);
-    disk.create_dir_all(std::path::Path::new("/d")).unwrap();
-    let path = std::path::Path::new("/d/tier.spill");
-    let (file, direct) = disk.create_direct(path).unwrap();
-    assert!(store.attach_spill_file(SpillFile::new(
-        file,
-        path.into(),
-        direct,
-        64 * SLOT_BYTES as u64
-    )));
+    let store = one_shard_with_spill_file(3);
     let values: Vec<(ValueRef, Vec<u8>)> = (0..40u8)
         .map(|i| {
             let bytes = vec![i; 500 + usize::from(i)];
@@ -769,19 +775,7 @@ fn a_page_on_ssd_is_walked_from_its_image_and_emptied_into_cold_pages() {
 /// generation, so a copy taken from an older image is never mistaken for the current one.
 #[test]
 fn a_spilled_image_is_named_by_slot_and_generation_and_never_repeats() {
-    use crate::io::{Disk, SimDisk};
-    use crate::tier::spill::{SpillFile, SLOT_BYTES};
-    let store = one_shard();
-    let disk = SimDisk::new(9);
-    disk.create_dir_all(std::path::Path::new("/d")).unwrap();
-    let path = std::path::Path::new("/d/tier.spill");
-    let (file, direct) = disk.create_direct(path).unwrap();
-    assert!(store.attach_spill_file(SpillFile::new(
-        file,
-        path.into(),
-        direct,
-        8 * SLOT_BYTES as u64
-    )));
+    let store = one_shard_with_spill_file(9);
     let value = store.write(&[5u8; 700], 5).unwrap();
     seal_open_page(&store);
     assert_eq!(store.spilled_image(value.page), None, "in RAM");

@@ -432,20 +432,9 @@ impl SpillFile {
         let Some(fd) = self.file.raw_fd() else {
             return Ok(None);
         };
-        let bad = || SpillError::BadRange { slot, offset, len };
-        let meta = self
-            .slots
-            .get(slot.0 as usize)
-            .copied()
-            .flatten()
-            .filter(|meta| meta.page == page)
-            .ok_or_else(bad)?;
-        let end = offset
-            .checked_add(len)
-            .filter(|&e| e <= PAGE_SIZE && len > 0)
-            .ok_or_else(bad)?;
-        let first = offset / BLOCK_BYTES;
-        let last = (end - 1) / BLOCK_BYTES;
+        let (meta, first, last) = self
+            .locate(slot, Some(page), offset, len)?
+            .ok_or(SpillError::BadRange { slot, offset, len })?;
         Ok(Some(ReadPlan {
             fd,
             slot,
@@ -508,14 +497,16 @@ impl SpillFile {
             })
     }
 
-    fn read_checked(
+    /// `slot`'s record (which must hold `page`, when named) and the first and last blocks
+    /// holding `len` bytes at `offset`; `None` for `len == 0`; [`SpillError::BadRange`] for a
+    /// slot that holds no such page or a range past the page.
+    fn locate(
         &self,
         slot: SlotId,
         page: Option<PageId>,
         offset: usize,
         len: usize,
-    ) -> Result<Vec<u8>, SpillError> {
-        use std::sync::atomic::Ordering::Relaxed;
+    ) -> Result<Option<(SlotMeta, usize, usize)>, SpillError> {
         let bad = || SpillError::BadRange { slot, offset, len };
         let meta = self
             .slots
@@ -529,10 +520,22 @@ impl SpillFile {
             .filter(|&e| e <= PAGE_SIZE)
             .ok_or_else(bad)?;
         if len == 0 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let first = offset / BLOCK_BYTES;
-        let last = (end - 1) / BLOCK_BYTES;
+        Ok(Some((meta, offset / BLOCK_BYTES, (end - 1) / BLOCK_BYTES)))
+    }
+
+    fn read_checked(
+        &self,
+        slot: SlotId,
+        page: Option<PageId>,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<u8>, SpillError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some((meta, first, last)) = self.locate(slot, page, offset, len)? else {
+            return Ok(Vec::new());
+        };
         let blocks = last - first + 1;
         let mut buf = AlignedBuf::zeroed(blocks * BLOCK_BYTES);
         let at = Self::offset(slot) + (first * BLOCK_BYTES) as u64;

@@ -147,6 +147,35 @@ impl Drop for PageHold<'_> {
 /// ([`PageStore::spilled_image`]).
 pub type SpilledImage = (SlotId, u64);
 
+/// `vref`'s header and bytes as read from SSD (`bytes` starts at its header) into a
+/// [`ColdRead`]; [`StorageError::BadValueRef`] if the header does not describe this value (a
+/// stale or wrong `ValueRef`).
+fn cold_read(
+    vref: ValueRef,
+    mut bytes: Vec<u8>,
+    image: SpilledImage,
+) -> Result<ColdRead, StorageError> {
+    let bad = || StorageError::BadValueRef {
+        page: vref.page.0,
+        offset: vref.offset,
+        len: vref.len,
+    };
+    let header: [u8; 8] = bytes
+        .get(..VALUE_HEADER_BYTES)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(bad)?;
+    let word = u64::from_le_bytes(header);
+    if word & 0xFFFF != u64::from(vref.len) {
+        return Err(bad());
+    }
+    let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
+    Ok(ColdRead {
+        value,
+        owner: word >> 16,
+        image,
+    })
+}
+
 /// A planned asynchronous read of a small value on SSD ([`PageStore::plan_cold_read`]).
 #[derive(Debug, Clone)]
 pub struct ColdPlan {
@@ -739,26 +768,8 @@ impl PageStore {
         let Some(file) = spill.as_ref() else {
             return Ok(None);
         };
-        let mut bytes = file.finish_read(&cold.plan, blocks, took)?;
-        let bad = || StorageError::BadValueRef {
-            page: vref.page.0,
-            offset: vref.offset,
-            len: vref.len,
-        };
-        let header: [u8; 8] = bytes
-            .get(..VALUE_HEADER_BYTES)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(bad)?;
-        let word = u64::from_le_bytes(header);
-        if word & 0xFFFF != u64::from(vref.len) {
-            return Err(bad());
-        }
-        let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
-        Ok(Some(ColdRead {
-            value,
-            owner: word >> 16,
-            image: cold.plan.image(),
-        }))
+        let bytes = file.finish_read(&cold.plan, blocks, took)?;
+        cold_read(vref, bytes, cold.plan.image()).map(Some)
     }
 
     /// The used bytes of page `page` read from SSD (checked) with the image they came from, for
@@ -797,31 +808,12 @@ impl PageStore {
             return Ok(None);
         }
         let start = vref.offset as usize - VALUE_HEADER_BYTES;
-        let Some((mut bytes, image)) =
+        let Some((bytes, image)) =
             self.read_spilled_tagged(vref, start, VALUE_HEADER_BYTES + vref.len as usize)?
         else {
             return Ok(None);
         };
-        let bad = || StorageError::BadValueRef {
-            page: vref.page.0,
-            offset: vref.offset,
-            len: vref.len,
-        };
-        let header: [u8; 8] = bytes
-            .get(..VALUE_HEADER_BYTES)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(bad)?;
-        let word = u64::from_le_bytes(header);
-        if word & 0xFFFF != u64::from(vref.len) {
-            // The header does not describe this value: a stale or wrong `ValueRef`.
-            return Err(bad());
-        }
-        let value = Bytes::from(bytes.split_off(VALUE_HEADER_BYTES));
-        Ok(Some(ColdRead {
-            value,
-            owner: word >> 16,
-            image,
-        }))
+        cold_read(vref, bytes, image).map(Some)
     }
 
     /// For `release`: a spilled page whose last value was freed loses its SSD slot; true if
