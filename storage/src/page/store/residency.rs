@@ -659,6 +659,27 @@ impl PageStore {
         start: usize,
         len: usize,
     ) -> Result<Option<(Vec<u8>, SpilledImage)>, StorageError> {
+        self.with_spilled(vref, |file, ssd| {
+            let bytes = file.read_page(ssd, vref.page, start, len)?;
+            let generation = file
+                .generation_of(ssd, vref.page)
+                .ok_or(SpillError::BadRange {
+                    slot: ssd,
+                    offset: start,
+                    len,
+                })?;
+            Ok(Some((bytes, (ssd, generation))))
+        })
+    }
+
+    /// Runs `f` with the spill file and the slot of `vref`'s page, under the file's read lock
+    /// (so the slot is neither freed nor reused meanwhile); `Ok(None)` if the page is in RAM;
+    /// [`StorageError::BadValueRef`] for a page id never handed out.
+    fn with_spilled<R>(
+        &self,
+        vref: ValueRef,
+        f: impl FnOnce(&SpillFile, SlotId) -> Result<Option<R>, StorageError>,
+    ) -> Result<Option<R>, StorageError> {
         let Some(slot) = self.slot(vref.page) else {
             return Err(StorageError::BadValueRef {
                 page: vref.page.0,
@@ -672,20 +693,17 @@ impl PageStore {
         else {
             return Ok(None);
         };
-        let file = spill.as_ref().ok_or(SpillError::BadRange {
-            slot: ssd,
-            offset: start,
-            len,
-        })?;
-        let bytes = file.read_page(ssd, vref.page, start, len)?;
-        let generation = file
-            .generation_of(ssd, vref.page)
-            .ok_or(SpillError::BadRange {
+        match spill.as_ref() {
+            Some(file) => f(file, ssd),
+            // On SSD with no file: cannot be (a file is never detached while pages are on
+            // it); an error rather than "in RAM", which `read_cold` would retry for ever.
+            None => Err(SpillError::BadRange {
                 slot: ssd,
-                offset: start,
-                len,
-            })?;
-        Ok(Some((bytes, (ssd, generation))))
+                offset: vref.offset as usize,
+                len: vref.len as usize,
+            }
+            .into()),
+        }
     }
 
     /// Where `page`'s image is on SSD and its write generation: `None` unless it is on SSD.
@@ -714,30 +732,16 @@ impl PageStore {
         {
             return Ok(None);
         }
-        let Some(slot) = self.slot(vref.page) else {
-            return Err(StorageError::BadValueRef {
-                page: vref.page.0,
-                offset: vref.offset,
-                len: vref.len,
-            });
-        };
-        let spill = self.spill.read();
-        let Residency::OnSsd { slot: ssd, .. } =
-            Residency::decode(slot.tier.load(Ordering::Acquire))
-        else {
-            return Ok(None);
-        };
-        let Some(file) = spill.as_ref() else {
-            return Ok(None);
-        };
-        let start = vref.offset as usize - VALUE_HEADER_BYTES;
-        let plan = file.plan_read(
-            ssd,
-            vref.page,
-            start,
-            VALUE_HEADER_BYTES + vref.len as usize,
-        )?;
-        Ok(plan.map(|plan| ColdPlan { vref, plan }))
+        self.with_spilled(vref, |file, ssd| {
+            let start = vref.offset as usize - VALUE_HEADER_BYTES;
+            let plan = file.plan_read(
+                ssd,
+                vref.page,
+                start,
+                VALUE_HEADER_BYTES + vref.len as usize,
+            )?;
+            Ok(plan.map(|plan| ColdPlan { vref, plan }))
+        })
     }
 
     /// The second half of [`Self::plan_cold_read`]: checks the blocks read and returns the
