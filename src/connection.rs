@@ -260,6 +260,7 @@ async fn handle_loading(
         return session.handle(args, shared);
     }
     wait_for_the_tier(&args, shared).await;
+    let started = Instant::now();
     let mut reply = session.handle(args.clone(), shared);
     let (mut rounds, mut repeats, mut fetched) = (0u32, 0u32, 0usize);
     let mut last: Vec<txn::ValueRef> = Vec::new();
@@ -314,6 +315,12 @@ async fn handle_loading(
         }
         last = missing;
     }
+    let histogram = if rounds == 0 {
+        &shared.stats.tier_hit_latency
+    } else {
+        &shared.stats.tier_miss_latency
+    };
+    histogram.record(started.elapsed());
     reply
 }
 

@@ -185,6 +185,11 @@ fn twenty_times_the_budget_reads_back_exactly_under_load_and_after_a_sigkill() {
     assert!(
         number(&swept, "tiering_ssd_read_p99_usec") >= number(&swept, "tiering_ssd_read_p50_usec")
     );
+    // Every GET of the sweep missed: the commands' own times land in the miss histogram.
+    assert!(number(&swept, "tiering_cmd_miss_p50_usec") > 0, "{swept:?}");
+    assert!(
+        number(&swept, "tiering_cmd_miss_p99_usec") >= number(&swept, "tiering_cmd_miss_p50_usec")
+    );
     let ratio: f64 = swept["tiering_hit_ratio"].parse().unwrap();
     assert!((0.0..1.0).contains(&ratio), "a cold sweep misses: {ratio}");
     // MGET (the general path) over all of them.

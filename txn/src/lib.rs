@@ -52,7 +52,9 @@ pub use snapshot_limits::{
 };
 pub use storage::page::{PageId, PageStoreConfig, ValueRef};
 pub use storage::tier::spill::SLOT_BYTES as SPILL_SLOT_BYTES;
-pub use storage::tier::{EvictionPolicy as PagePolicy, SpillFile, SpillStats, Uring};
+pub use storage::tier::{
+    EvictionPolicy as PagePolicy, LatencyHistogram, SpillFile, SpillStats, Uring,
+};
 pub use storage::Lsn;
 pub use storage::StorageError;
 pub use timestamp::{CommitTs, SnapshotTs, TxnId};

@@ -208,6 +208,8 @@ fn tiering(s: &mut String, shared: &Shared) {
          tiering_pages_written_per_sec:{:.1}\r\n\
          tiering_ssd_read_p50_usec:{}\r\ntiering_ssd_read_p99_usec:{}\r\n\
          tiering_ssd_write_p50_usec:{}\r\ntiering_ssd_write_p99_usec:{}\r\n\
+         tiering_cmd_hit_p50_usec:{}\r\ntiering_cmd_hit_p99_usec:{}\r\n\
+         tiering_cmd_miss_p50_usec:{}\r\ntiering_cmd_miss_p99_usec:{}\r\n\
          tiering_value_pages_in_ram:{}\r\ntiering_value_bytes_in_ram:{}\r\n\
          tiering_value_pages_on_ssd:{}\r\ntiering_ssd_bytes:{}\r\ntiering_ssd_live_bytes:{}\r\n\
          tiering_free_frames:{}\r\ntiering_frames_released:{}\r\n\
@@ -234,6 +236,10 @@ fn tiering(s: &mut String, shared: &Shared) {
         file.read_p99_us,
         file.write_p50_us,
         file.write_p99_us,
+        shared.stats.tier_hit_latency.percentile_us(50.0),
+        shared.stats.tier_hit_latency.percentile_us(99.0),
+        shared.stats.tier_miss_latency.percentile_us(50.0),
+        shared.stats.tier_miss_latency.percentile_us(99.0),
         pages.pages,
         pages.bytes_allocated,
         pages.spilled_pages,
