@@ -225,6 +225,19 @@ pub struct SpillStats {
     pub write_p99_us: u64,
 }
 
+/// A slot taken for a page image not yet written ([`SpillFile::reserve`]); give it to
+/// [`SpillFile::complete`] whatever the write's outcome.
+#[derive(Debug)]
+#[must_use]
+pub struct Reserved {
+    slot: u32,
+    generation: u64,
+}
+
+/// A page image written into its reserved slot ([`SpillFile::write_reserved`]).
+#[derive(Debug)]
+pub struct Written(SlotMeta);
+
 /// An asynchronous read of part of a page image ([`SpillFile::plan_read`]).
 #[derive(Debug, Clone)]
 pub struct ReadPlan {
@@ -343,7 +356,15 @@ impl SpillFile {
     /// part) as page `page` into a free slot. On error nothing is recorded and the slot stays
     /// free: the caller keeps the page in RAM.
     pub fn write(&mut self, page: PageId, image: &[u8]) -> Result<SlotId, SpillError> {
-        let used = image.len().min(PAGE_SIZE);
+        let reserved = self.reserve()?;
+        let written = self.write_reserved(&reserved, page, image);
+        self.complete(reserved, written)
+    }
+
+    /// The first of [`Self::write`]'s three steps, which let a caller hold the file's lock
+    /// exclusively only around the bookkeeping, not across the disk write: takes a free slot
+    /// (or grows the file by one) and a write generation. [`SpillError::Full`] at the cap.
+    pub fn reserve(&mut self) -> Result<Reserved, SpillError> {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None if (self.slots.len() as u64) < u64::from(self.max_slots) => {
@@ -359,6 +380,21 @@ impl SpillFile {
         };
         let generation = self.next_generation;
         self.next_generation += 1;
+        Ok(Reserved { slot, generation })
+    }
+
+    /// The second step: writes `image` (at most a page; its first `image.len()` bytes are the
+    /// page's used part) as page `page` into the reserved slot, with its trailer. Shared
+    /// access: readers of other slots go on meanwhile, and nobody reads this slot (it holds
+    /// no page until [`Self::complete`]).
+    pub fn write_reserved(
+        &self,
+        reserved: &Reserved,
+        page: PageId,
+        image: &[u8],
+    ) -> Result<Written, SpillError> {
+        let used = image.len().min(PAGE_SIZE);
+        let generation = reserved.generation;
         let mut buf = AlignedBuf::zeroed(SLOT_BYTES);
         let bytes = buf.as_mut_slice();
         if let (Some(dst), Some(src)) = (bytes.get_mut(..used), image.get(..used)) {
@@ -377,27 +413,42 @@ impl SpillFile {
         if let Some(trailer) = bytes.get_mut(PAGE_SIZE..) {
             encode_trailer(trailer, &meta, used as u32);
         }
-        let offset = Self::offset(SlotId(slot));
+        let offset = Self::offset(SlotId(reserved.slot));
         let started = std::time::Instant::now();
         let written = self.file.write_at(buf.as_slice(), offset);
         self.write_latency.record(started.elapsed());
-        if let Err(source) = written {
-            self.free.push(slot);
-            return Err(SpillError::Io {
-                file: self.path.clone(),
-                op: "write",
-                slot: SlotId(slot),
-                page,
-                offset,
-                source,
-            });
+        written.map_err(|source| SpillError::Io {
+            file: self.path.clone(),
+            op: "write",
+            slot: SlotId(reserved.slot),
+            page,
+            offset,
+            source,
+        })?;
+        Ok(Written(meta))
+    }
+
+    /// The last step: records the written page in its slot, or, if the write failed, gives
+    /// the slot back (nothing recorded: the caller keeps the page in RAM).
+    pub fn complete(
+        &mut self,
+        reserved: Reserved,
+        written: Result<Written, SpillError>,
+    ) -> Result<SlotId, SpillError> {
+        match written {
+            Ok(Written(meta)) => {
+                if let Some(entry) = self.slots.get_mut(reserved.slot as usize) {
+                    *entry = Some(meta);
+                }
+                self.stats.slots_used += 1;
+                self.stats.pages_written += 1;
+                Ok(SlotId(reserved.slot))
+            }
+            Err(error) => {
+                self.free.push(reserved.slot);
+                Err(error)
+            }
         }
-        if let Some(entry) = self.slots.get_mut(slot as usize) {
-            *entry = Some(meta);
-        }
-        self.stats.slots_used += 1;
-        self.stats.pages_written += 1;
-        Ok(SlotId(slot))
     }
 
     /// Reads `len` bytes at `offset` of the page in `slot`: only the blocks holding them,

@@ -528,12 +528,21 @@ impl PageStore {
         // value goes in; a value freed meanwhile may be junk-filled in debug builds, which
         // only changes dead bytes), and its buffer is PAGE_SIZE bytes.
         let image = unsafe { std::slice::from_raw_parts(base, used) };
-        let mut spill = self.spill_write();
-        let file = spill.as_mut().ok_or(StorageError::NotSpillable {
+        let none = || StorageError::NotSpillable {
             page: page.0,
             reason: "no spill file attached",
-        })?;
-        let ssd = file.write(page, image)?;
+        };
+        // The file's lock is held exclusively only around the bookkeeping: across the disk
+        // write it is shared, so reads of other pages (an async worker planning an io_uring
+        // read takes it too) never wait for a page write.
+        let reserved = self.spill_write().as_mut().ok_or_else(none)?.reserve()?;
+        let written = match self.spill.read().as_ref() {
+            Some(file) => file.write_reserved(&reserved, page, image),
+            None => return Err(none()),
+        };
+        let mut spill = self.spill_write();
+        let file = spill.as_mut().ok_or_else(none)?;
+        let ssd = file.complete(reserved, written)?;
         let to = Residency::OnSsd {
             slot: ssd,
             frame: Frame::Held,
@@ -595,14 +604,18 @@ impl PageStore {
         let Residency::OnSsd { slot: ssd, frame } = from else {
             return Ok(());
         };
-        let mut spill = self.spill_write();
-        let file = spill.as_mut().ok_or(SpillError::BadRange {
+        let missing = || SpillError::BadRange {
             slot: ssd,
             offset: 0,
             len: PAGE_SIZE,
-        })?;
+        };
         if frame == Frame::Released {
-            let image = file.read_page(ssd, page, 0, PAGE_SIZE)?;
+            // Read under the shared lock (the slot is ours: the page is busy, so neither
+            // freed nor spilled again meanwhile); the exclusive one only to free the slot.
+            let image = match self.spill.read().as_ref() {
+                Some(file) => file.read_page(ssd, page, 0, PAGE_SIZE)?,
+                None => return Err(missing().into()),
+            };
             let base = slot.base.load(Ordering::Acquire);
             // SAFETY: the frame is ours (busy; nobody reads it while the page is on SSD, and
             // the readers from before the spill were waited for by `release_frame`'s caller);
@@ -615,6 +628,8 @@ impl PageStore {
         }
         // Resident again (Release: the refilled bytes before the word readers check), then
         // the slot goes.
+        let mut spill = self.spill_write();
+        let file = spill.as_mut().ok_or_else(missing)?;
         self.set_residency(slot, from, Residency::Resident);
         file.free(ssd);
         self.spilled_pages.fetch_sub(1, Ordering::Relaxed);
