@@ -288,6 +288,34 @@ pub(crate) fn info(inner: &Inner) -> TierInfo {
     }
 }
 
+/// Writes `page` to SSD for [`tick`]: pushed to `spilled` if it went; false if the disk
+/// refused it (counted in `stats`, the error kept in `failed`: the tick writes no more).
+/// A page freed, loaded or busy since it was chosen is skipped (true): the next tick sees it
+/// as it is.
+fn spill_one(
+    inner: &Inner,
+    page: PageId,
+    stats: &mut TierStats,
+    spilled: &mut Vec<PageId>,
+    failed: &mut Option<StorageError>,
+) -> bool {
+    match inner.pages.spill(page) {
+        Ok(_) => {
+            spilled.push(page);
+            true
+        }
+        Err(StorageError::NotSpillable { .. }) => true,
+        Err(error) => {
+            stats.spill_errors += 1;
+            if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
+                stats.disk_full = true;
+            }
+            *failed = Some(error);
+            false
+        }
+    }
+}
+
 /// Whether writes should wait for the driver: under `maxmemory` with the `spill` policy, the
 /// value pages held in RAM (sealed ones the policy lets go but not yet written, and spilled
 /// ones whose frames wait for their grace period, included) are over their budget by more
@@ -355,19 +383,9 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         let Ok(page) = u32::try_from(id).map(PageId) else {
             continue;
         };
-        match inner.pages.spill(page) {
-            Ok(_) => spilled.push(page),
-            // Freed, loaded or busy since the scan: the next tick sees it as it is.
-            Err(StorageError::NotSpillable { .. }) => {}
-            Err(error) => {
-                stats.spill_errors += 1;
-                if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
-                    stats.disk_full = true;
-                }
-                // Back in the policy, so it is offered again once the disk takes pages.
-                state.policy.insert(id, PAGE_SIZE as u64);
-                failed = Some(error);
-            }
+        if !spill_one(inner, page, &mut stats, &mut spilled, &mut failed) {
+            // Back in the policy, so it is offered again once the disk takes pages.
+            state.policy.insert(id, PAGE_SIZE as u64);
         }
     }
     // 4. Sparse pages on SSD, after the policy's victims went out (writers may be waiting for
@@ -376,6 +394,9 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     //    Not while the disk refuses pages.
     state.ticks = state.ticks.wrapping_add(1);
     let counters = &inner.tier.counters;
+    if state.ticks % SPILL_COMPACT_EVERY_TICKS == 0 {
+        sample_rates(inner, state);
+    }
     if state.ticks % SPILL_COMPACT_EVERY_TICKS == 0 && failed.is_none() {
         // Shorter while writes wait for the tier (RAM over budget and headroom).
         let run_max = if write_pressure(inner) {
@@ -394,25 +415,14 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
         if let Some(live) = ssd_live {
             counters.ssd_live_bytes.store(live, Ordering::Relaxed);
         }
-        sample_rates(inner, state);
     }
+    // A cold page left in RAM (the disk refused it) is offered to the policy by the next
+    // tick's scan like any other sealed page.
     for page in inner.pages.take_sealed_cold() {
         if failed.is_some() {
             break;
         }
-        match inner.pages.spill(page) {
-            Ok(_) => spilled.push(page),
-            // Freed already, or busy: a page still sealed in RAM is offered to the policy by
-            // the scan below like any other.
-            Err(StorageError::NotSpillable { .. }) => {}
-            Err(error) => {
-                stats.spill_errors += 1;
-                if matches!(error, StorageError::Spill(SpillError::Full { .. })) {
-                    stats.disk_full = true;
-                }
-                failed = Some(error);
-            }
-        }
+        spill_one(inner, page, &mut stats, &mut spilled, &mut failed);
     }
     stats.spilled = spilled.len() as u64;
     // Writes over `maxmemory` go on only while the disk takes pages (`memory::evict`: under
