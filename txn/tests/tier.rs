@@ -14,6 +14,11 @@ use txn::{Engine, EngineConfig, Isolation, PageStoreConfig};
 const PAGE: u64 = 64 * 1024;
 
 fn engine_with_tier(budget_pages: u64, policy: EvictionPolicy) -> Engine {
+    engine_with_tier_on(&SimDisk::new(5), budget_pages, policy)
+}
+
+/// [`engine_with_tier`] with its spill file on `disk` (a test that injects faults keeps it).
+fn engine_with_tier_on(disk: &SimDisk, budget_pages: u64, policy: EvictionPolicy) -> Engine {
     let engine = Engine::new(EngineConfig {
         page_store: PageStoreConfig {
             open_page_shards: 1,
@@ -21,7 +26,6 @@ fn engine_with_tier(budget_pages: u64, policy: EvictionPolicy) -> Engine {
         },
         ..EngineConfig::default()
     });
-    let disk = SimDisk::new(5);
     disk.create_dir_all(Path::new("/d")).unwrap();
     let path = Path::new("/d/tier.spill");
     let (file, direct) = disk.create_direct(path).unwrap();
@@ -554,19 +558,8 @@ fn writes_past_the_budget_and_headroom_raise_pressure_until_the_tier_catches_up(
 #[test]
 fn a_failing_disk_keeps_values_in_ram_refuses_writes_past_maxmemory_and_recovers() {
     use storage::io::{FaultKind, FaultOp};
-    let engine = Engine::new(EngineConfig {
-        page_store: PageStoreConfig {
-            open_page_shards: 1,
-            ..PageStoreConfig::default()
-        },
-        ..EngineConfig::default()
-    });
     let disk = SimDisk::new(21);
-    disk.create_dir_all(Path::new("/d")).unwrap();
-    let path = Path::new("/d/tier.spill");
-    let (file, direct) = disk.create_direct(path).unwrap();
-    let file = SpillFile::new(file, path.into(), direct, 4096 * SLOT_BYTES as u64);
-    assert!(engine.attach_spill_file(file, 4 * PAGE, EvictionPolicy::WTinyLfu));
+    let engine = engine_with_tier_on(&disk, 4, EvictionPolicy::WTinyLfu);
     let limit = 8u64 << 20;
     engine.set_memory_config(txn::MemoryConfig {
         maxmemory_bytes: limit,
