@@ -8,6 +8,7 @@
 //! exceeds the normal-class `client-output-buffer-limit` nor [`OUTPUT_BUFFER_BYTES_MAX`] (the
 //! client is disconnected instead, as in Redis).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::WriteHalf;
 use tokio::net::TcpStream;
 
+use crate::cmd::spec::flags;
 use crate::resp::{decode_request_resuming, DecodeLimits, Frame, ScanState, MAX_MULTIBULK_LEN};
 use crate::server::{ClientHandle, Shared};
 use crate::session::{Action, Session};
@@ -137,17 +139,52 @@ async fn run_batch(
         )
     };
     let mut end = BatchEnd::More;
+    // With the SSD tier, the batch's requests are decoded ahead (at most
+    // [`PIPELINE_AHEAD_MAX`]), so that one command's miss fetches the cold values of the
+    // commands after it too: a pipeline's misses go to the disk together.
+    let mut ahead: VecDeque<Queued> = VecDeque::new();
+    let mut undecodable: Option<crate::resp::ProtocolError> = None;
     loop {
         let limits = DecodeLimits {
             unauthenticated: !session.authenticated,
             ..limits
         };
-        match decode_request_resuming(input, &limits, scan) {
-            Ok(Some(args)) => {
+        let look_ahead = shared.engine.tier_attached() && session.authenticated;
+        if look_ahead && ahead.is_empty() && undecodable.is_none() {
+            while ahead.len() < PIPELINE_AHEAD_MAX {
+                match decode_request_resuming(input, &limits, scan) {
+                    Ok(Some(args)) if args.is_empty() => {}
+                    Ok(Some(args)) => ahead.push_back(Queued {
+                        args,
+                        prefetched: Vec::new(),
+                    }),
+                    Ok(None) => break,
+                    Err(e) => {
+                        undecodable = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        let next = match ahead.pop_front() {
+            Some(queued) => Ok(Some(queued)),
+            None => match undecodable.take() {
+                Some(e) => Err(e),
+                None if look_ahead => Ok(None),
+                None => decode_request_resuming(input, &limits, scan).map(|args| {
+                    args.map(|args| Queued {
+                        args,
+                        prefetched: Vec::new(),
+                    })
+                }),
+            },
+        };
+        match next {
+            Ok(Some(Queued { args, prefetched })) => {
                 if args.is_empty() {
                     continue;
                 }
-                let reply = handle_loading(session, args, shared).await;
+                let reply = handle_loading(session, args, prefetched, &mut ahead, shared).await;
                 // One pipelined batch can ask for far more output than memory holds (a hundred
                 // GETs of a 512 MB value), and so can one reply (an MGET naming that key a
                 // hundred times): stop at the hard limit before encoding, as Redis disconnects.
@@ -249,11 +286,27 @@ async fn wait_for_the_tier(args: &[bytes::Bytes], shared: &Arc<Shared>) {
     }
 }
 
+/// A request decoded ahead of its turn, with the values fetched for it while an earlier
+/// command of its pipeline waited for the disk.
+struct Queued {
+    args: Vec<bytes::Bytes>,
+    prefetched: Vec<txn::tier::Prefetched>,
+}
+
+/// Requests of one batch decoded ahead of their turn when the SSD tier is on.
+const PIPELINE_AHEAD_MAX: usize = 256;
+/// Cold values a miss fetches for the commands after it in its pipeline, at most.
+const FETCH_AHEAD_MAX: usize = 256;
+
 /// Runs one request; if it needed a value on SSD (it then failed with nothing done), fetches
-/// it on the blocking pool, never on this worker, and runs it again.
+/// it on the blocking pool, never on this worker, and runs it again. Its first miss also
+/// fetches the cold values that the pipeline's next commands (`ahead`) will read, in the same
+/// round of reads; `prefetched` is what an earlier command fetched for this one.
 async fn handle_loading(
     session: &mut Session,
     args: Vec<bytes::Bytes>,
+    mut prefetched: Vec<txn::tier::Prefetched>,
+    ahead: &mut VecDeque<Queued>,
     shared: &Arc<Shared>,
 ) -> Frame {
     if !shared.engine.tier_attached() {
@@ -261,12 +314,17 @@ async fn handle_loading(
     }
     wait_for_the_tier(&args, shared).await;
     let started = Instant::now();
-    let mut reply = session.handle(args.clone(), shared);
+    let mut reply = if prefetched.is_empty() {
+        session.handle(args.clone(), shared)
+    } else {
+        shared
+            .engine
+            .with_fetched_ahead(&prefetched, || session.handle(args.clone(), shared))
+    };
     let (mut rounds, mut repeats, mut fetched) = (0u32, 0u32, 0usize);
     let mut last: Vec<txn::ValueRef> = Vec::new();
-    // Values read through for this command (first misses: not promoted), which its retries
-    // read while their pages' images on SSD are unchanged.
-    let mut prefetched: Vec<txn::tier::Prefetched> = Vec::new();
+    // `prefetched`: values read through for this command (first misses: not promoted), which
+    // its retries read while their pages' images on SSD are unchanged.
     loop {
         let missing = session.take_missing();
         if missing.is_empty() {
@@ -281,9 +339,23 @@ async fn handle_loading(
         // A command that keeps missing one value per run (reads inside EXEC or a TXN stop at
         // their first) would run again per value: after a few rounds, whole pages.
         let whole_pages = rounds > MISS_ROUNDS_BEFORE_PAGES;
-        match fetch_all(&missing, whole_pages, shared).await {
+        let later = if rounds == 1 {
+            cold_values_ahead(ahead, &missing, session.db, shared)
+        } else {
+            LaterMisses::default()
+        };
+        match fetch_all(&missing, &later.values, whole_pages, shared).await {
             Ok(read_through) => {
-                prefetched.extend(read_through);
+                for value in read_through {
+                    if let Some(commands) = later.wanted_by.get(&value.value()) {
+                        for &i in commands {
+                            if let Some(queued) = ahead.get_mut(i) {
+                                queued.prefetched.push(value.clone());
+                            }
+                        }
+                    }
+                    prefetched.push(value);
+                }
                 let excess = prefetched.len().saturating_sub(txn::tier::PREFETCHED_MAX);
                 prefetched.drain(..excess);
                 reply = shared
@@ -322,6 +394,53 @@ async fn handle_loading(
     };
     histogram.record(started.elapsed());
     reply
+}
+
+/// Cold values that the commands after a miss in its pipeline will read, to fetch in the same
+/// round: the values, none of them already `missing`, and which queued commands want each.
+#[derive(Default)]
+struct LaterMisses {
+    values: Vec<txn::ValueRef>,
+    wanted_by: std::collections::HashMap<txn::ValueRef, Vec<usize>>,
+}
+
+/// Probes the keys of the queued commands that read values ([`flags::READS_VALUE`]) in the
+/// connection's current database (a SELECT in between only makes a fetch useless). Reads no
+/// value and counts no access; at most [`FETCH_AHEAD_MAX`] values.
+fn cold_values_ahead(
+    ahead: &VecDeque<Queued>,
+    missing: &[txn::ValueRef],
+    db: txn::DbIndex,
+    shared: &Shared,
+) -> LaterMisses {
+    let mut later = LaterMisses::default();
+    for (i, queued) in ahead.iter().enumerate() {
+        let room = FETCH_AHEAD_MAX.saturating_sub(later.values.len());
+        if room == 0 {
+            break;
+        }
+        let Some((_, entry)) = queued
+            .args
+            .first()
+            .and_then(|name| crate::cmd::lookup(name))
+        else {
+            continue;
+        };
+        if !entry.spec.has(flags::READS_VALUE) {
+            continue;
+        }
+        let keys = entry.spec.key_args(&queued.args).map(|key| &key[..]);
+        for value in shared.engine.values_on_ssd(db, keys, room) {
+            let wanting = later.wanted_by.entry(value).or_default();
+            if wanting.is_empty() && !missing.contains(&value) {
+                later.values.push(value);
+            }
+            if wanting.last() != Some(&i) {
+                wanting.push(i);
+            }
+        }
+    }
+    later
 }
 
 /// Serves one missed value: a first miss through the io_uring reader where there is one
@@ -392,27 +511,37 @@ const MISS_FETCH_PARALLEL: usize = 32;
 const MISS_VALUES_PER_PAGE_READ: usize = 4;
 
 /// Fetches every value in `missing` together on the blocking pool, [`MISS_FETCH_PARALLEL`] at
-/// a time (or loads their pages, once each): the read-throughs to hand to the retry, or the
-/// first failure (`None`: a blocking task died).
+/// a time (or loads their pages, once each), and with them the values `later` commands of the
+/// pipeline will read: the read-throughs to hand to the retries, or the first failure of the
+/// command's own values (`None`: a blocking task died). A failure of a later command's value
+/// is that command's to report, when its own run misses.
 async fn fetch_all(
     missing: &[txn::ValueRef],
+    later: &[txn::ValueRef],
     whole_pages: bool,
     shared: &Arc<Shared>,
 ) -> Result<Vec<txn::tier::Prefetched>, Option<(txn::ValueRef, txn::TxnError)>> {
     // Several values in one page (a sweep over neighbouring keys): one read of the page for
     // all of them; the others value by value. After a few rounds, whole pages are loaded.
-    let mut per_page: std::collections::HashMap<txn::PageId, Vec<txn::ValueRef>> =
+    let mut per_page: std::collections::HashMap<txn::PageId, (bool, Vec<txn::ValueRef>)> =
         std::collections::HashMap::new();
-    for &value in missing {
-        per_page.entry(value.page).or_default().push(value);
+    let tagged = missing.iter().map(|&v| (v, true));
+    for (value, own) in tagged.chain(later.iter().map(|&v| (v, false))) {
+        let (any_own, values) = per_page.entry(value.page).or_default();
+        *any_own |= own;
+        values.push(value);
     }
     enum Fetch {
         One(txn::ValueRef),
         Page(Vec<txn::ValueRef>),
         Load(txn::ValueRef),
     }
-    let mut wanted = Vec::with_capacity(missing.len());
-    for (_, values) in per_page {
+    // The command's own values go first: later ones only fill the disk's queue.
+    let mut groups: Vec<(bool, Vec<txn::ValueRef>)> = per_page.into_values().collect();
+    groups.sort_by_key(|(own, _)| !*own);
+    let own_values: std::collections::HashSet<txn::ValueRef> = missing.iter().copied().collect();
+    let mut wanted = Vec::with_capacity(missing.len() + later.len());
+    for (_, values) in groups {
         match values.first() {
             Some(&first) if whole_pages => wanted.push(Fetch::Load(first)),
             Some(_) if values.len() >= MISS_VALUES_PER_PAGE_READ => {
@@ -431,8 +560,14 @@ async fn fetch_all(
                     Fetch::One(value) => (*value, read_one(*value, shared)),
                     Fetch::Page(values) => {
                         let values = values.clone();
+                        // The failure to report, if any, is the command's own value's.
+                        let shown = values
+                            .iter()
+                            .find(|v| own_values.contains(v))
+                            .or_else(|| values.first())
+                            .copied()?;
                         (
-                            *values.first()?,
+                            shown,
                             tokio::task::spawn_blocking(move || engine.fetch_from_page(&values)),
                         )
                     }
@@ -453,9 +588,10 @@ async fn fetch_all(
         for (value, task) in tasks {
             match task.await {
                 Ok(Ok(through)) => read_through.extend(through),
-                Ok(Err(error)) => {
+                Ok(Err(error)) if own_values.contains(&value) => {
                     failed.get_or_insert(Some((value, error)));
                 }
+                Ok(Err(_)) => {}
                 Err(_) => {
                     failed.get_or_insert(None);
                 }
@@ -482,23 +618,7 @@ fn missed_key<'a>(
         .first()
         .and_then(|name| crate::cmd::lookup(name))
         .map(|(_, entry)| entry.spec);
-    let by_position = spec.filter(|s| s.first_key > 0).and_then(|s| {
-        let last = if s.last_key < 0 {
-            args.len() as i64 + i64::from(s.last_key)
-        } else {
-            i64::from(s.last_key)
-        };
-        let step = usize::try_from(s.key_step.max(1)).unwrap_or(1);
-        let first = usize::try_from(s.first_key).unwrap_or(1);
-        let last = usize::try_from(last).unwrap_or(0);
-        args.iter()
-            .enumerate()
-            .skip(first)
-            .step_by(step)
-            .take_while(|(i, _)| *i <= last)
-            .map(|(_, key)| key)
-            .find(names)
-    });
+    let by_position = spec.and_then(|s| s.key_args(args).find(names));
     by_position
         .or_else(|| args.iter().skip(1).take(1024).find(names))
         .map(|key| &key[..])

@@ -383,4 +383,72 @@ fn spill_is_the_default_and_config_set_maxmemory_starts_the_tier() {
         let got: Vec<u8> = redis::cmd("GET").arg(key(i)).query(&mut c).unwrap();
         assert_eq!(got, value(i, 0), "{}", key(i));
     }
+    // A pipeline of reads of cold keys: the first miss fetches the later commands' values in
+    // the same round, and each command still sees the writes before it in the pipeline (a
+    // value fetched ahead and then overwritten is not what the later read returns).
+    let before = info(&mut c, "tiering");
+    let ids: Vec<usize> = (0..200).map(|n| n * 700 + 3).collect();
+    let (overwritten, deleted) = (ids[50], ids[60]);
+    let mut pipe = redis::pipe();
+    for (n, &i) in ids.iter().enumerate() {
+        match n {
+            50 => pipe.cmd("SET").arg(key(i)).arg("new").ignore(),
+            60 => pipe.cmd("DEL").arg(key(i)).ignore(),
+            70 => pipe.cmd("APPEND").arg(key(i)).arg("+"),
+            _ => pipe.cmd("GET").arg(key(i)),
+        };
+        if n == 55 || n == 65 {
+            pipe.cmd("GET")
+                .arg(key(overwritten))
+                .cmd("GET")
+                .arg(key(deleted));
+        }
+    }
+    let replies: Vec<redis::Value> = pipe.query(&mut c).unwrap();
+    let bulk = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => Some(b.clone()),
+        redis::Value::Nil => None,
+        other => panic!("unexpected reply {other:?}"),
+    };
+    let mut replies = replies.iter();
+    for (n, &i) in ids.iter().enumerate() {
+        match n {
+            50 | 60 => {}
+            70 => assert_eq!(
+                replies.next(),
+                Some(&redis::Value::Int(VALUE_BYTES as i64 + 1)),
+                "APPEND to {}",
+                key(i)
+            ),
+            _ => assert_eq!(
+                replies.next().and_then(bulk),
+                Some(value(i, 0)),
+                "{}",
+                key(i)
+            ),
+        }
+        if n == 55 || n == 65 {
+            assert_eq!(replies.next().and_then(bulk), Some(b"new".to_vec()));
+            let gone = replies.next().and_then(bulk);
+            assert_eq!(
+                gone,
+                (n == 55).then(|| value(deleted, 0)),
+                "{}",
+                key(deleted)
+            );
+        }
+    }
+    assert!(replies.next().is_none());
+    let after = info(&mut c, "tiering");
+    let delta = |field: &str| number(&after, field) - number(&before, field);
+    let ahead = delta("tiering_fetched_ahead");
+    assert!(
+        ahead >= 100,
+        "a pipeline's misses fetched together: {ahead} ahead"
+    );
+    // Values fetched ahead came from SSD: the hit ratio counts them as misses, and as one
+    // request each (no second run).
+    let (reads, misses) = (delta("tiering_value_reads"), delta("tiering_value_misses"));
+    assert!(misses >= 150, "{misses} misses of {reads} reads: {after:?}");
+    assert!(reads <= 210, "{reads} reads for 200 commands: {after:?}");
 }

@@ -9,16 +9,18 @@
 #     GET hit ratio of an ideal value-granular LRU cache on the run's own trace at 20 MiB (about
 #     what tierkv holds of values in RAM under 40mb: the rest is the index) and at 40 MiB.
 #
-#   benches/scripts/tier-ycsb.sh                  # DURATION=30 KEYS=200000
+#   benches/scripts/tier-ycsb.sh                  # DURATION=30 KEYS=200000 CONNS=50 PIPELINE=1
 source "$(dirname "$0")/common.sh"
 DURATION=${DURATION:-30}
 KEYS=${KEYS:-200000}
 DISTS=${DISTS:-"zipf uniform"}
 WORKLOADS=${WORKLOADS:-"b c"}
 CONFIGS=${CONFIGS:-"ram tinylfu lru"}
+CONNS=${CONNS:-50}
+PIPELINE=${PIPELINE:-1}
 machine
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/tier-ycsb.XXXXXX")
-if command -v fio >/dev/null; then
+if [ "${FIO:-1}" = 1 ] && command -v fio >/dev/null; then
     engine=io_uring
     fio --name=probe --filename="$scratch/probe" --size=4m --rw=read --ioengine=io_uring \
         --direct=1 --runtime=1 >/dev/null 2>&1 || engine=libaio
@@ -34,7 +36,7 @@ print(f"fio randread 4k qd32 {sys.argv[2]} O_DIRECT: {int(f[7])} IOPS, clat p50 
 PY
     rm -f "$scratch/fio.dat" "$scratch/probe"
 else
-    echo "fio not installed: no disk baseline"
+    echo "no fio baseline (FIO=0, or fio not installed)"
 fi
 field() { echo "$2" | tr -d '\r' | awk -F: -v k="$1" '$1 == k { print $2 }'; }
 for workload in $WORKLOADS; do
@@ -52,7 +54,7 @@ for workload in $WORKLOADS; do
             pid=$!
             wait_ready "$port" >/dev/null
             out=$(taskset -c 1 "$BENCH" -t "127.0.0.1:$port" --mix "$mix" --dist "$dist" -n "$KEYS" \
-                --value-size 1000 -c 50 -d "$DURATION" --progress never \
+                --value-size 1000 -c "$CONNS" -P "$PIPELINE" -d "$DURATION" --progress never \
                 --simulate-lru 20971520,41943040 2>&1)
             info=$(redis-cli -p "$port" info all)
             run=$(echo "$out" | grep -A20 "target run round")

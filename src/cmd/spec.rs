@@ -30,6 +30,10 @@ pub mod flags {
     /// May run long (whole-keyspace work): executed with `block_in_place` so the worker's other
     /// connections move to another thread meanwhile. Not shown in `COMMAND INFO`.
     pub const MAY_BLOCK: u32 = 1 << 11;
+    /// Reads its keys' values (their bytes, not only their metadata): with the SSD tier, a
+    /// pipeline's later commands with this flag have their cold values fetched together with
+    /// an earlier command's miss. Not shown in `COMMAND INFO`.
+    pub const READS_VALUE: u32 = 1 << 12;
 
     /// `(bit, name)` in the order Redis lists flags.
     pub const NAMES: [(u32, &str); 10] = [
@@ -94,6 +98,26 @@ impl CommandSpec {
         self.last_key = last;
         self.key_step = step;
         self
+    }
+
+    /// The key arguments of `args` (the command name first) by the key positions.
+    pub fn key_args<'a, T>(&self, args: &'a [T]) -> impl Iterator<Item = &'a T> + 'a {
+        let len = args.len() as i64;
+        let last = if self.last_key < 0 {
+            len + i64::from(self.last_key)
+        } else {
+            i64::from(self.last_key)
+        };
+        let first = usize::try_from(self.first_key).unwrap_or(0);
+        let last = usize::try_from(last).unwrap_or(0);
+        let step = usize::try_from(self.key_step.max(1)).unwrap_or(1);
+        let none = first == 0;
+        args.iter()
+            .enumerate()
+            .skip(first)
+            .step_by(step)
+            .take_while(move |(i, _)| !none && *i <= last)
+            .map(|(_, key)| key)
     }
 
     /// Whether `argc` (name included) satisfies the arity.

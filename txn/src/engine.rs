@@ -406,6 +406,40 @@ impl Engine {
             .is_some_and(|node| node.names(value, &guard))
     }
 
+    /// The values of `keys` in `db` that a read now would miss (their newest versions' pages
+    /// are on SSD), at most `max`: what later commands of a pipeline will read, fetched
+    /// together with the first one's miss. A probe: no snapshot, no value bytes, and not
+    /// counted as an access by the tier's policy or the eviction clock; the hit ratio counts
+    /// each value found as a miss (`INFO tiering_fetched_ahead`).
+    pub fn values_on_ssd<'k>(
+        &self,
+        db: DbIndex,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        max: usize,
+    ) -> Vec<storage::page::ValueRef> {
+        let Ok(d) = self.inner.db(db) else {
+            return Vec::new();
+        };
+        let guard = crossbeam_epoch::pin();
+        let mut cold = Vec::new();
+        for key in keys {
+            if cold.len() >= max {
+                break;
+            }
+            let newest = d
+                .index
+                .get(key, &guard)
+                .and_then(|node| node.newest(&guard));
+            if let Some(view) = newest {
+                if !view.tombstone && self.inner.pages.on_ssd(view.value) {
+                    cold.push(view.value);
+                }
+            }
+        }
+        crate::tier::count_fetched_ahead(&self.inner, cold.len());
+        cold
+    }
+
     /// Single-key fast path for a read: `key`'s value at a fresh snapshot (`None` if absent or
     /// expired), as `begin(Isolation::Snapshot)`, `get`, `commit` would read it.
     pub fn get(&self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
@@ -650,7 +684,18 @@ impl Engine {
         prefetched: &[crate::tier::Prefetched],
         f: impl FnOnce() -> R,
     ) -> R {
-        crate::tier::with_prefetched(prefetched, f)
+        crate::tier::with_prefetched(prefetched, false, f)
+    }
+
+    /// [`Engine::with_prefetched`] for a command's first run, with values fetched while an
+    /// earlier command of its pipeline missed ([`Engine::values_on_ssd`]): the hit ratio
+    /// counts them as misses that needed no second run.
+    pub fn with_fetched_ahead<R>(
+        &self,
+        prefetched: &[crate::tier::Prefetched],
+        f: impl FnOnce() -> R,
+    ) -> R {
+        crate::tier::with_prefetched(prefetched, true, f)
     }
 
     /// The SSD tier's counters and rates (INFO's tiering section).

@@ -75,6 +75,8 @@ pub struct TierInfo {
     pub value_misses: u64,
     /// Hits over reads (`(value_reads - value_misses) / value_reads`), 1.0 with no read yet.
     pub hit_ratio: f64,
+    /// Values later commands of a pipeline read from SSD, fetched with an earlier miss.
+    pub fetched_ahead: u64,
     /// Misses, SSD reads and pages written per second, over the last second or so.
     pub misses_per_sec: f64,
     /// See `misses_per_sec`.
@@ -102,8 +104,16 @@ pub struct TierInfo {
 struct Counters {
     promotions: AtomicU64,
     read_throughs: AtomicU64,
-    /// Reads served by a read-through's copy (the page store counted them as misses).
+    /// Reads served by a read-through's copy in a command's retry (the page store counted
+    /// them as misses; the run before failed on them).
     prefetched_reads: AtomicU64,
+    /// Reads served by a copy fetched ahead, while an earlier command of the pipeline missed:
+    /// in the command's first run, so no failed run came before them (misses all the same:
+    /// the value came from SSD).
+    prefetched_ahead_reads: AtomicU64,
+    /// Values later commands of a pipeline will read from SSD, found by
+    /// `Engine::values_on_ssd` (the server fetches them with an earlier command's miss).
+    fetched_ahead: AtomicU64,
     pages_loaded: AtomicU64,
     ssd_live_bytes: AtomicU64,
     ssd_pages_compacted: AtomicU64,
@@ -265,8 +275,15 @@ pub(crate) fn info(inner: &Inner) -> TierInfo {
     // failure but those a read-through's copy then served sends its command to fetch and run
     // again (one more attempt), so: misses = failures - served, requests = attempts - misses.
     let (attempts, failures) = inner.pages.read_counts();
-    let value_misses = failures.saturating_sub(load(&c.prefetched_reads));
-    let value_reads = attempts.saturating_sub(value_misses);
+    // A read served by a copy fetched ahead (while an earlier command of its pipeline missed)
+    // is a failure too, but no run is repeated for it; it is a miss all the same, and so is a
+    // value fetched ahead that was promoted into RAM before its command ran: every value
+    // fetched ahead counts as one miss.
+    let repeated = failures
+        .saturating_sub(load(&c.prefetched_reads))
+        .saturating_sub(load(&c.prefetched_ahead_reads));
+    let value_reads = attempts.saturating_sub(repeated);
+    let value_misses = (repeated + load(&c.fetched_ahead)).min(value_reads);
     TierInfo {
         value_reads,
         value_misses,
@@ -275,6 +292,7 @@ pub(crate) fn info(inner: &Inner) -> TierInfo {
         } else {
             value_reads.saturating_sub(value_misses) as f64 / value_reads as f64
         },
+        fetched_ahead: load(&c.fetched_ahead),
         misses_per_sec: f64::from_bits(load(&c.misses_per_sec)),
         ssd_reads_per_sec: f64::from_bits(load(&c.ssd_reads_per_sec)),
         pages_written_per_sec: f64::from_bits(load(&c.pages_written_per_sec)),
@@ -519,6 +537,13 @@ pub struct Prefetched {
     bytes: bytes::Bytes,
 }
 
+impl Prefetched {
+    /// Which value this is.
+    pub fn value(&self) -> storage::page::ValueRef {
+        self.value
+    }
+}
+
 type PrefetchedMap = std::collections::HashMap<
     storage::page::ValueRef,
     ((storage::tier::SlotId, u64), bytes::Bytes),
@@ -531,18 +556,31 @@ thread_local! {
         std::cell::RefCell::new(PrefetchedMap::new());
 }
 
+thread_local! {
+    /// Whether the values in [`PREFETCHED`] were fetched ahead ([`with_prefetched`]).
+    static AHEAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Values one command run may carry from read-throughs (an MGET over that many cold keys).
 pub const PREFETCHED_MAX: usize = 4096;
 
 /// Runs `f` with `prefetched` readable by [`read_value`] on this thread (the server runs a
-/// command again this way after fetching what it missed).
-pub(crate) fn with_prefetched<R>(prefetched: &[Prefetched], f: impl FnOnce() -> R) -> R {
+/// command again this way after fetching what it missed); `ahead`: `f` is the command's first
+/// run, with values fetched while an earlier command of its pipeline missed (counted apart
+/// for the hit ratio).
+pub(crate) fn with_prefetched<R>(
+    prefetched: &[Prefetched],
+    ahead: bool,
+    f: impl FnOnce() -> R,
+) -> R {
     struct Clear;
     impl Drop for Clear {
         fn drop(&mut self) {
             PREFETCHED.with(|p| p.borrow_mut().clear());
+            AHEAD.with(|a| a.set(false));
         }
     }
+    AHEAD.with(|a| a.set(ahead));
     PREFETCHED.with(|p| {
         let mut p = p.borrow_mut();
         p.clear();
@@ -569,17 +607,30 @@ pub(crate) fn read_value(
             let kept = PREFETCHED.with(|p| p.borrow().get(&value).cloned());
             match kept {
                 Some((image, bytes)) if inner.pages.spilled_image(value.page) == Some(image) => {
-                    inner
-                        .tier
-                        .counters
-                        .prefetched_reads
-                        .fetch_add(1, Ordering::Relaxed);
+                    let counters = &inner.tier.counters;
+                    let served = if AHEAD.with(std::cell::Cell::get) {
+                        &counters.prefetched_ahead_reads
+                    } else {
+                        &counters.prefetched_reads
+                    };
+                    served.fetch_add(1, Ordering::Relaxed);
                     Ok(bytes)
                 }
                 _ => Err(StorageError::NotResident { page, offset, len }),
             }
         }
         other => other,
+    }
+}
+
+/// Counts values that later commands of a pipeline will read from SSD ([`Counters`]).
+pub(crate) fn count_fetched_ahead(inner: &Inner, values: usize) {
+    if values > 0 {
+        inner
+            .tier
+            .counters
+            .fetched_ahead
+            .fetch_add(values as u64, Ordering::Relaxed);
     }
 }
 

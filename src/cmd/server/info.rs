@@ -217,6 +217,7 @@ fn tiering(s: &mut String, shared: &Shared) {
          tiering_pages_written:{}\r\ntiering_ssd_reads:{}\r\ntiering_ssd_blocks_read:{}\r\n\
          tiering_corrupt_blocks:{}\r\ntiering_promotions:{}\r\ntiering_read_throughs:{}\r\ntiering_pages_loaded:{}\r\n\
          tiering_ssd_pages_compacted:{}\r\ntiering_ssd_bytes_moved:{}\r\n\
+         tiering_fetched_ahead:{}\r\n\
          tiering_write_stalls:{}\r\ntiering_write_stall_usec:{}\r\n\r\n",
         u8::from(spill.is_some()),
         match spill {
@@ -257,6 +258,7 @@ fn tiering(s: &mut String, shared: &Shared) {
         tier.pages_loaded,
         tier.ssd_pages_compacted,
         tier.ssd_bytes_moved,
+        tier.fetched_ahead,
         shared.stats.tier_write_stalls.load(Ordering::Relaxed),
         shared.stats.tier_write_stall_us.load(Ordering::Relaxed),
     );

@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "append",
     3,
-    WRITE | DENYOOM | FAST,
+    WRITE | DENYOOM | FAST | READS_VALUE,
     "string",
     "Appends a string to the value of a key. Creates the key if it doesn't exist.",
 )

@@ -6,7 +6,7 @@ use crate::cmd::CommandSpec;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "cas",
     -4,
-    WRITE | DENYOOM | FAST,
+    WRITE | DENYOOM | FAST | READS_VALUE,
     "string",
     "Alias of SETVER: sets a key only if its version is unchanged.",
 )

@@ -7,7 +7,7 @@ use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx,
 use crate::resp::Frame;
 
 /// Metadata.
-pub const SPEC: CommandSpec = CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+pub const SPEC: CommandSpec = CommandSpec::new("decr", 2, WRITE | DENYOOM | FAST | READS_VALUE, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
 
 /// DECR.
 pub struct Cmd {

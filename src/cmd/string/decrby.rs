@@ -8,7 +8,7 @@ use crate::resp::parse_i64;
 use crate::resp::Frame;
 
 /// Metadata.
-pub const SPEC: CommandSpec = CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+pub const SPEC: CommandSpec = CommandSpec::new("decrby", 3, WRITE | DENYOOM | FAST | READS_VALUE, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
 
 /// DECRBY.
 pub struct Cmd {

@@ -12,7 +12,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "get",
     2,
-    READONLY | FAST,
+    READONLY | FAST | READS_VALUE,
     "string",
     "Returns the string value of a key.",
 )

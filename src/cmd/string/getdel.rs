@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "getdel",
     2,
-    WRITE | FAST,
+    WRITE | FAST | READS_VALUE,
     "string",
     "Returns the string value of a key after deleting the key.",
 )

@@ -12,7 +12,7 @@ use super::set::PendingExpire;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "getex",
     -2,
-    WRITE | FAST,
+    WRITE | FAST | READS_VALUE,
     "string",
     "Returns the string value of a key after setting its expiration time.",
 )

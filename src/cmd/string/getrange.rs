@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "getrange",
     4,
-    READONLY,
+    READONLY | READS_VALUE,
     "string",
     "Returns a substring of the string stored at a key.",
 )

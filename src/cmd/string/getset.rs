@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "getset",
     3,
-    WRITE | DENYOOM | FAST,
+    WRITE | DENYOOM | FAST | READS_VALUE,
     "string",
     "Returns the previous string value of a key after setting it to a new value.",
 )

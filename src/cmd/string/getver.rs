@@ -12,7 +12,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "getver",
     2,
-    READONLY | FAST,
+    READONLY | FAST | READS_VALUE,
     "string",
     "Returns the value of a key and the version (commit timestamp) that wrote it.",
 )

@@ -7,7 +7,7 @@ use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec, DataCommand, DataCx,
 use crate::resp::Frame;
 
 /// Metadata.
-pub const SPEC: CommandSpec = CommandSpec::new("incr", 2, WRITE | DENYOOM | FAST, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+pub const SPEC: CommandSpec = CommandSpec::new("incr", 2, WRITE | DENYOOM | FAST | READS_VALUE, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
 
 /// INCR.
 pub struct Cmd {

@@ -9,7 +9,7 @@ use crate::resp::Frame;
 use crate::cmd::long_double::incr_by_float;
 
 /// Metadata.
-pub const SPEC: CommandSpec = CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
+pub const SPEC: CommandSpec = CommandSpec::new("incrbyfloat", 3, WRITE | DENYOOM | FAST | READS_VALUE, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.").keys(1, 1, 1);
 
 /// INCRBYFLOAT.
 pub struct IncrByFloat {

@@ -13,7 +13,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "lcs",
     -3,
-    READONLY | MAY_BLOCK,
+    READONLY | MAY_BLOCK | READS_VALUE,
     "string",
     "Finds the longest common substring.",
 )

@@ -7,7 +7,7 @@ use crate::cmd::{get_string, ArgCursor, CmdError, Command, CommandSpec, DataComm
 use crate::resp::Frame;
 
 /// Metadata.
-pub const SPEC: CommandSpec = CommandSpec::new("setrange", 4, WRITE | DENYOOM, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.").keys(1, 1, 1);
+pub const SPEC: CommandSpec = CommandSpec::new("setrange", 4, WRITE | DENYOOM | READS_VALUE, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.").keys(1, 1, 1);
 
 /// SETRANGE.
 pub struct SetRange {

@@ -8,7 +8,7 @@ pub use super::getrange::parse;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "substr",
     4,
-    READONLY,
+    READONLY | READS_VALUE,
     "string",
     "Returns a substring of the string stored at a key.",
 )

@@ -721,6 +721,20 @@ impl PageStore {
         }
     }
 
+    /// Whether reading `vref` now would miss (its page is not in RAM): a probe that reads
+    /// nothing and, unlike a read, is not counted by the tier's policy or hit ratio. A server
+    /// asks it for the keys later commands of a pipeline will read, to fetch their values
+    /// together with the first miss.
+    pub fn on_ssd(&self, vref: ValueRef) -> bool {
+        vref.len > 0
+            && self.slot(vref.page).is_some_and(|slot| {
+                matches!(
+                    Residency::decode(slot.tier.load(Ordering::Acquire)),
+                    Residency::OnSsd { .. }
+                )
+            })
+    }
+
     /// Where `page`'s image is on SSD and its write generation: `None` unless it is on SSD.
     /// A value read from SSD while this was `(slot, generation)` still has those bytes while
     /// it still is (the page was neither loaded, freed, reused nor spilled again meanwhile):
