@@ -55,7 +55,7 @@ use parking_lot::Mutex;
 use storage::page::{PageId, PinnedPage, SpilledPage, Survivors, ValueRef, PAGE_SIZE};
 use storage::StorageError;
 
-use crate::engine::{Db, Inner};
+use crate::engine::{Db, Inner, KeyPrefetch};
 use crate::index::{KeyIndex, KeyNode};
 use crate::limits::{
     COMPACT_PAGE_FILL_MAX_PCT, COMPACT_RETIRED_BYTES_MAX, COMPACT_TICK_BYTES_MAX,
@@ -521,7 +521,16 @@ fn evacuate(
     // Step 2: copy what some version still names, outside the lock.
     let mut moves: Vec<(ValueRef, ValueRef, u64)> = Vec::new();
     let mut out_of_pages = false;
-    for (old, tag) in source.values() {
+    let values = source.values();
+    for (i, &(old, tag)) in values.iter().enumerate() {
+        // Each owner lookup is a hash probe and a node, cold in cache: ask for them ahead,
+        // as a pipelined batch of commands does (half the tick's time went to these misses).
+        if let Some(&(_, later)) = values.get(i + OWNER_PREFETCH_DISTANCE) {
+            prefetch_owner(inner, later, KeyPrefetch::Table);
+        }
+        if let Some(&(_, later)) = values.get(i + OWNER_PREFETCH_DISTANCE / 2) {
+            prefetch_owner(inner, later, KeyPrefetch::Node);
+        }
         if !named_anywhere(inner, old, tag, guard) {
             continue;
         }
@@ -596,6 +605,18 @@ pub(crate) fn retire(inner: &Inner, ts: u64, old: ValueRef) {
 /// SWAPDB or a commit just put into a database is not missed).
 pub(crate) fn populated(inner: &Inner) -> impl Iterator<Item = &Db> {
     inner.dbs.iter().filter(|d| d.index.len() > 0)
+}
+
+/// How many values ahead of its owner lookup [`evacuate`] prefetches the hash probe's lines
+/// (and half as many ahead, the node): a few lookups' time covers a memory access.
+const OWNER_PREFETCH_DISTANCE: usize = 8;
+
+/// Asks the CPU for what looking up the key with owner tag `tag` will touch, in every
+/// database that holds keys.
+fn prefetch_owner(inner: &Inner, tag: u64, step: KeyPrefetch) {
+    for d in populated(inner) {
+        d.index.prefetch_tag(tag, step);
+    }
 }
 
 /// Whether some version of the key with owner tag `tag`, in any database, names `value`.

@@ -198,6 +198,15 @@ impl Inner {
     }
 }
 
+/// The steps of [`Engine::prefetch_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPrefetch {
+    /// The hash table's lines where the key's probe starts.
+    Table,
+    /// The key's node (its probe's lines should be in cache by now).
+    Node,
+}
+
 /// The transactional engine. Cheap to clone (an `Arc`), `Send + Sync`.
 #[derive(Clone)]
 pub struct Engine {
@@ -404,6 +413,21 @@ impl Engine {
         d.index
             .get(key, &guard)
             .is_some_and(|node| node.names(value, &guard))
+    }
+
+    /// Hints the CPU to bring into cache what a lookup of `key` in `db` will touch, ahead of
+    /// the command that looks it up (a pipelined batch: the hash probe's cache misses are a
+    /// fifth of a pipelined SET or GET). [`KeyPrefetch::Table`] first, then, one command
+    /// later, [`KeyPrefetch::Node`]. Reads nothing a client sees; changes nothing.
+    pub fn prefetch_key(&self, db: DbIndex, key: &[u8], step: KeyPrefetch) {
+        let Ok(d) = self.inner.db(db) else {
+            return;
+        };
+        let hash = d.index.hash_of(key);
+        match step {
+            KeyPrefetch::Table => d.index.prefetch(hash),
+            KeyPrefetch::Node => d.index.prefetch_node(hash),
+        }
     }
 
     /// The values of `keys` in `db` that a read now would miss (their newest versions' pages

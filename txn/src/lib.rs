@@ -41,7 +41,7 @@ pub use compact::{CompactionConfig, CompactionStats};
 pub use durability::{
     CheckpointReport, Durability, DurabilityConfig, PersistenceStats, RecoveryReport,
 };
-pub use engine::{CommitSink, DbStats, Engine, EngineConfig, EngineStats, KeyWrite};
+pub use engine::{CommitSink, DbStats, Engine, EngineConfig, EngineStats, KeyPrefetch, KeyWrite};
 pub use error::TxnError;
 pub use expiry::{Clock, ManualClock, SystemClock, TimingWheel};
 pub use gc::GcStats;

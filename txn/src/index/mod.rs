@@ -349,6 +349,35 @@ impl HybridIndex {
         prefetch_line(data_end.wrapping_sub(position + 1).cast::<u8>());
     }
 
+    /// The second step after [`Self::prefetch`], once the probe's lines are in cache: asks
+    /// the CPU to fetch the node the first slot matching `hash` points to (the key compare of
+    /// a lookup, its last cache miss). A server issues it one command ahead of a pipelined
+    /// lookup, and [`Self::prefetch`] two ahead.
+    pub(crate) fn prefetch_node(&self, hash: u64) {
+        let Some(shard) = self.shard(hash) else {
+            return;
+        };
+        let table = shard.read();
+        // SAFETY: the shard's read lock is held, so the table is not resized; a bucket
+        // yielded by `iter_hash` is full. The pointer is only prefetched, never dereferenced.
+        let first = unsafe { table.iter_hash(hash).next().map(|bucket| *bucket.as_ref()) };
+        if let Some(node) = first {
+            let start = node.0.cast::<u8>();
+            prefetch_line(start);
+            prefetch_line(start.wrapping_add(std::mem::size_of::<KeyNode>() - 1));
+        }
+    }
+
+    /// [`Self::prefetch`] or [`Self::prefetch_node`] for the key whose owner tag is `tag`
+    /// (compaction looks owners up by tag).
+    pub(crate) fn prefetch_tag(&self, tag: u64, step: crate::KeyPrefetch) {
+        let hash = KeyHasher::hash_of_tag(tag);
+        match step {
+            crate::KeyPrefetch::Table => self.prefetch(hash),
+            crate::KeyPrefetch::Node => self.prefetch_node(hash),
+        }
+    }
+
     /// Recovery's find-or-insert under one hold of the shard's write lock: `key`'s node
     /// (`hash` = [`Self::hash_of`]) and whether it was made now. Holds that lock across the
     /// skip-list insert, which only a bulk load with no readers may do; the caller is the only
