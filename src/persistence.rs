@@ -45,9 +45,16 @@ pub type DurableDone = Box<dyn FnOnce(Result<(), u64>) + Send>;
 pub trait DurableWaiter: Send + Sync {
     /// Calls `done` once `lsn` is decided (at once if it already is).
     fn on_durable(&self, lsn: u64, done: DurableDone);
+    /// Moves queued records towards durability on this thread when that is cheap (the WAL:
+    /// one `write` into the page cache, [`WalWriter::write_inline`]); called before waiting.
+    fn write_inline(&self) {}
 }
 
 impl DurableWaiter for WalWriter {
+    fn write_inline(&self) {
+        WalWriter::write_inline(self);
+    }
+
     fn on_durable(&self, lsn: u64, done: DurableDone) {
         WalWriter::on_durable(
             self,
@@ -85,6 +92,7 @@ impl Persistence {
         let Some(waiter) = self.waiter.as_ref() else {
             return Ok(());
         };
+        waiter.write_inline();
         let (tx, rx) = oneshot::channel();
         waiter.on_durable(
             lsn,

@@ -130,6 +130,11 @@ struct State {
     poison: Option<Poison>,
     shutdown: bool,
     exited: bool,
+    /// The writer thread is in a short timed wait ([`WRITER_LINGER`]) and will look at the
+    /// batch by itself: an append into an empty batch need not wake it.
+    lingering: bool,
+    /// `next_lsn` when the writer last went to wait: whether appends came since.
+    seen_lsn: u64,
     /// One-shot `on_durable` callbacks by LSN. Bounded by the appends in flight: an entry is
     /// only added for an assigned, not yet durable LSN, and leaves when it becomes durable or
     /// the log fails.
@@ -158,6 +163,8 @@ struct WriterIo {
     /// LSN of the last frame in `retained` (what is synced after a successful recovery).
     retained_last_lsn: u64,
     segments: VecDeque<SegmentInfo>,
+    /// The batch buffer swapped in by [`WalWriter::write_inline`] (its capacity is kept).
+    inline_spare: Vec<u8>,
 }
 
 type Subscriber = Box<dyn Fn(Lsn) + Send + Sync>;
@@ -254,7 +261,7 @@ impl WriterIo {
         first_lsn: u64,
         last_lsn: u64,
         config: &WalConfig,
-        last_sync: Instant,
+        last_sync: Option<Instant>,
         counters: &Counters,
     ) -> Result<Progress, IoFailure> {
         let len = batch.len() as u64;
@@ -293,6 +300,13 @@ impl WriterIo {
         let grown = end.max(self.zeroed_to).saturating_sub(file_len);
         counters.log_bytes.fetch_add(grown, Ordering::Relaxed);
         counters.batches.fetch_add(1, Ordering::Relaxed);
+        // `None`: an inline write (`WalWriter::write_inline`), which never syncs.
+        let Some(last_sync) = last_sync else {
+            return Ok(Progress {
+                written_lsn: self.written_lsn,
+                synced_lsn: self.synced_lsn,
+            });
+        };
         let due = last_sync.elapsed() >= Duration::from_millis(WAL_EVERYSEC_INTERVAL_MS);
         let must_sync = match config.fsync {
             FsyncPolicy::Always => true,
@@ -439,6 +453,10 @@ fn take_through(
         .collect()
 }
 
+/// How long the writer thread waits before looking at the batch again while appends keep
+/// coming under `everysec` or `no` (then appends don't wake it; see `write_inline`).
+const WRITER_LINGER: Duration = Duration::from_millis(2);
+
 enum Job {
     Batch,
     Sync,
@@ -490,16 +508,32 @@ fn writer_loop(shared: &Shared) {
                 break Job::Exit;
             }
             let unsynced = st.written_lsn > st.synced_lsn;
-            if st.poison.is_none() && unsynced && shared.config.fsync == FsyncPolicy::EverySec {
-                let due = st.last_sync + interval;
-                let now = Instant::now();
-                if now >= due {
-                    break Job::Sync;
-                }
-                shared.work.wait_for(&mut st, due - now);
-            } else {
-                shared.work.wait(&mut st);
+            // While appends keep coming (and acknowledgements need no fsync), look again
+            // after a short linger instead of being woken per batch: waiters mostly write
+            // their batch themselves (`write_inline`), and this picks up what they leave.
+            let active = shared.config.fsync != FsyncPolicy::Always && st.next_lsn != st.seen_lsn;
+            st.seen_lsn = st.next_lsn;
+            let due =
+                (st.poison.is_none() && unsynced && shared.config.fsync == FsyncPolicy::EverySec)
+                    .then(|| st.last_sync + interval);
+            let now = Instant::now();
+            if due.is_some_and(|due| now >= due) {
+                break Job::Sync;
             }
+            let wake = match (due, active) {
+                (Some(due), true) => Some((due - now).min(WRITER_LINGER)),
+                (Some(due), false) => Some(due - now),
+                (None, true) => Some(WRITER_LINGER),
+                (None, false) => None,
+            };
+            st.lingering = active;
+            match wake {
+                Some(timeout) => {
+                    shared.work.wait_for(&mut st, timeout);
+                }
+                None => shared.work.wait(&mut st),
+            }
+            st.lingering = false;
         };
         match job {
             Job::Exit => {
@@ -515,20 +549,29 @@ fn writer_loop(shared: &Shared) {
                 shared.publish(sync_now(shared));
             }
             Job::Batch => {
+                // The I/O lock before the batch, as `write_inline` takes them: whoever swaps
+                // a batch out writes it before anyone swaps the next (log order).
+                drop(st);
+                let mut io = shared.io.lock();
+                let mut st = shared.state.lock();
+                if st.batch.is_empty() || st.poison.is_some() {
+                    continue;
+                }
                 std::mem::swap(&mut st.batch, &mut spare);
                 let (first, last) = (st.batch_first_lsn, st.batch_last_lsn);
                 st.batch_records = 0;
                 let last_sync = st.last_sync;
                 drop(st);
                 shared.space.notify_all();
-                let r = shared.io.lock().write_batch(
+                let r = io.write_batch(
                     &spare,
                     first,
                     last,
                     &shared.config,
-                    last_sync,
+                    Some(last_sync),
                     &shared.counters,
                 );
+                drop(io);
                 spare.clear();
                 shared.publish(r);
             }
@@ -623,6 +666,7 @@ impl WalWriter {
                     synced_lsn: next - 1,
                     retained_last_lsn: next - 1,
                     segments: segments.clone(),
+                    inline_spare: Vec::new(),
                 }
             }
             None => {
@@ -641,6 +685,7 @@ impl WalWriter {
                     synced_lsn: next - 1,
                     retained_last_lsn: next - 1,
                     segments: segments.clone(),
+                    inline_spare: Vec::new(),
                 };
                 io.rotate(next, &counters)
                     .map_err(|(_, e)| StorageError::io_at(dir, e))?;
@@ -672,6 +717,8 @@ impl WalWriter {
                 poison: None,
                 shutdown: false,
                 exited: false,
+                lingering: false,
+                seen_lsn: next,
                 pending: BTreeMap::new(),
             }),
             config,
@@ -731,16 +778,68 @@ impl WalWriter {
         encode_frame(&mut st.batch, Lsn(lsn), payload);
         st.batch_records += 1;
         st.batch_last_lsn = lsn;
+        let wake = was_empty && !st.lingering;
         drop(st);
-        if was_empty {
+        if wake {
             self.shared.work.notify_one();
         }
         Ok(Lsn(lsn))
     }
 
+    /// Writes the queued batch on the calling thread, as Redis writes its AOF buffer from
+    /// its event loop, when that is one `write` into the page cache: under `everysec` or `no`
+    /// (acknowledgements wait for the write, not an fsync), with no segment to start, no zeros
+    /// to write ahead and no fsync due. Otherwise, or while the writer thread is writing,
+    /// wakes that thread instead. Either way the batch is on its way: call it before waiting
+    /// for an LSN. It saves a hand-off to the writer thread and back per batch (on one core,
+    /// two context switches: 23 % of the server's CPU under pipelined SETs).
+    pub fn write_inline(&self) {
+        let shared = &self.shared;
+        let wake = || {
+            shared.work.notify_one();
+        };
+        if shared.config.fsync == FsyncPolicy::Always {
+            // Appends wake the writer already; its fdatasync never runs on a caller's thread.
+            return;
+        }
+        let Some(mut io) = shared.io.try_lock() else {
+            return wake();
+        };
+        let mut st = shared.state.lock();
+        if st.poison.is_some() || st.batch.is_empty() {
+            return;
+        }
+        let len = st.batch.len();
+        let interval = Duration::from_millis(WAL_EVERYSEC_INTERVAL_MS);
+        let sync_due =
+            shared.config.fsync == FsyncPolicy::EverySec && st.last_sync.elapsed() >= interval;
+        let cheap = io.written_offset > SEGMENT_HEADER_LEN as u64
+            && io.written_offset + (len as u64) < io.zeroed_to
+            && io.retained.len() + len < WAL_UNSYNCED_BYTES_MAX
+            && !sync_due;
+        if !cheap {
+            drop(st);
+            drop(io);
+            return wake();
+        }
+        let mut batch = std::mem::take(&mut io.inline_spare);
+        std::mem::swap(&mut st.batch, &mut batch);
+        let (first, last) = (st.batch_first_lsn, st.batch_last_lsn);
+        st.batch_records = 0;
+        drop(st);
+        shared.space.notify_all();
+        // No fsync here, even one that comes due meanwhile: the writer thread's timer does it.
+        let r = io.write_batch(&batch, first, last, &shared.config, None, &shared.counters);
+        batch.clear();
+        io.inline_spare = batch;
+        drop(io);
+        shared.publish(r);
+    }
+
     /// Blocks until `lsn` is durable (per the policy). Fails if the log is poisoned before
     /// that, or closed.
     pub fn wait_durable(&self, lsn: Lsn) -> Result<(), StorageError> {
+        self.write_inline();
         let mut st = self.shared.state.lock();
         loop {
             if st.durable_lsn >= lsn.0 {
@@ -781,6 +880,13 @@ impl WalWriter {
             Some(Err(StorageError::WalClosed))
         } else {
             st.pending.entry(lsn.0).or_default().push(done);
+            // A lingering writer would find the batch within `WRITER_LINGER`; a waiter
+            // should not wait that long (callers write inline first when they can).
+            let wake = st.lingering && !st.batch.is_empty();
+            drop(st);
+            if wake {
+                self.shared.work.notify_one();
+            }
             return;
         };
         drop(st);
