@@ -289,19 +289,25 @@ async fn wait_for_the_tier(args: &[bytes::Bytes], shared: &Arc<Shared>) {
     }
 }
 
-/// Asks the CPU for the index lines the next queued commands' key lookups will touch: the
-/// next one's key node, and the probe lines of the one after it (whose node comes next turn).
-/// A hint only: a SELECT or a write in between makes it useless, never wrong.
+/// Asks the CPU for what the next queued commands' key lookups will touch, one step per
+/// command still ahead of them: the first line of the next one's value (if it reads values),
+/// the key node of the one after, and the probe lines of the third. A hint only: a SELECT or
+/// a write in between makes it useless, never wrong.
 fn prefetch_ahead(ahead: &VecDeque<Queued>, db: txn::DbIndex, shared: &Shared) {
-    fn first_key(queued: &Queued) -> Option<&[u8]> {
+    fn first_key(queued: &Queued) -> Option<(&[u8], bool)> {
         let (_, entry) = crate::cmd::lookup(queued.args.first()?)?;
-        entry.spec.key_args(&queued.args).next().map(|key| &key[..])
+        let key = entry.spec.key_args(&queued.args).next()?;
+        Some((&key[..], entry.spec.has(flags::READS_VALUE)))
     }
-    if let Some(key) = ahead.front().and_then(first_key) {
-        shared.engine.prefetch_key(db, key, txn::KeyPrefetch::Node);
+    let engine = &shared.engine;
+    if let Some((key, true)) = ahead.front().and_then(first_key) {
+        engine.prefetch_key(db, key, txn::KeyPrefetch::Value);
     }
-    if let Some(key) = ahead.get(1).and_then(first_key) {
-        shared.engine.prefetch_key(db, key, txn::KeyPrefetch::Table);
+    if let Some((key, _)) = ahead.get(1).and_then(first_key) {
+        engine.prefetch_key(db, key, txn::KeyPrefetch::Node);
+    }
+    if let Some((key, _)) = ahead.get(2).and_then(first_key) {
+        engine.prefetch_key(db, key, txn::KeyPrefetch::Table);
     }
 }
 

@@ -374,7 +374,7 @@ impl HybridIndex {
         let hash = KeyHasher::hash_of_tag(tag);
         match step {
             crate::KeyPrefetch::Table => self.prefetch(hash),
-            crate::KeyPrefetch::Node => self.prefetch_node(hash),
+            crate::KeyPrefetch::Node | crate::KeyPrefetch::Value => self.prefetch_node(hash),
         }
     }
 

@@ -451,6 +451,26 @@ impl PageStore {
         self.with_value(vref, Bytes::copy_from_slice)
     }
 
+    /// Asks the CPU to fetch the first line of `vref`'s bytes if its page is in RAM (a
+    /// server issues it for a pipelined command that will read the value). Reads nothing.
+    pub fn prefetch_value(&self, vref: ValueRef) {
+        if vref.len == 0 {
+            return;
+        }
+        if let Ok((base, 0)) = self.locate(vref) {
+            let at = base.wrapping_add(vref.offset as usize);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is a hint that never faults, whatever the address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    at.cast_const().cast(),
+                );
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = at;
+        }
+    }
+
     /// Calls `f` with the value's bytes in place (no copy).
     pub fn with_value<R>(
         &self,
