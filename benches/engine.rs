@@ -8,6 +8,7 @@
 //! TIERKV_BENCH_MEMORY_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine        # engine bytes/key
 //! TIERKV_BENCH_RATIO_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine         # get vs dashmap
 //! TIERKV_BENCH_MEMORY_ONLY=dashmap TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine  # baseline
+//! TIERKV_BENCH_SCALING=1 cargo bench --bench engine           # 2 threads over 1 (issue #11)
 //! ```
 
 use std::hint::black_box;
@@ -292,7 +293,73 @@ fn two_thread_probe(n: u64) {
     }
 }
 
+/// Throughput with 2 threads over 1 thread of `Engine::put` (a blind overwrite of a random key),
+/// `Engine::update` (a read-modify-write of one random key: an INCR) and `Engine::get`, at `n`
+/// keys: five rounds alternating 1 and 2 threads, medians. Prints one line,
+/// `scaling: put 2t/1t=R update 2t/1t=R get 2t/1t=R`, and what it implies by Amdahl's law: the
+/// serial part of one op (ns) and the speedup it allows on 16 cores.
+fn scaling_report(n: u64) {
+    let engine = load(n);
+    let ops = 500_000u64;
+    let put = |r: u64| {
+        engine.put(0, &key(r % n), &VALUE, None).unwrap();
+    };
+    let update = |r: u64| {
+        engine
+            .update::<_, txn::TxnError>(0, &key(r % n), true, |current| {
+                let next = current.map_or(0, |e| e.value.len() as u64 % 7) + 1;
+                let value = bytes::Bytes::from(next.to_string());
+                Ok((
+                    Some(txn::KeyWrite::Put {
+                        value,
+                        expiry: Expiry::Persist,
+                    }),
+                    (),
+                ))
+            })
+            .unwrap();
+    };
+    let get = |r: u64| {
+        black_box(engine.get(0, &key(r % n)).unwrap());
+    };
+    let ops_list: [(&str, &(dyn Fn(u64) + Sync)); 3] =
+        [("put", &put), ("update", &update), ("get", &get)];
+    let mut line = String::from("scaling:");
+    let mut amdahl = String::new();
+    for (name, op) in ops_list {
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t1 = parallel(1, ops, op);
+            one.push(ops as f64 / t1.as_secs_f64());
+            let t2 = parallel(2, ops, op);
+            two.push(ops as f64 / t2.as_secs_f64());
+            while !engine.gc().caught_up {}
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let (one, two) = (median(&mut one), median(&mut two));
+        let ratio = two / one;
+        line.push_str(&format!(" {name} 2t/1t={ratio:.2}"));
+        // Amdahl: speedup(2) = 1 / (s + (1 - s) / 2), so s = 2 / speedup - 1.
+        let serial = (2.0 / ratio - 1.0).clamp(0.0, 1.0);
+        let op_ns = 1e9 / one;
+        amdahl.push_str(&format!(
+            "\n  {name}: {one:.0} ops/s on 1 thread ({op_ns:.0} ns/op), {two:.0} on 2; serial part {:.0} ns/op ({:.0} %), so at most {:.1}x on 16 cores",
+            serial * op_ns,
+            serial * 100.0,
+            1.0 / (serial + (1.0 - serial) / 16.0)
+        ));
+    }
+    println!("{line}{amdahl}");
+}
+
 fn main() {
+    if std::env::var("TIERKV_BENCH_SCALING").is_ok() {
+        scaling_report(keys());
+        return;
+    }
     if std::env::var("TIERKV_BENCH_PROBE").is_ok() {
         two_thread_probe(keys());
         return;
