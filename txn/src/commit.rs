@@ -27,15 +27,16 @@
 //! Single-key commits (`put_one` for a blind write, `update_one` for a read-modify-write of one
 //! key, behind `Engine::put` and `Engine::update`) take the same steps for one key without a
 //! `Transaction`: no read set, no snapshot, no write map, the record encoded straight from the
-//! caller's bytes. A blind write has nothing to validate; `update_one` reads under the lock, so
-//! its read is its validation. After publishing they also reclaim at once what they superseded
+//! caller's bytes. A blind write has nothing to validate; `update_one` reads, decides and
+//! prepares its write outside the lock and validates under it that the key's newest version is
+//! still the one it read (after two changed attempts it reads and decides under the lock). After publishing they also reclaim at once what they superseded
 //! when no snapshot is open (`reclaim_or_queue`; see `gc.rs`).
 //!
 //! Cost: FLUSHDB, FLUSHALL and SWAPDB walk every key of the databases involved under the
 //! commit lock (a tombstone or a moved version per key, no value copies), so they stall other
 //! writers for O(keys); see `docs/ARCHITECTURE.md`.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 
 use bytes::Bytes;
 use crossbeam_epoch::Guard;
@@ -334,17 +335,27 @@ pub(crate) fn put_one(
     })
 }
 
-/// [`crate::Engine::update`]: a one-key read-modify-write whose read happens under the commit
-/// lock, so nothing can commit between the read and the write and step 3 (validation) is the
-/// read itself. Only a new key's ordered insert (when `may_create`) and the first probe of the
-/// key's node happen before the lock; `decide` runs under it, so it must be short.
+/// [`crate::Engine::update`]: a one-key read-modify-write, committed only if nothing else
+/// committed the key between its read and its write, so the outcome is that of a
+/// `Serializable` transaction that never conflicts and step 3 (validation) is one comparison.
+///
+/// First optimistically ([`OPTIMISTIC_ATTEMPTS`] times): the read, `decide`, the value's page
+/// copy and the record's encoding run before the lock, and under it the key's newest version
+/// must still be the one read (else the copy is freed and it runs again). The read takes no
+/// snapshot; it is valid because a value's bytes are freed or its frame released only after
+/// its version is superseded, re-pointed or its page marked on SSD, and the read checks
+/// after copying that none of those happened (a seqlock-style re-check). Then, if the key kept
+/// changing, the read and `decide` under the lock. `decide` may therefore run more than once;
+/// only the last run's outcome counts, and a run that writes nothing or fails is returned at
+/// once (it saw the newest committed state when it read). Only a new key's ordered insert
+/// (when `may_create`) is made once, before everything.
 pub(crate) fn update_one<T, E: From<TxnError>>(
     inner: &Inner,
     db: DbIndex,
     key: &[u8],
     may_create: bool,
     read_value: bool,
-    decide: impl FnOnce(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
+    mut decide: impl FnMut(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
 ) -> Result<(T, CommitInfo), E> {
     let d = inner.db(db)?;
     check_key(key)?;
@@ -353,8 +364,6 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
     let reserved = if may_create {
         d.index.reserve_node(key, &guard)
     } else {
-        // Brings the node into cache before the lock; the read under it then hits.
-        let _ = d.index.get(key, &guard);
         None
     };
     let this = reserved.is_some().then_some((db, key));
@@ -362,9 +371,69 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
         commit_ts: None,
         lsn: None,
     };
-    // Step 2.
+    for _ in 0..OPTIMISTIC_ATTEMPTS {
+        // Step 3's read, outside the lock.
+        let seen = newest_view(d, key, &guard);
+        let read = entry_of_view(inner, seen, read_value);
+        fence(Ordering::Acquire);
+        let unchanged = newest_view(d, key, &guard) == seen
+            && seen.is_none_or(|v| v.value.len == 0 || !inner.pages.on_ssd(v.value));
+        if !unchanged {
+            continue;
+        }
+        let current = match read {
+            Ok(current) => current,
+            Err(error) => {
+                abandon_one(inner, None, this);
+                return Err(error.into());
+            }
+        };
+        let deadline = current.as_ref().and_then(|e| e.expire_at_ms);
+        let live = current.is_some();
+        let write = match decided(decide(current), live) {
+            Ok((Some(write), out)) => (write, out),
+            Ok((None, out)) => {
+                abandon_one(inner, None, this);
+                return Ok((out, nothing));
+            }
+            Err(error) => {
+                abandon_one(inner, None, this);
+                return Err(error);
+            }
+        };
+        let ((change, vref, record), out) = match prepare_one(inner, db, key, &write.0, deadline) {
+            Ok(prepared) => (prepared, write.1),
+            Err(error) => {
+                abandon_one(inner, None, this);
+                return Err(error.into());
+            }
+        };
+        // Step 2, then step 3's check: still the version read.
+        let lock = inner.commit_lock.lock();
+        if newest_view(d, key, &guard) != seen {
+            drop(lock);
+            abandon_one(inner, vref, None);
+            continue;
+        }
+        let info = finish_one_locked(
+            inner,
+            db,
+            key,
+            (change, vref, record),
+            &guard,
+            reserved.as_ref(),
+        );
+        drop(lock);
+        return match info {
+            Ok(info) => Ok((out, info)),
+            Err(error) => {
+                abandon_one(inner, None, this);
+                Err(error.into())
+            }
+        };
+    }
+    // The key kept changing: read and decide under the lock.
     let lock = inner.commit_lock.lock();
-    // Step 3: the read.
     let current = match newest_live(inner, db, key, &guard, read_value) {
         Ok(current) => current,
         Err(error) => {
@@ -375,8 +444,7 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
     };
     let live = current.is_some();
     let deadline = current.as_ref().and_then(|e| e.expire_at_ms);
-    let (write, out) = match decide(current) {
-        Ok((Some(KeyWrite::Delete), out)) if !live => (None, out),
+    let (write, out) = match decided(decide(current), live) {
         Ok(decided) => decided,
         Err(error) => {
             drop(lock);
@@ -391,32 +459,7 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
     };
     // Step 1's allocation, under the lock here (the value is known only now) but still before
     // the append.
-    let prepared = match &write {
-        KeyWrite::Delete => Ok((Change::Delete, None, encode_single_delete(db, key))),
-        KeyWrite::Put { value, expiry } => {
-            let expire_at_ms = match *expiry {
-                Expiry::Persist => None,
-                Expiry::At(at) => Some(at.min(EXPIRE_MAX_MS)),
-                Expiry::Keep => deadline,
-            };
-            check_single_put(key, value)
-                .and_then(|()| {
-                    inner
-                        .pages
-                        .write(value, inner.hasher.tag(key))
-                        .map_err(TxnError::from)
-                })
-                .map(|vref| {
-                    let change = Change::Put {
-                        value: vref,
-                        expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
-                    };
-                    let record = encode_single_put(db, key, value, expire_at_ms);
-                    (change, Some(vref), record)
-                })
-        }
-    };
-    let (change, vref, mut record) = match prepared {
+    let prepared = match prepare_one(inner, db, key, &write, deadline) {
         Ok(prepared) => prepared,
         Err(error) => {
             drop(lock);
@@ -424,50 +467,103 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
             return Err(error.into());
         }
     };
+    let info = finish_one_locked(inner, db, key, prepared, &guard, reserved.as_ref());
+    drop(lock);
+    match info {
+        Ok(info) => Ok((out, info)),
+        Err(error) => {
+            abandon_one(inner, None, this);
+            Err(error.into())
+        }
+    }
+}
+
+/// Optimistic runs of [`update_one`] before it reads under the commit lock.
+const OPTIMISTIC_ATTEMPTS: usize = 2;
+
+/// A decision to delete a key that is not live writes nothing.
+fn decided<T, E>(
+    decision: Result<(Option<KeyWrite>, T), E>,
+    live: bool,
+) -> Result<(Option<KeyWrite>, T), E> {
+    match decision {
+        Ok((Some(KeyWrite::Delete), out)) if !live => Ok((None, out)),
+        other => other,
+    }
+}
+
+/// Step 1 for one decided write: the value copied into its page and the record encoded.
+fn prepare_one(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    write: &KeyWrite,
+    deadline: Option<u64>,
+) -> Result<(Change, Option<ValueRef>, Vec<u8>), TxnError> {
+    match write {
+        KeyWrite::Delete => Ok((Change::Delete, None, encode_single_delete(db, key))),
+        KeyWrite::Put { value, expiry } => {
+            let expire_at_ms = match *expiry {
+                Expiry::Persist => None,
+                Expiry::At(at) => Some(at.min(EXPIRE_MAX_MS)),
+                Expiry::Keep => deadline,
+            };
+            check_single_put(key, value)?;
+            let vref = inner.pages.write(value, inner.hasher.tag(key))?;
+            let change = Change::Put {
+                value: vref,
+                expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
+            };
+            let record = encode_single_put(db, key, value, expire_at_ms);
+            Ok((change, Some(vref), record))
+        }
+    }
+}
+
+/// Steps 4 to 6 of a single-key commit whose value and record are ready. Caller holds the
+/// commit lock. On an append failure the value is freed (the caller hands back the node it
+/// reserved).
+fn finish_one_locked(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    (change, vref, mut record): (Change, Option<ValueRef>, Vec<u8>),
+    guard: &Guard,
+    reserved: Option<&Reserved<'_>>,
+) -> Result<CommitInfo, TxnError> {
     // Step 4.
     let ts = inner.oracle.next();
     let logged = inner.sink.is_some().then_some(record.as_mut_slice());
     let lsn = match append_locked(inner, logged, ts) {
         Ok(lsn) => lsn,
         Err(error) => {
-            drop(lock);
-            abandon_one(inner, vref, this);
-            return Err(error.into());
+            abandon_one(inner, vref, None);
+            return Err(error);
         }
     };
     // Step 5.
-    let installed = install_node(inner, db, key, change, ts, &guard, reserved.as_ref());
+    let installed = install_node(inner, db, key, change, ts, guard, reserved);
     // Step 6.
     inner.oracle.publish(ts);
-    reclaim_or_queue(inner, db, key, installed, ts, &guard);
-    drop(lock);
-    Ok((
-        out,
-        CommitInfo {
-            commit_ts: Some(ts),
-            lsn,
-        },
-    ))
+    reclaim_or_queue(inner, db, key, installed, ts, guard);
+    Ok(CommitInfo {
+        commit_ts: Some(ts),
+        lsn,
+    })
 }
 
-/// The newest committed version of `key` if it holds a value not expired now (the clock is
-/// read only for a key with a deadline). Without `read_value` the entry's value is empty and
-/// its bytes are not read (nothing waits for the SSD tier): for a caller that only needs to
-/// know the key is live.
-fn newest_live(
+/// The newest committed version of `key` (`None` if it has none), however old.
+fn newest_view(d: &crate::engine::Db, key: &[u8], guard: &Guard) -> Option<VersionView> {
+    d.index.get(key, guard).and_then(|node| node.newest(guard))
+}
+
+/// What [`newest_live`] returns, for a version already read with [`newest_view`].
+fn entry_of_view(
     inner: &Inner,
-    db: DbIndex,
-    key: &[u8],
-    guard: &Guard,
+    version: Option<VersionView>,
     read_value: bool,
 ) -> Result<Option<Entry>, TxnError> {
-    let d = inner.db(db)?;
-    let Some(version) = d
-        .index
-        .get(key, guard)
-        .and_then(|node| node.newest(guard))
-        .filter(|v| !v.tombstone)
-    else {
+    let Some(version) = version.filter(|v| !v.tombstone) else {
         return Ok(None);
     };
     if is_due_now(inner, version.expiry()) {
@@ -482,6 +578,21 @@ fn newest_live(
         }));
     }
     entry_of(inner, &version).map(Some)
+}
+
+/// The newest committed version of `key` if it holds a value not expired now (the clock is
+/// read only for a key with a deadline). Without `read_value` the entry's value is empty and
+/// its bytes are not read (nothing waits for the SSD tier): for a caller that only needs to
+/// know the key is live.
+fn newest_live(
+    inner: &Inner,
+    db: DbIndex,
+    key: &[u8],
+    guard: &Guard,
+    read_value: bool,
+) -> Result<Option<Entry>, TxnError> {
+    let d = inner.db(db)?;
+    entry_of_view(inner, newest_view(d, key, guard), read_value)
 }
 
 /// After step 6 of a single-key commit: if the key had older versions and no snapshot is open,

@@ -381,10 +381,12 @@ impl Engine {
 
     /// Single-key fast path for a read-modify-write (INCR, DEL of one key): `decide` sees the
     /// key's newest committed live value (`None` if absent or expired) and returns what to
-    /// write, if anything, plus a result. It runs under the commit lock, so nothing commits
-    /// between the read and the write: the outcome is that of a `Serializable` transaction doing
-    /// the same read and write, which never conflicts; the log record is the one that
-    /// transaction would write. An error from `decide` writes nothing. Keep `decide` short.
+    /// write, if anything, plus a result. The write commits only if nothing committed the key
+    /// since the read (else `decide` runs again on the newer value, at last under the commit
+    /// lock), so the outcome is that of a `Serializable` transaction doing the same read and
+    /// write, which never conflicts; the log record is the one that transaction would write.
+    /// An error from `decide` writes nothing. `decide` may run more than once: only the last
+    /// run's outcome counts.
     /// `may_create`: `decide` may write a key that is absent now (its ordered-index insert then
     /// happens before the lock, as in every commit).
     pub fn update<T, E: From<TxnError>>(
@@ -392,7 +394,7 @@ impl Engine {
         db: DbIndex,
         key: &[u8],
         may_create: bool,
-        decide: impl FnOnce(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
+        decide: impl FnMut(Option<Entry>) -> Result<(Option<KeyWrite>, T), E>,
     ) -> Result<(T, CommitInfo), E> {
         commit::update_one(&self.inner, db, key, may_create, true, decide)
     }
