@@ -439,13 +439,14 @@ fn watch_get_then_blind_write_loses_no_increment() {
 #[test]
 fn concurrent_read_modify_writes_lose_no_update_while_values_move() {
     // `Engine::update` reads and decides outside the commit lock and commits only if the key's
-    // newest version is still the one it read. Three threads increment four counters while
+    // newest version is still the one it read. Three threads increment 1 024 counters while
     // another keeps relocating values (compaction re-points them) and running GC, and a
     // fifth holds snapshots open now and then: every increment must land exactly once, and
     // every read must see a whole number (never the bytes of a freed or moved place).
     let engine = Engine::new(EngineConfig::default());
-    let keys = 4u64;
-    let per_thread = 100_000u64;
+    // Many counters, so that sealed pages still hold live values for compaction to move.
+    let keys = 1_024u64;
+    let per_thread = 60_000u64;
     let done = Arc::new(AtomicBool::new(false));
     let incr = |engine: &Engine, key: &[u8]| {
         engine
