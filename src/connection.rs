@@ -323,6 +323,38 @@ const PIPELINE_AHEAD_MAX: usize = 256;
 /// Cold values a miss fetches for the commands after it in its pipeline, at most.
 const FETCH_AHEAD_MAX: usize = 256;
 
+/// While a FLUSHDB, FLUSHALL or SWAPDB holds the commit lock (O(keys): half a second for
+/// 1 M keys), a command that may commit waits here, on its connection, rather than on the lock
+/// on its worker thread, where every other connection of that worker would wait with it
+/// (reads need no lock). Best effort: a write that checks just before such an op starts still
+/// waits on the lock.
+async fn wait_for_keyspace_op(args: &[bytes::Bytes], shared: &Arc<Shared>) {
+    if !shared.engine.keyspace_op_running() {
+        return;
+    }
+    let commits = args
+        .first()
+        .and_then(|name| crate::cmd::lookup(name))
+        .is_some_and(|(_, entry)| {
+            let spec = entry.spec;
+            (spec.has(flags::WRITE) && !spec.has(flags::MAY_BLOCK))
+                || matches!(spec.name, "exec" | "txn")
+        });
+    if !commits {
+        return;
+    }
+    let stats = &shared.stats;
+    stats.keyspace_op_waits.fetch_add(1, Ordering::Relaxed);
+    stats.keyspace_op_waiting.fetch_add(1, Ordering::Relaxed);
+    while shared.engine.keyspace_op_running() {
+        tokio::time::sleep(KEYSPACE_OP_POLL).await;
+    }
+    stats.keyspace_op_waiting.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// How often a write waiting for a keyspace-wide op looks again.
+const KEYSPACE_OP_POLL: Duration = Duration::from_millis(1);
+
 /// Runs one request; if it needed a value on SSD (it then failed with nothing done), fetches
 /// it on the blocking pool, never on this worker, and runs it again. Its first miss also
 /// fetches the cold values that the pipeline's next commands (`ahead`) will read, in the same
@@ -334,6 +366,7 @@ async fn handle_loading(
     ahead: &mut VecDeque<Queued>,
     shared: &Arc<Shared>,
 ) -> Frame {
+    wait_for_keyspace_op(&args, shared).await;
     if !shared.engine.tier_attached() {
         return session.handle(args, shared);
     }

@@ -192,6 +192,11 @@ pub struct Stats {
     /// When a stall was last logged (seconds since the epoch), so the log says it at most
     /// once every ten seconds.
     pub tier_stall_logged_at: AtomicU64,
+    /// Writes that waited (on their connection, not a thread) for a FLUSHDB, FLUSHALL or
+    /// SWAPDB to release the commit lock, and how many wait now.
+    pub keyspace_op_waits: AtomicU64,
+    /// See `keyspace_op_waits`.
+    pub keyspace_op_waiting: AtomicU64,
     /// With the SSD tier: how long commands took in the server, from their first run to their
     /// reply, those that needed no value from SSD (hits) and those that did (misses, fetches
     /// and runs again included). Whether hits stay fast while misses are in flight.
@@ -214,6 +219,8 @@ impl Stats {
             tier_write_stalls: AtomicU64::new(0),
             tier_write_stall_us: AtomicU64::new(0),
             tier_stall_logged_at: AtomicU64::new(0),
+            keyspace_op_waits: AtomicU64::new(0),
+            keyspace_op_waiting: AtomicU64::new(0),
             tier_hit_latency: txn::LatencyHistogram::default(),
             tier_miss_latency: txn::LatencyHistogram::default(),
             shards: (0..STAT_SHARDS).map(|_| StatShard::new()).collect(),

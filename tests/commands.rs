@@ -302,3 +302,82 @@ fn bgsave_while_one_runs_answers_like_redis() {
         Some(Frame::Simple("Background saving scheduled".into()))
     );
 }
+
+/// While FLUSHALL holds the commit lock (a tombstone per key: O(keys)), a write on another
+/// connection waits on its connection, not on its worker thread: with one worker thread, a
+/// third connection's reads (which need no lock) are answered meanwhile, before the write.
+#[test]
+fn reads_are_answered_while_a_write_waits_for_flushall() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let server = TestServer::with_args(&["--threads", "1", "--appendonly", "no"]);
+    let mut c = server.conn();
+    for chunk in 0..125 {
+        let mut pipe = redis::pipe();
+        for i in 0..4_000 {
+            pipe.cmd("SET")
+                .arg(format!("k:{chunk}:{i}"))
+                .arg("v")
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    let stat = |c: &mut redis::Connection, field: &str| -> u64 {
+        let text: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO stats has no {field}"))
+    };
+    let wait_for = |c: &mut redis::Connection, field: &str| {
+        let started = std::time::Instant::now();
+        while stat(c, field) == 0 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{field} never became 1"
+            );
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+    };
+    let mut flushing = server.conn();
+    let flusher = std::thread::spawn(move || {
+        redis::cmd("FLUSHALL").query::<()>(&mut flushing).unwrap();
+    });
+    wait_for(&mut c, "keyspace_op_in_progress");
+    let written = Arc::new(AtomicBool::new(false));
+    let mut writing = server.conn();
+    let writer = {
+        let written = Arc::clone(&written);
+        std::thread::spawn(move || {
+            redis::cmd("SET")
+                .arg("after")
+                .arg("flush")
+                .query::<()>(&mut writing)
+                .unwrap();
+            written.store(true, Ordering::SeqCst);
+        })
+    };
+    wait_for(&mut c, "keyspace_op_waiting");
+    // Had the write gone on to the commit lock, it would now hold the one worker thread.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut reader = server.conn();
+    for _ in 0..20 {
+        let _: Option<String> = redis::cmd("GET").arg("k:0:0").query(&mut reader).unwrap();
+        let pong: String = redis::cmd("PING").query(&mut reader).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+    assert_eq!(
+        stat(&mut c, "keyspace_op_in_progress"),
+        1,
+        "the reads were answered while FLUSHALL still ran"
+    );
+    assert!(
+        !written.load(Ordering::SeqCst),
+        "the write waited for FLUSHALL"
+    );
+    flusher.join().unwrap();
+    writer.join().unwrap();
+    let dbsize: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(dbsize, 1, "the write that waited lands after the flush");
+    assert!(stat(&mut c, "keyspace_op_waits") >= 1);
+}

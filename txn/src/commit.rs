@@ -208,7 +208,8 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         .encode()
     });
 
-    // Step 2.
+    // Step 2. A keyspace-wide op says so first (`Engine::keyspace_op_running`).
+    let _announced = (!tx.db_ops.is_empty()).then(|| KeyspaceOpRunning::new(&inner));
     let lock = inner.commit_lock.lock();
     // Step 3.
     if let Err(error) = validate(&inner, tx) {
@@ -242,6 +243,23 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         commit_ts: Some(ts),
         lsn,
     })
+}
+
+/// Counts a keyspace-wide commit from before it waits for the commit lock until after it
+/// released it.
+struct KeyspaceOpRunning<'a>(&'a Inner);
+
+impl<'a> KeyspaceOpRunning<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.keyspace_ops.fetch_add(1, Ordering::Relaxed);
+        KeyspaceOpRunning(inner)
+    }
+}
+
+impl Drop for KeyspaceOpRunning<'_> {
+    fn drop(&mut self) {
+        self.0.keyspace_ops.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Step 4's append: patches `ts` into `record` and hands it to the sink (nothing to do when

@@ -160,6 +160,9 @@ pub(crate) struct Inner {
     pub(crate) long_snapshots: LongSnapshots,
     /// The commit critical section: validate, stamp, log, install, publish.
     pub(crate) commit_lock: Mutex<()>,
+    /// Commits with a keyspace-wide op (FLUSHDB, FLUSHALL, SWAPDB) waiting for or holding
+    /// the commit lock: they hold it O(keys), so a server makes writes wait elsewhere.
+    pub(crate) keyspace_ops: std::sync::atomic::AtomicU32,
     pub(crate) wheel: Mutex<ExpirySchedule>,
     pub(crate) gc_state: Mutex<GcState>,
     /// How far the checkpoint in progress has read (GC collects behind it).
@@ -250,6 +253,7 @@ impl Engine {
                 snapshots: ActiveSnapshots::default(),
                 long_snapshots: LongSnapshots::default(),
                 commit_lock: Mutex::new(()),
+                keyspace_ops: std::sync::atomic::AtomicU32::new(0),
                 wheel: Mutex::new(ExpirySchedule::new(now, Arc::clone(&accounting))),
                 gc_state: Mutex::new(GcState::default()),
                 checkpoint_scan: CheckpointScan::default(),
@@ -744,6 +748,14 @@ impl Engine {
     /// server makes a write wait, off its worker, a bounded time. A few atomic loads.
     pub fn tier_write_pressure(&self) -> bool {
         crate::tier::write_pressure(&self.inner)
+    }
+
+    /// Whether a FLUSHDB, FLUSHALL or SWAPDB is waiting for or holding the commit lock, which
+    /// it holds for O(keys) (a tombstone or a moved version per key). A server makes its
+    /// writes wait for the end of it off its threads instead of blocking one on the lock,
+    /// so the reads sharing that thread go on. One relaxed load.
+    pub fn keyspace_op_running(&self) -> bool {
+        self.inner.keyspace_ops.load(Ordering::Relaxed) > 0
     }
 
     /// Whether a spill file is attached: reads may then fail with `NotResident`
