@@ -14,7 +14,10 @@ pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// write into already-written blocks flushes only the data; a write that grows the file also
 /// commits the file-size change to the filesystem journal, which cost ~1.5× as much per
 /// fdatasync on ext4 here (docs/BENCHMARKS.md). One extension per this many bytes of log.
-pub const WAL_PREALLOCATE_BYTES_DEFAULT: u64 = 4 * 1024 * 1024;
+/// Not larger: the run is written under the WAL's I/O lock, and every reply waits for it;
+/// 4 MiB runs (every 0.2 s at 20 MB/s of log) made the p99 of an open-loop YCSB-A run 2.6-3×
+/// Redis's, 256 KiB runs brought it to 1.0-1.5× (docs/BENCHMARKS.md, tail latency).
+pub const WAL_PREALLOCATE_BYTES_DEFAULT: u64 = 256 * 1024;
 
 /// Default bound, in bytes, of the group-commit batch in front of the writer thread. A record
 /// larger than this is still admitted, alone, when the batch is empty.
