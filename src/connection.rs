@@ -156,10 +156,7 @@ async fn run_batch(
             while ahead.len() < PIPELINE_AHEAD_MAX {
                 match decode_request_resuming(input, &limits, scan) {
                     Ok(Some(args)) if args.is_empty() => {}
-                    Ok(Some(args)) => ahead.push_back(Queued {
-                        args,
-                        prefetched: Vec::new(),
-                    }),
+                    Ok(Some(args)) => ahead.push_back(Queued::new(args)),
                     Ok(None) => break,
                     Err(e) => {
                         undecodable = Some(e);
@@ -173,16 +170,15 @@ async fn run_batch(
             None => match undecodable.take() {
                 Some(e) => Err(e),
                 None if look_ahead => Ok(None),
-                None => decode_request_resuming(input, &limits, scan).map(|args| {
-                    args.map(|args| Queued {
-                        args,
-                        prefetched: Vec::new(),
-                    })
-                }),
+                None => {
+                    decode_request_resuming(input, &limits, scan).map(|args| args.map(Queued::new))
+                }
             },
         };
         match next {
-            Ok(Some(Queued { args, prefetched })) => {
+            Ok(Some(Queued {
+                args, prefetched, ..
+            })) => {
                 if args.is_empty() {
                     continue;
                 }
@@ -294,19 +290,14 @@ async fn wait_for_the_tier(args: &[bytes::Bytes], shared: &Arc<Shared>) {
 /// the key node of the one after, and the probe lines of the third. A hint only: a SELECT or
 /// a write in between makes it useless, never wrong.
 fn prefetch_ahead(ahead: &VecDeque<Queued>, db: txn::DbIndex, shared: &Shared) {
-    fn first_key(queued: &Queued) -> Option<(&[u8], bool)> {
-        let (_, entry) = crate::cmd::lookup(queued.args.first()?)?;
-        let key = entry.spec.key_args(&queued.args).next()?;
-        Some((&key[..], entry.spec.has(flags::READS_VALUE)))
-    }
     let engine = &shared.engine;
-    if let Some((key, true)) = ahead.front().and_then(first_key) {
+    if let Some((key, true)) = ahead.front().and_then(Queued::first_key) {
         engine.prefetch_key(db, key, txn::KeyPrefetch::Value);
     }
-    if let Some((key, _)) = ahead.get(1).and_then(first_key) {
+    if let Some((key, _)) = ahead.get(1).and_then(Queued::first_key) {
         engine.prefetch_key(db, key, txn::KeyPrefetch::Node);
     }
-    if let Some((key, _)) = ahead.get(2).and_then(first_key) {
+    if let Some((key, _)) = ahead.get(2).and_then(Queued::first_key) {
         engine.prefetch_key(db, key, txn::KeyPrefetch::Table);
     }
 }
@@ -316,6 +307,30 @@ fn prefetch_ahead(ahead: &VecDeque<Queued>, db: txn::DbIndex, shared: &Shared) {
 struct Queued {
     args: Vec<bytes::Bytes>,
     prefetched: Vec<txn::tier::Prefetched>,
+    /// The command's table entry, looked up once when decoded (the prefetch and the SSD
+    /// tier's probe of later commands read its key positions and flags).
+    spec: Option<&'static crate::cmd::CommandSpec>,
+}
+
+impl Queued {
+    fn new(args: Vec<bytes::Bytes>) -> Queued {
+        let spec = args
+            .first()
+            .and_then(|name| crate::cmd::lookup(name))
+            .map(|(_, entry)| entry.spec);
+        Queued {
+            args,
+            prefetched: Vec::new(),
+            spec,
+        }
+    }
+
+    /// The first key argument and whether the command reads its value.
+    fn first_key(&self) -> Option<(&[u8], bool)> {
+        let spec = self.spec?;
+        let key = spec.key_args(&self.args).next()?;
+        Some((&key[..], spec.has(flags::READS_VALUE)))
+    }
 }
 
 /// Requests of one batch decoded ahead of their turn when the SSD tier is on.
@@ -477,17 +492,10 @@ fn cold_values_ahead(
         if room == 0 {
             break;
         }
-        let Some((_, entry)) = queued
-            .args
-            .first()
-            .and_then(|name| crate::cmd::lookup(name))
-        else {
+        let Some(spec) = queued.spec.filter(|spec| spec.has(flags::READS_VALUE)) else {
             continue;
         };
-        if !entry.spec.has(flags::READS_VALUE) {
-            continue;
-        }
-        let keys = entry.spec.key_args(&queued.args).map(|key| &key[..]);
+        let keys = spec.key_args(&queued.args).map(|key| &key[..]);
         for value in shared.engine.values_on_ssd(db, keys, room) {
             let wanting = later.wanted_by.entry(value).or_default();
             if wanting.is_empty() && !missing.contains(&value) {
