@@ -333,7 +333,7 @@ impl Queued {
     }
 }
 
-/// Requests of one batch decoded ahead of their turn when the SSD tier is on.
+/// Requests of one batch decoded ahead of their turn (an authenticated connection).
 const PIPELINE_AHEAD_MAX: usize = 256;
 /// Cold values a miss fetches for the commands after it in its pipeline, at most.
 const FETCH_AHEAD_MAX: usize = 256;
