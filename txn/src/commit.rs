@@ -390,11 +390,13 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
         lsn: None,
     };
     for _ in 0..OPTIMISTIC_ATTEMPTS {
-        // Step 3's read, outside the lock.
-        let seen = newest_view(d, key, &guard);
+        // Step 3's read, outside the lock. The re-check reads the same node again: while its
+        // newest version holds a value, GC does not remove it.
+        let node = d.index.get(key, &guard);
+        let seen = node.and_then(|n| n.newest(&guard));
         let read = entry_of_view(inner, seen, read_value);
         fence(Ordering::Acquire);
-        let unchanged = newest_view(d, key, &guard) == seen
+        let unchanged = node.and_then(|n| n.newest(&guard)) == seen
             && seen.is_none_or(|v| v.value.len == 0 || !inner.pages.on_ssd(v.value));
         if !unchanged {
             continue;
