@@ -19,6 +19,7 @@ use tokio::net::tcp::WriteHalf;
 use tokio::net::TcpStream;
 
 use crate::cmd::spec::flags;
+use crate::cmd::CommandSpec;
 use crate::resp::{decode_request_resuming, DecodeLimits, Frame, ScanState, MAX_MULTIBULK_LEN};
 use crate::server::{ClientHandle, Shared};
 use crate::session::{Action, Session};
@@ -177,13 +178,16 @@ async fn run_batch(
         };
         match next {
             Ok(Some(Queued {
-                args, prefetched, ..
+                args,
+                prefetched,
+                spec,
             })) => {
                 if args.is_empty() {
                     continue;
                 }
                 prefetch_ahead(&ahead, session.db, shared);
-                let reply = handle_loading(session, args, prefetched, &mut ahead, shared).await;
+                let request = (args, spec, prefetched);
+                let reply = handle_loading(session, request, &mut ahead, shared).await;
                 // One pipelined batch can ask for far more output than memory holds (a hundred
                 // GETs of a 512 MB value), and so can one reply (an MGET naming that key a
                 // hundred times): stop at the hard limit before encoding, as Redis disconnects.
@@ -246,16 +250,11 @@ const WRITE_STALL_STEP: Duration = Duration::from_millis(1);
 /// Backpressure: a command that may grow memory waits (this connection only, never the
 /// worker) while the SSD tier is behind (`Engine::tier_write_pressure`), at most
 /// [`WRITE_STALL_MAX`]; INFO counts the waits, and the log says so at most every 10 s.
-async fn wait_for_the_tier(args: &[bytes::Bytes], shared: &Arc<Shared>) {
+async fn wait_for_the_tier(spec: Option<&CommandSpec>, shared: &Arc<Shared>) {
     if !shared.engine.tier_write_pressure() {
         return;
     }
-    let grows = args
-        .first()
-        .and_then(|name| crate::cmd::lookup(name))
-        .is_some_and(|(_, entry)| {
-            entry.spec.has(crate::cmd::spec::flags::DENYOOM) || entry.spec.name == "exec"
-        });
+    let grows = spec.is_some_and(|spec| spec.has(flags::DENYOOM) || spec.name == "exec");
     if !grows {
         return;
     }
@@ -306,11 +305,14 @@ fn prefetch_ahead(ahead: &VecDeque<Queued>, db: txn::DbIndex, shared: &Shared) {
 /// command of its pipeline waited for the disk.
 struct Queued {
     args: Vec<bytes::Bytes>,
-    prefetched: Vec<txn::tier::Prefetched>,
+    prefetched: Prefetches,
     /// The command's table entry, looked up once when decoded (the prefetch and the SSD
     /// tier's probe of later commands read its key positions and flags).
-    spec: Option<&'static crate::cmd::CommandSpec>,
+    spec: Option<&'static CommandSpec>,
 }
+
+/// Values read from SSD for one command (its retries, or fetched ahead for it).
+type Prefetches = Vec<txn::tier::Prefetched>;
 
 impl Queued {
     fn new(args: Vec<bytes::Bytes>) -> Queued {
@@ -343,18 +345,14 @@ const FETCH_AHEAD_MAX: usize = 256;
 /// on its worker thread, where every other connection of that worker would wait with it
 /// (reads need no lock). Best effort: a write that checks just before such an op starts still
 /// waits on the lock.
-async fn wait_for_keyspace_op(args: &[bytes::Bytes], shared: &Arc<Shared>) {
+async fn wait_for_keyspace_op(spec: Option<&CommandSpec>, shared: &Arc<Shared>) {
     if !shared.engine.keyspace_op_running() {
         return;
     }
-    let commits = args
-        .first()
-        .and_then(|name| crate::cmd::lookup(name))
-        .is_some_and(|(_, entry)| {
-            let spec = entry.spec;
-            (spec.has(flags::WRITE) && !spec.has(flags::MAY_BLOCK))
-                || matches!(spec.name, "exec" | "txn")
-        });
+    let commits = spec.is_some_and(|spec| {
+        (spec.has(flags::WRITE) && !spec.has(flags::MAY_BLOCK))
+            || matches!(spec.name, "exec" | "txn")
+    });
     if !commits {
         return;
     }
@@ -376,16 +374,15 @@ const KEYSPACE_OP_POLL: Duration = Duration::from_millis(1);
 /// round of reads; `prefetched` is what an earlier command fetched for this one.
 async fn handle_loading(
     session: &mut Session,
-    args: Vec<bytes::Bytes>,
-    mut prefetched: Vec<txn::tier::Prefetched>,
+    (args, spec, mut prefetched): (Vec<bytes::Bytes>, Option<&'static CommandSpec>, Prefetches),
     ahead: &mut VecDeque<Queued>,
     shared: &Arc<Shared>,
 ) -> Frame {
-    wait_for_keyspace_op(&args, shared).await;
+    wait_for_keyspace_op(spec, shared).await;
     if !shared.engine.tier_attached() {
         return session.handle(args, shared);
     }
-    wait_for_the_tier(&args, shared).await;
+    wait_for_the_tier(spec, shared).await;
     let started = Instant::now();
     let mut reply = if prefetched.is_empty() {
         session.handle(args.clone(), shared)
