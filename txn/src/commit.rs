@@ -452,39 +452,31 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
             }
         };
     }
-    // The key kept changing: read and decide under the lock.
+    // The key kept changing: read, decide and prepare under the lock.
     let lock = inner.commit_lock.lock();
-    let current = match newest_live(inner, db, key, &guard, read_value) {
-        Ok(current) => current,
-        Err(error) => {
+    let decision = (|| {
+        let current = newest_live(inner, db, key, &guard, read_value)?;
+        let live = current.is_some();
+        let deadline = current.as_ref().and_then(|e| e.expire_at_ms);
+        let (write, out) = decided(decide(current), live)?;
+        // Step 1's allocation, under the lock here (the value is known only now) but still
+        // before the append.
+        let prepared = write
+            .map(|write| prepare_one(inner, db, key, &write, deadline))
+            .transpose()?;
+        Ok::<_, E>((prepared, out))
+    })();
+    let (prepared, out) = match decision {
+        Ok((Some(prepared), out)) => (prepared, out),
+        Ok((None, out)) => {
             drop(lock);
             abandon_one(inner, None, this);
-            return Err(error.into());
+            return Ok((out, nothing));
         }
-    };
-    let live = current.is_some();
-    let deadline = current.as_ref().and_then(|e| e.expire_at_ms);
-    let (write, out) = match decided(decide(current), live) {
-        Ok(decided) => decided,
         Err(error) => {
             drop(lock);
             abandon_one(inner, None, this);
             return Err(error);
-        }
-    };
-    let Some(write) = write else {
-        drop(lock);
-        abandon_one(inner, None, this);
-        return Ok((out, nothing));
-    };
-    // Step 1's allocation, under the lock here (the value is known only now) but still before
-    // the append.
-    let prepared = match prepare_one(inner, db, key, &write, deadline) {
-        Ok(prepared) => prepared,
-        Err(error) => {
-            drop(lock);
-            abandon_one(inner, None, this);
-            return Err(error.into());
         }
     };
     let info = finish_one_locked(inner, db, key, prepared, &guard, reserved.as_ref());
