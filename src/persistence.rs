@@ -231,16 +231,16 @@ impl txn::durability::ScanPriority for ScanThread {
 
     fn restore(&self) {
         tracing::info!(
-            "checkpoint scan at normal priority: its snapshot pins more than \
-             snapshot-max-pinned-memory"
+            "checkpoint scan at normal priority: an exact scan's snapshot pins more than \
+             snapshot-max-pinned-memory, or a fuzzy scan ran 5 s at the lowest priority"
         );
         restore_scan_thread();
     }
 
     /// Out of `SCHED_IDLE` for the batch, at nice [`CHECKPOINT_NICE`] (a tenth of a core
     /// against connections), as the priority-ceiling cure for inversion: the batch's snapshot
-    /// holds back the SSD tier's frames, which a starved reader held for seconds (RSS grew past
-    /// `maxmemory` by 700 MB in `benches/scripts/tier-spill-churn.sh`).
+    /// holds back GC and the SSD tier's frames, which a starved reader held for seconds (RSS
+    /// grew past `maxmemory` by 700 MB in `benches/scripts/tier-spill-churn.sh`).
     fn begin_batch(&self) {
         #[cfg(target_os = "linux")]
         {

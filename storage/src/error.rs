@@ -252,6 +252,18 @@ pub enum Corruption {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A MANIFEST whose consistent point lies before its checkpoint's snapshot.
+    #[error("consistent point (ts {ts}, LSN {lsn}) before the snapshot (ts {snapshot_ts}, redo LSN {redo_lsn})")]
+    ConsistentBeforeSnapshot {
+        /// `consistent_ts`.
+        ts: u64,
+        /// `consistent_lsn`.
+        lsn: u64,
+        /// `snapshot_ts`.
+        snapshot_ts: u64,
+        /// `redo_lsn`.
+        redo_lsn: u64,
+    },
     /// Footer counts or checksums do not match the content.
     #[error("footer mismatch: {0}")]
     FooterMismatch(&'static str),

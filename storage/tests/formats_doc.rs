@@ -50,8 +50,9 @@ fn every_magic_and_size_is_documented() {
     }
     assert_eq!(record::SEGMENT_VERSION, 1);
     assert_eq!(format::CHECKPOINT_VERSION, 1);
-    assert_eq!(manifest::MANIFEST_VERSION, 1);
+    assert_eq!(manifest::MANIFEST_VERSION, 2);
     assert!(d.contains("| 8 | 2 | version | `1` |"));
+    assert!(d.contains("| 8 | 2 | version | `2` (`1` is read too"));
 }
 
 #[test]

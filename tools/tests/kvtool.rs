@@ -131,11 +131,14 @@ fn checkpoint_inspect_shows_counts_and_catches_damage() {
     assert!(out.contains("records (keys): 5000"), "{out}");
     assert!(out.contains("checksums: OK"), "{out}");
     assert!(out.contains("matches file: yes"), "{out}");
+    assert!(out.contains("exact: one snapshot at ts 77"), "{out}");
 
     let o = kvtool(&["checkpoint", "inspect", d, "--json"]);
     let (out, _) = text(&o);
     assert!(
-        out.contains("\"records\":5000") && out.contains("\"status\":\"OK\""),
+        out.contains("\"records\":5000")
+            && out.contains("\"status\":\"OK\"")
+            && out.contains("\"consistent_ts\":77,\"consistent_lsn\":1234"),
         "{out}"
     );
 

@@ -139,3 +139,46 @@ fn replay_by_lsn_and_bad_arguments() {
     let missing = kvtool(&["get", tmp.path().join("nowhere").to_str().unwrap(), "k"]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// A stop before the installed checkpoint cannot be reached from this directory (the records
+/// before it are gone): refused, naming the earliest point that can be, and nothing written
+/// (issue #13, item 10: it used to write the checkpoint's state and exit 0).
+#[test]
+fn replay_to_a_point_before_the_checkpoint_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let d = open(&src);
+    let early = set(&d, 0, "a", "1");
+    set(&d, 0, "a", "2");
+    let ck = d.checkpoint().unwrap();
+    set(&d, 0, "b", "3");
+    d.close().unwrap();
+    drop(d);
+    let out = tmp.path().join("pitr");
+    let refused = kvtool(&[
+        "replay",
+        src.to_str().unwrap(),
+        "--until",
+        &format!("ts:{early}"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot stop at commit ts {early}"))
+            && err.contains(&format!("exact only from commit ts {}", ck.snapshot_ts)),
+        "{err}"
+    );
+    assert!(!out.join("MANIFEST").exists());
+    // The checkpoint itself is a reachable point.
+    let at = stdout(&kvtool(&[
+        "replay",
+        src.to_str().unwrap(),
+        "--until",
+        &format!("ts:{}", ck.snapshot_ts),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(at.contains("wrote 1 keys"), "{at}");
+}

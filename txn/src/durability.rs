@@ -9,16 +9,32 @@
 //! ```
 //!
 //! Invariants:
-//! - Recovery = the MANIFEST's checkpoint (a consistent MVCC snapshot at `snapshot_ts`) + every
-//!   WAL record from its `redo_lsn` on whose commit timestamp is above `snapshot_ts`. This holds
-//!   because a checkpoint reads its snapshot timestamp and the WAL's next LSN together under the
-//!   commit lock, and the commit path appends to the WAL and publishes inside that same lock, so
-//!   every record at or after `redo_lsn` carries a timestamp above `snapshot_ts` and every record
-//!   before it one at or below.
-//! - Checkpoints are *not* fuzzy: they stream one snapshot while writers go on (MVCC keeps the
-//!   snapshot's versions alive). Nothing stops the world. GC waits for the scan only key by
-//!   key: it publishes its cursor, and GC frees what the keys behind it held for the
-//!   checkpoint (`checkpoint_scan.rs`).
+//! - Recovery = the MANIFEST's checkpoint + every WAL record from its `redo_lsn` on whose
+//!   commit timestamp is above `snapshot_ts`. A checkpoint reads its start timestamp and the
+//!   WAL's next LSN together under the commit lock, and the commit path appends to the WAL and
+//!   publishes inside that same lock, so every record at or after `redo_lsn` carries a
+//!   timestamp above `snapshot_ts` and every record before it one at or below.
+//! - Checkpoints are **fuzzy** when a WAL exists: each batch of keys is read at the newest
+//!   commit of the moment, so the scan pins no old version (an exact snapshot kept one old
+//!   value per key overwritten ahead of its cursor: RSS spikes at every checkpoint under
+//!   churn). A key's value in the file is its state at some commit in `[snapshot_ts, end]`.
+//!   Replaying every record after `snapshot_ts` over it ends in the exact state, because
+//!   every record is an after-image (`Put`, `Delete`, a `SetExpiry` that keeps the current
+//!   value), a delete or TTL change of an absent key installs nothing, and FLUSHDB/FLUSHALL
+//!   remove whatever a key holds; per key, the last record replayed wins. Two conditions
+//!   make that hold, both checked on the calling thread after the scan:
+//!   1. No SWAPDB committed during the scan (a swap replayed over databases read on both
+//!      sides of it would move the wrong contents): otherwise the checkpoint is written
+//!      again from one exact snapshot (`write_exact`).
+//!   2. Every record up to the scan's end (`consistent_lsn`, in the MANIFEST) is fsynced
+//!      before the MANIFEST names the file, whatever `appendfsync` says, so a power cut cannot
+//!      keep a value the scan read and lose an older commit. Recovery refuses a WAL that ends
+//!      below it (`TxnError::CheckpointUnreplayed`); a point-in-time replay cannot stop
+//!      before it.
+//! - Without a WAL, checkpoints are *exact*: one MVCC snapshot streamed while writers go on.
+//!   Nothing stops the world; GC waits for the scan only key by key: it publishes its
+//!   cursor, and GC frees what the keys behind it held for the checkpoint
+//!   (`checkpoint_scan.rs`).
 //! - WAL segments wholly below a checkpoint's `redo_lsn` are removed only after that checkpoint
 //!   and its MANIFEST are durable.
 //! - A WAL append error means the record was not appended: the commit aborts and the client gets
@@ -42,6 +58,7 @@ use crate::index::KeyIndex;
 use crate::limits::DATABASES;
 use crate::log_record::{DecodeError, LogRecord};
 use crate::memory::KeyAccess;
+use crate::timestamp::TxnId;
 use crate::{DbIndex, Isolation};
 
 pub use storage::io::{Disk, FileDisk};
@@ -55,6 +72,11 @@ const CHECKPOINT_SCAN_BATCH: usize = 1024;
 /// Keys per scan batch with the SSD tier attached: each may be a disk read made while the
 /// batch's snapshot holds the tier's frames back.
 const CHECKPOINT_SCAN_BATCH_COLD: usize = 128;
+
+/// How long a fuzzy checkpoint's scan may run at the lowest priority before it finishes at
+/// normal priority: it pins no memory, but the WAL segments it will let go of keep growing
+/// (under the issue #9 churn a scan at normal priority takes about 5 s).
+const FUZZY_SCAN_IDLE_MAX: Duration = Duration::from_secs(5);
 
 /// How to open a durable engine.
 #[derive(Clone)]
@@ -102,24 +124,29 @@ pub struct RecoveryReport {
 }
 
 /// How a checkpoint's scan thread is scheduled: the server runs it at the lowest priority, so
-/// it uses the cycles connections leave, but a starved scan holds its snapshot, and every
+/// it uses the cycles connections leave. A starved exact scan holds its snapshot, and every
 /// version written meanwhile, for as long as it runs; so once the memory snapshots pin passes
 /// `snapshot-max-pinned-memory` or an eighth of the dataset, the scan is put back at normal
-/// priority to finish. That is how checkpoints are bounded (they are never aborted, see
-/// `snapshot_limits.rs`).
+/// priority to finish. A fuzzy scan pins nothing, but the WAL it covers keeps growing, so it
+/// is put back after 5 s (`FUZZY_SCAN_IDLE_MAX`). That is how checkpoints are bounded (they are
+/// never aborted, see `snapshot_limits.rs`).
 pub trait ScanPriority: Sync {
     /// Called first, on the scan thread.
     fn lower(&self);
     /// Called at most once, on the scan thread, when pinned memory passes the cap.
     fn restore(&self);
-    /// Called on the scan thread before a batch that may read values from SSD under a
-    /// registered snapshot, until [`Self::end_batch`]: the thread then blocks on the disk
-    /// while what others wait for (the SSD tier's frames, compaction's old places) waits for
-    /// that snapshot, and at the lowest priority it would wait for a core after each read,
-    /// for seconds on a saturated machine: priority inversion. Raise it for the batch.
+    /// Called on the scan thread before a batch read under a snapshot of its own (every
+    /// batch of a fuzzy scan; an exact scan's with the SSD tier), until [`Self::end_batch`]:
+    /// what others wait for (GC's watermark, the SSD tier's frames, compaction's old places)
+    /// waits for that snapshot, and at the lowest priority the thread would wait for a core
+    /// mid-batch, for seconds on a saturated machine: priority inversion. Raise it for the
+    /// batch.
     fn begin_batch(&self) {}
     /// Called after such a batch: back to the lowest priority.
     fn end_batch(&self) {}
+    /// Called on the scan thread after each batch is written, holding nothing (tests commit
+    /// here to interleave writes with the scan deterministically).
+    fn between_batches(&self) {}
 }
 
 /// Whether a checkpoint's snapshot pins enough that its scan should stop yielding to
@@ -175,6 +202,9 @@ pub struct CheckpointReport {
     /// Nothing was committed since the installed checkpoint, so none was written: rewriting
     /// the file the MANIFEST names under the same name is the one unsafe way to "refresh" it.
     pub unchanged: bool,
+    /// Read while commits went on, exact once the WAL is replayed over it (see the module
+    /// invariants); `false` for one MVCC snapshot.
+    pub fuzzy: bool,
 }
 
 /// Persistence counters for INFO.
@@ -272,8 +302,8 @@ impl Durability {
         let engine = Engine::new(engine_config);
 
         // 1. The checkpoint.
-        let (checkpoint_ts, checkpoint_keys, redo_lsn) =
-            load_current_checkpoint(&engine, disk.as_ref(), &dir)?;
+        let loaded = load_current_checkpoint(&engine, disk.as_ref(), &dir)?;
+        let (checkpoint_ts, checkpoint_keys, redo_lsn) = (loaded.ts, loaded.keys, loaded.redo_lsn);
 
         // 2. The WAL tail.
         let mut wal_records = 0;
@@ -286,6 +316,8 @@ impl Durability {
                 .map_err(|e| StorageError::io_at(&wal_dir, e))?;
             let mut reader = WalReader::open(Arc::clone(&disk), &wal_dir, redo_lsn)?;
             let replayed = replay_wal(&engine, &mut reader, &wal_dir, checkpoint_ts, None)?;
+            // A fuzzy checkpoint is exact only with the records it was installed with.
+            loaded.check_replayed(replayed.last_lsn)?;
             wal_records = replayed.records;
             wal_records_skipped = replayed.skipped;
             let end = reader.into_end()?;
@@ -313,6 +345,16 @@ impl Durability {
             // The sink is empty here (set exactly once, now), so this cannot fail.
             let _ = sink.wal.set(Arc::clone(&writer));
             wal = Some(writer);
+        } else if loaded.consistent_lsn > loaded.redo_lsn {
+            // Started without a WAL over a fuzzy checkpoint written with one: the records it
+            // needs are in the WAL directory, read (never changed) up to the checkpoint's
+            // consistent point, so the state is the one the checkpoint stands for.
+            let mut reader = WalReader::open(Arc::clone(&disk), &wal_dir, redo_lsn)?;
+            let until = Some(ReplayUntil::Lsn(Lsn(loaded.consistent_lsn.0 - 1)));
+            let replayed = replay_wal(&engine, &mut reader, &wal_dir, checkpoint_ts, until)?;
+            loaded.check_replayed(replayed.last_lsn)?;
+            wal_records = replayed.records;
+            wal_records_skipped = replayed.skipped;
         }
         let checkpoint_lsn = wal.as_ref().map_or(0, |w| w.stats().next_lsn.0);
         let report = RecoveryReport {
@@ -435,6 +477,7 @@ impl Durability {
             self.checkpoints.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 snapshot_ts = report.snapshot_ts,
+                fuzzy = report.fuzzy,
                 keys = report.keys,
                 bytes = report.bytes,
                 ms = report.elapsed.as_millis() as u64,
@@ -454,6 +497,137 @@ impl Durability {
             // written so far is wholly covered and `truncate_before` removes it below.
             wal.rotate_segment().map_err(TxnError::Sink)?;
         }
+        // Fuzzy when a WAL can make it exact; an exact snapshot without one, or when a
+        // SWAPDB ran during the fuzzy scan (see the module invariants).
+        let fuzzy = match &self.wal {
+            Some(wal) => self.write_fuzzy(wal, started, prepare_scan)?,
+            None => None,
+        };
+        let report = match fuzzy {
+            Some(report) => report,
+            None => {
+                if let Some(wal) = &self.wal {
+                    // Again, so the segment written during the fuzzy scan goes too.
+                    wal.rotate_segment().map_err(TxnError::Sink)?;
+                }
+                self.write_exact(started, prepare_scan)?
+            }
+        };
+        if report.unchanged {
+            return Ok(report);
+        }
+        self.installed_ts
+            .store(report.snapshot_ts, Ordering::Release);
+        self.checkpoint_lsn
+            .store(report.redo_lsn.0, Ordering::Release);
+        let wal_segments_removed = match &self.wal {
+            Some(wal) => wal.truncate_before(report.redo_lsn)?,
+            None => 0,
+        };
+        Ok(CheckpointReport {
+            wal_segments_removed,
+            elapsed: started.elapsed(),
+            ..report
+        })
+    }
+
+    /// The timestamp and redo LSN a checkpoint starts from, read together under the commit
+    /// lock (see the module invariant).
+    fn start_point(&self) -> (u64, Lsn) {
+        let _commit = self.engine.inner.commit_lock.lock();
+        let ts = self.engine.inner.oracle.visible();
+        let redo = self.wal.as_ref().map_or(Lsn(0), |w| w.stats().next_lsn);
+        (ts, redo)
+    }
+
+    /// A report for a checkpoint not written because nothing changed since the installed one.
+    fn unchanged(
+        &self,
+        snapshot_ts: u64,
+        redo_lsn: Lsn,
+        started: Instant,
+    ) -> Option<CheckpointReport> {
+        (snapshot_ts > 0 && snapshot_ts == self.installed_ts.load(Ordering::Acquire)).then(|| {
+            CheckpointReport {
+                snapshot_ts,
+                redo_lsn,
+                keys: 0,
+                bytes: 0,
+                wal_segments_removed: 0,
+                elapsed: started.elapsed(),
+                unchanged: true,
+                fuzzy: false,
+            }
+        })
+    }
+
+    /// Writes a fuzzy checkpoint and installs it: each batch of keys is read at the newest
+    /// commit then, so nothing is pinned for the scan; the WAL from the start point on, made
+    /// durable through the scan's end before the MANIFEST names the file, turns it into an
+    /// exact state at recovery. `None` (nothing installed) if a SWAPDB committed during the
+    /// scan: replaying a swap over databases read on both sides of it would be wrong.
+    fn write_fuzzy(
+        &self,
+        wal: &WalWriter,
+        started: Instant,
+        prepare_scan: Option<&dyn ScanPriority>,
+    ) -> Result<Option<CheckpointReport>, TxnError> {
+        let (snapshot_ts, redo_lsn) = self.start_point();
+        if let Some(report) = self.unchanged(snapshot_ts, redo_lsn, started) {
+            return Ok(Some(report));
+        }
+        let inner = &self.engine.inner;
+        let (keys, mut writer) = self.on_scan_thread(prepare_scan, |priority| {
+            write_scan(
+                Source::Fuzzy(inner),
+                Arc::clone(&self.disk),
+                &self.dir,
+                (snapshot_ts, redo_lsn),
+                priority,
+            )
+        })?;
+        // Back on the calling thread, as what follows takes the commit lock and the WAL's.
+        // Every read is done: a SWAPDB after this check comes after all of them.
+        if inner.checkpoint_scan.swapped_since(snapshot_ts) {
+            tracing::info!(
+                snapshot_ts,
+                "a SWAPDB ran during the checkpoint's scan; writing an exact snapshot instead"
+            );
+            return Ok(None); // dropping the writer removes its temp file
+        }
+        // The consistent point, and every record up to it durable (fsynced, whatever the
+        // policy) before the MANIFEST can name the file: otherwise a power cut could keep a
+        // value the scan read and lose an older commit the WAL had not synced yet.
+        let (end_ts, end_lsn) = self.start_point();
+        if end_lsn > redo_lsn {
+            wal.wait_durable(Lsn(end_lsn.0 - 1))
+                .map_err(TxnError::Sink)?;
+            // Step 3 of a rotation syncs what is written, whatever the policy.
+            wal.rotate_segment().map_err(TxnError::Sink)?;
+            if let Some(error) = wal.failure() {
+                return Err(TxnError::Sink(error));
+            }
+        }
+        writer.consistent_at(end_ts, end_lsn);
+        let info = writer.finish()?;
+        Ok(Some(CheckpointReport {
+            snapshot_ts,
+            redo_lsn,
+            keys,
+            bytes: info.manifest.checkpoint_len,
+            wal_segments_removed: 0,
+            elapsed: started.elapsed(),
+            unchanged: false,
+            fuzzy: true,
+        }))
+    }
+
+    /// Writes an exact checkpoint (one MVCC snapshot) and installs it.
+    fn write_exact(
+        &self,
+        started: Instant,
+        prepare_scan: Option<&dyn ScanPriority>,
+    ) -> Result<CheckpointReport, TxnError> {
         // Snapshot and redo LSN together, under the commit lock (see the module invariant).
         let (mut tx, redo_lsn) = {
             let _commit = self.engine.inner.commit_lock.lock();
@@ -463,52 +637,54 @@ impl Durability {
             (tx, redo)
         };
         let snapshot_ts = tx.snapshot_ts().0;
-        if snapshot_ts > 0 && snapshot_ts == self.installed_ts.load(Ordering::Acquire) {
+        if let Some(report) = self.unchanged(snapshot_ts, redo_lsn, started) {
             tx.abort();
-            return Ok(CheckpointReport {
-                snapshot_ts,
-                redo_lsn,
-                keys: 0,
-                bytes: 0,
-                wal_segments_removed: 0,
-                elapsed: started.elapsed(),
-                unchanged: true,
-            });
+            return Ok(report);
         }
-        let disk = Arc::clone(&self.disk);
-        let written = match prepare_scan {
-            None => write_snapshot(&mut tx, disk, &self.dir, redo_lsn, None),
+        let written = self.on_scan_thread(prepare_scan, |priority| {
+            let (keys, writer) = write_scan(
+                Source::Snapshot(&mut tx),
+                Arc::clone(&self.disk),
+                &self.dir,
+                (snapshot_ts, redo_lsn),
+                priority,
+            )?;
+            Ok((keys, writer.finish()?))
+        });
+        tx.abort();
+        let (keys, info) = written?;
+        Ok(CheckpointReport {
+            snapshot_ts,
+            redo_lsn,
+            keys,
+            bytes: info.manifest.checkpoint_len,
+            wal_segments_removed: 0,
+            elapsed: started.elapsed(),
+            unchanged: false,
+            fuzzy: false,
+        })
+    }
+
+    /// Runs `scan` here, or on a thread of its own first lowered by `prepare_scan`.
+    fn on_scan_thread<T: Send>(
+        &self,
+        prepare_scan: Option<&dyn ScanPriority>,
+        scan: impl FnOnce(Option<&dyn ScanPriority>) -> Result<T, TxnError> + Send,
+    ) -> Result<T, TxnError> {
+        match prepare_scan {
+            None => scan(None),
             Some(priority) => std::thread::scope(|scope| {
-                let (tx, dir) = (&mut tx, &self.dir);
                 std::thread::Builder::new()
                     .name("tierkv-ckpt-scan".into())
                     .spawn_scoped(scope, move || {
                         priority.lower();
-                        write_snapshot(tx, disk, dir, redo_lsn, Some(priority))
+                        scan(Some(priority))
                     })
                     .map_err(|_| TxnError::CheckpointThread)?
                     .join()
                     .unwrap_or(Err(TxnError::CheckpointThread))
             }),
-        };
-        tx.abort();
-        let (keys, info) = written?;
-        self.installed_ts.store(snapshot_ts, Ordering::Release);
-        self.checkpoint_lsn.store(redo_lsn.0, Ordering::Release);
-        let wal_segments_removed = match &self.wal {
-            Some(wal) => wal.truncate_before(redo_lsn)?,
-            None => 0,
-        };
-        let bytes = info.manifest.checkpoint_len;
-        Ok(CheckpointReport {
-            snapshot_ts,
-            redo_lsn,
-            keys,
-            bytes,
-            wal_segments_removed,
-            elapsed: started.elapsed(),
-            unchanged: false,
-        })
+        }
     }
 
     /// Retries a failed (poisoned) WAL: rewrites what was not yet durable and resumes appends.
@@ -553,30 +729,54 @@ impl Durability {
     }
 }
 
-/// Streams every live key of `tx`'s snapshot into a new checkpoint in `dir` and installs it.
-fn write_snapshot(
-    tx: &mut crate::Transaction,
+/// Where a checkpoint's scan reads.
+enum Source<'a> {
+    /// One MVCC snapshot, held for the whole scan (exact).
+    Snapshot(&'a mut crate::Transaction),
+    /// Each batch at the newest commit when it is read (fuzzy).
+    Fuzzy(&'a Arc<crate::engine::Inner>),
+}
+
+impl Source<'_> {
+    fn inner(&self) -> Arc<crate::engine::Inner> {
+        match self {
+            Source::Snapshot(tx) => Arc::clone(&tx.inner),
+            Source::Fuzzy(inner) => Arc::clone(inner),
+        }
+    }
+}
+
+/// Streams every live key `source` reads into a new checkpoint in `dir` starting from
+/// `(snapshot_ts, redo_lsn)`: the keys written and the writer, not yet finished (installed).
+fn write_scan(
+    mut source: Source<'_>,
     disk: Arc<dyn Disk>,
     dir: &Path,
-    redo_lsn: Lsn,
+    (snapshot_ts, redo_lsn): (u64, Lsn),
     mut priority: Option<&dyn ScanPriority>,
-) -> Result<(u64, storage::checkpoint::CheckpointInfo), TxnError> {
-    let snapshot_ts = tx.snapshot_ts().0;
+) -> Result<(u64, CheckpointWriter), TxnError> {
     let mut writer = CheckpointWriter::create(disk, dir, snapshot_ts, redo_lsn)?;
+    let (hooks, scan_started) = (priority, Instant::now());
     let mut keys = 0u64;
     let mut buf = Vec::new();
-    let inner = std::sync::Arc::clone(&tx.inner);
+    let inner = source.inner();
     // As Redis writes idle time or frequency into its RDB only under an LRU or LFU policy:
     // otherwise nothing ranks keys by their access words, and a loaded key starts fresh.
     let save_access = matches!(
         crate::memory::relief(inner.memory.config().policy),
         crate::memory::Relief::Evict(_, crate::memory::Rank::Lru | crate::memory::Rank::Lfu)
     );
-    // GC collects behind the scan's cursor (see `checkpoint_scan.rs`); withdrawn on return,
-    // before the caller releases the snapshot.
-    let progress = inner.checkpoint_scan.begin(snapshot_ts);
+    // An exact scan's snapshot: GC collects behind its cursor (see `checkpoint_scan.rs`);
+    // withdrawn on return, before the caller releases the snapshot. A fuzzy scan pins
+    // nothing beyond the batch it reads.
+    let exact = matches!(source, Source::Snapshot(_));
+    let progress = if exact {
+        inner.checkpoint_scan.begin(snapshot_ts)
+    } else {
+        None
+    };
     // With the SSD tier, a batch's reads may each wait for the disk while its snapshot holds
-    // frames and old places back: smaller batches, at a raised priority (`begin_batch`).
+    // frames and old places back: smaller batches.
     let cold = crate::tier::attached(&inner);
     let batch_keys = if cold {
         CHECKPOINT_SCAN_BATCH_COLD
@@ -586,24 +786,52 @@ fn write_snapshot(
     for db in 0..DATABASES as DbIndex {
         let mut after: Option<Bytes> = None;
         loop {
-            // A low-priority scan on a busy machine is slow, and everything written meanwhile
-            // keeps its old version for this snapshot: past `pins_too_much`, finish at normal
-            // priority instead (checkpoints are bounded this way, never aborted).
+            // A low-priority scan on a busy machine is slow. An exact one keeps the old
+            // version of everything written meanwhile: past `pins_too_much`, it finishes at
+            // normal priority instead (checkpoints are bounded this way, never aborted). A
+            // fuzzy one pins nothing, but the WAL it will let go of keeps growing: past
+            // `FUZZY_SCAN_IDLE_MAX`, the same.
             if let Some(lowered) = priority {
-                if pins_too_much(&inner) {
+                let slow = if exact {
+                    pins_too_much(&inner)
+                } else {
+                    scan_started.elapsed() > FUZZY_SCAN_IDLE_MAX
+                };
+                if slow {
                     lowered.restore();
                     priority = None;
                 }
             }
-            // An ordinary snapshot for the batch's reads, which the old places of relocated
-            // values wait for (`checkpoint_scan.rs`); the long one only names what is read.
-            let ceiling = priority.filter(|_| cold);
+            // A batch reads under a snapshot of its own; at the lowest priority a scan thread
+            // preempted on a busy core holds it for seconds, and with it GC's watermark:
+            // under churn, hundreds of megabytes of old versions (priority inversion). So a
+            // fuzzy scan's batches, and an exact one's with the tier (whose frames and old
+            // places wait too), run raised; an exact scan without the tier pins everything
+            // for its whole run anyway.
+            let ceiling = priority.filter(|_| cold || !exact);
             if let Some(raised) = ceiling {
                 raised.begin_batch();
             }
-            let reading = inner.snapshots.register(&inner.oracle);
-            let batch = tx.scan(db, after.as_deref(), None, batch_keys);
-            inner.snapshots.release(&reading);
+            let batch = match &mut source {
+                Source::Snapshot(tx) => {
+                    // An ordinary snapshot for the batch's reads, which the old places of
+                    // relocated values wait for (`checkpoint_scan.rs`); the long one only
+                    // names what is read.
+                    let reading = inner.snapshots.register(&inner.oracle);
+                    let batch = tx.scan(db, after.as_deref(), None, batch_keys);
+                    inner.snapshots.release(&reading);
+                    batch
+                }
+                Source::Fuzzy(inner) => {
+                    let id = TxnId(inner.next_txn_id.fetch_add(1, Ordering::Relaxed));
+                    let mut tx =
+                        crate::Transaction::new(Arc::clone(inner), id, Isolation::Snapshot);
+                    tx.allow_cold_reads();
+                    let batch = tx.scan(db, after.as_deref(), None, batch_keys);
+                    tx.abort();
+                    batch
+                }
+            };
             if let Some(raised) = ceiling {
                 raised.end_batch();
             }
@@ -629,6 +857,9 @@ fn write_snapshot(
                 writer.add(&buf)?;
                 keys += 1;
             }
+            if let Some(hooks) = hooks {
+                hooks.between_batches();
+            }
             if batch.len() < batch_keys {
                 break;
             }
@@ -642,8 +873,7 @@ fn write_snapshot(
         }
     }
     drop(progress);
-    let info = writer.finish()?;
-    Ok((keys, info))
+    Ok((keys, writer))
 }
 
 /// What a checkpoint saves of each key's access in `batch` (keys ascending): idle time or
@@ -688,22 +918,60 @@ fn access_of(
 }
 
 /// Loads the checkpoint the MANIFEST of `dir` names, if any: (snapshot ts, keys, redo LSN).
+/// The installed checkpoint as loaded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Loaded {
+    /// Its snapshot (start) timestamp; 0 for none.
+    ts: u64,
+    keys: u64,
+    /// Replay from here.
+    redo_lsn: Lsn,
+    /// The state is exact once every record below this is replayed (= `redo_lsn` unless the
+    /// checkpoint is fuzzy), at commit `consistent_ts`.
+    consistent_lsn: Lsn,
+    consistent_ts: u64,
+}
+
+impl Loaded {
+    /// Fails unless the replay that read through `last_lsn` (`Lsn(0)`: nothing) reached the
+    /// point where this checkpoint is exact.
+    fn check_replayed(&self, last_lsn: Lsn) -> Result<(), TxnError> {
+        if self.consistent_lsn > self.redo_lsn
+            && last_lsn.0.saturating_add(1) < self.consistent_lsn.0
+        {
+            return Err(TxnError::CheckpointUnreplayed {
+                wal_end: last_lsn.0,
+                consistent_lsn: self.consistent_lsn.0,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Loads the checkpoint the MANIFEST of `dir` names, if any.
 fn load_current_checkpoint(
     engine: &Engine,
     disk: &dyn Disk,
     dir: &Path,
-) -> Result<(u64, u64, Lsn), TxnError> {
+) -> Result<Loaded, TxnError> {
     let Some((manifest, reader)) = CheckpointReader::open_current(disk, dir)? else {
-        return Ok((0, 0, Lsn(0)));
+        return Ok(Loaded::default());
     };
     let keys = crate::recovery::load_checkpoint(&engine.inner, reader, manifest.snapshot_ts)?;
     tracing::info!(
         checkpoint = %manifest.checkpoint,
         snapshot_ts = manifest.snapshot_ts,
+        consistent_ts = manifest.consistent_ts,
         keys,
         "loaded checkpoint"
     );
-    Ok((manifest.snapshot_ts, keys, manifest.redo_lsn))
+    Ok(Loaded {
+        ts: manifest.snapshot_ts,
+        keys,
+        redo_lsn: manifest.redo_lsn,
+        consistent_lsn: manifest.consistent_lsn,
+        consistent_ts: manifest.consistent_ts,
+    })
 }
 
 /// Where a replay stops (inclusive).
@@ -797,8 +1065,25 @@ pub fn replay_offline(
         sink: None,
         ..engine
     });
-    let (checkpoint_ts, checkpoint_keys, redo_lsn) =
-        load_current_checkpoint(&engine, disk.as_ref(), dir)?;
+    let loaded = load_current_checkpoint(&engine, disk.as_ref(), dir)?;
+    let (checkpoint_ts, checkpoint_keys, redo_lsn) = (loaded.ts, loaded.keys, loaded.redo_lsn);
+    // Stopping inside a fuzzy checkpoint's window would leave keys newer than the stop.
+    let before = match until {
+        Some(ReplayUntil::CommitTs(ts)) => ts < loaded.consistent_ts,
+        Some(ReplayUntil::Lsn(lsn)) => lsn.0.saturating_add(1) < loaded.consistent_lsn.0,
+        None => false,
+    };
+    if before {
+        return Err(TxnError::ReplayBeforeCheckpoint {
+            until: match until {
+                Some(ReplayUntil::CommitTs(ts)) => format!("commit ts {ts}"),
+                Some(ReplayUntil::Lsn(lsn)) => format!("LSN {}", lsn.0),
+                None => String::new(),
+            },
+            consistent_ts: loaded.consistent_ts,
+            last_lsn: loaded.consistent_lsn.0.saturating_sub(1),
+        });
+    }
     let wal_dir = dir.join(WAL_DIR);
     let mut replayed = Replayed {
         last_ts: checkpoint_ts,
@@ -811,6 +1096,7 @@ pub fn replay_offline(
         replayed = replay_wal(&engine, &mut reader, &wal_dir, checkpoint_ts, until)?;
         tail = reader.end().map(|end| end.tail.clone());
     }
+    loaded.check_replayed(replayed.last_lsn)?;
     Ok(OfflineReplay {
         engine,
         checkpoint_ts,
@@ -834,9 +1120,18 @@ pub fn write_checkpoint_dir(
     disk.create_dir_all(out)
         .map_err(|e| StorageError::io_at(out, e))?;
     let mut tx = engine.begin(Isolation::Snapshot);
-    let written = write_snapshot(&mut tx, disk, out, Lsn(next_lsn.0.max(1)), None);
+    let ts = tx.snapshot_ts().0;
+    let written = write_scan(
+        Source::Snapshot(&mut tx),
+        disk,
+        out,
+        (ts, Lsn(next_lsn.0.max(1))),
+        None,
+    );
     tx.abort();
-    Ok(written?.0)
+    let (keys, writer) = written?;
+    writer.finish()?;
+    Ok(keys)
 }
 
 fn corrupt_payload(wal_dir: &Path, file: &Path, offset: u64, error: DecodeError) -> TxnError {

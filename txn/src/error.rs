@@ -84,6 +84,25 @@ pub enum TxnError {
     /// A checkpoint's scan thread could not be started, or panicked.
     #[error("the checkpoint's scan thread failed")]
     CheckpointThread,
+    /// The WAL ends before the point where the installed (fuzzy) checkpoint becomes exact:
+    /// records it was made durable with are missing.
+    #[error("the WAL ends at LSN {wal_end}, before LSN {consistent_lsn}, which the checkpoint needs replayed to be exact (records written before the checkpoint was installed are missing)")]
+    CheckpointUnreplayed {
+        /// The last LSN the WAL holds (0 for none).
+        wal_end: u64,
+        /// The checkpoint's `consistent_lsn`: every record below it must be replayed.
+        consistent_lsn: u64,
+    },
+    /// A point-in-time replay asked to stop before the installed checkpoint is exact.
+    #[error("cannot stop at {until}: the installed checkpoint is exact only from commit ts {consistent_ts} (LSN {last_lsn}) on")]
+    ReplayBeforeCheckpoint {
+        /// Where the replay was asked to stop.
+        until: String,
+        /// The first commit timestamp the replay may stop at.
+        consistent_ts: u64,
+        /// The first LSN it may stop at.
+        last_lsn: u64,
+    },
     /// A recovery loader thread panicked.
     #[error("a recovery thread failed")]
     RecoveryThread,

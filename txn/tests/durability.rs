@@ -638,3 +638,239 @@ fn a_checkpoint_keeps_idle_time_and_frequency_under_lru_and_lfu_policies() {
     assert_eq!(access(&d, "hot"), hot);
     assert_eq!(access(&d, "cold"), KeyAccess::Frequency { counter: 5 });
 }
+
+/// A `ScanPriority` that runs `hook(n)` after the scan's `n`-th batch (from 0), on the scan
+/// thread, so commits interleave with a checkpoint's scan deterministically.
+struct BetweenBatches<F: Fn(usize) + Sync> {
+    calls: std::sync::atomic::AtomicUsize,
+    hook: F,
+}
+
+impl<F: Fn(usize) + Sync> BetweenBatches<F> {
+    fn new(hook: F) -> Self {
+        BetweenBatches {
+            calls: std::sync::atomic::AtomicUsize::new(0),
+            hook,
+        }
+    }
+}
+
+impl<F: Fn(usize) + Sync> txn::durability::ScanPriority for BetweenBatches<F> {
+    fn lower(&self) {}
+    fn restore(&self) {}
+    fn between_batches(&self) {
+        let n = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (self.hook)(n);
+    }
+}
+
+/// 3 000 keys of database 0 (three scan batches), 100 of database 1, 50 of database 3.
+fn preload(d: &Durability) {
+    d.engine()
+        .run(Isolation::Snapshot, |tx| {
+            for i in 0..3_000u32 {
+                let key = format!("k{i:04}");
+                tx.put(
+                    0,
+                    key.as_bytes(),
+                    format!("v0-{i}").as_bytes(),
+                    Expiry::Persist,
+                )?;
+            }
+            for i in 0..100u32 {
+                tx.put(1, format!("d1-{i:03}").as_bytes(), b"one", Expiry::Persist)?;
+            }
+            for i in 0..50u32 {
+                tx.put(
+                    3,
+                    format!("d3-{i:03}").as_bytes(),
+                    b"three",
+                    Expiry::Persist,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// Commits made while the scan is between batches, on keys behind and ahead of its cursor.
+fn churn_during_scan(d: &Durability, n: usize) {
+    let e = d.engine();
+    match n {
+        0 => {
+            // One transaction over a key already read and one not yet read: all or nothing.
+            e.run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"k0010", b"moved-behind", Expiry::Persist)?;
+                tx.put(0, b"k2500", b"moved-ahead", Expiry::Persist)
+            })
+            .unwrap();
+            e.run(Isolation::Snapshot, |tx| {
+                tx.delete(0, b"k0020")?;
+                tx.delete(0, b"k2600")?;
+                tx.put(0, b"k0010x", b"new-behind", Expiry::Persist)?;
+                tx.put(0, b"k2999z", b"new-ahead", Expiry::Persist)?;
+                tx.set_expiry(0, b"k2700", Some(9_000_000))?;
+                tx.set_expiry(0, b"k0030", Some(8_000_000))?;
+                tx.put(1, b"d1-005", b"changed", Expiry::Persist)
+            })
+            .unwrap();
+            e.flush_db(3).unwrap();
+            e.run(Isolation::Snapshot, |tx| {
+                tx.put(3, b"after-flush", b"x", Expiry::Persist)
+            })
+            .unwrap();
+        }
+        1 => {
+            e.run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"k2500", b"moved-again", Expiry::Persist)?;
+                tx.delete(0, b"k0010x").map(drop)
+            })
+            .unwrap();
+            // Deleted, then written again ahead of the cursor.
+            e.run(Isolation::Snapshot, |tx| tx.delete(0, b"k2800").map(drop))
+                .unwrap();
+            e.run(Isolation::Snapshot, |tx| {
+                tx.put(0, b"k2800", b"back", Expiry::Persist)
+            })
+            .unwrap();
+        }
+        _ => {}
+    }
+}
+
+/// A fuzzy checkpoint reads each batch at the newest commit while writers go on; with the WAL
+/// from its start replayed over it, recovery gives exactly the state at the end, even under
+/// `appendfsync no` and a power cut right after it (the checkpoint syncs the records it
+/// depends on before it is installed).
+#[test]
+fn a_fuzzy_checkpoint_with_commits_during_its_scan_recovers_the_exact_state() {
+    let disk = SimDisk::new(21);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
+    cfg.fsync = FsyncPolicy::No;
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    preload(&d);
+    let scan = BetweenBatches::new(|n| churn_during_scan(&d, n));
+    let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
+    assert!(ck.fuzzy, "with a WAL and no SWAPDB the checkpoint is fuzzy");
+    assert!(scan.calls.load(std::sync::atomic::Ordering::Relaxed) >= 3);
+    let before = dump(&d);
+    assert_eq!(
+        before.get(&(0, b"k2500".to_vec())).map(|v| &v.0[..]),
+        Some(&b"moved-again"[..])
+    );
+    assert!(!before.contains_key(&(0, b"k0020".to_vec())));
+    assert_eq!(
+        before.get(&(0, b"k2700".to_vec())).and_then(|v| v.1),
+        Some(9_000_000)
+    );
+    assert_eq!(before.keys().filter(|(db, _)| *db == 3).count(), 1);
+    // A power cut now: only what was synced survives.
+    disk.crash(CrashMode::DropUnsynced);
+    drop(d);
+    let (d, report) = Durability::open(cfg.clone()).unwrap();
+    assert_eq!(report.checkpoint_ts, ck.snapshot_ts);
+    assert!(
+        report.wal_records > 0,
+        "the scan's window comes from the WAL"
+    );
+    assert_eq!(dump(&d), before);
+    drop(d);
+    // A point-in-time replay cannot stop inside the window: the file holds newer values.
+    let stop = txn::durability::ReplayUntil::CommitTs(ck.snapshot_ts + 1);
+    let refused = txn::durability::replay_offline(
+        Arc::new(disk),
+        &dir(),
+        Some(stop),
+        EngineConfig::default(),
+    );
+    assert!(
+        matches!(refused, Err(TxnError::ReplayBeforeCheckpoint { .. })),
+        "{refused:?}"
+    );
+}
+
+/// A SWAPDB during the fuzzy scan would replay over databases read on both sides of it, so
+/// the checkpoint is written again from one exact snapshot.
+#[test]
+fn a_swapdb_during_a_fuzzy_scan_falls_back_to_an_exact_checkpoint() {
+    let disk = SimDisk::new(22);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    preload(&d);
+    let scan = BetweenBatches::new(|n| {
+        if n == 0 {
+            // Database 0 is partly read; databases 1 and 3 are not.
+            d.engine().swap_db(0, 1).unwrap();
+            d.engine().swap_db(1, 3).unwrap();
+        }
+        churn_during_scan(&d, n);
+    });
+    let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
+    assert!(!ck.fuzzy, "a SWAPDB during the scan makes it exact");
+    let before = dump(&d);
+    // Database 1 now holds database 3's 50 keys, and churn added one.
+    assert_eq!(before.keys().filter(|(db, _)| *db == 1).count(), 51);
+    drop(d);
+    let (d, report) = Durability::open(cfg).unwrap();
+    assert_eq!(report.checkpoint_ts, ck.snapshot_ts);
+    assert_eq!(dump(&d), before);
+}
+
+/// Recovery refuses a WAL that ends before the point a fuzzy checkpoint needs replayed, rather
+/// than starting from values of different moments.
+#[test]
+fn a_fuzzy_checkpoint_without_its_wal_records_refuses_recovery() {
+    let disk = SimDisk::new(23);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    preload(&d);
+    let scan = BetweenBatches::new(|n| churn_during_scan(&d, n));
+    let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
+    assert!(ck.fuzzy);
+    drop(d);
+    // Lose every WAL segment (an operator's `rm`, a bad copy).
+    let wal_dir = dir().join(txn::durability::WAL_DIR);
+    for name in disk.list(&wal_dir).unwrap() {
+        disk.remove(&wal_dir.join(name)).unwrap();
+    }
+    let refused = Durability::open(cfg.clone());
+    assert!(
+        matches!(refused, Err(TxnError::CheckpointUnreplayed { .. })),
+        "{:?}",
+        refused.map(|_| ())
+    );
+    // Without a WAL configured, the records are still read from the directory (not here).
+    cfg.wal = false;
+    assert!(Durability::open(cfg).is_err());
+}
+
+/// Started without a WAL over a fuzzy checkpoint, the server reads the records the
+/// checkpoint needs from the WAL directory (never changing it) and stops at its consistent
+/// point: the state the checkpoint stands for.
+#[test]
+fn without_a_wal_a_fuzzy_checkpoint_loads_through_its_consistent_point() {
+    let disk = SimDisk::new(24);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    preload(&d);
+    let scan = BetweenBatches::new(|n| churn_during_scan(&d, n));
+    let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
+    assert!(ck.fuzzy);
+    let at_checkpoint = dump(&d);
+    // A commit after the checkpoint: in the WAL, past the consistent point.
+    put(&d, "k0000", "after", Expiry::Persist);
+    drop(d);
+    cfg.wal = false;
+    let (d, _) = Durability::open(cfg).unwrap();
+    assert_eq!(dump(&d), at_checkpoint);
+}

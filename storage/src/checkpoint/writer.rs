@@ -44,6 +44,8 @@ pub struct CheckpointWriter {
     body_crc: crc32fast::Hasher,
     footer: CheckpointFooter,
     header: CheckpointHeader,
+    /// The MANIFEST's consistent point (see [`Self::consistent_at`]).
+    consistent: (u64, Lsn),
 }
 
 impl CheckpointWriter {
@@ -81,9 +83,18 @@ impl CheckpointWriter {
             body_crc: crc32fast::Hasher::new(),
             footer: CheckpointFooter::default(),
             header,
+            consistent: (snapshot_ts, redo_lsn),
         };
         w.write(&header.encode())?;
         Ok(w)
+    }
+
+    /// Marks the checkpoint fuzzy: its records were read while commits went on, so only the
+    /// WAL replayed through commit `ts` (every record below `lsn`) makes them an exact state.
+    /// The MANIFEST records the point (for a point-in-time replay); by default it is the
+    /// snapshot itself.
+    pub fn consistent_at(&mut self, ts: u64, lsn: Lsn) {
+        self.consistent = (ts, lsn);
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
@@ -183,6 +194,8 @@ impl CheckpointWriter {
             redo_lsn: self.header.redo_lsn,
             checkpoint_len: self.offset,
             body_crc: footer.body_crc,
+            consistent_ts: self.consistent.0.max(self.header.snapshot_ts),
+            consistent_lsn: self.consistent.1.max(self.header.redo_lsn),
         };
         manifest.store(self.disk.as_ref(), &self.dir)?;
         let mut removed = Vec::new();

@@ -45,11 +45,17 @@ pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
     });
     if json {
         println!(
-            "{{\"file\":{},\"version\":{},\"snapshot_ts\":{},\"redo_lsn\":{},\"records\":{},\"record_bytes\":{},\"blocks\":{},\"page_refs\":0,\"file_bytes\":{},\"body_crc\":\"{:#010x}\",\"manifest_matches\":{},\"status\":{}}}",
+            "{{\"file\":{},\"version\":{},\"snapshot_ts\":{},\"redo_lsn\":{},\"consistent_ts\":{},\"consistent_lsn\":{},\"records\":{},\"record_bytes\":{},\"blocks\":{},\"page_refs\":0,\"file_bytes\":{},\"body_crc\":\"{:#010x}\",\"manifest_matches\":{},\"status\":{}}}",
             json_str(&file.display().to_string()),
             header.version,
             header.snapshot_ts,
             header.redo_lsn.0,
+            manifest
+                .as_ref()
+                .map_or("null".to_string(), |m| m.consistent_ts.to_string()),
+            manifest
+                .as_ref()
+                .map_or("null".to_string(), |m| m.consistent_lsn.0.to_string()),
             footer.record_count,
             footer.record_bytes,
             footer.block_count,
@@ -71,6 +77,14 @@ pub fn inspect(path: &Path, json: bool) -> Result<Outcome> {
                     "NO"
                 }
             );
+            if m.consistent_lsn > m.redo_lsn {
+                println!(
+                    "fuzzy: exact once the WAL is replayed through commit ts {} (every record below lsn {})",
+                    m.consistent_ts, m.consistent_lsn.0
+                );
+            } else {
+                println!("exact: one snapshot at ts {}", m.snapshot_ts);
+            }
         }
         println!("file: {}", file.display());
         println!("format version: {}", header.version);
