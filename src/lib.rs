@@ -12,6 +12,7 @@
 pub mod cmd;
 pub mod config;
 pub mod connection;
+pub mod dirlock;
 pub mod glob;
 pub mod persistence;
 pub mod resp;

@@ -52,6 +52,8 @@ fn main() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.dir)
         .with_context(|| format!("creating data directory {}", config.dir.display()))?;
+    // Before anything in the directory is read; held until the process ends.
+    let _dir_lock = tierkv::dirlock::DataDirLock::acquire(&config.dir)?;
     let (durability, report) = tierkv::persistence::open(&config)
         .with_context(|| format!("recovering from {}", config.dir.display()))?;
     tracing::info!(

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{bulk, ok, RawClient};
+use common::{bulk, ok, RawClient, TestServer};
 use parking_lot::RwLock;
 use tierkv::config::Config;
 use tierkv::persistence::{DurableDone, DurableWaiter, Persistence};
@@ -170,4 +170,40 @@ fn when_the_log_fails_writes_go_unanswered_and_reads_go_on() {
     );
     assert_eq!(reader.cmd(&["PING"]), Frame::simple("PONG"));
     rt.shutdown_background();
+}
+
+/// A second server on a data directory in use refuses to start, before it recovers anything,
+/// and the first one goes on with every write it acknowledged (issue #13, item 1: both used
+/// to accept writes, and an acknowledged write was lost).
+#[test]
+fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let mut first = TestServer::start();
+    let mut c = first.conn();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("first")
+        .query(&mut c)
+        .unwrap();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_tierkv-server"))
+        .args(["--port", "0", "--dir"])
+        .arg(first.dir.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another tierkv-server (pid ")
+            && stderr.contains("Stop the other server"),
+        "{stderr}"
+    );
+    let _: () = redis::cmd("SET")
+        .arg("k2")
+        .arg("still")
+        .query(&mut c)
+        .unwrap();
+    // A killed server leaves no stale lock: the restart takes it at once.
+    first.restart();
+    let mut c = first.conn();
+    let got: (String, String) = redis::cmd("MGET").arg("k").arg("k2").query(&mut c).unwrap();
+    assert_eq!(got, ("first".to_string(), "still".to_string()));
 }
