@@ -381,3 +381,21 @@ fn reads_are_answered_while_a_write_waits_for_flushall() {
     assert_eq!(dbsize, 1, "the write that waited lands after the flush");
     assert!(stat(&mut c, "keyspace_op_waits") >= 1);
 }
+
+/// Issue #13 item 2: KEYS and SCAN MATCH with a pattern of many `*` against a long key answer
+/// at once (the recursive matcher spun a core for minutes on this), with Redis's result.
+#[test]
+fn many_star_patterns_against_a_long_key_answer() {
+    let s = TestServer::start();
+    let mut c = s.raw();
+    let long = "a".repeat(20_000);
+    assert_eq!(c.cmd(&["SET", &long, "v"]), ok());
+    let miss = format!("{}b", "a*".repeat(40));
+    assert_eq!(c.cmd(&["KEYS", &miss]), Frame::Array(vec![]));
+    assert_eq!(
+        c.cmd(&["SCAN", "0", "MATCH", &miss]),
+        Frame::Array(vec![bulk("0"), Frame::Array(vec![])])
+    );
+    let hit = format!("{}*", "*a".repeat(40));
+    assert_eq!(c.cmd(&["KEYS", &hit]), Frame::Array(vec![bulk(&long)]));
+}
