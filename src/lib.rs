@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod config;
 pub mod connection;
 pub mod dirlock;
+pub mod fdlimit;
 pub mod glob;
 pub mod persistence;
 pub mod resp;

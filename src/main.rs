@@ -27,7 +27,7 @@ const BLOCKING_THREADS_MAX: usize = 32;
 
 fn main() -> anyhow::Result<()> {
     pin_malloc_thresholds();
-    let config = match Config::from_args(std::env::args().skip(1)) {
+    let mut config = match Config::from_args(std::env::args().skip(1)) {
         Ok(Invocation::Run(c)) => *c,
         Ok(Invocation::Help(text)) => {
             print!("{text}");
@@ -50,6 +50,23 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
 
+    match tierkv::fdlimit::fit_maxclients(&mut config.maxclients) {
+        tierkv::fdlimit::FdLimit::Enough => {}
+        tierkv::fdlimit::FdLimit::Raised { from, to } => {
+            tracing::info!(from, to, "raised the open-file limit to fit maxclients");
+        }
+        tierkv::fdlimit::FdLimit::Reduced {
+            requested,
+            reduced,
+            limit,
+        } => tracing::warn!(
+            "You requested maxclients of {requested} requiring at least {} max file \
+             descriptors. Current maximum open files is {limit}. maxclients has been reduced \
+             to {reduced} to compensate for low ulimit. If you need higher maxclients increase \
+             'ulimit -n'.",
+            requested.saturating_add(tierkv::fdlimit::RESERVED_FDS)
+        ),
+    }
     std::fs::create_dir_all(&config.dir)
         .with_context(|| format!("creating data directory {}", config.dir.display()))?;
     // Before anything in the directory is read; held until the process ends.

@@ -504,6 +504,9 @@ pub async fn run_with_durability(
     run_listeners(vec![listener], engine, config, persistence, shutdown).await
 }
 
+/// At most one "accept failed" line per this interval (the others are counted in the next).
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// [`run_with_durability`] on several listeners at once (`bind 127.0.0.1 ::1`), all sharing
 /// one client registry, `maxclients` and stats.
 pub async fn run_listeners(
@@ -533,6 +536,8 @@ pub async fn run_listeners(
     for listener in listeners {
         let accepted_tx = accepted_tx.clone();
         acceptors.spawn(async move {
+            let mut logged: Option<std::time::Instant> = None;
+            let mut suppressed = 0u64;
             loop {
                 match listener.accept().await {
                     Ok(pair) => {
@@ -541,8 +546,17 @@ pub async fn run_listeners(
                         }
                     }
                     Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!("accept failed: {e}");
+                        // EMFILE and friends: back off instead of spinning, and log once per
+                        // interval with how many were left out (it was 100 lines a second).
+                        let now = std::time::Instant::now();
+                        if logged.is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG_INTERVAL)
+                        {
+                            tracing::warn!(suppressed, "accept failed: {e}");
+                            logged = Some(now);
+                            suppressed = 0;
+                        } else {
+                            suppressed += 1;
+                        }
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }

@@ -207,6 +207,74 @@ fn oversized_bulk_and_query_buffer_limits() {
     assert_eq!(server.raw().cmd(&["PING"]), Frame::simple("PONG"));
 }
 
+/// Issue #13 item 4: under an open-file limit too low for `maxclients`, the server lowers
+/// `maxclients` to what fits (as Redis does) and warns, so a client past it is answered with
+/// the Redis error instead of hanging in the listen backlog; CONFIG SET refuses a maxclients
+/// the limit cannot hold.
+#[test]
+fn maxclients_follows_the_open_file_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tierkv-server");
+    // Hard and soft limit 128 for the server alone: 64 clients fit.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 128 && exec '{bin}' --port 0 --dir '{}'",
+            dir.path().join("data").display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut port = 0u16;
+    for line in stdout {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("Ready to accept connections tcp ") {
+            port = addr.rsplit(':').next().unwrap().parse().unwrap();
+            break;
+        }
+    }
+    assert_ne!(port, 0, "server did not start");
+    let mut admin = RawClient::connect(port);
+    assert_eq!(
+        admin.cmd(&["CONFIG", "GET", "maxclients"]),
+        Frame::Array(vec![bulk("maxclients"), bulk("64")])
+    );
+    let mut clients: Vec<RawClient> = (0..63).map(|_| RawClient::connect(port)).collect();
+    for c in clients.iter_mut() {
+        assert_eq!(c.cmd(&["PING"]), Frame::simple("PONG"));
+    }
+    // The 65th client is answered, not left hanging.
+    let mut extra = RawClient::connect(port);
+    assert_eq!(
+        extra.read().unwrap(),
+        err("ERR max number of clients reached")
+    );
+    match admin.cmd(&["CONFIG", "SET", "maxclients", "100000"]) {
+        Frame::Error(e) => {
+            let e = String::from_utf8_lossy(&e);
+            assert!(
+                e.contains("argument 'maxclients'")
+                    && e.contains(
+                        "not able to handle the specified number of clients, try with 64"
+                    ),
+                "{e}"
+            )
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    drop(clients);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(
+        log.contains("maxclients has been reduced to 64 to compensate for low ulimit"),
+        "{log}"
+    );
+}
+
 #[test]
 fn maxclients_rejects_with_the_redis_error() {
     let server = TestServer::with_args(&["--maxclients", "2"]);

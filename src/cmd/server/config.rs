@@ -97,6 +97,20 @@ impl SessionCommand for ConfigCmd {
                         },
                     })?;
                 }
+                // As Redis: a maxclients the open-file limit cannot hold (after raising its soft
+                // part if the hard one allows) is refused, naming what it can hold.
+                if next.maxclients != cx.shared.config.read().maxclients
+                    && !crate::fdlimit::allows(next.maxclients)
+                {
+                    return Err(CmdError::ConfigInvalid {
+                        name: "maxclients".to_owned(),
+                        reason: format!(
+                            "The operating system is not able to handle the specified number \
+                             of clients, try with {}",
+                            crate::fdlimit::most_clients()
+                        ),
+                    });
+                }
                 // Published to the engine under the same lock, so racing CONFIG SETs leave the
                 // engine with the settings the config shows.
                 let mut config = cx.shared.config.write();
