@@ -56,6 +56,17 @@ pub struct OutputBufferLimit {
     pub soft_secs: u64,
 }
 
+impl OutputBufferLimit {
+    /// tierkv's default for normal clients: Redis's replica class (256 MB hard, 64 MB for
+    /// 60 s), not Redis's unlimited normal class, so a few clients that never read cannot take
+    /// a small machine's memory (issue #13 item 8: three held 2.25 GB of RSS).
+    pub const NORMAL_DEFAULT: OutputBufferLimit = OutputBufferLimit {
+        hard_bytes: 256 << 20,
+        soft_bytes: 64 << 20,
+        soft_secs: 60,
+    };
+}
+
 /// The whole server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +123,9 @@ pub struct Config {
     pub snapshot_max_pinned_memory_bytes: u64,
     /// Whether the write-ahead log is on.
     pub appendonly: bool,
+    /// Start over a WAL that lost fsynced records in the middle, dropping them (Redis's
+    /// `aof-load-truncated`, but off by default: see `storage::wal::synced`).
+    pub wal_load_truncated: bool,
     /// When the write-ahead log is fsynced.
     pub appendfsync: AppendFsync,
     /// Snapshot schedule (kept for `CONFIG GET`; checkpoints are the engine's business).
@@ -188,7 +202,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     ),
     opt(
         "client-output-buffer-limit",
-        "normal 0 0 0",
+        "normal 256mb 64mb 60",
         true,
         "normal <hard> <soft> <soft-seconds>: pending reply limit",
     ),
@@ -274,6 +288,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "yes",
         false,
         "write-ahead log on/off (fixed at start: the log is opened during recovery)",
+    ),
+    opt(
+        "wal-load-truncated",
+        "no",
+        false,
+        "start even if the WAL lost records it had fsynced, dropping them (fixed at start)",
     ),
     opt(
         "appendfsync",
@@ -388,7 +408,7 @@ impl Default for Config {
             timeout_secs: 0,
             proto_max_bulk_len_bytes: 0,
             client_query_buffer_limit_bytes: 0,
-            client_output_buffer_limit: OutputBufferLimit::default(),
+            client_output_buffer_limit: OutputBufferLimit::NORMAL_DEFAULT,
             databases: 0,
             maxmemory_bytes: 0,
             // tierkv's default (issue #10): over `maxmemory`, cold values go to SSD and no
@@ -406,6 +426,7 @@ impl Default for Config {
             snapshot_max_age_secs: 0,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
+            wal_load_truncated: false,
             appendfsync: AppendFsync::EverySec,
             save: String::new(),
             protected_mode: true,
@@ -559,6 +580,7 @@ impl Config {
             }
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes = mem()?,
             "appendonly" => self.appendonly = boolean()?,
+            "wal-load-truncated" => self.wal_load_truncated = boolean()?,
             "appendfsync" => {
                 self.appendfsync = match value.to_ascii_lowercase().as_str() {
                     "always" => AppendFsync::Always,
@@ -640,6 +662,7 @@ impl Config {
             "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
+            "wal-load-truncated" => yes_no(self.wal_load_truncated),
             "appendfsync" => match self.appendfsync {
                 AppendFsync::Always => "always",
                 AppendFsync::EverySec => "everysec",

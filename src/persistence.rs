@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use txn::durability::{Disk, FileDisk, FsyncPolicy, WalWriter};
@@ -117,6 +117,7 @@ pub fn open(config: &Config) -> Result<(Arc<Durability>, RecoveryReport), TxnErr
         wal: config.appendonly,
         fsync,
         wal_segment_bytes: WAL_SEGMENT_BYTES,
+        wal_load_truncated: config.wal_load_truncated,
         // The eviction policy from the start: a checkpoint's idle times or frequencies load
         // only under the policy that reads them.
         engine: EngineConfig {
@@ -319,21 +320,70 @@ fn lower_this_threads_priority(nice: i32) {
     let _ = nice;
 }
 
-/// The schedule: checkpoints per `save` and WAL size; retries a failed WAL once a second.
+/// Longest wait between two attempts to recover a failed WAL.
+pub const WAL_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// When a failed WAL is tried again: doubling waits from one second, capped.
+#[derive(Debug)]
+struct WalRetry {
+    next: Instant,
+    wait: Duration,
+}
+
+impl Default for WalRetry {
+    fn default() -> Self {
+        WalRetry {
+            next: Instant::now(),
+            wait: Duration::from_secs(1),
+        }
+    }
+}
+
+impl WalRetry {
+    fn due(&self) -> bool {
+        Instant::now() >= self.next
+    }
+
+    /// An attempt failed: the next waits twice as long (capped). Returns the wait.
+    fn failed(&mut self) -> Duration {
+        let wait = self.wait;
+        self.next = Instant::now() + wait;
+        self.wait = (self.wait * 2).min(WAL_RETRY_BACKOFF_MAX);
+        wait
+    }
+}
+
+/// The schedule: checkpoints per `save` and WAL size; retries a failed WAL with backoff.
 pub async fn schedule(shared: Arc<Shared>) {
     let Some(durability) = shared.persistence.durability.clone() else {
         return;
     };
     let mut tick = tokio::time::interval(SCHEDULE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // A failed WAL is retried after 1 s, then 2, 4, … up to WAL_RETRY_BACKOFF_MAX, as long as
+    // its recovery's probe write keeps failing (a disk still full); back to 1 s once it works.
+    let mut retry = WalRetry::default();
     loop {
         tick.tick().await;
         let stats = durability.stats();
         if stats.wal_error.is_some() {
+            if !retry.due() {
+                continue;
+            }
             let d = Arc::clone(&durability);
             let recovered = tokio::task::spawn_blocking(move || d.try_recover_log()).await;
-            if let Ok(Ok(())) = recovered {
-                tracing::info!("write-ahead log recovered; accepting writes again");
+            match recovered {
+                Ok(Ok(())) => {
+                    retry = WalRetry::default();
+                    tracing::info!("write-ahead log recovered; accepting writes again");
+                }
+                Ok(Err(error)) => {
+                    let wait = retry.failed();
+                    tracing::warn!(%error, retry_in_s = wait.as_secs(), "write-ahead log still failing; writes get -MISCONF");
+                }
+                Err(_) => {
+                    retry.failed();
+                }
             }
             continue;
         }

@@ -87,6 +87,17 @@ pub enum StorageError {
     /// The write-ahead log was closed.
     #[error("write-ahead log is closed")]
     WalClosed,
+    /// The log ends below its synced mark: records that were fsynced (acknowledged under
+    /// `appendfsync always`) are missing, which no crash does (`wal::synced`).
+    #[error("the WAL in {} ends at LSN {}, but records up to LSN {} were fsynced: {} durable records are missing (a segment truncated or replaced?). Refusing to start; restore the WAL, or start with wal-load-truncated yes to go on without them", dir.display(), ends_at.0, synced.0, synced.0 - ends_at.0)]
+    WalSyncedRecordsMissing {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The last LSN the log holds (or the checkpoint covers).
+        ends_at: Lsn,
+        /// The synced mark.
+        synced: Lsn,
+    },
 
     /// A WAL payload or checkpoint record exceeds its limit.
     #[error("record of {len} bytes exceeds the limit of {max} bytes")]

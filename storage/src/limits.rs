@@ -19,6 +19,11 @@ pub const WAL_SEGMENT_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 /// Redis's, 256 KiB runs brought it to 1.0-1.5× (docs/BENCHMARKS.md, tail latency).
 pub const WAL_PREALLOCATE_BYTES_DEFAULT: u64 = 256 * 1024;
 
+/// Zeros a failed WAL's recovery writes and syncs past the log's end before it takes writes
+/// again: proof the disk has room for more than what the recovery itself freed and rewrote
+/// (`WriterIo::recover`). 1 MiB: a few hundred small commits' worth, already allocated.
+pub const WAL_RECOVERY_PROBE_BYTES: usize = 1024 * 1024;
+
 /// Default bound, in bytes, of the group-commit batch in front of the writer thread. A record
 /// larger than this is still admitted, alone, when the batch is empty.
 pub const WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;

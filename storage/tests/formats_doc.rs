@@ -31,6 +31,7 @@ fn every_magic_and_size_is_documented() {
         &format::CHECKPOINT_MAGIC[..],
         &format::FOOTER_MAGIC[..],
         &manifest::MANIFEST_MAGIC[..],
+        &storage::wal::synced::SYNCED_MAGIC[..],
     ] {
         assert!(d.contains(&magic(m)), "FORMATS.md lacks {}", magic(m));
     }

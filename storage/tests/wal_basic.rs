@@ -298,3 +298,38 @@ fn inline_writes_acknowledge_at_once_and_keep_log_order() {
         assert_eq!(seen.len(), recs.len(), "{policy:?}: every record once");
     }
 }
+
+/// `backlogged` tells a server, before it commits, that the batch is nearly full because the
+/// disk is behind, so it can wait on the connection instead of in `append` inside the commit
+/// lock (issue #11 item 2); it clears once the writer takes the batch.
+#[test]
+fn backlogged_is_set_while_the_disk_is_behind_and_clears_when_it_catches_up() {
+    let (sim, disk) = sim(4);
+    let cfg = WalConfig {
+        group_commit_bytes_max: 4096,
+        fsync: FsyncPolicy::Always,
+        ..WalConfig::default()
+    };
+    let dir = std::path::Path::new("/backlog");
+    let (w, _) = WalWriter::open(disk.clone(), dir, cfg).unwrap();
+    assert!(!w.backlogged());
+    let first = w.append(&payload(0, 100)).unwrap();
+    // The writer takes the first record and stalls in its fsync; the rest pile up.
+    sim.hold_syncs(true);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut last = first;
+    while !w.backlogged() {
+        last = w.append(&payload(last.0, 100)).unwrap();
+        assert!(
+            last.0 < 100,
+            "3 KiB of a 4 KiB batch set it long before this"
+        );
+    }
+    sim.hold_syncs(false);
+    w.wait_durable(last).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while w.backlogged() {
+        assert!(std::time::Instant::now() < deadline, "never cleared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

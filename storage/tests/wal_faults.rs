@@ -181,3 +181,47 @@ fn random_faults_never_acknowledge_lost_records() {
         }
     }
 }
+
+/// Issue #13 item 6: on a disk that is still full, recovery must not declare the log healthy.
+/// Cutting the segment back frees exactly the room the rewrite of the unsynced records needs,
+/// so a recovery that only rewrote them succeeded, and the next write failed again: the log
+/// flipped between recovered and poisoned. The probe write past the end keeps it poisoned
+/// until the disk has room; then one recovery brings back every record, once, in order.
+#[test]
+fn a_full_disk_keeps_the_log_poisoned_until_it_has_room() {
+    let (sim, disk) = sim(12);
+    let dir = Path::new("/full");
+    let cfg = WalConfig {
+        fsync: FsyncPolicy::Always,
+        preallocate_bytes: 0,
+        ..WalConfig::default()
+    };
+    let (w, _) = WalWriter::open(disk.clone(), dir, cfg).unwrap();
+    for i in 0..10 {
+        let l = w.append(&payload(i, 100)).unwrap();
+        w.wait_durable(l).unwrap();
+    }
+    // The disk is full from here: every byte in use, a few hundred more allowed.
+    sim.set_capacity(Some(sim.used_bytes() + 300));
+    let l = w.append(&payload(10, 2_000)).unwrap();
+    assert!(w.wait_durable(l).is_err(), "the write did not fit");
+    for _ in 0..3 {
+        assert!(
+            w.try_recover().is_err(),
+            "a disk still full must not look recovered"
+        );
+        assert!(w.failure().is_some());
+        assert_eq!(w.durable_lsn(), Lsn(10));
+    }
+    sim.set_capacity(None);
+    w.try_recover().unwrap();
+    w.wait_durable(l).unwrap();
+    let l2 = w.append(&payload(11, 20)).unwrap();
+    w.wait_durable(l2).unwrap();
+    drop(w);
+    sim.crash(storage::io::CrashMode::DropUnsynced);
+    let (recs, end) = read_all(disk, dir).unwrap();
+    assert_eq!(end.tail.state, storage::wal::TailState::Clean);
+    let lsns: Vec<u64> = recs.iter().map(|r| r.0).collect();
+    assert_eq!(lsns, (1..=12).collect::<Vec<u64>>());
+}

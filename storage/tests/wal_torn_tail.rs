@@ -58,6 +58,10 @@ fn check_recoverable(sim: &SimDisk, state: TailState, offset: usize, records: us
     assert_eq!(end.tail.offset, offset as u64);
     assert_eq!(recs.len(), records);
     assert_ne!(state.action(), TailAction::Refuse);
+    // A crash tears only records no fsync covered; these images damage records the writer
+    // had synced, so the synced mark would (rightly) refuse them: drop it, as if they never
+    // were. (`wal_synced_mark` below checks the refusal with the mark.)
+    let _ = disk.remove(&Path::new(DIR).join(storage::wal::synced::SYNCED_FILE));
     // Recovery repairs it, and the log continues right after the last valid record.
     let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), unzeroed()).unwrap();
     let l = w.append(b"after").unwrap();
@@ -234,4 +238,39 @@ fn foreign_file_with_a_segment_name_is_refused() {
     let disk: std::sync::Arc<dyn storage::io::Disk> = std::sync::Arc::new(sim.clone());
     let err = read_all(disk, Path::new(DIR)).unwrap_err().to_string();
     assert!(err.contains("bad magic"), "{err}");
+}
+
+/// The same damage to records an fsync covered, with the synced mark in place: recovery
+/// refuses (they were durable, no crash tears them), and `load_truncated` goes on without
+/// them, leaving a mark that does not complain again.
+#[test]
+fn wal_synced_mark_refuses_damage_to_synced_records() {
+    let sim = SimDisk::new(9);
+    let path = three_records(&sim);
+    mutate(&sim, &path, |img| img.truncate(R3 + 5));
+    let disk: std::sync::Arc<dyn storage::io::Disk> = std::sync::Arc::new(sim.clone());
+    let err = match WalWriter::open(disk.clone(), Path::new(DIR), unzeroed()) {
+        Err(e) => e,
+        Ok(_) => panic!("a log missing a synced record was accepted"),
+    };
+    assert!(
+        matches!(
+            err,
+            StorageError::WalSyncedRecordsMissing {
+                ends_at: Lsn(2),
+                synced: Lsn(3),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let allowed = WalConfig {
+        load_truncated: true,
+        ..unzeroed()
+    };
+    let (w, _) = WalWriter::open(disk.clone(), Path::new(DIR), allowed).unwrap();
+    drop(w);
+    let (w, _) = WalWriter::open(disk, Path::new(DIR), unzeroed()).unwrap();
+    let l = w.append(b"after").unwrap();
+    assert_eq!(l, Lsn(3), "the lost record's LSN is given again");
 }

@@ -102,6 +102,18 @@ fn wal_verify_reports_the_first_bad_offset_and_exits_1() {
     let seg = tmp2.path().join("wal-00000000000000000001.log");
     let img = std::fs::read(&seg).unwrap();
     std::fs::write(&seg, &img[..img.len() - 3]).unwrap();
+    // The record cut was fsynced (the synced mark says so): not a crash's torn tail.
+    let o = kvtool(&["wal", "verify", tmp2.path().to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        out.contains("synced mark: lsn 5")
+            && err.contains("torn record")
+            && err.contains("1 durable records are missing"),
+        "{out}{err}"
+    );
+    // Without the mark (as after a crash that tore an unsynced record), a tail to cut.
+    std::fs::remove_file(tmp2.path().join("SYNCED")).unwrap();
     let o = kvtool(&["wal", "verify", tmp2.path().to_str().unwrap()]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));

@@ -32,6 +32,7 @@ fn open(dir: &Path) -> Durability {
         wal: true,
         fsync: FsyncPolicy::Always,
         wal_segment_bytes: 1 << 20,
+        wal_load_truncated: false,
         engine: EngineConfig::default(),
     })
     .unwrap()

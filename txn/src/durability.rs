@@ -92,6 +92,9 @@ pub struct DurabilityConfig {
     pub fsync: FsyncPolicy,
     /// Size after which a new WAL segment starts.
     pub wal_segment_bytes: u64,
+    /// Start over a WAL that lost fsynced records (ends below its synced mark), as Redis's
+    /// `aof-load-truncated yes`; otherwise recovery refuses it.
+    pub wal_load_truncated: bool,
     /// The engine's settings; its `sink` is replaced by the WAL.
     pub engine: EngineConfig,
 }
@@ -338,6 +341,7 @@ impl Durability {
                     fsync: config.fsync,
                     segment_bytes: config.wal_segment_bytes,
                     min_next_lsn: Lsn(redo_lsn.0.max(1)),
+                    load_truncated: config.wal_load_truncated,
                     ..WalConfig::default()
                 },
             )?;

@@ -19,6 +19,7 @@ fn config(disk: Arc<dyn Disk>, dir: &Path, clock: Arc<ManualClock>) -> Durabilit
         wal: true,
         fsync: FsyncPolicy::Always,
         wal_segment_bytes: 4096,
+        wal_load_truncated: false,
         engine: EngineConfig {
             clock,
             ..EngineConfig::default()
@@ -873,4 +874,68 @@ fn without_a_wal_a_fuzzy_checkpoint_loads_through_its_consistent_point() {
     cfg.wal = false;
     let (d, _) = Durability::open(cfg).unwrap();
     assert_eq!(dump(&d), at_checkpoint);
+}
+
+/// Issue #13 item 7: a WAL whose last segment lost records that had been fsynced (cut in the
+/// middle, not torn by a crash) refuses recovery, naming what is missing, unless
+/// `wal_load_truncated` allows going on without them; then the log is accepted as it is and
+/// the next start does not complain again. A crash's torn tail (unsynced records only) is cut
+/// as before.
+#[test]
+fn a_wal_missing_fsynced_records_refuses_recovery_unless_allowed() {
+    let disk = SimDisk::new(31);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    for i in 0..200 {
+        put(&d, &format!("k{i:03}"), "acknowledged", Expiry::Persist);
+    }
+    d.close().unwrap();
+    drop(d);
+    // Cut the (only) segment in half: about 100 fsynced records gone.
+    let wal_dir = dir().join(txn::durability::WAL_DIR);
+    let segment = disk
+        .list(&wal_dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("wal-"))
+        .max()
+        .unwrap();
+    let file = disk.open(&wal_dir.join(&segment)).unwrap();
+    // Half of the records, not of the file (zeros are written ahead of the log).
+    let image = disk.contents(&wal_dir.join(&segment)).unwrap();
+    let records_end = image.iter().rposition(|&b| b != 0).unwrap() + 1;
+    file.truncate(records_end as u64 / 2).unwrap();
+    file.sync_data().unwrap();
+    drop(file);
+    match Durability::open(cfg.clone()) {
+        Err(TxnError::Storage(e @ storage::StorageError::WalSyncedRecordsMissing { .. })) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("records up to LSN 200 were fsynced")
+                    && text.contains("wal-load-truncated yes"),
+                "{text}"
+            );
+        }
+        other => panic!(
+            "expected WalSyncedRecordsMissing, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    // Allowed: the records left load, and the log goes on from there.
+    cfg.wal_load_truncated = true;
+    let (d, report) = Durability::open(cfg.clone()).unwrap();
+    let kept = report.wal_records;
+    assert!(kept > 50 && kept < 200, "{kept} records kept");
+    assert_eq!(d.engine().dbsize(0), kept);
+    drop(d);
+    cfg.wal_load_truncated = false;
+    let (d, report) = Durability::open(cfg).unwrap();
+    assert_eq!(
+        report.wal_records, kept,
+        "accepted once, not reported again"
+    );
+    put(&d, "after", "ok", Expiry::Persist);
+    assert_eq!(get(&d, "after").as_deref(), Some("ok"));
 }

@@ -61,6 +61,7 @@ fn config(disk: &SimDisk) -> DurabilityConfig {
         wal: true,
         fsync: FsyncPolicy::Always,
         wal_segment_bytes: 1 << 20,
+        wal_load_truncated: false,
         engine: EngineConfig {
             page_store: PageStoreConfig {
                 open_page_shards: 1,

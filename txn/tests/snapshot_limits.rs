@@ -430,6 +430,7 @@ fn a_checkpoint_snapshot_is_shown_but_never_aborted() {
         wal: false,
         fsync: storage::wal::FsyncPolicy::Always,
         wal_segment_bytes: 1 << 20,
+        wal_load_truncated: false,
         engine: EngineConfig {
             clock: clock.clone(),
             ..EngineConfig::default()

@@ -214,6 +214,7 @@ fn a_checkpoint_reads_spilled_values_in_place_and_a_restart_has_them_all() {
         wal: true,
         fsync: FsyncPolicy::Always,
         wal_segment_bytes: 1 << 20,
+        wal_load_truncated: false,
         engine: EngineConfig::default(),
     };
     let (durable, _) = Durability::open(config()).unwrap();

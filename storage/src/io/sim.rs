@@ -78,6 +78,12 @@ struct State {
     short_writes: bool,
     writes: u64,
     syncs: u64,
+    /// Bytes all live files may hold together; a write that would grow past it fails with
+    /// ENOSPC and writes nothing (a full disk: overwriting in place still works, and
+    /// truncating frees room).
+    capacity: Option<u64>,
+    /// While set, every fsync waits (a disk that stalls: tests build a backlog with it).
+    syncs_held: bool,
 }
 
 fn op_index(op: FaultOp) -> usize {
@@ -130,6 +136,24 @@ impl SimDisk {
         SimDisk {
             state: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// Makes the disk hold at most `bytes` over all live files (`None`: unlimited): see
+    /// `State::capacity`. [`SimDisk::clear_faults`] leaves it as it is.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.state.lock().capacity = bytes;
+    }
+
+    /// While `held`, every `sync_data` waits until it is released: a stalled disk, so the
+    /// writer falls behind on purpose.
+    pub fn hold_syncs(&self, held: bool) {
+        self.state.lock().syncs_held = held;
+    }
+
+    /// Bytes all live files hold now.
+    pub fn used_bytes(&self) -> u64 {
+        let st = self.state.lock();
+        st.inodes.values().map(|i| i.live.len() as u64).sum()
     }
 
     /// After `successes` more successful calls of `op`, every call of `op` fails with `kind`
@@ -280,9 +304,16 @@ impl DiskFile for SimFile {
                 Some(_) => 0,
                 None => buf.len(),
             };
-            let inode = st.inodes.get_mut(&ino).ok_or_else(stale)?;
             let start = usize::try_from(offset).map_err(|_| io::Error::from_raw_os_error(27))?;
             let end = start + len;
+            if let Some(capacity) = st.capacity {
+                let used: u64 = st.inodes.values().map(|i| i.live.len() as u64).sum();
+                let own = st.inodes.get(&ino).map_or(0, |i| i.live.len() as u64);
+                if used + (end as u64).saturating_sub(own) > capacity {
+                    return Err(FaultKind::NoSpace.error());
+                }
+            }
+            let inode = st.inodes.get_mut(&ino).ok_or_else(stale)?;
             if inode.live.len() < end {
                 inode.live.resize(end, 0);
             }
@@ -297,6 +328,9 @@ impl DiskFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        while self.state.lock().syncs_held {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         self.with(|st, ino| {
             st.syncs += 1;
             if let Some(kind) = st.fault(FaultOp::Sync) {

@@ -8,6 +8,7 @@
 pub mod policy;
 pub mod reader;
 pub mod record;
+pub mod synced;
 pub mod tail;
 pub mod writer;
 

@@ -26,15 +26,15 @@ use crate::io::{Disk, FileHandle};
 use crate::limits::{
     WAL_EVERYSEC_INTERVAL_MS, WAL_GROUP_COMMIT_BYTES_MAX_DEFAULT,
     WAL_GROUP_COMMIT_RECORDS_MAX_DEFAULT, WAL_PREALLOCATE_BYTES_DEFAULT,
-    WAL_RECORD_PAYLOAD_BYTES_MAX, WAL_SEGMENT_BYTES_DEFAULT, WAL_SUBSCRIBERS_MAX,
-    WAL_UNSYNCED_BYTES_MAX,
+    WAL_RECORD_PAYLOAD_BYTES_MAX, WAL_RECOVERY_PROBE_BYTES, WAL_SEGMENT_BYTES_DEFAULT,
+    WAL_SUBSCRIBERS_MAX, WAL_UNSYNCED_BYTES_MAX,
 };
 use crate::Lsn;
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +57,10 @@ pub struct WalConfig {
     /// The first LSN must be at least this (the redo LSN of the installed checkpoint), so LSNs
     /// keep rising even when every segment was removed.
     pub min_next_lsn: Lsn,
+    /// Accept a log that ends below its synced mark (records that were fsynced are missing)
+    /// and go on without them, as Redis's `aof-load-truncated yes`; otherwise `resume`
+    /// refuses it (see `wal::synced`).
+    pub load_truncated: bool,
 }
 
 impl Default for WalConfig {
@@ -68,6 +72,7 @@ impl Default for WalConfig {
             group_commit_records_max: WAL_GROUP_COMMIT_RECORDS_MAX_DEFAULT,
             preallocate_bytes: WAL_PREALLOCATE_BYTES_DEFAULT,
             min_next_lsn: Lsn(1),
+            load_truncated: false,
         }
     }
 }
@@ -165,6 +170,8 @@ struct WriterIo {
     segments: VecDeque<SegmentInfo>,
     /// The batch buffer swapped in by [`WalWriter::write_inline`] (its capacity is kept).
     inline_spare: Vec<u8>,
+    /// `SYNCED`, rewritten after every fsync (`wal::synced`); `None` if it could not be made.
+    mark: Option<FileHandle>,
 }
 
 type Subscriber = Box<dyn Fn(Lsn) + Send + Sync>;
@@ -181,6 +188,9 @@ struct Shared {
     io: Mutex<WriterIo>,
     subscribers: RwLock<Vec<Subscriber>>,
     counters: Counters,
+    /// The batch is past three quarters of its bound: appends may soon wait for room (see
+    /// [`WalWriter::backlogged`]). Set by `append`, cleared when a batch is taken.
+    backlogged: AtomicBool,
 }
 
 /// The write-ahead log writer. `Send + Sync`; share it behind an `Arc`.
@@ -212,7 +222,16 @@ impl WriterIo {
         self.synced_offset = self.written_offset;
         self.synced_lsn = self.written_lsn;
         self.retained.clear();
+        self.write_mark();
         Ok(())
+    }
+
+    /// Records `synced_lsn` in `SYNCED`. Best effort, never synced (see `wal::synced`: a
+    /// stale mark only checks less); 20 bytes over the same block never need new space.
+    fn write_mark(&self) {
+        if let Some(mark) = &self.mark {
+            let _ = mark.write_at(&super::synced::encode(Lsn(self.synced_lsn)), 0);
+        }
     }
 
     fn rotate(&mut self, first_lsn: u64, counters: &Counters) -> Result<(), IoFailure> {
@@ -338,8 +357,13 @@ impl WriterIo {
         Ok(())
     }
 
-    /// Reopens the segment, cuts it back to the last synced position and rewrites and syncs
-    /// everything after it.
+    /// Reopens the segment, cuts it back to the last synced position, rewrites everything
+    /// after it, then writes [`WAL_RECOVERY_PROBE_BYTES`] of zeros past the end as a probe and
+    /// syncs. The probe is what tells a disk that has room again from one still full: cutting
+    /// the segment frees exactly the blocks the rewrite needs, so without it recovery
+    /// "succeeded" on a full disk and the next write failed again (the WAL flipped between
+    /// recovered and poisoned every few seconds, issue #13 item 6). On failure the probe's
+    /// zeros are cut again and the log stays poisoned.
     fn recover(&mut self, counters: &Counters) -> Result<Progress, StorageError> {
         let at = |e| StorageError::io_at(&self.path, e);
         let file = self.disk.open(&self.path).map_err(at)?;
@@ -348,17 +372,24 @@ impl WriterIo {
             file.write_at(&self.retained, self.synced_offset)
                 .map_err(at)?;
         }
-        file.sync_data().map_err(at)?;
+        let end = self.synced_offset + self.retained.len() as u64;
+        let probe = vec![0u8; WAL_RECOVERY_PROBE_BYTES];
+        if let Err(e) = file.write_at(&probe, end).and_then(|()| file.sync_data()) {
+            // Give the blocks back (best effort); zeros past the end read as the log's end.
+            let _ = file.truncate(end);
+            return Err(at(e));
+        }
         counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.file = file;
-        self.written_offset = self.synced_offset + self.retained.len() as u64;
+        self.written_offset = end;
         self.synced_offset = self.written_offset;
-        self.zeroed_to = self.written_offset;
+        self.zeroed_to = end + WAL_RECOVERY_PROBE_BYTES as u64;
         if !self.retained.is_empty() {
             self.written_lsn = self.retained_last_lsn;
         }
         self.synced_lsn = self.written_lsn;
         self.retained.clear();
+        self.write_mark();
         Ok(Progress {
             written_lsn: self.written_lsn,
             synced_lsn: self.synced_lsn,
@@ -560,6 +591,7 @@ fn writer_loop(shared: &Shared) {
                 std::mem::swap(&mut st.batch, &mut spare);
                 let (first, last) = (st.batch_first_lsn, st.batch_last_lsn);
                 st.batch_records = 0;
+                shared.backlogged.store(false, Ordering::Relaxed);
                 let last_sync = st.last_sync;
                 drop(st);
                 shared.space.notify_all();
@@ -607,6 +639,30 @@ impl WalWriter {
             move |e| StorageError::io_at(p, e)
         };
         let mut last = end.last_segment.clone();
+        // Records an fsync covered are never torn by a crash: a log that ends below the synced
+        // mark lost durable ones (checked before anything is cut; records the checkpoint
+        // covers, below `min_next_lsn`, are not needed).
+        let ends_at = end.next_lsn.0.max(config.min_next_lsn.0).max(1) - 1;
+        let synced = super::synced::read(disk.as_ref(), dir)
+            .filter(|s| s.0 > ends_at && end.tail.state.action() != TailAction::Refuse);
+        if let Some(synced) = synced {
+            let missing = StorageError::WalSyncedRecordsMissing {
+                dir: dir.to_path_buf(),
+                ends_at: Lsn(ends_at),
+                synced,
+            };
+            if !config.load_truncated {
+                return Err(missing);
+            }
+            tracing::warn!(
+                first_missing = ends_at + 1,
+                last_missing = synced.0,
+                records = synced.0 - ends_at,
+                file = ?end.tail.file,
+                offset = end.tail.offset,
+                "{missing}; going on without them (wal-load-truncated yes)"
+            );
+        }
         match end.tail.state.action() {
             TailAction::Accept => {}
             TailAction::Truncate => {
@@ -667,6 +723,7 @@ impl WalWriter {
                     retained_last_lsn: next - 1,
                     segments: segments.clone(),
                     inline_spare: Vec::new(),
+                    mark: None,
                 }
             }
             None => {
@@ -686,12 +743,18 @@ impl WalWriter {
                     retained_last_lsn: next - 1,
                     segments: segments.clone(),
                     inline_spare: Vec::new(),
+                    mark: None,
                 };
                 io.rotate(next, &counters)
                     .map_err(|(_, e)| StorageError::io_at(dir, e))?;
                 io
             }
         };
+        let mut io = io;
+        // The mark now names where this log ends (a log cut on purpose is not reported again).
+        let mark_path = dir.join(super::synced::SYNCED_FILE);
+        io.mark = disk.create(&mark_path).ok();
+        io.write_mark();
         counters
             .segments
             .store(io.segments.len() as u64, Ordering::Relaxed);
@@ -728,6 +791,7 @@ impl WalWriter {
             io: Mutex::new(io),
             subscribers: RwLock::new(Vec::new()),
             counters,
+            backlogged: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -778,12 +842,25 @@ impl WalWriter {
         encode_frame(&mut st.batch, Lsn(lsn), payload);
         st.batch_records += 1;
         st.batch_last_lsn = lsn;
+        if st.batch.len() >= cfg.group_commit_bytes_max / 4 * 3
+            || st.batch_records >= cfg.group_commit_records_max / 4 * 3
+        {
+            self.shared.backlogged.store(true, Ordering::Relaxed);
+        }
         let wake = was_empty && !st.lingering;
         drop(st);
         if wake {
             self.shared.work.notify_one();
         }
         Ok(Lsn(lsn))
+    }
+
+    /// Whether the group-commit batch is past three quarters of its bound, so an append may
+    /// soon wait for room, blocking its thread (inside the engine's commit lock). A server
+    /// checks it before a write and waits on the connection instead, where it blocks nothing
+    /// else (issue #11 item 2). A hint: one relaxed load.
+    pub fn backlogged(&self) -> bool {
+        self.shared.backlogged.load(Ordering::Relaxed)
     }
 
     /// Writes the queued batch on the calling thread, as Redis writes its AOF buffer from
@@ -826,6 +903,7 @@ impl WalWriter {
         std::mem::swap(&mut st.batch, &mut batch);
         let (first, last) = (st.batch_first_lsn, st.batch_last_lsn);
         st.batch_records = 0;
+        shared.backlogged.store(false, Ordering::Relaxed);
         drop(st);
         shared.space.notify_all();
         // No fsync here, even one that comes due meanwhile: the writer thread's timer does it.

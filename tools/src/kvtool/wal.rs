@@ -165,6 +165,30 @@ pub fn verify(dir: &Path) -> Result<Outcome> {
         last.map_or("-".into(), |l: u64| l.to_string()),
         end.next_lsn.0
     );
+    // The synced mark (storage::wal::synced): a log that ends below it lost fsynced records.
+    let mark = storage::wal::synced::read(&FileDisk, &wal_dir(dir));
+    if let Some(mark) = mark {
+        println!("synced mark: lsn {}", mark.0);
+    }
+    let ends_at = end.next_lsn.0.saturating_sub(1);
+    if let Some(mark) = mark.filter(|m| m.0 > ends_at) {
+        eprintln!(
+            "kvtool: the log ends at lsn {ends_at} ({} in {} at offset {}) but records up to \
+             lsn {} were fsynced: {} durable records are missing; the server refuses to start \
+             on it unless wal-load-truncated is yes",
+            end.tail.state,
+            end.tail
+                .file
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            end.tail.offset,
+            mark.0,
+            mark.0 - ends_at
+        );
+        println!("status: FSYNCED RECORDS MISSING");
+        return Ok(Outcome::Damaged);
+    }
     if end.tail.state == TailState::Clean {
         println!("status: OK (every CRC matches)");
         Ok(Outcome::Intact)
