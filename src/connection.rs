@@ -88,10 +88,16 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
                         match run_batch(&mut input, &mut scan, &mut pending, &mut sendable, &mut session, shared, &mut writer).await {
                             Ok(BatchEnd::More) => {}
                             Ok(BatchEnd::Close) => closing = true,
-                            Ok(BatchEnd::Shutdown) | Err(_) => break,
+                            Ok(BatchEnd::Shutdown) => break,
+                            Err(e) => {
+                                if e.kind() == std::io::ErrorKind::OutOfMemory {
+                                    log_output_limit(&client, (pending.len() + sendable.len()) as u64);
+                                }
+                                break;
+                            }
                         }
                         if !within_output_limit(&sendable, shared, &mut soft_limit_since) {
-                            tracing::warn!(client = client.id.0, "closing client that exceeded client-output-buffer-limit");
+                            log_output_limit(&client, sendable.len() as u64);
                             break;
                         }
                     }
@@ -193,7 +199,9 @@ async fn run_batch(
                 // hundred times): stop at the hard limit before encoding, as Redis disconnects.
                 let queued = (pending.len() + sendable.len()) as u64;
                 if queued.saturating_add(reply.encoded_len_estimate()) > output_hard_bytes {
-                    return Err(std::io::Error::other(
+                    // `OutOfMemory` tells the caller to log it as a limit's disconnect.
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::OutOfMemory,
                         "output buffer over its hard limit within one batch",
                     ));
                 }
@@ -349,11 +357,7 @@ async fn wait_for_keyspace_op(spec: Option<&CommandSpec>, shared: &Arc<Shared>) 
     if !shared.engine.keyspace_op_running() {
         return;
     }
-    let commits = spec.is_some_and(|spec| {
-        (spec.has(flags::WRITE) && !spec.has(flags::MAY_BLOCK))
-            || matches!(spec.name, "exec" | "txn")
-    });
-    if !commits {
+    if !commits(spec) {
         return;
     }
     let stats = &shared.stats;
@@ -368,6 +372,38 @@ async fn wait_for_keyspace_op(spec: Option<&CommandSpec>, shared: &Arc<Shared>) 
 /// How often a write waiting for a keyspace-wide op looks again.
 const KEYSPACE_OP_POLL: Duration = Duration::from_millis(1);
 
+/// While the WAL's group-commit batch is nearly full (the disk is behind), a command that may
+/// commit waits here, on its connection: its append would otherwise wait for room on its
+/// worker thread, inside the commit lock, and every connection of that worker, reads
+/// included, would wait with it (issue #11 item 2). At most [`WRITE_STALL_MAX`] per command;
+/// best effort, as the keyspace-op wait: a write that checks just before the batch fills
+/// still waits in `append`. INFO counts the waits (`wal_backlog_waits`).
+async fn wait_for_wal_room(spec: Option<&CommandSpec>, shared: &Arc<Shared>) {
+    let Some(wal) = shared.persistence.durability.as_ref().and_then(|d| d.wal()) else {
+        return;
+    };
+    if !wal.backlogged() || !commits(spec) {
+        return;
+    }
+    shared
+        .stats
+        .wal_backlog_waits
+        .fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    while wal.backlogged() && started.elapsed() < WRITE_STALL_MAX {
+        tokio::time::sleep(WRITE_STALL_STEP).await;
+    }
+}
+
+/// Whether a command may commit (a write, EXEC or TXN): what waits for keyspace ops and a
+/// backlogged WAL.
+fn commits(spec: Option<&CommandSpec>) -> bool {
+    spec.is_some_and(|spec| {
+        (spec.has(flags::WRITE) && !spec.has(flags::MAY_BLOCK))
+            || matches!(spec.name, "exec" | "txn")
+    })
+}
+
 /// Runs one request; if it needed a value on SSD (it then failed with nothing done), fetches
 /// it on the blocking pool, never on this worker, and runs it again. Its first miss also
 /// fetches the cold values that the pipeline's next commands (`ahead`) will read, in the same
@@ -379,6 +415,7 @@ async fn handle_loading(
     shared: &Arc<Shared>,
 ) -> Frame {
     wait_for_keyspace_op(spec, shared).await;
+    wait_for_wal_room(spec, shared).await;
     if !shared.engine.tier_attached() {
         return session.handle(args, shared);
     }
@@ -717,6 +754,16 @@ async fn release(
         pending.clear();
     }
     Ok(())
+}
+
+/// Every disconnect a buffer limit causes is logged, in Redis's words, with the client.
+fn log_output_limit(client: &ClientHandle, queued: u64) {
+    tracing::warn!(
+        queued_bytes = queued,
+        "Client id={} addr={} closed for overcoming of output buffer limits.",
+        client.id.0,
+        client.addr
+    );
 }
 
 fn within_output_limit(

@@ -142,7 +142,10 @@ mod tests {
             "an unclosed class ends the pattern"
         );
         assert!(!matches(b"[abc", b"bx", false));
-        assert!(!matches(b"*[]]*", b"x]y", false), "as in Redis, `[]` is an empty class");
+        assert!(
+            !matches(b"*[]]*", b"x]y", false),
+            "as in Redis, `[]` is an empty class"
+        );
         assert!(matches(b"", b"", false) && !matches(b"", b"x", false));
         assert!(matches(b"**", b"", false) && matches(b"a*", b"a", false));
         assert!(!matches(b"?", b"", false));

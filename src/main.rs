@@ -24,6 +24,9 @@ fn pin_malloc_thresholds() {
 
 /// Threads in tokio's blocking pool at most (see the runtime's construction).
 const BLOCKING_THREADS_MAX: usize = 32;
+/// How long exit waits for the runtime's threads once the server has stopped and the WAL is
+/// closed (a thread still in a command is left to the process's exit).
+const RUNTIME_SHUTDOWN_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn main() -> anyhow::Result<()> {
     pin_malloc_thresholds();
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             requested.saturating_add(tierkv::fdlimit::RESERVED_FDS)
         ),
     }
+    warn_if_open_without_password(&config);
     std::fs::create_dir_all(&config.dir)
         .with_context(|| format!("creating data directory {}", config.dir.display()))?;
     // Before anything in the directory is read; held until the process ends.
@@ -93,7 +97,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let mut hosts = config.bind.iter();
         let first = hosts
             .next()
@@ -130,9 +134,39 @@ fn main() -> anyhow::Result<()> {
         // Everything acknowledged is already durable; this flushes what `everysec`/`no` hold.
         durability.close().context("closing the write-ahead log")?;
         anyhow::Ok(())
-    })?;
+    });
+    // Not joined beyond this: a connection stuck in a command that never yields would hold
+    // the process for ever (issue #13 item 3); the WAL is closed and durable already.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
+    served?;
     tracing::info!("tierkv-server is now ready to exit, bye bye...");
     Ok(())
+}
+
+/// As the issue asks of a server reachable from other machines with no password (issue #13
+/// item 11): say so at start, and what protected mode does about it.
+fn warn_if_open_without_password(config: &Config) {
+    let open = config
+        .bind
+        .iter()
+        .map(|b| b.trim_start_matches('-'))
+        .filter(|b| !matches!(*b, "127.0.0.1" | "::1" | "localhost"))
+        .collect::<Vec<_>>();
+    if open.is_empty() || config.requirepass.is_some() {
+        return;
+    }
+    let addrs = open.join(" ");
+    if config.protected_mode {
+        tracing::warn!(
+            "WARNING: listening on {addrs} without a password (requirepass): protected mode \
+             refuses every client that is not on loopback. Set requirepass to serve them."
+        );
+    } else {
+        tracing::warn!(
+            "WARNING: listening on {addrs} without a password and with protected mode off: \
+             anyone who can reach this port can read and change every key. Set requirepass."
+        );
+    }
 }
 
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {

@@ -212,6 +212,11 @@ fn server_and_connection_commands() {
         c.cmd(&["CONFIG", "SET", "foo", "1"]),
         err("ERR Unknown option or number of arguments for CONFIG SET - 'foo'")
     );
+    // A startup-only option: Redis 7's words (issue #13 item 12; it said "Unknown option").
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "appendfsync", "always"]),
+        err("ERR CONFIG SET failed (possibly related to argument 'appendfsync') - can't set immutable config")
+    );
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
     let Frame::Array(time) = c.cmd(&["TIME"]) else {
         panic!()

@@ -213,29 +213,8 @@ fn oversized_bulk_and_query_buffer_limits() {
 /// the limit cannot hold.
 #[test]
 fn maxclients_follows_the_open_file_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_tierkv-server");
     // Hard and soft limit 128 for the server alone: 64 clients fit.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 128 && exec '{bin}' --port 0 --dir '{}'",
-            dir.path().join("data").display()
-        ))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
-    let mut port = 0u16;
-    for line in stdout {
-        let line = line.unwrap();
-        if let Some(addr) = line.strip_prefix("Ready to accept connections tcp ") {
-            port = addr.rsplit(':').next().unwrap().parse().unwrap();
-            break;
-        }
-    }
-    assert_ne!(port, 0, "server did not start");
+    let (dir, child, port) = spawn_logging("ulimit -n 128 &&", &[]);
     let mut admin = RawClient::connect(port);
     assert_eq!(
         admin.cmd(&["CONFIG", "GET", "maxclients"]),
@@ -265,14 +244,97 @@ fn maxclients_follows_the_open_file_limit() {
         other => panic!("expected an error, got {other:?}"),
     }
     drop(clients);
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let log = stop_and_log(child);
     assert!(
         log.contains("maxclients has been reduced to 64 to compensate for low ulimit"),
         "{log}"
     );
+    drop(dir);
+}
+
+/// The server started through `sh -c "<prefix> exec tierkv-server --port 0 --dir D <args>"`,
+/// its stderr (the log) kept: the data dir, the process and its port.
+fn spawn_logging(prefix: &str, args: &[&str]) -> (tempfile::TempDir, std::process::Child, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_tierkv-server");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{prefix} exec '{bin}' --port 0 --dir '{}' {}",
+            dir.path().join("data").display(),
+            args.join(" ")
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let mut port = 0u16;
+    for line in stdout {
+        let line = line.unwrap();
+        if let Some(addr) = line.strip_prefix("Ready to accept connections tcp ") {
+            port = addr.rsplit(':').next().unwrap().parse().unwrap();
+            break;
+        }
+    }
+    assert_ne!(port, 0, "server did not start");
+    (dir, child, port)
+}
+
+/// Kills `child` and returns everything it logged.
+fn stop_and_log(mut child: std::process::Child) -> String {
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    log
+}
+
+/// Issue #13 item 11: wrong passwords are counted (INFO `acl_access_denied_auth`, as Redis),
+/// logged at most once per ten seconds with the client's address, and each answered only after
+/// a short delay on its own connection; a server open beyond loopback without a password says
+/// so at start.
+#[test]
+fn failed_auths_are_counted_logged_once_and_slowed() {
+    let (dir, child, port) = spawn_logging("", &["--requirepass", "secret", "--bind", "0.0.0.0"]);
+    let mut c = RawClient::connect(port);
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        c.send(&["AUTH", "guess"]);
+    }
+    for _ in 0..50 {
+        assert_eq!(
+            c.read().unwrap(),
+            err("WRONGPASS invalid username-password pair or user is disabled.")
+        );
+    }
+    // Each reply waited at least AUTH_FAILURE_DELAY (10 ms): a lower bound, not a benchmark.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert_eq!(c.cmd(&["AUTH", "secret"]), ok());
+    let info = match c.cmd(&["INFO", "stats"]) {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(info.contains("acl_access_denied_auth:50\r\n"), "{info}");
+    let log = stop_and_log(child);
+    assert_eq!(
+        log.matches("AUTH failed: wrong password").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("addr=127.0.0.1:"), "{log}");
+    assert!(
+        !log.contains("without a password"),
+        "a password is set: no warning. {log}"
+    );
+    drop(dir);
+    let (dir, child, _) = spawn_logging("", &["--bind", "0.0.0.0"]);
+    let log = stop_and_log(child);
+    assert!(
+        log.contains("WARNING: listening on 0.0.0.0 without a password (requirepass)"),
+        "{log}"
+    );
+    drop(dir);
 }
 
 #[test]
@@ -551,4 +613,59 @@ fn an_unknown_command_with_cr_lf_in_its_name_gets_one_error_line() {
         ))
     );
     assert_eq!(c.read(), Some(Frame::Simple("PONG".into())));
+}
+
+/// Issue #13 item 8: the normal class has a limit by default (Redis's replica-class 256 MB /
+/// 64 MB for 60 s, not Redis's unlimited normal class), and a disconnect a limit causes is
+/// logged with the client, in Redis's words: both the one decided within a batch and the one
+/// decided after it.
+#[test]
+fn output_buffer_limits_have_a_default_and_every_disconnect_is_logged() {
+    let server = TestServer::start();
+    assert_eq!(
+        server
+            .raw()
+            .cmd(&["CONFIG", "GET", "client-output-buffer-limit"]),
+        Frame::Array(vec![
+            bulk("client-output-buffer-limit"),
+            bulk("normal 268435456 67108864 60 slave 268435456 67108864 60 pubsub 33554432 8388608 60")
+        ])
+    );
+    drop(server);
+    let (dir, child, port) = spawn_logging(
+        "",
+        &["--client-output-buffer-limit", "normal", "1mb", "0", "0"],
+    );
+    let mut setup = RawClient::connect(port);
+    assert_eq!(setup.cmd(&["SET", "big", &"v".repeat(256 * 1024)]), ok());
+    // One reply over the limit: decided within the batch.
+    let mut greedy = RawClient::connect(port);
+    let mut args = vec!["MGET"];
+    args.extend(std::iter::repeat_n("big", 8));
+    greedy.send(&args);
+    assert_eq!(greedy.read(), None);
+    // Many replies never read: decided after a batch.
+    let mut slow = RawClient::connect(port);
+    let mut req = Vec::new();
+    for _ in 0..200 {
+        req.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    slow.send_raw(&req);
+    // Read what the server sent before it closed the connection, up to the close.
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match std::io::Read::read(&mut slow.stream, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert_eq!(setup.cmd(&["PING"]), Frame::simple("PONG"));
+    let log = stop_and_log(child);
+    assert_eq!(
+        log.matches("closed for overcoming of output buffer limits.")
+            .count(),
+        2,
+        "{log}"
+    );
+    drop(dir);
 }

@@ -314,6 +314,12 @@ fn compare_runs_both_servers_open_loop_and_writes_outputs() {
             svg.starts_with("<svg") && svg.contains("<polyline"),
             "{chart}"
         );
+        // Each legend says which server is the target (the ratios' baseline) and which the
+        // comparison (issue #13 item 12: the latency chart's did not).
+        assert!(
+            svg.contains("(target)") && svg.contains("(compare)"),
+            "{chart} legend lacks the roles"
+        );
     }
 }
 
@@ -412,4 +418,33 @@ fn a_server_that_stops_answering_is_reported_not_waited_for() {
         timeouts >= 2,
         "each connection timed out at least once: {run}"
     );
+}
+
+/// Issue #13 item 12: `--progress always` with stderr not a terminal writes whole lines (one a
+/// second), as its help says, not `\r` redraws.
+#[test]
+fn progress_always_writes_lines_when_stderr_is_not_a_terminal() {
+    if !redis_available() {
+        return;
+    }
+    let redis = start_redis();
+    let target = format!("127.0.0.1:{}", redis.port);
+    let out = Command::new(env!("CARGO_BIN_EXE_tierkv-bench"))
+        .args([
+            "-t",
+            &target,
+            "-n",
+            "500",
+            "-d",
+            "3",
+            "--progress",
+            "always",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains('\r'), "{stderr:?}");
+    let lines = stderr.lines().filter(|l| l.contains("ops/s")).count();
+    assert!(lines >= 2, "one line per second of the run: {stderr}");
 }

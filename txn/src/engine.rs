@@ -598,6 +598,14 @@ impl Engine {
         crate::commit::expire_tick(&self.inner, max_keys)
     }
 
+    /// Whether the timing wheel may still hold keys due now: [`Engine::expire_tick`] can come
+    /// back empty while it moves a crowded slot down a level (a million keys due in the same
+    /// millisecond), so an expiry loop stops on this, not on an empty tick.
+    pub fn expiry_pending(&self) -> bool {
+        let now = self.inner.clock.now_ms();
+        !self.inner.wheel.lock().is_caught_up(now)
+    }
+
     /// Sets `maxmemory`, the eviction policy and its tuning; takes effect at the next
     /// [`Engine::make_room`]. Switching between LRU and LFU policies reinterprets every key's
     /// access word, as Redis does.

@@ -38,7 +38,7 @@ pub fn parse(mut args: ArgCursor) -> Result<Command, CmdError> {
 
 impl SessionCommand for Auth {
     fn execute(&self, cx: &mut SessionCx<'_>) -> Result<Frame, CmdError> {
-        super::check_password(cx.shared, self.user.as_deref(), &self.pass)?;
+        super::authenticate(cx, self.user.as_deref(), &self.pass)?;
         cx.session.authenticated = true;
         Ok(Frame::ok())
     }

@@ -59,7 +59,7 @@ impl SessionCommand for Hello {
             },
         };
         if let Some((user, pass)) = &self.auth {
-            super::check_password(cx.shared, Some(user), pass)?;
+            super::authenticate(cx, Some(user), pass)?;
             cx.session.authenticated = true;
         }
         if !cx.session.authenticated {

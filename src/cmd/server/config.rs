@@ -84,9 +84,12 @@ impl SessionCommand for ConfigCmd {
                 let mut next = cx.shared.config.read().clone();
                 for (name, value) in pairs {
                     next.set_runtime(name, value).map_err(|e| match e {
-                        ConfigError::UnknownOption(_) | ConfigError::Immutable(_) => {
-                            CmdError::ConfigUnknown(name.clone())
-                        }
+                        ConfigError::UnknownOption(_) => CmdError::ConfigUnknown(name.clone()),
+                        // Redis's words for a startup-only option (appendonly, appendfsync, …).
+                        ConfigError::Immutable(_) => CmdError::ConfigInvalid {
+                            name: name.clone(),
+                            reason: "can't set immutable config".to_owned(),
+                        },
                         ConfigError::InvalidValue { reason, .. } => CmdError::ConfigInvalid {
                             name: name.clone(),
                             reason: reason.to_owned(),

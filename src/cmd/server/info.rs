@@ -94,7 +94,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         let engine = shared.engine.stats();
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\nkeyspace_op_in_progress:{}\r\nkeyspace_op_waits:{}\r\nkeyspace_op_waiting:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\nkeyspace_op_in_progress:{}\r\nkeyspace_op_waits:{}\r\nkeyspace_op_waiting:{}\r\nwal_backlog_waits:{}\r\nacl_access_denied_auth:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
             st.net_input_bytes(),
@@ -111,6 +111,8 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             u8::from(shared.engine.keyspace_op_running()),
             st.keyspace_op_waits.load(Ordering::Relaxed),
             st.keyspace_op_waiting.load(Ordering::Relaxed),
+            st.wal_backlog_waits.load(Ordering::Relaxed),
+            st.auth_failures.load(Ordering::Relaxed),
         );
     }
     if wanted(sections, "commandstats") {

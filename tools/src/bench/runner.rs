@@ -26,6 +26,8 @@ use super::stats::Stats;
 
 /// How often the progress line is redrawn.
 pub const PROGRESS_REDRAW: Duration = Duration::from_millis(200);
+/// How often `--progress always` writes a line when stderr is not a terminal.
+pub const PROGRESS_LINE_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest preflight reply accepted.
 pub const PREFLIGHT_REPLY_MAX_BYTES: usize = 64 * 1024;
 
@@ -152,7 +154,9 @@ pub fn run(config: &BenchConfig) -> Result<BenchOutput, BenchError> {
         {
             merged.merge(&outcome.stats);
         }
-        all_spectra.extend(spectra(addr, &merged));
+        // The legend names the role too ("127.0.0.1:6379 (target)"): with --compare, which
+        // line is the baseline of the ratios is not otherwise visible in the chart.
+        all_spectra.extend(spectra(&format!("{addr} ({})", role.name()), &merged));
     }
     Ok(BenchOutput {
         report: BenchReport::build(config, &resolved, &outcomes),
@@ -313,6 +317,14 @@ fn sample_progress(
     let mut last_draw = start;
     let mut draw_ops = 0u64;
     let mut rate = 0.0f64;
+    // On a terminal the line is redrawn in place; elsewhere (a log, a pipe) each update is a
+    // line of its own, once a second, as `--progress always` promises.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let redraw = if tty {
+        PROGRESS_REDRAW
+    } else {
+        PROGRESS_LINE_INTERVAL
+    };
     loop {
         let done = finished.load(Ordering::Acquire);
         let now = Instant::now();
@@ -327,7 +339,7 @@ fn sample_progress(
             window_start = now;
             window_ops = completed;
         }
-        if show && (done || now.saturating_duration_since(last_draw) >= PROGRESS_REDRAW) {
+        if show && (done || now.saturating_duration_since(last_draw) >= redraw) {
             let dt = now.saturating_duration_since(last_draw).as_secs_f64();
             if dt > 0.0 {
                 rate = (completed - draw_ops) as f64 / dt;
@@ -344,13 +356,18 @@ fn sample_progress(
             let bar: String = (0..30)
                 .map(|i| if i < filled { '=' } else { ' ' })
                 .collect();
-            eprint!(
-                "\r{label:<16} [{bar}] {elapsed:>6.1}s {rate:>11.0} ops/s  done {completed:>10}  err {:>6}  mismatch {:>4}",
+            let line = format!(
+                "{label:<16} [{bar}] {elapsed:>6.1}s {rate:>11.0} ops/s  done {completed:>10}  err {:>6}  mismatch {:>4}",
                 progress.failed.load(Ordering::Relaxed),
                 progress.mismatched.load(Ordering::Relaxed),
             );
-            if done {
-                eprintln!();
+            if tty {
+                eprint!("\r{line}");
+                if done {
+                    eprintln!();
+                }
+            } else {
+                eprintln!("{line}");
             }
         }
         if done {
