@@ -1127,6 +1127,20 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
     if due.is_empty() {
         return 0;
     }
+    // The lookups below run under the commit lock, one cache miss after another over a large
+    // keyspace: ask for every key's table lines, then its node, before any of them (30 % of
+    // the server's time under a 1 M-key expiry burst was these lookups).
+    for step in [crate::KeyPrefetch::Table, crate::KeyPrefetch::Node] {
+        for (_, (db, key)) in &due {
+            if let Ok(d) = inner.db(*db) {
+                let hash = d.index.hash_of(key);
+                match step {
+                    crate::KeyPrefetch::Table => d.index.prefetch(hash),
+                    _ => d.index.prefetch_node(hash),
+                }
+            }
+        }
+    }
     let mut chosen = 0usize;
     // The deletes' wheel entries, to put back if the commit fails (a failed WAL): the keys
     // stay invisible by lazy expiry, and must still be removed once the log works again.
