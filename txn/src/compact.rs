@@ -195,6 +195,16 @@ impl Compactor {
     }
 
     /// Bytes of old copies on the retire list (a load, no lock).
+    /// Gives back the retire list's buffer beyond twice what it holds (see
+    /// `GcQueue::shrink`).
+    pub(crate) fn shrink(&self) {
+        let mut state = self.state.lock();
+        let keep = state.retired.len().saturating_mul(2).max(1024);
+        if state.retired.capacity() > keep {
+            state.retired.shrink_to(keep);
+        }
+    }
+
     pub(crate) fn retired_bytes(&self) -> u64 {
         self.retired.load(Ordering::Relaxed)
     }

@@ -806,12 +806,15 @@ impl Engine {
 
     /// Gives back memory a dataset that shrank (FLUSHALL, mass deletes) no longer needs: the
     /// bucket arrays of hash shards holding less than half their capacity, and the resident
-    /// empty value pages beyond a few.
+    /// empty value pages beyond a few, and the buffers of GC's queue and compaction's retire list.
     pub fn release_memory(&self) {
         for d in self.inner.dbs.iter() {
             d.index.shrink_oversized();
         }
         self.inner.pages.release_free_pages();
+        // Queues keep the capacity a burst grew; their touched pages stay resident.
+        self.inner.gc_queue.lock().shrink();
+        self.inner.compactor.shrink();
     }
 
     /// Replays one logged record (recovery). Records must come in commit-timestamp order; the
