@@ -118,6 +118,11 @@ pub struct Config {
     pub tiered_policy: txn::PagePolicy,
     /// `snapshot-max-age`: abort a `TXN` open longer than this many seconds (0 = never).
     pub snapshot_max_age_secs: u64,
+    /// `slowlog-log-slower-than`: log commands that execute this many microseconds or more
+    /// (negative: none; 0: every command).
+    pub slowlog_log_slower_than: i64,
+    /// `slowlog-max-len`: entries the slow log keeps.
+    pub slowlog_max_len: u64,
     /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
     /// keeps from GC exceed this many bytes (0 = never).
     pub snapshot_max_pinned_memory_bytes: u64,
@@ -235,6 +240,13 @@ pub const OPTIONS: &[OptionSpec] = &[
     // The defaults are the engine's (`txn::snapshot_limits`, where they are justified: a
     // minute, and 256 MiB of old versions); `snapshot_limits_default_to_the_engines_and_take_units`
     // checks they agree.
+    opt(
+        "slowlog-log-slower-than",
+        "10000",
+        true,
+        "log commands that execute this many microseconds or more (negative: none)",
+    ),
+    opt("slowlog-max-len", "128", true, "entries the slow log keeps"),
     opt(
         "snapshot-max-age",
         "60",
@@ -424,6 +436,8 @@ impl Default for Config {
             tiered_max_file_size_bytes: 0,
             tiered_policy: txn::PagePolicy::WTinyLfu,
             snapshot_max_age_secs: 0,
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
             wal_load_truncated: false,
@@ -579,6 +593,17 @@ impl Config {
                 self.snapshot_max_age_secs = n;
             }
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes = mem()?,
+            "slowlog-log-slower-than" => {
+                self.slowlog_log_slower_than = value
+                    .parse()
+                    .map_err(|_| bad("argument couldn't be parsed into an integer"))?
+            }
+            "slowlog-max-len" => {
+                self.slowlog_max_len = value
+                    .parse::<u32>()
+                    .map(u64::from)
+                    .map_err(|_| bad("argument couldn't be parsed into an integer"))?
+            }
             "appendonly" => self.appendonly = boolean()?,
             "wal-load-truncated" => self.wal_load_truncated = boolean()?,
             "appendfsync" => {
@@ -660,6 +685,8 @@ impl Config {
             }
             .to_string(),
             "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
+            "slowlog-log-slower-than" => self.slowlog_log_slower_than.to_string(),
+            "slowlog-max-len" => self.slowlog_max_len.to_string(),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
             "wal-load-truncated" => yes_no(self.wal_load_truncated),

@@ -19,3 +19,4 @@ pub mod persistence;
 pub mod resp;
 pub mod server;
 pub mod session;
+pub mod slowlog;

@@ -414,6 +414,8 @@ pub struct Shared {
     pub lastsave_unix: AtomicU64,
     /// The port actually listened on.
     pub port: u16,
+    /// SLOWLOG.
+    pub slowlog: crate::slowlog::SlowLog,
     /// The SSD tier's io_uring reader, started at the first miss that can use it; `None`
     /// inside where the kernel refused a ring (misses then read on blocking threads).
     uring: std::sync::OnceLock<Option<txn::Uring>>,
@@ -431,6 +433,11 @@ impl Shared {
         engine.set_memory_config(config.read().memory_config());
         engine.set_compaction_config(config.read().compaction_config());
         engine.set_snapshot_limits(config.read().snapshot_limits());
+        let slowlog = crate::slowlog::SlowLog::new();
+        {
+            let c = config.read();
+            slowlog.configure(c.slowlog_log_slower_than, c.slowlog_max_len as usize);
+        }
         Arc::new(Shared {
             engine,
             config,
@@ -443,6 +450,7 @@ impl Shared {
             started: Instant::now(),
             lastsave_unix: AtomicU64::new(unix_secs()),
             port,
+            slowlog,
             uring: std::sync::OnceLock::new(),
         })
     }
@@ -771,9 +779,7 @@ pub fn expire_for(engine: &Engine, budget: Duration) -> usize {
         let n = engine.expire_tick(EXPIRE_TICK_KEYS_MAX);
         removed += n;
         let cpu = thread_cpu_time().saturating_sub(cpu_started);
-        if cpu >= budget
-            || started.elapsed() >= budget * 2
-            || (n == 0 && !engine.expiry_pending())
+        if cpu >= budget || started.elapsed() >= budget * 2 || (n == 0 && !engine.expiry_pending())
         {
             return removed;
         }

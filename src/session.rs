@@ -169,17 +169,32 @@ impl Session {
         }
         let started = Instant::now();
         self.client.touch(table_index, started);
+        // For the slow log, should this one turn out slow: its first argument and how many
+        // (a reference count, not a copy; nothing at all with the log off).
+        let argc = args.len();
+        let logged = shared
+            .slowlog
+            .enabled()
+            .then(|| (args.first().cloned(), args.get(1).cloned()));
         let reply = if spec.has(flags::MAY_BLOCK) {
             offload(|| self.dispatch(table_index, args, shared))
         } else {
             self.dispatch(table_index, args, shared)
         };
-        shared.stats.record(
-            self.client.id,
-            table_index,
-            started.elapsed(),
-            reply.is_error(),
-        );
+        let took = started.elapsed();
+        shared
+            .stats
+            .record(self.client.id, table_index, took, reply.is_error());
+        if let Some((Some(name), first)) = logged.filter(|_| shared.slowlog.is_slow(took)) {
+            shared.slowlog.push(
+                name,
+                first.as_ref(),
+                argc,
+                took,
+                self.client.addr.to_string(),
+                self.client.name().unwrap_or_default(),
+            );
+        }
         // Whatever this command saw (another client's write, or the absence a failed SET NX
         // observed) may still be in flight to the log: hold the reply until it is durable, as
         // Redis does by answering only after the event loop's fsync.

@@ -404,3 +404,68 @@ fn many_star_patterns_against_a_long_key_answer() {
     let hit = format!("{}*", "*a".repeat(40));
     assert_eq!(c.cmd(&["KEYS", &hit]), Frame::Array(vec![bulk(&long)]));
 }
+
+/// SLOWLOG (issue #13, observability): with `slowlog-log-slower-than 0` every command is an
+/// entry, newest first, in Redis's shape (id, time, microseconds, arguments, address, name);
+/// LEN, RESET, a negative threshold and `slowlog-max-len` behave as in Redis. An entry keeps
+/// the name and first argument and counts the rest (see `src/slowlog.rs`).
+#[test]
+fn slowlog_records_commands_in_redis_shape() {
+    let s = TestServer::with_args(&["--slowlog-log-slower-than", "0"]);
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "me"]), ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    assert_eq!(c.cmd(&["MSET", "a", "1", "b", "2"]), ok());
+    let Frame::Array(entries) = c.cmd(&["SLOWLOG", "GET", "2"]) else {
+        panic!("not an array")
+    };
+    assert_eq!(entries.len(), 2);
+    let Frame::Array(newest) = &entries[0] else {
+        panic!()
+    };
+    assert_eq!(newest.len(), 6);
+    assert!(matches!(newest[0], Frame::Integer(_)) && matches!(newest[2], Frame::Integer(_)));
+    assert_eq!(
+        newest[3],
+        Frame::Array(vec![
+            bulk("MSET"),
+            bulk("a"),
+            bulk("... (3 more arguments)")
+        ])
+    );
+    let Frame::Bulk(addr) = &newest[4] else {
+        panic!()
+    };
+    assert!(addr.starts_with(b"127.0.0.1:"));
+    assert_eq!(newest[5], bulk("me"));
+    let Frame::Array(older) = &entries[1] else {
+        panic!()
+    };
+    assert_eq!(
+        older[3],
+        Frame::Array(vec![bulk("SET"), bulk("k"), bulk("... (1 more arguments)")])
+    );
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), int(4), "RESET, SET, MSET, GET");
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "GET", "-2"]),
+        err("ERR count should be greater than or equal to -1")
+    );
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-max-len", "2"]), ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), int(2));
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), ok());
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "LEN"]),
+        int(0),
+        "a negative threshold logs nothing"
+    );
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "NOPE"]),
+        err("ERR unknown subcommand 'NOPE'. Try SLOWLOG HELP.")
+    );
+}

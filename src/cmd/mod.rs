@@ -244,6 +244,7 @@ table!(
     server::bgsave,
     server::debug,
     server::shutdown,
+    server::slowlog,
 );
 
 /// Longest command name looked up; longer names are unknown without hashing them.

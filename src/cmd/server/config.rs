@@ -129,6 +129,10 @@ impl SessionCommand for ConfigCmd {
                 cx.shared
                     .engine
                     .set_snapshot_limits(config.snapshot_limits());
+                cx.shared.slowlog.configure(
+                    config.slowlog_log_slower_than,
+                    config.slowlog_max_len as usize,
+                );
                 Ok(Frame::ok())
             }
             Sub::ResetStat => {

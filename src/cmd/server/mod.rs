@@ -17,6 +17,7 @@ pub mod info;
 pub mod lastsave;
 pub mod save;
 pub mod shutdown;
+pub mod slowlog;
 pub mod swapdb;
 pub mod time;
 
