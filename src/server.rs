@@ -4,7 +4,7 @@
 //! over-limit clients get Redis's error and are closed), and `run` returns only after every
 //! connection task has finished its in-flight batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -215,7 +215,32 @@ pub struct Stats {
     pub tier_hit_latency: txn::LatencyHistogram,
     /// See `tier_hit_latency`.
     pub tier_miss_latency: txn::LatencyHistogram,
+    /// Samples for the `instantaneous_*` fields, taken every 100 ms.
+    instantaneous: Mutex<Instantaneous>,
     shards: Box<[StatShard]>,
+}
+
+/// Samples of (when, commands, input bytes, output bytes) over the last 1.6 s, as Redis keeps
+/// 16 samples taken every 100 ms for `instantaneous_ops_per_sec` and the kbps fields.
+#[derive(Debug, Default)]
+struct Instantaneous {
+    samples: VecDeque<(Instant, u64, u64, u64)>,
+}
+
+/// Samples the `instantaneous_*` fields average over (Redis's `STATS_METRIC_SAMPLES`).
+const INSTANTANEOUS_SAMPLES: usize = 16;
+/// How often they are sampled.
+pub const INSTANTANEOUS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Rates over the sampled window: ops per second, input and output kilobytes per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// Commands per second.
+    pub ops_per_sec: f64,
+    /// Input, KB/s.
+    pub input_kbps: f64,
+    /// Output, KB/s.
+    pub output_kbps: f64,
 }
 
 fn sum(values: impl Iterator<Item = u64>) -> u64 {
@@ -238,7 +263,41 @@ impl Stats {
             keyspace_op_waiting: AtomicU64::new(0),
             tier_hit_latency: txn::LatencyHistogram::default(),
             tier_miss_latency: txn::LatencyHistogram::default(),
+            instantaneous: Mutex::new(Instantaneous::default()),
             shards: (0..STAT_SHARDS).map(|_| StatShard::new()).collect(),
+        }
+    }
+
+    /// Takes one sample for the `instantaneous_*` fields (the server does every 100 ms).
+    pub fn sample(&self) {
+        let sample = (
+            Instant::now(),
+            self.commands_processed(),
+            self.net_input_bytes(),
+            self.net_output_bytes(),
+        );
+        let mut inst = self.instantaneous.lock();
+        if inst.samples.len() >= INSTANTANEOUS_SAMPLES {
+            inst.samples.pop_front();
+        }
+        inst.samples.push_back(sample);
+    }
+
+    /// The rates over the sampled window (zero until two samples exist).
+    pub fn rates(&self) -> Rates {
+        let inst = self.instantaneous.lock();
+        let (Some(first), Some(last)) = (inst.samples.front(), inst.samples.back()) else {
+            return Rates::default();
+        };
+        let secs = last.0.saturating_duration_since(first.0).as_secs_f64();
+        if secs <= 0.0 {
+            return Rates::default();
+        }
+        let per_sec = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+        Rates {
+            ops_per_sec: per_sec(first.1, last.1),
+            input_kbps: per_sec(first.2, last.2) / 1024.0,
+            output_kbps: per_sec(first.3, last.3) / 1024.0,
         }
     }
 
@@ -810,10 +869,13 @@ fn thread_cpu_time() -> Duration {
 async fn background_tasks(shared: Arc<Shared>) {
     let mut expire = tokio::time::interval(EXPIRE_TICK_INTERVAL);
     let mut gc = tokio::time::interval(GC_INTERVAL);
+    let mut sample = tokio::time::interval(INSTANTANEOUS_INTERVAL);
+    sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     expire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            _ = sample.tick() => shared.stats.sample(),
             _ = expire.tick() => {
                 // Off the async workers, as GC: batches of deletes while keys keep expiring,
                 // for at most a quarter of the interval (Redis's active expiry takes up to 25 %

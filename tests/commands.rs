@@ -469,3 +469,54 @@ fn slowlog_records_commands_in_redis_shape() {
         err("ERR unknown subcommand 'NOPE'. Try SLOWLOG HELP.")
     );
 }
+
+/// INFO's Redis fields dashboards read (issue #13, observability): `# CPU` with
+/// `used_cpu_sys`/`used_cpu_user` (and the children's), and the `instantaneous_*` rates over the
+/// last 1.6 s of 100 ms samples, non-zero while commands run and zero once idle.
+#[test]
+fn info_has_cpu_and_instantaneous_rates() {
+    let s = TestServer::start();
+    let mut c = s.raw();
+    let info = |c: &mut common::RawClient, section: &str| -> String {
+        let args: &[&str] = if section.is_empty() {
+            &["INFO"]
+        } else {
+            &["INFO", section]
+        };
+        match c.cmd(args) {
+            Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let field = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let cpu = info(&mut c, "cpu");
+    assert!(cpu.starts_with("# CPU\r\n"), "{cpu}");
+    assert!(field(&cpu, "used_cpu_user") + field(&cpu, "used_cpu_sys") > 0.0);
+    assert!(field(&cpu, "used_cpu_sys_children") >= 0.0);
+    assert!(
+        info(&mut c, "").contains("# CPU\r\n"),
+        "in the default sections"
+    );
+    // Commands for a while, then the rate over the sampled window.
+    let mut busy = s.raw();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(400) {
+        for _ in 0..50 {
+            busy.send(&["PING"]);
+        }
+        for _ in 0..50 {
+            busy.read().unwrap();
+        }
+    }
+    let stats = info(&mut c, "stats");
+    assert!(field(&stats, "instantaneous_ops_per_sec") > 0.0, "{stats}");
+    assert!(field(&stats, "instantaneous_input_kbps") > 0.0, "{stats}");
+    assert!(field(&stats, "instantaneous_output_kbps") > 0.0, "{stats}");
+}

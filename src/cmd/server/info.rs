@@ -1,4 +1,5 @@
-//! INFO [section ...]: server, clients, memory, persistence, stats, keyspace, commandstats.
+//! INFO [section ...]: server, clients, memory, persistence, stats, cpu, keyspace,
+//! commandstats.
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -20,12 +21,13 @@ pub const SPEC: CommandSpec = CommandSpec::new(
 );
 
 /// Sections printed by plain `INFO` (commandstats only on request, like Redis).
-const DEFAULT_SECTIONS: [&str; 6] = [
+const DEFAULT_SECTIONS: [&str; 7] = [
     "server",
     "clients",
     "memory",
     "persistence",
     "stats",
+    "cpu",
     "keyspace",
 ];
 
@@ -92,13 +94,17 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
     if wanted(sections, "stats") {
         let st = &shared.stats;
         let engine = shared.engine.stats();
+        let rates = st.rates();
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\nkeyspace_op_in_progress:{}\r\nkeyspace_op_waits:{}\r\nkeyspace_op_waiting:{}\r\nwal_backlog_waits:{}\r\nacl_access_denied_auth:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\nkeyspace_op_in_progress:{}\r\nkeyspace_op_waits:{}\r\nkeyspace_op_waiting:{}\r\nwal_backlog_waits:{}\r\nacl_access_denied_auth:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
+            rates.ops_per_sec.round() as u64,
             st.net_input_bytes(),
             st.net_output_bytes(),
+            rates.input_kbps,
+            rates.output_kbps,
             st.rejected_connections.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
             engine.memory.evicted_keys,
@@ -113,6 +119,14 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             st.keyspace_op_waiting.load(Ordering::Relaxed),
             st.wal_backlog_waits.load(Ordering::Relaxed),
             st.auth_failures.load(Ordering::Relaxed),
+        );
+    }
+    if wanted(sections, "cpu") {
+        let (sys, user) = cpu_seconds(Who::Process);
+        let (sys_children, user_children) = cpu_seconds(Who::Children);
+        let _ = write!(
+            s,
+            "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:{sys_children:.6}\r\nused_cpu_user_children:{user_children:.6}\r\n\r\n",
         );
     }
     if wanted(sections, "commandstats") {
@@ -405,6 +419,32 @@ fn persistence(s: &mut String, shared: &Shared, config: &crate::config::Config) 
         let _ = write!(s, "wal_error:{}\r\n", e.replace(['\r', '\n'], " "));
     }
     s.push_str("\r\n");
+}
+
+/// Whose CPU time `cpu_seconds` reads.
+enum Who {
+    Process,
+    Children,
+}
+
+/// `(system, user)` CPU seconds used (`getrusage`), as Redis's `used_cpu_*` fields.
+fn cpu_seconds(who: Who) -> (f64, f64) {
+    #[cfg(unix)]
+    {
+        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let which = match who {
+            Who::Process => libc::RUSAGE_SELF,
+            Who::Children => libc::RUSAGE_CHILDREN,
+        };
+        // SAFETY: getrusage writes into `usage`, a valid local.
+        if unsafe { libc::getrusage(which, &mut usage) } == 0 {
+            let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            return (secs(usage.ru_stime), secs(usage.ru_utime));
+        }
+    }
+    let _ = who;
+    (0.0, 0.0)
 }
 
 #[cfg(test)]
