@@ -123,6 +123,8 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// `slowlog-max-len`: entries the slow log keeps.
     pub slowlog_max_len: u64,
+    /// `latency-tracking`: record each command's execution time for INFO latencystats.
+    pub latency_tracking: bool,
     /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
     /// keeps from GC exceed this many bytes (0 = never).
     pub snapshot_max_pinned_memory_bytes: u64,
@@ -247,6 +249,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "log commands that execute this many microseconds or more (negative: none)",
     ),
     opt("slowlog-max-len", "128", true, "entries the slow log keeps"),
+    opt(
+        "latency-tracking",
+        "yes",
+        true,
+        "record each command's execution time for INFO latencystats",
+    ),
     opt(
         "snapshot-max-age",
         "60",
@@ -438,6 +446,7 @@ impl Default for Config {
             snapshot_max_age_secs: 0,
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
+            latency_tracking: true,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
             wal_load_truncated: false,
@@ -598,6 +607,7 @@ impl Config {
                     .parse()
                     .map_err(|_| bad("argument couldn't be parsed into an integer"))?
             }
+            "latency-tracking" => self.latency_tracking = boolean()?,
             "slowlog-max-len" => {
                 self.slowlog_max_len = value
                     .parse::<u32>()
@@ -687,6 +697,7 @@ impl Config {
             "snapshot-max-age" => self.snapshot_max_age_secs.to_string(),
             "slowlog-log-slower-than" => self.slowlog_log_slower_than.to_string(),
             "slowlog-max-len" => self.slowlog_max_len.to_string(),
+            "latency-tracking" => yes_no(self.latency_tracking),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
             "wal-load-truncated" => yes_no(self.wal_load_truncated),

@@ -217,6 +217,11 @@ pub struct Stats {
     pub tier_miss_latency: txn::LatencyHistogram,
     /// Samples for the `instantaneous_*` fields, taken every 100 ms.
     instantaneous: Mutex<Instantaneous>,
+    /// Each command's execution times (indexed like [`TABLE`]), for INFO latencystats: one
+    /// relaxed atomic add per command, no lock (`txn::LatencyHistogram`, 2 KiB each).
+    latency: Box<[txn::LatencyHistogram]>,
+    /// `latency-tracking`.
+    pub latency_tracking: std::sync::atomic::AtomicBool,
     shards: Box<[StatShard]>,
 }
 
@@ -264,8 +269,30 @@ impl Stats {
             tier_hit_latency: txn::LatencyHistogram::default(),
             tier_miss_latency: txn::LatencyHistogram::default(),
             instantaneous: Mutex::new(Instantaneous::default()),
+            latency: (0..TABLE.len())
+                .map(|_| txn::LatencyHistogram::default())
+                .collect(),
+            latency_tracking: std::sync::atomic::AtomicBool::new(true),
             shards: (0..STAT_SHARDS).map(|_| StatShard::new()).collect(),
         }
+    }
+
+    /// `(name, p50, p99, p99.9)` in microseconds for every command that ran since the start
+    /// or the last CONFIG RESETSTAT, in table order.
+    pub fn latency_percentiles(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        TABLE
+            .iter()
+            .zip(self.latency.iter())
+            .filter(|(_, h)| h.count() > 0)
+            .map(|(entry, h)| {
+                (
+                    entry.spec.name,
+                    h.percentile_us(50.0),
+                    h.percentile_us(99.0),
+                    h.percentile_us(99.9),
+                )
+            })
+            .collect()
     }
 
     /// Takes one sample for the `instantaneous_*` fields (the server does every 100 ms).
@@ -316,6 +343,13 @@ impl Stats {
         }
         if let Some(u) = shard.usec.get(table_index) {
             u.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        }
+        if let Some(h) = self
+            .latency
+            .get(table_index)
+            .filter(|_| self.latency_tracking.load(Ordering::Relaxed))
+        {
+            h.record(took);
         }
         if failed {
             if let Some(f) = shard.failed.get(table_index) {
@@ -391,6 +425,9 @@ impl Stats {
 
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
+        for h in self.latency.iter() {
+            h.reset();
+        }
         for c in [
             &self.connections_received,
             &self.rejected_connections,
@@ -493,9 +530,13 @@ impl Shared {
         engine.set_compaction_config(config.read().compaction_config());
         engine.set_snapshot_limits(config.read().snapshot_limits());
         let slowlog = crate::slowlog::SlowLog::new();
+        let stats = Stats::new();
         {
             let c = config.read();
             slowlog.configure(c.slowlog_log_slower_than, c.slowlog_max_len as usize);
+            stats
+                .latency_tracking
+                .store(c.latency_tracking, Ordering::Relaxed);
         }
         Arc::new(Shared {
             engine,
@@ -503,7 +544,7 @@ impl Shared {
             persistence,
             clients: Mutex::new(HashMap::new()),
             next_client_id: AtomicU64::new(1),
-            stats: Stats::new(),
+            stats,
             cursors: Mutex::new(ScanCursors::default()),
             shutdown,
             started: Instant::now(),

@@ -429,7 +429,7 @@ fn slowlog_records_commands_in_redis_shape() {
     assert_eq!(
         newest[3],
         Frame::Array(vec![
-            bulk("MSET"),
+            bulk("mset"),
             bulk("a"),
             bulk("... (3 more arguments)")
         ])
@@ -444,7 +444,7 @@ fn slowlog_records_commands_in_redis_shape() {
     };
     assert_eq!(
         older[3],
-        Frame::Array(vec![bulk("SET"), bulk("k"), bulk("... (1 more arguments)")])
+        Frame::Array(vec![bulk("set"), bulk("k"), bulk("... (1 more arguments)")])
     );
     assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), int(4), "RESET, SET, MSET, GET");
     assert_eq!(
@@ -519,4 +519,37 @@ fn info_has_cpu_and_instantaneous_rates() {
     assert!(field(&stats, "instantaneous_ops_per_sec") > 0.0, "{stats}");
     assert!(field(&stats, "instantaneous_input_kbps") > 0.0, "{stats}");
     assert!(field(&stats, "instantaneous_output_kbps") > 0.0, "{stats}");
+}
+
+/// INFO latencystats (issue #13, observability): Redis 7's `latency_percentiles_usec_<cmd>`
+/// lines for the commands that ran, p50 <= p99 <= p99.9, and none after CONFIG RESETSTAT.
+#[test]
+fn info_latencystats_has_percentiles_per_command() {
+    let s = TestServer::start();
+    let mut c = s.raw();
+    for i in 0..200 {
+        assert_eq!(c.cmd(&["SET", &format!("k{i}"), "v"]), ok());
+    }
+    let text = |c: &mut common::RawClient| match c.cmd(&["INFO", "latencystats"]) {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    let info = text(&mut c);
+    assert!(info.starts_with("# Latencystats\r\n"), "{info}");
+    let line = info
+        .lines()
+        .find_map(|l| l.strip_prefix("latency_percentiles_usec_set:"))
+        .unwrap_or_else(|| panic!("no set line: {info}"));
+    let values: Vec<f64> = line
+        .split(',')
+        .map(|kv| kv.split_once('=').unwrap().1.parse().unwrap())
+        .collect();
+    assert_eq!(values.len(), 3, "{line}");
+    assert!(values[0] <= values[1] && values[1] <= values[2], "{line}");
+    assert!(
+        !info.contains("latency_percentiles_usec_get:"),
+        "GET never ran: {info}"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    assert!(!text(&mut c).contains("latency_percentiles_usec_set:"));
 }

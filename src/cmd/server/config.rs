@@ -133,6 +133,10 @@ impl SessionCommand for ConfigCmd {
                     config.slowlog_log_slower_than,
                     config.slowlog_max_len as usize,
                 );
+                cx.shared.stats.latency_tracking.store(
+                    config.latency_tracking,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 Ok(Frame::ok())
             }
             Sub::ResetStat => {

@@ -1,5 +1,5 @@
 //! INFO [section ...]: server, clients, memory, persistence, stats, cpu, keyspace,
-//! commandstats.
+//! commandstats, latencystats.
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -128,6 +128,18 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             s,
             "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:{sys_children:.6}\r\nused_cpu_user_children:{user_children:.6}\r\n\r\n",
         );
+    }
+    if wanted(sections, "latencystats") {
+        // Redis 7's lines; its histogram is HDR, ours log-linear buckets (a value is its
+        // bucket's floor, within 12.5 %), recorded without a lock.
+        s.push_str("# Latencystats\r\n");
+        for (name, p50, p99, p999) in shared.stats.latency_percentiles() {
+            let _ = write!(
+                s,
+                "latency_percentiles_usec_{name}:p50={p50}.000,p99={p99}.000,p99.9={p999}.000\r\n"
+            );
+        }
+        s.push_str("\r\n");
     }
     if wanted(sections, "commandstats") {
         s.push_str("# Commandstats\r\n");

@@ -73,6 +73,13 @@ impl LatencyHistogram {
         }
     }
 
+    /// Forgets every duration (CONFIG RESETSTAT).
+    pub fn reset(&self) {
+        for bucket in self.buckets.iter() {
+            bucket.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Durations recorded.
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
