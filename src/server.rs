@@ -21,6 +21,7 @@ use txn::Engine;
 use crate::cmd::TABLE;
 use crate::config::Config;
 use crate::persistence::Persistence;
+use crate::resp::Frame;
 
 /// Keys the expiry task deletes per commit (a tick runs several while keys keep expiring).
 pub const EXPIRE_TICK_KEYS_MAX: usize = 200;
@@ -160,6 +161,8 @@ pub const STAT_SHARDS: usize = 32;
 #[repr(align(128))]
 struct StatShard {
     commands: AtomicU64,
+    keyspace_hits: AtomicU64,
+    keyspace_misses: AtomicU64,
     net_input_bytes: AtomicU64,
     net_output_bytes: AtomicU64,
     calls: Box<[AtomicU64]>,
@@ -172,6 +175,8 @@ impl StatShard {
         let slots = || (0..TABLE.len()).map(|_| AtomicU64::new(0)).collect();
         StatShard {
             commands: AtomicU64::new(0),
+            keyspace_hits: AtomicU64::new(0),
+            keyspace_misses: AtomicU64::new(0),
             net_input_bytes: AtomicU64::new(0),
             net_output_bytes: AtomicU64::new(0),
             calls: slots(),
@@ -358,6 +363,61 @@ impl Stats {
         }
     }
 
+    /// Counts `keyspace_hits` / `keyspace_misses` from the reply of a `COUNTS_LOOKUPS`
+    /// command of `client` (`name` its table name, `keys` how many keys it named), as Redis
+    /// counts its read lookups: GET and MGET per value or nil, EXISTS from its count, TYPE
+    /// `none`, TTL/PTTL `-2`. Errors (WRONGTYPE) count nothing.
+    pub fn count_lookups(&self, client: ClientId, name: &str, keys: usize, reply: &Frame) {
+        let (hits, misses) = match (name, reply) {
+            ("get", Frame::Bulk(_)) => (1, 0),
+            ("get", Frame::Null) => (0, 1),
+            ("mget", Frame::Array(values)) => {
+                let misses = values.iter().filter(|v| matches!(v, Frame::Null)).count();
+                (values.len() - misses, misses)
+            }
+            ("exists", Frame::Integer(n)) => {
+                let n = usize::try_from(*n).unwrap_or(0).min(keys);
+                (n, keys - n)
+            }
+            ("type", Frame::Simple(t)) => {
+                if t.as_ref() == b"none" {
+                    (0, 1)
+                } else {
+                    (1, 0)
+                }
+            }
+            ("ttl" | "pttl", Frame::Integer(-2)) => (0, 1),
+            ("ttl" | "pttl", Frame::Integer(_)) => (1, 0),
+            _ => (0, 0),
+        };
+        if let Some(shard) = self.shard(client) {
+            if hits > 0 {
+                shard
+                    .keyspace_hits
+                    .fetch_add(hits as u64, Ordering::Relaxed);
+            }
+            if misses > 0 {
+                shard
+                    .keyspace_misses
+                    .fetch_add(misses as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// `(keyspace_hits, keyspace_misses)` over every shard.
+    pub fn keyspace_lookups(&self) -> (u64, u64) {
+        (
+            sum(self
+                .shards
+                .iter()
+                .map(|s| s.keyspace_hits.load(Ordering::Relaxed))),
+            sum(self
+                .shards
+                .iter()
+                .map(|s| s.keyspace_misses.load(Ordering::Relaxed))),
+        )
+    }
+
     /// Counts bytes read from `client`.
     pub fn add_input(&self, client: ClientId, bytes: usize) {
         if let Some(s) = self.shard(client) {
@@ -439,6 +499,8 @@ impl Stats {
         for shard in self.shards.iter() {
             for c in [
                 &shard.commands,
+                &shard.keyspace_hits,
+                &shard.keyspace_misses,
                 &shard.net_input_bytes,
                 &shard.net_output_bytes,
             ] {

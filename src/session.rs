@@ -188,6 +188,11 @@ impl Session {
         shared
             .stats
             .record(self.client.id, table_index, took, reply.is_error());
+        if spec.has(flags::COUNTS_LOOKUPS) && self.multi.is_none() {
+            shared
+                .stats
+                .count_lookups(self.client.id, spec.name, argc.saturating_sub(1), &reply);
+        }
         if shared.slowlog.is_slow(took) && shared.slowlog.enabled() {
             shared.slowlog.push(
                 spec.name,

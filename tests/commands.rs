@@ -553,3 +553,37 @@ fn info_latencystats_has_percentiles_per_command() {
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
     assert!(!text(&mut c).contains("latency_percentiles_usec_set:"));
 }
+
+/// INFO `keyspace_hits` / `keyspace_misses` (issue #13, observability), counted as Redis
+/// counts its read lookups: GET and MGET per key, EXISTS, TYPE, TTL; writes count nothing;
+/// CONFIG RESETSTAT clears them.
+#[test]
+fn info_counts_keyspace_hits_and_misses() {
+    let s = TestServer::start();
+    let mut c = s.raw();
+    let counts = |c: &mut common::RawClient| -> (u64, u64) {
+        let Frame::Bulk(info) = c.cmd(&["INFO", "stats"]) else {
+            panic!()
+        };
+        let info = String::from_utf8_lossy(&info).into_owned();
+        let field = |name: &str| -> u64 {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (field("keyspace_hits"), field("keyspace_misses"))
+    };
+    assert_eq!(c.cmd(&["SET", "a", "1"]), ok());
+    assert_eq!(c.cmd(&["GET", "a"]), bulk("1"));
+    assert_eq!(c.cmd(&["GET", "b"]), Frame::Null);
+    c.cmd(&["MGET", "a", "b", "c"]);
+    assert_eq!(c.cmd(&["EXISTS", "a", "b"]), int(1));
+    assert_eq!(c.cmd(&["TYPE", "b"]), Frame::simple("none"));
+    assert_eq!(c.cmd(&["TTL", "a"]), int(-1));
+    assert_eq!(counts(&mut c), (4, 5));
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
+    assert_eq!(counts(&mut c), (0, 0));
+}

@@ -34,6 +34,10 @@ pub mod flags {
     /// pipeline's later commands with this flag have their cold values fetched together with
     /// an earlier command's miss. Not shown in `COMMAND INFO`.
     pub const READS_VALUE: u32 = 1 << 12;
+    /// A read whose reply tells, key by key, whether its keys exist (GET, MGET, EXISTS,
+    /// TYPE, TTL, PTTL): INFO's `keyspace_hits` / `keyspace_misses` are counted from it
+    /// (`server::Stats::count_lookups`). Not shown in `COMMAND INFO`.
+    pub const COUNTS_LOOKUPS: u32 = 1 << 13;
 
     /// `(bit, name)` in the order Redis lists flags.
     pub const NAMES: [(u32, &str); 10] = [

@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "exists",
     -2,
-    READONLY | FAST,
+    READONLY | FAST | COUNTS_LOOKUPS,
     "generic",
     "Determines whether one or more keys exist.",
 )

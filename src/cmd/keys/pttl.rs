@@ -6,7 +6,7 @@ use crate::cmd::{ArgCursor, CmdError, Command, CommandSpec};
 pub const SPEC: CommandSpec = CommandSpec::new(
     "pttl",
     2,
-    READONLY | FAST,
+    READONLY | FAST | COUNTS_LOOKUPS,
     "generic",
     "Returns the expiration time of a key in milliseconds.",
 )

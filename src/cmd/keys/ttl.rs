@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "ttl",
     2,
-    READONLY | FAST,
+    READONLY | FAST | COUNTS_LOOKUPS,
     "generic",
     "Returns the expiration time of a key in seconds.",
 )

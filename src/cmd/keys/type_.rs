@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "type",
     2,
-    READONLY | FAST,
+    READONLY | FAST | COUNTS_LOOKUPS,
     "generic",
     "Determines the type of value stored at a key.",
 )

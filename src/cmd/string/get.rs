@@ -12,7 +12,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "get",
     2,
-    READONLY | FAST | READS_VALUE,
+    READONLY | FAST | READS_VALUE | COUNTS_LOOKUPS,
     "string",
     "Returns the string value of a key.",
 )

@@ -10,7 +10,7 @@ use crate::resp::Frame;
 pub const SPEC: CommandSpec = CommandSpec::new(
     "mget",
     -2,
-    READONLY | FAST | READS_VALUE,
+    READONLY | FAST | READS_VALUE | COUNTS_LOOKUPS,
     "string",
     "Atomically returns the string values of one or more keys.",
 )
