@@ -66,6 +66,11 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
         if input.capacity() - input.len() < READ_RESERVE_BYTES / 4 {
             input.reserve(READ_RESERVE_BYTES);
         }
+        client.set_buffers(
+            input.len(),
+            input.capacity() - input.len(),
+            pending.len() + sendable.len(),
+        );
         tokio::select! {
             biased;
             _ = &mut killed => break,

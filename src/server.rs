@@ -68,6 +68,11 @@ pub struct ClientHandle {
     last_active_ms: AtomicU64,
     resp: AtomicU8,
     killed: AtomicBool,
+    /// Bytes received and not yet run, the input buffer's spare room, and replies queued
+    /// (CLIENT LIST's `qbuf`, `qbuf-free`, `omem`), stored by the connection once per loop.
+    qbuf: AtomicU64,
+    qbuf_free: AtomicU64,
+    omem: AtomicU64,
     /// Woken when the client is killed.
     pub kill: Notify,
 }
@@ -86,6 +91,9 @@ impl ClientHandle {
             last_active_ms: AtomicU64::new(0),
             resp: AtomicU8::new(2),
             killed: AtomicBool::new(false),
+            qbuf: AtomicU64::new(0),
+            qbuf_free: AtomicU64::new(0),
+            omem: AtomicU64::new(0),
             kill: Notify::new(),
         }
     }
@@ -119,6 +127,14 @@ impl ClientHandle {
             .store(active.as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Records the connection's buffers for CLIENT LIST: input not yet run, the input
+    /// buffer's spare room, replies queued.
+    pub fn set_buffers(&self, qbuf: usize, qbuf_free: usize, omem: usize) {
+        self.qbuf.store(qbuf as u64, Ordering::Relaxed);
+        self.qbuf_free.store(qbuf_free as u64, Ordering::Relaxed);
+        self.omem.store(omem as u64, Ordering::Relaxed);
+    }
+
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
@@ -138,8 +154,11 @@ impl ClientHandle {
         let cmd = TABLE
             .get(self.last_cmd.load(Ordering::Relaxed))
             .map_or("NULL", |e| e.spec.name);
+        let qbuf = self.qbuf.load(Ordering::Relaxed);
+        let qbuf_free = self.qbuf_free.load(Ordering::Relaxed);
+        let omem = self.omem.load(Ordering::Relaxed);
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf={qbuf} qbuf-free={qbuf_free} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl=0 oll=0 omem={omem} tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
             self.id.0,
             self.addr,
             self.laddr,
@@ -147,6 +166,8 @@ impl ClientHandle {
             age,
             idle_ms / 1000,
             self.db.load(Ordering::Relaxed),
+            qbuf + qbuf_free,
+            qbuf + qbuf_free + omem,
             cmd,
             self.resp.load(Ordering::Relaxed),
         )

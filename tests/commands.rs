@@ -587,3 +587,39 @@ fn info_counts_keyspace_hits_and_misses() {
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), ok());
     assert_eq!(counts(&mut c), (0, 0));
 }
+
+/// CLIENT LIST shows a connection's buffers (issue #13, observability): `qbuf` holds a
+/// request still arriving, `tot-mem` counts it.
+#[test]
+fn client_list_shows_a_request_still_arriving_in_qbuf() {
+    let s = TestServer::start();
+    let mut slow = s.raw();
+    let Frame::Integer(id) = slow.cmd(&["CLIENT", "ID"]) else {
+        panic!()
+    };
+    // Half of a SET of a 1 MB value.
+    let mut partial = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000000\r\n".to_vec();
+    partial.extend(std::iter::repeat_n(b'v', 500_000));
+    slow.send_raw(&partial);
+    let mut admin = s.raw();
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(' ')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let Frame::Bulk(list) = admin.cmd(&["CLIENT", "LIST", "ID", &id.to_string()]) else {
+            panic!()
+        };
+        let line = String::from_utf8_lossy(&list).into_owned();
+        if field(&line, "qbuf") >= 500_000 {
+            assert!(field(&line, "tot-mem") >= field(&line, "qbuf"), "{line}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{line}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -288,6 +288,8 @@ impl Durability {
     /// replays the WAL after it (cutting a torn tail, refusing corruption before the tail), then
     /// starts logging.
     pub fn open(config: DurabilityConfig) -> Result<(Durability, RecoveryReport), TxnError> {
+        // Every line logged while recovering carries `recovery{dir=…}`.
+        let _span = tracing::info_span!("recovery", dir = %config.dir.display()).entered();
         let started = Instant::now();
         let disk = config.disk;
         let dir = config.dir;
@@ -468,6 +470,7 @@ impl Durability {
             return Err(TxnError::CheckpointInProgress);
         };
         let started = Instant::now();
+        let _span = tracing::info_span!("checkpoint").entered();
         let result = self.write_checkpoint(started, prepare_scan);
         drop(one);
         self.in_progress.store(false, Ordering::Release);
