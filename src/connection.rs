@@ -28,6 +28,9 @@ use crate::session::{Action, Session};
 pub const READ_BUFFER_INITIAL_BYTES: usize = 16 * 1024;
 /// Spare room guaranteed before each read, so big values arrive in big reads.
 pub const READ_RESERVE_BYTES: usize = 64 * 1024;
+/// An empty input or reply buffer whose capacity a big request or reply grew past this is
+/// replaced by a fresh small one (issue #13 item 9).
+pub const READ_BUFFER_KEEP_BYTES: usize = 1024 * 1024;
 /// Absolute cap on buffered replies even when `client-output-buffer-limit` is 0 (unlimited).
 pub const OUTPUT_BUFFER_BYTES_MAX: u64 = 1 << 30;
 
@@ -63,6 +66,13 @@ pub async fn serve(mut stream: TcpStream, client: Arc<ClientHandle>, shared: &Ar
                 tokio::time::sleep(Duration::from_secs(timeout_secs)).await
             }
         };
+        if input.is_empty() && input.capacity() > READ_BUFFER_KEEP_BYTES {
+            // A big request grew it (a 256 MB SET: 256 MB kept for the connection's life).
+            input = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
+        }
+        if pending.is_empty() && pending.capacity() > READ_BUFFER_KEEP_BYTES {
+            pending = BytesMut::with_capacity(READ_BUFFER_INITIAL_BYTES);
+        }
         if input.capacity() - input.len() < READ_RESERVE_BYTES / 4 {
             input.reserve(READ_RESERVE_BYTES);
         }

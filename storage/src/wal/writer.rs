@@ -221,9 +221,18 @@ impl WriterIo {
         counters.last_fsync_micros.store(micros, Ordering::Relaxed);
         self.synced_offset = self.written_offset;
         self.synced_lsn = self.written_lsn;
-        self.retained.clear();
+        self.release_retained();
         self.write_mark();
         Ok(())
+    }
+
+    /// Empties `retained` after a sync, giving back what a record larger than its bound grew
+    /// it to (a 256 MB SET kept 256 MB here for the life of the process).
+    fn release_retained(&mut self) {
+        self.retained.clear();
+        if self.retained.capacity() > WAL_UNSYNCED_BYTES_MAX {
+            self.retained.shrink_to(WAL_UNSYNCED_BYTES_MAX);
+        }
     }
 
     /// Records `synced_lsn` in `SYNCED`. Best effort, never synced (see `wal::synced`: a
@@ -388,7 +397,7 @@ impl WriterIo {
             self.written_lsn = self.retained_last_lsn;
         }
         self.synced_lsn = self.written_lsn;
-        self.retained.clear();
+        self.release_retained();
         self.write_mark();
         Ok(Progress {
             written_lsn: self.written_lsn,
@@ -525,6 +534,16 @@ fn sync_now(shared: &Shared) -> Result<Progress, IoFailure> {
     })
 }
 
+/// Empties a written batch buffer for reuse, giving back what a record larger than the batch
+/// bound grew it to: the buffers take turns as the batch, so a 256 MB SET otherwise left two
+/// 256 MB buffers resident for the life of the process (issue #13 item 9).
+fn recycle(buffer: &mut Vec<u8>, config: &WalConfig) {
+    buffer.clear();
+    if buffer.capacity() > config.group_commit_bytes_max {
+        buffer.shrink_to(config.group_commit_bytes_max);
+    }
+}
+
 fn writer_loop(shared: &Shared) {
     let _guard = ExitGuard(shared);
     let mut spare: Vec<u8> = Vec::new();
@@ -604,7 +623,7 @@ fn writer_loop(shared: &Shared) {
                     &shared.counters,
                 );
                 drop(io);
-                spare.clear();
+                recycle(&mut spare, &shared.config);
                 shared.publish(r);
             }
         }
@@ -908,7 +927,7 @@ impl WalWriter {
         shared.space.notify_all();
         // No fsync here, even one that comes due meanwhile: the writer thread's timer does it.
         let r = io.write_batch(&batch, first, last, &shared.config, None, &shared.counters);
-        batch.clear();
+        recycle(&mut batch, &shared.config);
         io.inline_spare = batch;
         drop(io);
         shared.publish(r);
@@ -1180,5 +1199,32 @@ impl crate::io::DiskFile for NoFile {
     }
     fn truncate(&self, _len: u64) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_batch_buffer_keeps_at_most_the_batch_bound() {
+        let config = WalConfig {
+            group_commit_bytes_max: 4096,
+            ..WalConfig::default()
+        };
+        let mut big = vec![7u8; 1 << 20];
+        recycle(&mut big, &config);
+        assert!(
+            big.is_empty() && big.capacity() <= 4096,
+            "{}",
+            big.capacity()
+        );
+        let mut small = Vec::with_capacity(1000);
+        small.push(1u8);
+        recycle(&mut small, &config);
+        assert!(
+            small.is_empty() && small.capacity() >= 1000,
+            "kept when within the bound"
+        );
     }
 }
