@@ -210,6 +210,29 @@ pub struct CheckpointReport {
     pub fuzzy: bool,
 }
 
+impl CheckpointReport {
+    /// A checkpoint just installed (`wal_segments_removed` is filled in by the caller, which
+    /// removes them).
+    fn installed(
+        (snapshot_ts, redo_lsn): (u64, Lsn),
+        keys: u64,
+        info: &storage::checkpoint::CheckpointInfo,
+        started: Instant,
+        fuzzy: bool,
+    ) -> CheckpointReport {
+        CheckpointReport {
+            snapshot_ts,
+            redo_lsn,
+            keys,
+            bytes: info.manifest.checkpoint_len,
+            wal_segments_removed: 0,
+            elapsed: started.elapsed(),
+            unchanged: false,
+            fuzzy,
+        }
+    }
+}
+
 /// Persistence counters for INFO.
 #[derive(Debug, Clone, Default)]
 pub struct PersistenceStats {
@@ -617,16 +640,13 @@ impl Durability {
         }
         writer.consistent_at(end_ts, end_lsn);
         let info = writer.finish()?;
-        Ok(Some(CheckpointReport {
-            snapshot_ts,
-            redo_lsn,
+        Ok(Some(CheckpointReport::installed(
+            (snapshot_ts, redo_lsn),
             keys,
-            bytes: info.manifest.checkpoint_len,
-            wal_segments_removed: 0,
-            elapsed: started.elapsed(),
-            unchanged: false,
-            fuzzy: true,
-        }))
+            &info,
+            started,
+            true,
+        )))
     }
 
     /// Writes an exact checkpoint (one MVCC snapshot) and installs it.
@@ -660,16 +680,13 @@ impl Durability {
         });
         tx.abort();
         let (keys, info) = written?;
-        Ok(CheckpointReport {
-            snapshot_ts,
-            redo_lsn,
+        Ok(CheckpointReport::installed(
+            (snapshot_ts, redo_lsn),
             keys,
-            bytes: info.manifest.checkpoint_len,
-            wal_segments_removed: 0,
-            elapsed: started.elapsed(),
-            unchanged: false,
-            fuzzy: false,
-        })
+            &info,
+            started,
+            false,
+        ))
     }
 
     /// Runs `scan` here, or on a thread of its own first lowered by `prepare_scan`.

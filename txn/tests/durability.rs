@@ -696,6 +696,19 @@ fn preload(d: &Durability) {
         .unwrap();
 }
 
+/// A fresh data directory on `SimDisk` (seed `seed`, 1 MiB segments, `fsync`) loaded by
+/// [`preload`]: the disk, its config, and the open engine.
+fn preloaded(seed: u64, fsync: FsyncPolicy) -> (SimDisk, DurabilityConfig, Durability) {
+    let disk = SimDisk::new(seed);
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
+    cfg.fsync = fsync;
+    cfg.wal_segment_bytes = 1 << 20;
+    let (d, _) = Durability::open(cfg.clone()).unwrap();
+    preload(&d);
+    (disk, cfg, d)
+}
+
 /// Commits made while the scan is between batches, on keys behind and ahead of its cursor.
 fn churn_during_scan(d: &Durability, n: usize) {
     let e = d.engine();
@@ -747,13 +760,7 @@ fn churn_during_scan(d: &Durability, n: usize) {
 /// depends on before it is installed).
 #[test]
 fn a_fuzzy_checkpoint_with_commits_during_its_scan_recovers_the_exact_state() {
-    let disk = SimDisk::new(21);
-    let clock = Arc::new(ManualClock::new(1_000));
-    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
-    cfg.fsync = FsyncPolicy::No;
-    cfg.wal_segment_bytes = 1 << 20;
-    let (d, _) = Durability::open(cfg.clone()).unwrap();
-    preload(&d);
+    let (disk, cfg, d) = preloaded(21, FsyncPolicy::No);
     let scan = BetweenBatches::new(|n| churn_during_scan(&d, n));
     let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
     assert!(ck.fuzzy, "with a WAL and no SWAPDB the checkpoint is fuzzy");
@@ -798,12 +805,7 @@ fn a_fuzzy_checkpoint_with_commits_during_its_scan_recovers_the_exact_state() {
 /// the checkpoint is written again from one exact snapshot.
 #[test]
 fn a_swapdb_during_a_fuzzy_scan_falls_back_to_an_exact_checkpoint() {
-    let disk = SimDisk::new(22);
-    let clock = Arc::new(ManualClock::new(1_000));
-    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
-    cfg.wal_segment_bytes = 1 << 20;
-    let (d, _) = Durability::open(cfg.clone()).unwrap();
-    preload(&d);
+    let (_disk, cfg, d) = preloaded(22, FsyncPolicy::Always);
     let scan = BetweenBatches::new(|n| {
         if n == 0 {
             // Database 0 is partly read; databases 1 and 3 are not.
@@ -827,12 +829,7 @@ fn a_swapdb_during_a_fuzzy_scan_falls_back_to_an_exact_checkpoint() {
 /// than starting from values of different moments.
 #[test]
 fn a_fuzzy_checkpoint_without_its_wal_records_refuses_recovery() {
-    let disk = SimDisk::new(23);
-    let clock = Arc::new(ManualClock::new(1_000));
-    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
-    cfg.wal_segment_bytes = 1 << 20;
-    let (d, _) = Durability::open(cfg.clone()).unwrap();
-    preload(&d);
+    let (disk, mut cfg, d) = preloaded(23, FsyncPolicy::Always);
     let scan = BetweenBatches::new(|n| churn_during_scan(&d, n));
     let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
     assert!(ck.fuzzy);
@@ -858,12 +855,7 @@ fn a_fuzzy_checkpoint_without_its_wal_records_refuses_recovery() {
 /// point: the state the checkpoint stands for.
 #[test]
 fn without_a_wal_a_fuzzy_checkpoint_loads_through_its_consistent_point() {
-    let disk = SimDisk::new(24);
-    let clock = Arc::new(ManualClock::new(1_000));
-    let mut cfg = config(Arc::new(disk.clone()), &dir(), clock);
-    cfg.wal_segment_bytes = 1 << 20;
-    let (d, _) = Durability::open(cfg.clone()).unwrap();
-    preload(&d);
+    let (_disk, mut cfg, d) = preloaded(24, FsyncPolicy::Always);
     let scan = BetweenBatches::new(|n| churn_during_scan(&d, n));
     let ck = d.checkpoint_with_scan_thread(&scan).unwrap();
     assert!(ck.fuzzy);
