@@ -125,6 +125,8 @@ pub struct Config {
     pub slowlog_max_len: u64,
     /// `latency-tracking`: record each command's execution time for INFO latencystats.
     pub latency_tracking: bool,
+    /// `latency-monitor-threshold`: LATENCY records events of at least this many ms (0: off).
+    pub latency_monitor_threshold_ms: u64,
     /// `snapshot-max-pinned-memory`: abort the oldest `TXN` when the old versions its snapshot
     /// keeps from GC exceed this many bytes (0 = never).
     pub snapshot_max_pinned_memory_bytes: u64,
@@ -249,6 +251,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "log commands that execute this many microseconds or more (negative: none)",
     ),
     opt("slowlog-max-len", "128", true, "entries the slow log keeps"),
+    opt(
+        "latency-monitor-threshold",
+        "0",
+        true,
+        "LATENCY records events that take at least this many ms (0: off)",
+    ),
     opt(
         "latency-tracking",
         "yes",
@@ -447,6 +455,7 @@ impl Default for Config {
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
             latency_tracking: true,
+            latency_monitor_threshold_ms: 0,
             snapshot_max_pinned_memory_bytes: 0,
             appendonly: true,
             wal_load_truncated: false,
@@ -608,6 +617,7 @@ impl Config {
                     .map_err(|_| bad("argument couldn't be parsed into an integer"))?
             }
             "latency-tracking" => self.latency_tracking = boolean()?,
+            "latency-monitor-threshold" => self.latency_monitor_threshold_ms = num()?,
             "slowlog-max-len" => {
                 self.slowlog_max_len = value
                     .parse::<u32>()
@@ -698,6 +708,7 @@ impl Config {
             "slowlog-log-slower-than" => self.slowlog_log_slower_than.to_string(),
             "slowlog-max-len" => self.slowlog_max_len.to_string(),
             "latency-tracking" => yes_no(self.latency_tracking),
+            "latency-monitor-threshold" => self.latency_monitor_threshold_ms.to_string(),
             "snapshot-max-pinned-memory" => self.snapshot_max_pinned_memory_bytes.to_string(),
             "appendonly" => yes_no(self.appendonly),
             "wal-load-truncated" => yes_no(self.wal_load_truncated),

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod dirlock;
 pub mod fdlimit;
 pub mod glob;
+pub mod latency;
 pub mod persistence;
 pub mod resp;
 pub mod server;

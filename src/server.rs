@@ -595,6 +595,8 @@ pub struct Shared {
     pub port: u16,
     /// SLOWLOG.
     pub slowlog: crate::slowlog::SlowLog,
+    /// LATENCY.
+    pub latency: crate::latency::LatencyMonitor,
     /// The SSD tier's io_uring reader, started at the first miss that can use it; `None`
     /// inside where the kernel refused a ring (misses then read on blocking threads).
     uring: std::sync::OnceLock<Option<txn::Uring>>,
@@ -621,6 +623,8 @@ impl Shared {
                 .latency_tracking
                 .store(c.latency_tracking, Ordering::Relaxed);
         }
+        let latency = crate::latency::LatencyMonitor::default();
+        latency.set_threshold_ms(config.read().latency_monitor_threshold_ms);
         Arc::new(Shared {
             engine,
             config,
@@ -634,6 +638,7 @@ impl Shared {
             lastsave_unix: AtomicU64::new(unix_secs()),
             port,
             slowlog,
+            latency,
             uring: std::sync::OnceLock::new(),
         })
     }
@@ -993,22 +998,35 @@ fn thread_cpu_time() -> Duration {
 async fn background_tasks(shared: Arc<Shared>) {
     let mut expire = tokio::time::interval(EXPIRE_TICK_INTERVAL);
     let mut gc = tokio::time::interval(GC_INTERVAL);
+    let mut fsyncs_seen = 0u64;
     let mut sample = tokio::time::interval(INSTANTANEOUS_INTERVAL);
     sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     expire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     gc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = sample.tick() => shared.stats.sample(),
+            _ = sample.tick() => {
+                shared.stats.sample();
+                // The WAL's fsyncs for LATENCY: the last one's time, once per new fsync seen.
+                if let Some(wal) = shared.persistence.durability.as_ref().and_then(|d| d.wal()) {
+                    let stats = wal.stats();
+                    if stats.fsyncs != fsyncs_seen {
+                        fsyncs_seen = stats.fsyncs;
+                        shared.latency.record("wal-fsync", Duration::from_micros(stats.last_fsync_micros));
+                    }
+                }
+            }
             _ = expire.tick() => {
                 // Off the async workers, as GC: batches of deletes while keys keep expiring,
                 // for at most a quarter of the interval (Redis's active expiry takes up to 25 %
                 // of the CPU the same way). One batch a tick capped expiry at 20 K keys/s: a
                 // million keys due at once took almost a minute to go (issue #13 item 5).
                 let engine = shared.engine.clone();
+                let started = Instant::now();
                 let removed = tokio::task::spawn_blocking(move || expire_for(&engine, EXPIRE_TICK_BUDGET))
                     .await
                     .unwrap_or(0);
+                shared.latency.record("expire-cycle", started.elapsed());
                 shared.stats.expired_keys.fetch_add(removed as u64, Ordering::Relaxed);
             }
             _ = gc.tick() => {

@@ -193,6 +193,7 @@ impl Session {
                 .stats
                 .count_lookups(self.client.id, spec.name, argc.saturating_sub(1), &reply);
         }
+        shared.latency.record("command", took);
         if shared.slowlog.is_slow(took) && shared.slowlog.enabled() {
             shared.slowlog.push(
                 spec.name,

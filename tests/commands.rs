@@ -649,3 +649,52 @@ fn a_big_set_leaves_no_request_sized_buffers_behind() {
         .unwrap();
     assert!(rss < 2 * (64 << 20), "RSS {rss} after a 64 MB SET");
 }
+
+/// LATENCY (issue #13, observability): off at threshold 0, as in Redis; with a threshold, a
+/// command at least that long is a `command` event in LATEST (event, time, latest, max) and in
+/// HISTORY; RESET forgets it and says how many events it forgot.
+#[test]
+fn latency_monitor_records_slow_commands() {
+    let s = TestServer::start();
+    let mut c = s.raw();
+    let mut mset = vec!["MSET".to_string()];
+    for i in 0..50_000 {
+        mset.push(format!("key:{i}"));
+        mset.push("v".into());
+    }
+    let mset: Vec<&str> = mset.iter().map(String::as_str).collect();
+    assert_eq!(c.cmd(&mset), ok());
+    assert_eq!(
+        c.cmd(&["LATENCY", "LATEST"]),
+        Frame::Array(vec![]),
+        "off by default"
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "latency-monitor-threshold", "1"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&mset), ok());
+    let Frame::Array(latest) = c.cmd(&["LATENCY", "LATEST"]) else {
+        panic!()
+    };
+    let command = latest
+        .iter()
+        .find_map(|e| match e {
+            Frame::Array(f) if f.first() == Some(&bulk("command")) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("a command event");
+    let (Frame::Integer(latest_ms), Frame::Integer(max_ms)) = (&command[2], &command[3]) else {
+        panic!("{command:?}")
+    };
+    assert!(*latest_ms >= 1 && max_ms >= latest_ms, "{command:?}");
+    let Frame::Array(history) = c.cmd(&["LATENCY", "HISTORY", "command"]) else {
+        panic!()
+    };
+    assert!(!history.is_empty());
+    assert_eq!(c.cmd(&["LATENCY", "RESET", "command"]), int(1));
+    assert_eq!(
+        c.cmd(&["LATENCY", "HISTORY", "command"]),
+        Frame::Array(vec![])
+    );
+}

@@ -245,6 +245,7 @@ table!(
     server::debug,
     server::shutdown,
     server::slowlog,
+    server::latency,
 );
 
 /// Longest command name looked up; longer names are unknown without hashing them.

@@ -133,6 +133,9 @@ impl SessionCommand for ConfigCmd {
                     config.slowlog_log_slower_than,
                     config.slowlog_max_len as usize,
                 );
+                cx.shared
+                    .latency
+                    .set_threshold_ms(config.latency_monitor_threshold_ms);
                 cx.shared.stats.latency_tracking.store(
                     config.latency_tracking,
                     std::sync::atomic::Ordering::Relaxed,

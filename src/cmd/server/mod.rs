@@ -15,6 +15,7 @@ pub mod flushall;
 pub mod flushdb;
 pub mod info;
 pub mod lastsave;
+pub mod latency;
 pub mod save;
 pub mod shutdown;
 pub mod slowlog;
