@@ -698,3 +698,39 @@ fn latency_monitor_records_slow_commands() {
         Frame::Array(vec![])
     );
 }
+
+/// MEMORY USAGE (issue #13 observability, #12's list): the key's cost in `used_memory` (node,
+/// value with its header, a deadline's wheel entry), nil for a missing key, Redis's errors.
+#[test]
+fn memory_usage_reports_a_keys_cost() {
+    let s = TestServer::start();
+    let mut c = s.raw();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), ok());
+    let Frame::Integer(small) = c.cmd(&["MEMORY", "USAGE", "k"]) else {
+        panic!()
+    };
+    assert!((2..256).contains(&small), "{small}");
+    assert_eq!(c.cmd(&["SET", "big", &"x".repeat(10_000)]), ok());
+    let Frame::Integer(big) = c.cmd(&["MEMORY", "USAGE", "big", "SAMPLES", "5"]) else {
+        panic!()
+    };
+    assert!((10_000..10_300).contains(&big), "{big}");
+    assert_eq!(c.cmd(&["EXPIRE", "k", "100"]), int(1));
+    let Frame::Integer(with_ttl) = c.cmd(&["MEMORY", "USAGE", "k"]) else {
+        panic!()
+    };
+    assert!(with_ttl > small, "a deadline costs its wheel entry");
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "nokey"]), Frame::Null);
+    assert_eq!(
+        c.cmd(&["MEMORY", "USAGE", "k", "SAMPLES"]),
+        err("ERR syntax error")
+    );
+    assert_eq!(
+        c.cmd(&["MEMORY", "USAGE"]),
+        err("ERR wrong number of arguments for 'memory|usage' command")
+    );
+    assert_eq!(
+        c.cmd(&["MEMORY", "NOPE"]),
+        err("ERR unknown subcommand 'NOPE'. Try MEMORY HELP.")
+    );
+}

@@ -246,6 +246,7 @@ table!(
     server::shutdown,
     server::slowlog,
     server::latency,
+    server::memory,
 );
 
 /// Longest command name looked up; longer names are unknown without hashing them.

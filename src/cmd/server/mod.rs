@@ -16,6 +16,7 @@ pub mod flushdb;
 pub mod info;
 pub mod lastsave;
 pub mod latency;
+pub mod memory;
 pub mod save;
 pub mod shutdown;
 pub mod slowlog;

@@ -20,14 +20,14 @@ use crate::DbIndex;
 
 /// Estimated bytes of one wheel entry: its slot, the key's copy, and the header the copy gets
 /// once it is shared with `earliest`.
-fn entry_bytes(key_len: usize) -> u64 {
+pub(crate) fn entry_bytes(key_len: usize) -> u64 {
     std::mem::size_of::<(u64, Scheduled)>() as u64
         + malloc_bytes(key_len)
         + malloc_bytes(3 * std::mem::size_of::<usize>())
 }
 
 /// Estimated bytes of one `earliest` entry (slot and control byte).
-const EARLIEST_ENTRY_BYTES: u64 = std::mem::size_of::<(Scheduled, u64)>() as u64 + 1;
+pub(crate) const EARLIEST_ENTRY_BYTES: u64 = std::mem::size_of::<(Scheduled, u64)>() as u64 + 1;
 
 /// A wheel entry's item: which key of which database.
 pub(crate) type Scheduled = (DbIndex, Bytes);

@@ -103,6 +103,25 @@ pub fn node_bytes(key_len: usize) -> u64 {
     SKIP_NODE_BYTES + malloc_bytes(crate::index::heap_key_len(key_len))
 }
 
+/// What one key costs in `used_memory` (MEMORY USAGE): its node ([`node_bytes`]), its value's
+/// footprint in the page store (a small value's 8-byte header included), and with a deadline
+/// its timing-wheel entry. Old versions kept for snapshots are not the key's.
+pub fn key_bytes(key_len: usize, value_len: usize, has_deadline: bool) -> u64 {
+    use storage::page::{SMALL_VALUE_MAX_BYTES, VALUE_HEADER_BYTES};
+    let value = match value_len {
+        0 => 0,
+        n if n <= SMALL_VALUE_MAX_BYTES => (n + VALUE_HEADER_BYTES) as u64,
+        n => n as u64,
+    };
+    let deadline = if has_deadline {
+        crate::expiry::schedule::entry_bytes(key_len)
+            + crate::expiry::schedule::EARLIEST_ENTRY_BYTES
+    } else {
+        0
+    };
+    node_bytes(key_len) + value + deadline
+}
+
 /// Bytes of the allocation behind a hash shard's bucket array of `allocated` bytes.
 pub(crate) fn table_bytes(allocated: usize) -> u64 {
     malloc_bytes(allocated)
@@ -541,6 +560,15 @@ impl Governor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_bytes_adds_node_value_and_deadline() {
+        let plain = key_bytes(1, 1, false);
+        assert_eq!(plain, node_bytes(1) + 9);
+        assert!(key_bytes(1, 1, true) > plain);
+        assert_eq!(key_bytes(1, 100_000, false), node_bytes(1) + 100_000);
+        assert_eq!(key_bytes(30, 0, false), node_bytes(30));
+    }
 
     #[test]
     fn malloc_model_matches_glibc_size_classes() {
