@@ -54,6 +54,11 @@ impl Frame {
         Frame::Simple(Bytes::from_static(text.as_bytes()))
     }
 
+    /// A container command's HELP reply: one status line per entry, as Redis sends it.
+    pub fn help(lines: &[&'static str]) -> Frame {
+        Frame::Array(lines.iter().map(|l| Frame::simple(l)).collect())
+    }
+
     /// A bulk string copied from `data`.
     pub fn bulk(data: impl Into<Bytes>) -> Frame {
         Frame::Bulk(data.into())

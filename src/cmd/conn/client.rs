@@ -126,8 +126,7 @@ impl SessionCommand for Client {
             }
             Sub::Kill(args) => return kill(cx, args),
             Sub::Ok => Frame::ok(),
-            Sub::Help => Frame::Array(
-                [
+            Sub::Help => Frame::help(&[
                     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                     "ID", "    Return the ID of the current connection.",
                     "GETNAME", "    Return the name of the current connection.",
@@ -137,11 +136,7 @@ impl SessionCommand for Client {
                     "INFO", "    Return information about the current client connection.",
                     "SETNAME <name>", "    Assign the name <name> to the current connection.",
                     "HELP", "    Print this help.",
-                ]
-                .iter()
-                .map(|l| Frame::simple(l))
-                .collect(),
-            ),
+                ]),
         })
     }
 }

@@ -104,9 +104,7 @@ impl DataCommand for Object {
                 "HELP",
                 "    Print this help.",
             ];
-            return Ok(Frame::Array(
-                lines.iter().map(|l| Frame::simple(l)).collect(),
-            ));
+            return Ok(Frame::help(&lines));
         };
         // Only ENCODING looks at the bytes (an integer, a short or a long string).
         if peek_meta(tx, cx, &cmd.key)?.is_none() {

@@ -58,10 +58,10 @@ impl SessionCommand for Debug {
                 cx.session.action = Some(Action::Sleep(*d));
                 Frame::ok()
             }
-            Debug::Help => Frame::Array(vec![
-                Frame::simple("DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-                Frame::simple("SLEEP <seconds>"),
-                Frame::simple("    Stop the server for <seconds>. Decimals allowed."),
+            Debug::Help => Frame::help(&[
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "SLEEP <seconds>",
+                "    Stop the server for <seconds>. Decimals allowed.",
             ]),
         })
     }

@@ -79,23 +79,18 @@ impl SessionCommand for Latency {
                     .collect(),
             ),
             Latency::Reset(events) => Frame::Integer(monitor.reset(events) as i64),
-            Latency::Help => Frame::Array(
-                [
-                    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                    "HISTORY <event>",
-                    "    Return time-latency samples for the <event> class.",
-                    "LATEST",
-                    "    Return the latest latency samples for all events.",
-                    "RESET [<event> ...]",
-                    "    Reset latency data of one or more <event> classes.",
-                    "    (default: reset all data for all event classes)",
-                    "HELP",
-                    "    Print this help.",
-                ]
-                .into_iter()
-                .map(Frame::simple)
-                .collect(),
-            ),
+            Latency::Help => Frame::help(&[
+                "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "HISTORY <event>",
+                "    Return time-latency samples for the <event> class.",
+                "LATEST",
+                "    Return the latest latency samples for all events.",
+                "RESET [<event> ...]",
+                "    Reset latency data of one or more <event> classes.",
+                "    (default: reset all data for all event classes)",
+                "HELP",
+                "    Print this help.",
+            ]),
         })
     }
 }

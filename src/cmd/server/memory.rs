@@ -72,9 +72,7 @@ impl DataCommand for Memory {
                 "HELP",
                 "    Print this help.",
             ];
-            return Ok(Frame::Array(
-                lines.iter().map(|l| Frame::simple(l)).collect(),
-            ));
+            return Ok(Frame::help(&lines));
         };
         let Some(meta) = peek_meta(tx, cx, key)? else {
             return Ok(Frame::Null);

@@ -86,25 +86,20 @@ impl SessionCommand for SlowLogCmd {
                 log.reset();
                 Frame::ok()
             }
-            SlowLogCmd::Help => Frame::Array(
-                [
-                    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-                    "GET [<count>]",
-                    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-                    "    Entries are made of:",
-                    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-                    "    client name",
-                    "LEN",
-                    "    Return the length of the slowlog.",
-                    "RESET",
-                    "    Reset the slowlog.",
-                    "HELP",
-                    "    Print this help.",
-                ]
-                .into_iter()
-                .map(Frame::simple)
-                .collect(),
-            ),
+            SlowLogCmd::Help => Frame::help(&[
+                "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET [<count>]",
+                "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+                "    Entries are made of:",
+                "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+                "    client name",
+                "LEN",
+                "    Return the length of the slowlog.",
+                "RESET",
+                "    Reset the slowlog.",
+                "HELP",
+                "    Print this help.",
+            ]),
         })
     }
 }
