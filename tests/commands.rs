@@ -308,11 +308,11 @@ fn bgsave_while_one_runs_answers_like_redis() {
     );
 }
 
-/// While FLUSHALL holds the commit lock (a tombstone per key: O(keys)), a write on another
+/// While SWAPDB holds the commit lock (a moved version per key: O(keys)), a write on another
 /// connection waits on its connection, not on its worker thread: with one worker thread, a
 /// third connection's reads (which need no lock) are answered meanwhile, before the write.
 #[test]
-fn reads_are_answered_while_a_write_waits_for_flushall() {
+fn reads_are_answered_while_a_write_waits_for_swapdb() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let server = TestServer::with_args(&["--threads", "1", "--appendonly", "no"]);
@@ -346,7 +346,11 @@ fn reads_are_answered_while_a_write_waits_for_flushall() {
     };
     let mut flushing = server.conn();
     let flusher = std::thread::spawn(move || {
-        redis::cmd("FLUSHALL").query::<()>(&mut flushing).unwrap();
+        redis::cmd("SWAPDB")
+            .arg(0)
+            .arg(1)
+            .query::<()>(&mut flushing)
+            .unwrap();
     });
     wait_for(&mut c, "keyspace_op_in_progress");
     let written = Arc::new(AtomicBool::new(false));
@@ -356,7 +360,7 @@ fn reads_are_answered_while_a_write_waits_for_flushall() {
         std::thread::spawn(move || {
             redis::cmd("SET")
                 .arg("after")
-                .arg("flush")
+                .arg("swap")
                 .query::<()>(&mut writing)
                 .unwrap();
             written.store(true, Ordering::SeqCst);
@@ -374,17 +378,83 @@ fn reads_are_answered_while_a_write_waits_for_flushall() {
     assert_eq!(
         stat(&mut c, "keyspace_op_in_progress"),
         1,
-        "the reads were answered while FLUSHALL still ran"
+        "the reads were answered while SWAPDB still ran"
     );
     assert!(
         !written.load(Ordering::SeqCst),
-        "the write waited for FLUSHALL"
+        "the write waited for SWAPDB"
     );
     flusher.join().unwrap();
     writer.join().unwrap();
     let dbsize: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
-    assert_eq!(dbsize, 1, "the write that waited lands after the flush");
+    assert_eq!(dbsize, 1, "the write that waited lands after the swap");
     assert!(stat(&mut c, "keyspace_op_waits") >= 1);
+}
+
+/// FLUSHALL is O(1) (`txn/src/keyspace.rs`): the keys are gone at once, their memory goes back
+/// in the background, and INFO shows the keys still to free as Redis's
+/// `lazyfree_pending_objects`. A MULTI block with a read of a flushed key is unaffected by
+/// the flush committing before it (its snapshot is newer); a WATCHed key it deleted fails EXEC.
+#[test]
+fn flushall_frees_in_the_background() {
+    let server = TestServer::with_args(&["--appendonly", "no"]);
+    let mut c = server.conn();
+    let memory = |c: &mut redis::Connection, field: &str| -> u64 {
+        let text: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("INFO memory has no {field}"))
+    };
+    // The first value allocates the page directory's first chunk: measure from there.
+    redis::cmd("SET")
+        .arg("first")
+        .arg("x")
+        .query::<()>(&mut c)
+        .unwrap();
+    let empty = memory(&mut c, "used_memory");
+    for chunk in 0..50 {
+        let mut pipe = redis::pipe();
+        for i in 0..2_000 {
+            pipe.cmd("SET")
+                .arg(format!("k:{chunk}:{i}"))
+                .arg("some value")
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    let before = memory(&mut c, "used_memory");
+    redis::cmd("WATCH")
+        .arg("k:0:0")
+        .query::<()>(&mut c)
+        .unwrap();
+    let mut other = server.conn();
+    redis::cmd("FLUSHALL").query::<()>(&mut other).unwrap();
+    let dbsize: u64 = redis::cmd("DBSIZE").query(&mut other).unwrap();
+    assert_eq!(dbsize, 0);
+    let got: Option<String> = redis::cmd("GET").arg("k:1:1").query(&mut other).unwrap();
+    assert_eq!(got, None);
+    let exec: Option<Vec<String>> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("k:0:0")
+        .arg("mine")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(exec, None, "the flush deleted the watched key: EXEC fails");
+    let started = std::time::Instant::now();
+    while memory(&mut c, "lazyfree_pending_objects") > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the flushed keys were never freed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = memory(&mut c, "used_memory");
+    assert!(
+        after - empty < (before - empty) / 4,
+        "used_memory {empty} empty, {before} before FLUSHALL, {after} once its keys were freed"
+    );
 }
 
 /// Issue #13 item 2: KEYS and SCAN MATCH with a pattern of many `*` against a long key answer

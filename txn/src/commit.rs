@@ -44,9 +44,11 @@ use parking_lot::MutexGuard;
 use storage::page::ValueRef;
 use storage::Lsn;
 
-use crate::engine::{Inner, KeyWrite};
+use crate::engine::{Db, Inner, KeyWrite};
 use crate::error::TxnError;
+use crate::gc::RemovalMarks;
 use crate::index::{KeyHasher, KeyIndex, KeyNode, Reserved, VersionView, EXPIRE_MAX_MS, NO_EXPIRY};
+use crate::keyspace;
 use crate::limits::DATABASES;
 use crate::log_record::{
     encode_single_delete, encode_single_put, LogOp, LogRecord, COMMIT_TS_OFFSET,
@@ -54,7 +56,7 @@ use crate::log_record::{
 use crate::memory::{self, Accounting};
 use crate::timestamp::CommitTs;
 use crate::transaction::{
-    check_key, check_single_put, entry_of, is_due_now, latest_version, DbOp, Transaction, Write,
+    check_key, check_single_put, entry_of, is_due_now, DbOp, Transaction, Write,
 };
 use crate::{CommitInfo, DbIndex, Entry, Expiry, Isolation};
 
@@ -430,7 +432,8 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
         };
         // Step 2, then step 3's check: still the version read.
         let lock = inner.commit_lock.lock();
-        if newest_view(d, key, &guard) != seen {
+        let same_keyspace = inner.db(db).is_ok_and(|now| std::ptr::eq(now, d));
+        if !same_keyspace || newest_view(d, key, &guard) != seen {
             drop(lock);
             abandon_one(inner, vref, None);
             continue;
@@ -640,6 +643,12 @@ fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
     let guard = crossbeam_epoch::pin();
     for (db, key, mark) in &tx.watches {
         let d = inner.db(*db)?;
+        if inner.keyspaces.remapped_since(*db, mark.taken_at.0) {
+            if keyspace::watch_changed(inner, *db, key, mark) {
+                return Err(TxnError::WatchFailed);
+            }
+            continue;
+        }
         let unchanged = match d.index.get(key, &guard) {
             Some(node) => {
                 let newest = node.newest(&guard);
@@ -662,7 +671,10 @@ fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
             // Absent now. A change after the watch has a timestamp above both of the mark's;
             // if it is gone, GC removed its node and raised the key's removal mark to at
             // least that timestamp first (see `gc.rs`).
-            None => d.removed.newest(key) <= mark.version.0.max(mark.taken_at.0),
+            None => inner
+                .keyspaces
+                .removed(*db)
+                .is_some_and(|marks| marks.newest(key) <= mark.version.0.max(mark.taken_at.0)),
         };
         if !unchanged {
             return Err(TxnError::WatchFailed);
@@ -674,7 +686,7 @@ fn check_watches(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
 fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
     check_watches(inner, tx)?;
     let snapshot = tx.snapshot_ts().0;
-    let changed = |db: DbIndex, key: &[u8]| latest_version(inner, db, key).0 > snapshot;
+    let changed = |db: DbIndex, key: &[u8]| keyspace::changed_since(inner, db, key, snapshot);
     for (db, writes) in &tx.writes {
         // After a SWAPDB in the transaction a written key replaces the one that moved in from
         // the source database; after a FLUSHDB it replaces nothing (a blind write).
@@ -693,18 +705,9 @@ fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
                 return Err(TxnError::Conflict { key: key.clone() });
             }
         }
-        let guard = crossbeam_epoch::pin();
         for (db, start, end) in tx.scanned_ranges() {
-            let d = inner.db(db)?;
-            let mut conflict = None;
-            d.index.for_each_in(start, end, &mut |node| {
-                if node.newest_ts(&guard) > snapshot {
-                    conflict = Some(Bytes::copy_from_slice(node.key()));
-                    return false;
-                }
-                true
-            });
-            if let Some(key) = conflict {
+            inner.db(db)?;
+            if let Some(key) = keyspace::range_changed_since(inner, db, start, end, snapshot) {
                 return Err(TxnError::Conflict { key });
             }
         }
@@ -762,6 +765,30 @@ fn install_node<'g>(
     reserved: Option<&Reserved<'_>>,
 ) -> Option<Installed<'g>> {
     let Ok(d) = inner.db(db) else { return None };
+    // A node reserved in a keyspace a flush retired since is not this keyspace's to adopt.
+    let reserved = match reserved {
+        Some(r) if !r.is_in(&d.index) => {
+            r.discard(guard);
+            None
+        }
+        other => other,
+    };
+    install_in(inner, d, db, key, change, ts, guard, reserved)
+}
+
+/// [`install_node`] into keyspace `d` (which database `db` shows, or showed until a flush:
+/// `db` names the expiry wheel's entry). Caller holds the commit lock.
+#[allow(clippy::too_many_arguments)]
+fn install_in<'g>(
+    inner: &Inner,
+    d: &Db,
+    db: DbIndex,
+    key: &[u8],
+    change: Change,
+    ts: CommitTs,
+    guard: &'g Guard,
+    reserved: Option<&Reserved<'_>>,
+) -> Option<Installed<'g>> {
     let existing = d.index.get(key, guard);
     let previous = existing.and_then(|node| node.newest(guard));
     let previous_holds_value = previous.is_some_and(|v| !v.tombstone);
@@ -862,6 +889,20 @@ fn install_node<'g>(
     let live_delta = i64::from(holds_value) - i64::from(previous_holds_value);
     if live_delta != 0 {
         d.live_keys.fetch_add(live_delta, Ordering::Relaxed);
+        d.live_node_bytes.fetch_add(
+            live_delta * memory::node_bytes(key.len()) as i64,
+            Ordering::Relaxed,
+        );
+    }
+    // The keyspace's live value bytes, which a flush hands to GC at once (`keyspace.rs`).
+    let footprint = |holds: bool, v: Option<VersionView>| {
+        v.filter(|_| holds)
+            .map_or(0, |v| v.value.footprint() as i64)
+    };
+    let value_delta =
+        footprint(holds_value, Some(version)) - footprint(previous_holds_value, previous);
+    if value_delta != 0 {
+        d.live_value_bytes.fetch_add(value_delta, Ordering::Relaxed);
     }
     let expires_delta = i64::from(has_expiry) - i64::from(had_expiry);
     if expires_delta != 0 {
@@ -995,10 +1036,62 @@ pub(crate) fn install_db_op(inner: &Inner, op: DbOp, ts: CommitTs, guard: &Guard
     }
 }
 
+/// FLUSHDB at `ts`: O(1), pointing `db` at an empty keyspace (`keyspace.rs`); with no spare
+/// keyspace left, a tombstone for every live key, as the remap stands for.
 fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
+    if inner.keyspaces.remap_empty(db, ts.0, inner.clock.now_ms()) {
+        return;
+    }
     for (key, _, _) in live_heads(inner, db, guard) {
         install(inner, db, &key, Change::Delete, ts, guard);
     }
+}
+
+/// Reclaim of a keyspace retired by a flush at `ts` (`keyspace::reclaim`), for one node:
+/// installs the tombstone the flush stands for if the key held a value, and raises the key's
+/// removal mark in `marks` (database `db`'s) to what the node's removal forgets: `ts` if the
+/// key held a value not yet expired at the flush (`now_ms`), else its newest version's
+/// timestamp (a key already expired was not touched by the flush, for WATCH). GC's `collect`
+/// then removes the node. Caller holds the commit lock; no reader sees `d` at `ts` or later.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tombstone_retired(
+    inner: &Inner,
+    d: &Db,
+    marks: &RemovalMarks,
+    node: &KeyNode,
+    db: DbIndex,
+    ts: u64,
+    now_ms: u64,
+    guard: &Guard,
+) {
+    let Some(head) = node.newest(guard) else {
+        return;
+    };
+    let forgotten = if head.tombstone {
+        head.commit_ts
+    } else {
+        let key = Bytes::copy_from_slice(node.key());
+        install_in(
+            inner,
+            d,
+            db,
+            &key,
+            Change::Delete,
+            CommitTs(ts),
+            guard,
+            None,
+        );
+        // The flush already counted this key's node and value as garbage (`remap_empty`).
+        let a = &inner.memory.accounting;
+        Accounting::sub(&a.garbage_value_bytes, head.value.footprint());
+        Accounting::sub(&a.garbage_node_bytes, memory::node_bytes(key.len()));
+        if head.is_live(now_ms) {
+            ts
+        } else {
+            head.commit_ts
+        }
+    };
+    marks.note(node.key(), forgotten);
 }
 
 /// Swaps two databases at `ts` by moving each key's newest value into the other database's
@@ -1200,8 +1293,8 @@ pub(crate) fn expire_tick(inner: &Inner, max_keys: usize) -> usize {
 #[derive(Default)]
 pub(crate) struct LoadTally {
     pages: storage::page::WriteTally,
-    /// Per database: (node bytes, new live keys, new deadlines).
-    dbs: [(u64, i64, i64); DATABASES],
+    /// Per database: (node bytes, new live keys, new deadlines, value footprints).
+    dbs: [(u64, i64, i64, u64); DATABASES],
 }
 
 impl LoadTally {
@@ -1209,12 +1302,18 @@ impl LoadTally {
     pub(crate) fn flush(&mut self, inner: &Inner) {
         let tally = std::mem::take(self);
         inner.pages.add_tally(tally.pages);
-        for (db, (node_bytes, keys, expires)) in tally.dbs.into_iter().enumerate() {
+        for (db, (node_bytes, keys, expires, value_bytes)) in tally.dbs.into_iter().enumerate() {
             if keys == 0 {
                 continue;
             }
-            let Some(d) = inner.dbs.get(db) else { continue };
+            let Ok(d) = inner.db(db as DbIndex) else {
+                continue;
+            };
             d.index.count_loaded(node_bytes);
+            d.live_node_bytes
+                .fetch_add(node_bytes as i64, Ordering::Relaxed);
+            d.live_value_bytes
+                .fetch_add(value_bytes as i64, Ordering::Relaxed);
             d.versions.fetch_add(keys, Ordering::Relaxed);
             d.live_keys.fetch_add(keys, Ordering::Relaxed);
             d.expires.fetch_add(expires, Ordering::Relaxed);
@@ -1278,6 +1377,7 @@ pub(crate) fn load_entry(
         if expire_at_ms != NO_EXPIRY {
             counts.2 += 1;
         }
+        counts.3 += value.footprint();
     }
     if expire_at_ms != NO_EXPIRY {
         inner

@@ -528,7 +528,12 @@ fn evacuate(
     guard: &Guard,
     stats: &mut CompactionStats,
 ) -> Option<()> {
-    // Step 2: copy what some version still names, outside the lock.
+    // Step 2: copy what some version a reader may load still names, outside the lock. The
+    // watermark (a checkpoint's snapshot included) only rises, so a version unreadable at it
+    // stays so.
+    let (watermark, _, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
     let mut moves: Vec<(ValueRef, ValueRef, u64)> = Vec::new();
     let mut out_of_pages = false;
     let values = source.values();
@@ -541,7 +546,7 @@ fn evacuate(
         if let Some(&(_, later)) = values.get(i + OWNER_PREFETCH_DISTANCE / 2) {
             prefetch_owner(inner, later, KeyPrefetch::Node);
         }
-        if !named_anywhere(inner, old, tag, guard) {
+        if !named_anywhere(inner, old, tag, watermark, guard) {
             continue;
         }
         match source.copy(inner, old, tag) {
@@ -558,11 +563,17 @@ fn evacuate(
         let mut retiring = Vec::with_capacity(batch.len());
         let _lock = inner.commit_lock.lock();
         for &(old, copy, tag) in batch {
+            // Re-point every version naming the old place, counting the readable ones: a
+            // copy only garbage names is never published.
             let mut naming = 0;
             for d in populated(inner) {
                 d.index
                     .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
-                        naming += node.repoint(old, copy, guard);
+                        let readable = node.names_readable(old, watermark, guard);
+                        let moved = node.repoint(old, copy, guard);
+                        if readable {
+                            naming += moved;
+                        }
                     });
             }
             if naming == 0 {
@@ -611,10 +622,11 @@ pub(crate) fn retire(inner: &Inner, ts: u64, old: ValueRef) {
         .store(state.retired_bytes, Ordering::Relaxed);
 }
 
-/// Databases that hold any key node (read under the commit lock by the re-point, so a key
-/// SWAPDB or a commit just put into a database is not missed).
+/// Keyspaces that hold any key node, flushed ones awaiting reclaim included (read under the
+/// commit lock by the re-point, so a key SWAPDB or a commit just put into a keyspace is not
+/// missed).
 pub(crate) fn populated(inner: &Inner) -> impl Iterator<Item = &Db> {
-    inner.dbs.iter().filter(|d| d.index.len() > 0)
+    inner.keyspaces.all().filter(|d| d.index.len() > 0)
 }
 
 /// How many values ahead of its owner lookup [`evacuate`] prefetches the hash probe's lines
@@ -629,13 +641,14 @@ fn prefetch_owner(inner: &Inner, tag: u64, step: KeyPrefetch) {
     }
 }
 
-/// Whether some version of the key with owner tag `tag`, in any database, names `value`.
-fn named_anywhere(inner: &Inner, value: ValueRef, tag: u64, guard: &Guard) -> bool {
+/// Whether some version a reader may load at `watermark`, of the key with owner tag `tag`,
+/// in any keyspace, names `value`.
+fn named_anywhere(inner: &Inner, value: ValueRef, tag: u64, watermark: u64, guard: &Guard) -> bool {
     let mut named = false;
     for d in populated(inner) {
         d.index
             .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
-                named = named || node.names(value, guard);
+                named = named || node.names_readable(value, watermark, guard);
             });
         if named {
             return true;
@@ -688,7 +701,7 @@ mod tests {
         let key = b"k00008";
         let registration = inner.snapshots.register(&inner.oracle);
         let guard = crossbeam_epoch::pin();
-        let node = inner.dbs[0].index.get(key, &guard).unwrap();
+        let node = inner.db(0).unwrap().index.get(key, &guard).unwrap();
         let old = node.visible(registration.ts, &guard).unwrap().value;
         drop(guard);
         let done = engine.compact_now(100);
@@ -708,7 +721,7 @@ mod tests {
             "relocation published a timestamp"
         );
         let guard = crossbeam_epoch::pin();
-        let node = inner.dbs[0].index.get(key, &guard).unwrap();
+        let node = inner.db(0).unwrap().index.get(key, &guard).unwrap();
         let new = node.visible(later.ts, &guard).unwrap().value;
         assert_ne!(new, old);
         drop(guard);
@@ -773,11 +786,13 @@ mod tests {
         let (old, tag) = pinned
             .values()
             .into_iter()
-            .find(|(v, t)| named_anywhere(inner, *v, *t, &guard))
+            .find(|(v, t)| named_anywhere(inner, *v, *t, 0, &guard))
             .unwrap();
         let copy = inner.pages.relocate(old, tag).unwrap();
         let mut key = None;
-        inner.dbs[0]
+        inner
+            .db(0)
+            .unwrap()
             .index
             .for_each_with_tag(tag, &guard, &mut |n| key = Some(n.key().to_vec()));
         let key = key.unwrap();

@@ -15,8 +15,9 @@ use crate::checkpoint_scan::CheckpointScan;
 use crate::compact::{self, CompactionConfig, CompactionStats, Compactor};
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
-use crate::gc::{GcQueue, GcState, GcStats, RemovalMarks};
+use crate::gc::{GcQueue, GcState, GcStats};
 use crate::index::{HybridIndex, KeyHasher, KeyIndex};
+use crate::keyspace::Keyspaces;
 use crate::limits::{DATABASES, GC_QUEUE_ENTRIES_MAX, RUN_ATTEMPTS_MAX};
 use crate::log_record::LogRecord;
 use crate::memory::{Accounting, Governor, MemoryConfig, MemoryStats};
@@ -136,15 +137,21 @@ pub struct EngineStats {
     pub oldest_snapshot: Option<OldestSnapshot>,
     /// Interactive transactions aborted by a [`SnapshotLimits`] limit, ever.
     pub snapshots_aborted: u64,
+    /// Key nodes of flushed databases not reclaimed yet (Redis's `lazyfree_pending_objects`:
+    /// FLUSHDB and FLUSHALL hand their keys to GC, see `keyspace.rs`).
+    pub lazyfree_pending_objects: u64,
 }
 
+/// A keyspace: what a database shows (`keyspace.rs` says which, since when).
 pub(crate) struct Db {
     pub(crate) index: HybridIndex,
     pub(crate) live_keys: AtomicI64,
     pub(crate) expires: AtomicI64,
     pub(crate) versions: AtomicI64,
-    /// Newest tombstone timestamps of nodes GC removed, by key bucket (WATCH needs them).
-    pub(crate) removed: RemovalMarks,
+    /// Node bytes of the keys whose newest version holds a value, and those values'
+    /// footprints: what a flush hands to GC at once (`keyspace.rs`).
+    pub(crate) live_node_bytes: AtomicI64,
+    pub(crate) live_value_bytes: AtomicI64,
 }
 
 pub(crate) struct Inner {
@@ -153,7 +160,8 @@ pub(crate) struct Inner {
     pub(crate) pages: PageStore,
     /// How keys hash in every database (one seed), and the owner tags of values.
     pub(crate) hasher: KeyHasher,
-    pub(crate) dbs: Box<[Db]>,
+    /// Which keyspace each database shows, and since when (O(1) flushes).
+    pub(crate) keyspaces: Keyspaces,
     pub(crate) oracle: TimestampOracle,
     pub(crate) snapshots: ActiveSnapshots,
     /// Interactive transactions' and checkpoints' leases, and their limits.
@@ -196,8 +204,15 @@ impl Inner {
         self.memory.accounting.pinned_bytes() + self.compactor.retired_bytes()
     }
 
+    /// The keyspace `db` shows now (see `keyspace.rs`: for writers under the commit lock,
+    /// and reads of the newest state without a snapshot).
     pub(crate) fn db(&self, db: DbIndex) -> Result<&Db, TxnError> {
-        self.dbs.get(db as usize).ok_or(TxnError::BadDb { db })
+        self.keyspaces.current(db)
+    }
+
+    /// The keyspace `db` showed at the registered snapshot `ts`.
+    pub(crate) fn db_at(&self, db: DbIndex, ts: u64) -> Result<&Db, TxnError> {
+        self.keyspaces.at(db, ts)
     }
 }
 
@@ -233,22 +248,14 @@ impl Engine {
         let now = config.clock.now_ms();
         let accounting = Arc::new(Accounting::default());
         let hasher = KeyHasher::random();
-        let dbs = (0..DATABASES)
-            .map(|_| Db {
-                index: HybridIndex::new(Arc::clone(&accounting), hasher),
-                live_keys: AtomicI64::new(0),
-                expires: AtomicI64::new(0),
-                versions: AtomicI64::new(0),
-                removed: RemovalMarks::default(),
-            })
-            .collect();
+        let keyspaces = Keyspaces::new(&accounting, hasher);
         let engine = Engine {
             inner: Arc::new(Inner {
                 clock: config.clock,
                 sink: config.sink,
                 pages: PageStore::new(config.page_store),
                 hasher,
-                dbs,
+                keyspaces,
                 oracle: TimestampOracle::default(),
                 snapshots: ActiveSnapshots::default(),
                 long_snapshots: LongSnapshots::default(),
@@ -484,10 +491,11 @@ impl Engine {
     /// expired), as `begin(Isolation::Snapshot)`, `get`, `commit` would read it.
     pub fn get(&self, db: DbIndex, key: &[u8]) -> Result<Option<Entry>, TxnError> {
         let inner = &self.inner;
-        let d = inner.db(db)?;
+        inner.db(db)?;
         check_key(key)?;
         let registration = inner.snapshots.register(&inner.oracle);
         let read = || {
+            let d = inner.db_at(db, registration.ts)?;
             let guard = crossbeam_epoch::pin();
             let Some(node) = d.index.get(key, &guard) else {
                 return Ok(None);
@@ -566,7 +574,7 @@ impl Engine {
         // A registered snapshot, so GC keeps the version visible at it while we look.
         let registration = inner.snapshots.register(&inner.oracle);
         let taken_at = registration.ts;
-        let seen = inner.db(db).ok().and_then(|d| {
+        let seen = inner.db_at(db, taken_at).ok().and_then(|d| {
             let guard = crossbeam_epoch::pin();
             d.index
                 .get(key, &guard)
@@ -808,7 +816,7 @@ impl Engine {
     /// bucket arrays of hash shards holding less than half their capacity, and the resident
     /// empty value pages beyond a few, and the buffers of GC's queue and compaction's retire list.
     pub fn release_memory(&self) {
-        for d in self.inner.dbs.iter() {
+        for d in self.inner.keyspaces.all() {
             d.index.shrink_oversized();
         }
         self.inner.pages.release_free_pages();
@@ -826,9 +834,8 @@ impl Engine {
     /// Counters for INFO and tests.
     pub fn stats(&self) -> EngineStats {
         let inner = &self.inner;
-        let dbs = inner
-            .dbs
-            .iter()
+        let dbs = (0..DATABASES as DbIndex)
+            .filter_map(|db| inner.db(db).ok())
             .map(|d| DbStats {
                 keys: d.live_keys.load(Ordering::Relaxed).max(0) as u64,
                 expires: d.expires.load(Ordering::Relaxed).max(0) as u64,
@@ -858,6 +865,7 @@ impl Engine {
             memory: self.memory_stats(),
             oldest_snapshot: self.oldest_snapshot(),
             snapshots_aborted: inner.long_snapshots.aborted(),
+            lazyfree_pending_objects: inner.keyspaces.retired_nodes(),
         }
     }
 }

@@ -308,7 +308,10 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         ..GcStats::default()
     };
     let guard = crossbeam_epoch::pin();
-    let mut examined = 0usize;
+    // Flushed keyspaces first (`keyspace.rs`): a FLUSHALL's memory goes back within a few
+    // calls, at GC's pace.
+    let mut examined =
+        crate::keyspace::reclaim(inner, watermark, GC_KEYS_PER_CALL, &guard, &mut stats);
     // Keys deferred while the checkpoint had not read them, now that it has (or has ended).
     while examined < GC_KEYS_PER_CALL && !state.deferred.is_empty() {
         let lock = inner.commit_lock.lock();
@@ -320,8 +323,9 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         stats.keys_examined += batch.len() as u64;
         for (db, key) in &batch {
             let Ok(d) = inner.db(*db) else { continue };
+            let marks = inner.keyspaces.removed(*db);
             if let Some(node) = d.index.get(key, &guard) {
-                collect(inner, d, node, others, &guard, &mut stats);
+                collect(inner, d, marks, node, others, &guard, &mut stats);
             }
         }
         drop(lock);
@@ -345,12 +349,13 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
         let mut overflow = Vec::new();
         for entry in &batch {
             let Ok(d) = inner.db(entry.db) else { continue };
+            let marks = inner.keyspaces.removed(entry.db);
             let key = entry.key.as_bytes();
             match d.index.get(key, &guard) {
                 Some(node) if lo < others && !per_key.is_some_and(|p| p.passed(entry.db, key)) => {
                     // Keep what the checkpoint reads, drop what neither it nor the others
                     // read, and come back for the rest once it has read the key.
-                    collect(inner, d, node, lo, &guard, &mut stats);
+                    collect(inner, d, marks, node, lo, &guard, &mut stats);
                     if per_key.is_some() && d.index.get(key, &guard).is_some() {
                         let (unlinked, freed) = cut_interval(inner, d, node, lo, others, &guard);
                         stats.versions_unlinked += unlinked;
@@ -360,7 +365,7 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
                         overflow.push(entry.ts);
                     }
                 }
-                Some(node) => collect(inner, d, node, others, &guard, &mut stats),
+                Some(node) => collect(inner, d, marks, node, others, &guard, &mut stats),
                 // Under the commit lock a node outside the hash table is an unadopted
                 // reservation: empty, read by no one.
                 None if entry.orphan && d.index.remove_reserved(key, &guard) => {
@@ -412,7 +417,9 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
     stats.deferred = state.deferred.len() as u64;
     let queue = inner.gc_queue.lock();
     stats.queued = queue.entries.len() as u64;
-    let due_left = queue.entries.front().is_some_and(|e| e.ts <= others) || deferred_due;
+    let due_left = queue.entries.front().is_some_and(|e| e.ts <= others)
+        || deferred_due
+        || crate::keyspace::reclaim_due(inner, watermark);
     stats.caught_up = !due_left && !sweeping && queue.dropped <= state.swept_dropped;
     drop(queue);
     if !due_left && !sweeping {
@@ -466,6 +473,24 @@ fn record(inner: &Inner, stats: &GcStats) {
         .fetch_add(stats.keys_removed, Ordering::Relaxed);
 }
 
+/// Reclaims flushed keyspaces now, up to [`GC_KEYS_PER_CALL`] key nodes (eviction calls it
+/// before it picks victims: right after a FLUSHALL the memory over `maxmemory` is the old
+/// keys', see `keyspace.rs`). Returns whether it found any to reclaim.
+pub(crate) fn reclaim_flushed(inner: &Inner) -> bool {
+    let _state = inner.gc_state.lock();
+    let (watermark, _, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
+    let guard = crossbeam_epoch::pin();
+    let mut stats = GcStats {
+        low_watermark: CommitTs(watermark),
+        ..GcStats::default()
+    };
+    let examined = crate::keyspace::reclaim(inner, watermark, GC_KEYS_PER_CALL, &guard, &mut stats);
+    record(inner, &stats);
+    examined > 0
+}
+
 /// Collects the nodes of `keys` now (eviction calls it for the keys it just deleted, so their
 /// memory is released at once when no snapshot needs them, instead of at GC's next pass).
 pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats {
@@ -482,7 +507,8 @@ pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats 
         // Looked up afresh under both locks: the node found is the key's current one.
         if let Some(node) = d.index.get(key, &guard) {
             stats.keys_examined += 1;
-            collect(inner, d, node, watermark, &guard, &mut stats);
+            let marks = inner.keyspaces.removed(*db);
+            collect(inner, d, marks, node, watermark, &guard, &mut stats);
         }
     }
     drop(lock);
@@ -490,11 +516,12 @@ pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats 
     stats
 }
 
-/// Cuts `node`'s chain below the watermark and removes the node if nothing is left. Caller
-/// holds the commit lock.
-fn collect(
+/// Cuts `node`'s chain below the watermark and removes the node if nothing is left, noting a
+/// dead node's removal in `marks` (its database's). Caller holds the commit lock.
+pub(crate) fn collect(
     inner: &Inner,
     d: &Db,
+    marks: Option<&RemovalMarks>,
     node: &KeyNode,
     watermark: u64,
     guard: &Guard,
@@ -512,7 +539,10 @@ fn collect(
         stats.keys_removed += 1;
     } else if node.is_dead(watermark, guard) {
         // The removal forgets the key's history: a WATCH may need it (see above).
-        d.removed.note(node.key(), node.newest_ts(guard));
+        // (Reclaim of a flushed keyspace notes its own marks and passes none.)
+        if let Some(marks) = marks {
+            marks.note(node.key(), node.newest_ts(guard));
+        }
         d.index.remove(node.key());
         d.versions.fetch_sub(1, Ordering::Relaxed);
         Accounting::sub(&a.garbage_node_bytes, memory::node_bytes(node.key().len()));
@@ -593,7 +623,10 @@ fn sweep(
     let mut dbs_finished = 0usize;
     while examined < budget && dbs_finished < DATABASES {
         let db = state.db % DATABASES;
-        let Some(d) = inner.dbs.get(db) else { break };
+        let Ok(d) = inner.db(db as DbIndex) else {
+            break;
+        };
+        let marks = inner.keyspaces.removed(db as DbIndex);
         // Collect a batch of nodes after the cursor (lock-free), then operate under the lock.
         let mut batch: Vec<*const KeyNode> = Vec::with_capacity(GC_KEYS_PER_BATCH);
         let start = match &state.after {
@@ -617,7 +650,7 @@ fn sweep(
             // SAFETY: nodes are removed only by GC (serialised by `gc_state`) under the commit
             // lock, and destroyed only after `guard` unpins, so every collected node is alive.
             let node = unsafe { &**pointer };
-            collect(inner, d, node, watermark, guard, stats);
+            collect(inner, d, marks, node, watermark, guard, stats);
         }
         drop(lock);
         if exhausted {

@@ -25,6 +25,7 @@ pub mod error;
 pub mod expiry;
 mod gc;
 mod index;
+mod keyspace;
 pub mod limits;
 pub mod log_record;
 pub mod memory;

@@ -382,7 +382,7 @@ pub(crate) fn load_checkpoint(
         Ok(keys as u64)
     })?;
     for (db, _) in reserved.iter().enumerate().filter(|(_, r)| **r) {
-        if let Some(d) = inner.dbs.get(db) {
+        if let Ok(d) = inner.db(db as crate::DbIndex) {
             d.index.shrink_oversized();
         }
     }

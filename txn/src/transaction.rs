@@ -457,7 +457,7 @@ impl Transaction {
         let Some(source) = self.source(db) else {
             return Ok(None);
         };
-        let d = self.inner.db(source)?;
+        let d = self.inner.db_at(source, self.snapshot_ts().0)?;
         let guard = crossbeam_epoch::pin();
         let Some(node) = d.index.get(key, &guard) else {
             return Ok(None);
@@ -575,7 +575,7 @@ impl Transaction {
         let Some(source) = self.source(db) else {
             return Ok(tracking.report(tracking.fresh()));
         };
-        let d = self.inner.db(source)?;
+        let d = self.inner.db_at(source, self.snapshot_ts().0)?;
         let guard = crossbeam_epoch::pin();
         let word = d
             .index
@@ -854,7 +854,9 @@ impl Transaction {
         self.inner.db(db)?;
         // The committed database this one shows (none after a flush here: own writes only).
         let source = self.source(db);
-        let d = source.map(|source| self.inner.db(source)).transpose()?;
+        let d = source
+            .map(|source| self.inner.db_at(source, self.snapshot_ts().0))
+            .transpose()?;
         let mut out: Vec<(Bytes, Entry)> = Vec::new();
         if limit == 0 || range_is_empty(start, end) {
             return Ok(out);
@@ -1011,18 +1013,6 @@ impl Drop for Transaction {
     fn drop(&mut self) {
         self.finish();
     }
-}
-
-/// The newest committed version of a key, 0 if none.
-pub(crate) fn latest_version(inner: &Inner, db: DbIndex, key: &[u8]) -> CommitTs {
-    let Ok(d) = inner.db(db) else {
-        return CommitTs::NONE;
-    };
-    let guard = crossbeam_epoch::pin();
-    let Some(node) = d.index.get(key, &guard) else {
-        return CommitTs::NONE;
-    };
-    CommitTs(node.newest_ts(&guard))
 }
 
 /// A random live key: seek to a random point between the first and last key, walk forward.

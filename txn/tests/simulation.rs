@@ -2,7 +2,8 @@
 //! GC and active expiry interleaved) checked against the model after every step.
 //!
 //! A failure prints `TIERKV_SEED=<n>`; rerun exactly that history with
-//! `TIERKV_SEED=<n> cargo test -p tierkv-txn --test simulation`.
+//! `TIERKV_SEED=<n> cargo test -p tierkv-txn --test simulation`; `TIERKV_STEPS=<k>` stops it
+//! after `k` steps (to find the first step that fails), `TIERKV_TRACE=1` prints each step.
 
 mod common;
 
@@ -70,6 +71,9 @@ fn run_seed(seed: u64, steps: usize) -> u64 {
         let mut harness = Harness::new();
         for _ in 0..steps {
             let step = random_step(&mut rng);
+            if std::env::var("TIERKV_TRACE").is_ok() {
+                eprintln!("{step:?}");
+            }
             harness.step(&step);
         }
         harness.finish();
@@ -102,7 +106,11 @@ fn simulation() {
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        run_seed(seed, 5_000);
+        let steps = std::env::var("TIERKV_STEPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5_000);
+        run_seed(seed, steps);
         return;
     }
     let base: u64 = rand::random();

@@ -306,7 +306,8 @@ fn memory(s: &mut String, shared: &Shared) {
         Some(txn::SnapshotHolder::Checkpoint) => ("checkpoint", "none".to_owned()),
         None => ("none", "none".to_owned()),
     };
-    let pages = shared.engine.stats().pages;
+    let stats = shared.engine.stats();
+    let pages = stats.pages;
     let compaction = shared.engine.compaction_stats();
     let defrag = shared.engine.compaction_config();
     let rss = rss_bytes();
@@ -319,7 +320,7 @@ fn memory(s: &mut String, shared: &Shared) {
          allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\n\
          mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n\
          mem_not_counted_for_evict:{}\r\nmem_counted_for_evict:{}\r\n\
-         active_defrag_running:{}\r\n\
+         active_defrag_running:{}\r\nlazyfree_pending_objects:{}\r\n\
          oldest_snapshot_holder:{holder}\r\noldest_snapshot_client_id:{client_id}\r\n\
          oldest_snapshot_age_sec:{}\r\noldest_snapshot_pinned_bytes:{}\r\n\
          used_memory_index:{}\r\nused_memory_hash_index:{}\r\nused_memory_values:{}\r\n\
@@ -346,6 +347,7 @@ fn memory(s: &mut String, shared: &Shared) {
         m.not_counted_for_evict_bytes,
         m.counted_for_evict_bytes,
         u8::from(defrag.enabled && m.compaction_backlog_bytes > 0),
+        stats.lazyfree_pending_objects,
         oldest.map_or(0, |o| o.age_ms / 1000),
         oldest.map_or(0, |o| o.pinned_bytes),
         m.index_bytes,

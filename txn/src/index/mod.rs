@@ -213,8 +213,25 @@ impl HybridIndex {
 
 /// A skip-list node reserved outside the commit lock ([`HybridIndex::reserve_node`]). Holding
 /// it keeps the node's memory alive, so the install under the lock can adopt it without a
-/// second descent.
-pub(crate) struct Reserved<'a>(crossbeam_skiplist::map::Entry<'a, KeyNode, ()>);
+/// second descent. It knows its index: a flush may retire that index before the commit takes
+/// the lock (`keyspace.rs`), and then the node is removed, never adopted elsewhere.
+pub(crate) struct Reserved<'a> {
+    entry: crossbeam_skiplist::map::Entry<'a, KeyNode, ()>,
+    index: &'a HybridIndex,
+}
+
+impl Reserved<'_> {
+    /// Whether the node was reserved in `index`.
+    pub(crate) fn is_in(&self, index: &HybridIndex) -> bool {
+        std::ptr::eq(self.index, index)
+    }
+
+    /// Removes the node from its index if no one adopted it (a reservation in a keyspace a
+    /// flush retired meanwhile). Caller holds the commit lock.
+    pub(crate) fn discard(&self, guard: &Guard) {
+        self.index.remove_reserved(self.entry.key().key(), guard);
+    }
+}
 
 impl HybridIndex {
     /// Makes sure `key` has a node in the skip list, without the commit lock, so a committer
@@ -228,7 +245,10 @@ impl HybridIndex {
         // Lock-free, and only the skip list: the hash table (which readers trust to name live
         // nodes) is touched under the commit lock alone. If GC removes this node before our
         // commit takes the lock, `adopt` notices and `insert_absent` inserts a fresh one.
-        Some(Reserved(self.ordered.get_or_insert(KeyNode::new(key), ())))
+        Some(Reserved {
+            entry: self.ordered.get_or_insert(KeyNode::new(key), ()),
+            index: self,
+        })
     }
 
     /// Puts a reserved node into the hash table and returns it, or `None` if GC removed it
@@ -241,10 +261,10 @@ impl HybridIndex {
     ) -> Option<&'g KeyNode> {
         // Removal happens only under the commit lock, which the caller holds: a node not
         // removed now stays linked until the caller releases it.
-        if reserved.0.is_removed() {
+        if reserved.entry.is_removed() || !reserved.is_in(self) {
             return None;
         }
-        let node = reserved.0.key();
+        let node = reserved.entry.key();
         let pointer = NodePtr(node as *const KeyNode);
         self.hash_insert(node.key(), pointer);
         // SAFETY: the node stays in the skip list until a later removal under the commit lock

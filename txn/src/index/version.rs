@@ -436,6 +436,34 @@ impl KeyNode {
     /// Whether some version of this key names `value`. Lock-free, valid while `guard` is
     /// pinned; the answer may be stale by the time it returns (relocation checks again under
     /// the commit lock).
+    /// Whether a version some reader may still load names `value`: the newest, those above
+    /// `watermark` and the newest at or below it (the one GC keeps), not the garbage below.
+    /// Relocation asks this, not [`KeyNode::names`]: a version below a SWAPDB's tombstone may
+    /// still name a value its new owner has freed (in a flushed keyspace awaiting reclaim GC
+    /// does not cut it), and a copy only such a version named would be freed by no one.
+    pub(crate) fn names_readable(&self, value: ValueRef, watermark: u64, guard: &Guard) -> bool {
+        if let Inline::Version(inline) = self.read_inline() {
+            if !inline.tombstone && inline.value == value {
+                return true;
+            }
+            if inline.commit_ts <= watermark {
+                return false;
+            }
+        }
+        let mut current = self.older_head(guard);
+        while let Some(version) = current {
+            if !version.view.tombstone && version.view.value == value {
+                return true;
+            }
+            if version.view.commit_ts <= watermark {
+                return false;
+            }
+            // SAFETY: as in `names`.
+            current = unsafe { version.next.load(Ordering::Acquire, guard).as_ref() };
+        }
+        false
+    }
+
     pub(crate) fn names(&self, value: ValueRef, guard: &Guard) -> bool {
         if let Inline::Version(inline) = self.read_inline() {
             if !inline.tombstone && inline.value == value {

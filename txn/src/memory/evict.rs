@@ -106,6 +106,22 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
     if used <= limit {
         return Ok(());
     }
+    // A flush's keys count until GC reclaims their keyspace: reclaim them first, here, rather
+    // than evict live keys or refuse the write for memory already let go.
+    let mut used = used;
+    while used > limit && gc::reclaim_flushed(inner) {
+        used = if policy == Relief::Spill {
+            inner
+                .memory
+                .stats(&inner.pages, &inner.compactor)
+                .used_bytes
+        } else {
+            counted(inner)
+        };
+    }
+    if used <= limit {
+        return Ok(());
+    }
     match policy {
         Relief::Refuse => Err(TxnError::OutOfMemory { used, limit }),
         Relief::Evict(scope, rank) => evict(inner, limit, scope, rank),
@@ -172,7 +188,7 @@ fn evict(inner: &Inner, limit: u64, scope: Scope, rank: Rank) -> Result<(), TxnE
 
 /// Whether `db` has keys the scope may evict.
 fn has_keys_in_scope(inner: &Inner, db: usize, scope: Scope) -> bool {
-    inner.dbs.get(db).is_some_and(|d| {
+    inner.db(db as crate::DbIndex).is_ok_and(|d| {
         let counter = match scope {
             Scope::AllKeys => &d.live_keys,
             Scope::Volatile => &d.expires,

@@ -143,6 +143,9 @@ pub(crate) struct Accounting {
     pub(crate) garbage_node_bytes: AtomicU64,
     /// The expiry schedule's estimate.
     pub(crate) expiry_bytes: AtomicU64,
+    /// Keyspaces built beyond the databases' own (spares for flushes, `keyspace.rs`): each
+    /// costs its hash shards' headers.
+    pub(crate) spare_keyspaces: AtomicU64,
 }
 
 impl Accounting {
@@ -396,8 +399,10 @@ impl MemoryStats {
     }
 }
 
-/// The hash shards' headers, allocated at start.
-const FIXED_BYTES: u64 = (DATABASES * HASH_SHARDS * SHARD_HEADER_BYTES) as u64;
+/// One keyspace's hash shard headers.
+pub const KEYSPACE_FIXED_BYTES: u64 = (HASH_SHARDS * SHARD_HEADER_BYTES) as u64;
+/// The databases' hash shard headers, allocated at start.
+const FIXED_BYTES: u64 = DATABASES as u64 * KEYSPACE_FIXED_BYTES;
 
 /// The engine's memory state: counters, settings, the access clock, eviction bookkeeping.
 pub(crate) struct Governor {
@@ -518,7 +523,8 @@ impl Governor {
         let version_bytes = load(&a.older_versions) * VERSION_BYTES;
         let value_bytes = pages.bytes_live();
         let value_held_bytes = pages.bytes_held();
-        let overhead_bytes = FIXED_BYTES + pages.directory_bytes();
+        let overhead_bytes =
+            FIXED_BYTES + load(&a.spare_keyspaces) * KEYSPACE_FIXED_BYTES + pages.directory_bytes();
         let expiry_bytes = load(&a.expiry_bytes);
         let used_bytes = index_bytes
             + hash_index_bytes
