@@ -225,6 +225,15 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
         return CompactionStats::default();
     };
     release_retired(inner, &mut state);
+    let (all, _, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
+    if crate::keyspace::reclaim_due(inner, all) {
+        // A flush's keys are being freed (`keyspace.rs`): their pages empty by themselves,
+        // and moving values out of them now would only copy what is about to be freed. (A
+        // flush still held by an old snapshot does not stop compaction.)
+        return CompactionStats::default();
+    }
     let pages = &inner.pages;
     let freed_ever = pages.bytes_written().saturating_sub(pages.bytes_live());
     let freed_now = freed_ever.saturating_sub(state.freed_seen);
@@ -534,6 +543,8 @@ fn evacuate(
     let (watermark, _, _) = inner
         .checkpoint_scan
         .low_watermarks(&inner.snapshots, &inner.oracle);
+    // A flushed keyspace no snapshot reads any more names only what reclaim will free.
+    let gone = inner.keyspaces.unreadable(watermark);
     let mut moves: Vec<(ValueRef, ValueRef, u64)> = Vec::new();
     let mut out_of_pages = false;
     let values = source.values();
@@ -546,7 +557,7 @@ fn evacuate(
         if let Some(&(_, later)) = values.get(i + OWNER_PREFETCH_DISTANCE / 2) {
             prefetch_owner(inner, later, KeyPrefetch::Node);
         }
-        if !named_anywhere(inner, old, tag, watermark, guard) {
+        if !named_anywhere(inner, old, tag, watermark, &gone, guard) {
             continue;
         }
         match source.copy(inner, old, tag) {
@@ -562,14 +573,16 @@ fn evacuate(
     for batch in moves.chunks(COMPACT_VALUES_PER_LOCK) {
         let mut retiring = Vec::with_capacity(batch.len());
         let _lock = inner.commit_lock.lock();
+        let gone = inner.keyspaces.unreadable(watermark);
         for &(old, copy, tag) in batch {
             // Re-point every version naming the old place, counting the readable ones: a
             // copy only garbage names is never published.
             let mut naming = 0;
             for d in populated(inner) {
+                let read = !gone.contains(&(d as *const Db));
                 d.index
                     .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
-                        let readable = node.names_readable(old, watermark, guard);
+                        let readable = read && node.names_readable(old, watermark, guard);
                         let moved = node.repoint(old, copy, guard);
                         if readable {
                             naming += moved;
@@ -642,10 +655,17 @@ fn prefetch_owner(inner: &Inner, tag: u64, step: KeyPrefetch) {
 }
 
 /// Whether some version a reader may load at `watermark`, of the key with owner tag `tag`,
-/// in any keyspace, names `value`.
-fn named_anywhere(inner: &Inner, value: ValueRef, tag: u64, watermark: u64, guard: &Guard) -> bool {
+/// in any keyspace but those in `gone` (flushed, read by no one), names `value`.
+fn named_anywhere(
+    inner: &Inner,
+    value: ValueRef,
+    tag: u64,
+    watermark: u64,
+    gone: &[*const Db],
+    guard: &Guard,
+) -> bool {
     let mut named = false;
-    for d in populated(inner) {
+    for d in populated(inner).filter(|d| !gone.contains(&(*d as *const Db))) {
         d.index
             .for_each_with_tag(tag, guard, &mut |node: &KeyNode| {
                 named = named || node.names_readable(value, watermark, guard);
@@ -786,7 +806,7 @@ mod tests {
         let (old, tag) = pinned
             .values()
             .into_iter()
-            .find(|(v, t)| named_anywhere(inner, *v, *t, 0, &guard))
+            .find(|(v, t)| named_anywhere(inner, *v, *t, 0, &[], &guard))
             .unwrap();
         let copy = inner.pages.relocate(old, tag).unwrap();
         let mut key = None;

@@ -196,6 +196,20 @@ impl Keyspaces {
         self.slots.iter().filter_map(OnceLock::get)
     }
 
+    /// Keyspaces retired by a flush at or below `watermark`: no snapshot reads them any more,
+    /// so what only they name is garbage reclaim is about to free (compaction leaves it).
+    /// Meaningful under the commit lock: reclaim may hand such a keyspace back as a spare.
+    pub(crate) fn unreadable(&self, watermark: u64) -> Vec<*const Db> {
+        let state = self.state.lock();
+        state
+            .history
+            .iter()
+            .filter(|r| r.ts <= watermark)
+            .filter_map(|r| self.slot(r.old))
+            .map(|d| d as *const Db)
+            .collect()
+    }
+
     /// The removal marks of database `db`.
     pub(crate) fn removed(&self, db: DbIndex) -> Option<&RemovalMarks> {
         self.removed.get(usize::from(db))
