@@ -9,6 +9,7 @@
 //! TIERKV_BENCH_RATIO_ONLY=1 TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine         # get vs dashmap
 //! TIERKV_BENCH_MEMORY_ONLY=dashmap TIERKV_BENCH_KEYS=10000000 cargo bench --bench engine  # baseline
 //! TIERKV_BENCH_SCALING=1 cargo bench --bench engine           # 2 threads over 1 (issue #11)
+//! TIERKV_BENCH_TIER=1 TIERKV_BENCH_KEYS=2000000 cargo bench --bench engine   # SSD tier tick cost (issue #10)
 //! ```
 
 use std::hint::black_box;
@@ -355,7 +356,58 @@ fn scaling_report(n: u64) {
     println!("{line}{amdahl}");
 }
 
+/// The SSD tier's tick (`Engine::tier_tick`, every 10 ms in the server) at `n` values of
+/// 1000 bytes under a 32-page budget, the spill file on an in-memory `SimDisk` (the tick's CPU,
+/// not the disk): each of 200 ticks follows 100 overwrites; prints the median and p99 tick.
+/// The tick's cost should follow what changed between ticks, not the pages on SSD.
+fn tier_tick_report(n: u64) {
+    use std::path::Path;
+    use storage::io::{Disk, SimDisk};
+    use storage::tier::{spill::SLOT_BYTES, EvictionPolicy, SpillFile};
+    let engine = Engine::new(EngineConfig::default());
+    let disk = SimDisk::new(1);
+    disk.create_dir_all(Path::new("/d")).unwrap();
+    let path = Path::new("/d/tier.spill");
+    let (file, direct) = disk.create_direct(path).unwrap();
+    let slots = n / 60 + 1024;
+    let file = SpillFile::new(file, path.into(), direct, slots * SLOT_BYTES as u64);
+    assert!(engine.attach_spill_file(file, 32 * 65_536, EvictionPolicy::WTinyLfu));
+    let value = vec![b'v'; 1000];
+    for i in 0..n {
+        engine.put(0, &key(i), &value, None).unwrap();
+        if i % 50_000 == 0 {
+            while engine.tier_tick().spilled > 0 {}
+        }
+    }
+    while engine.tier_tick().spilled > 0 {}
+    let mut ticks = Vec::new();
+    for round in 0..200u64 {
+        for j in 0..100 {
+            engine
+                .put(0, &key((round * 7919 + j * 104_729) % n), &value, None)
+                .unwrap();
+        }
+        engine.gc();
+        let started = Instant::now();
+        black_box(engine.tier_tick());
+        ticks.push(started.elapsed());
+    }
+    ticks.sort();
+    let pages = engine.stats().pages;
+    println!(
+        "tier tick: {n} values, {} pages on SSD, {} in RAM: median {:?}, p99 {:?}",
+        pages.spilled_pages,
+        pages.pages,
+        ticks[ticks.len() / 2],
+        ticks[ticks.len() * 99 / 100]
+    );
+}
+
 fn main() {
+    if std::env::var("TIERKV_BENCH_TIER").is_ok() {
+        tier_tick_report(keys());
+        return;
+    }
     if std::env::var("TIERKV_BENCH_SCALING").is_ok() {
         scaling_report(keys());
         return;

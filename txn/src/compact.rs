@@ -437,6 +437,13 @@ fn survey_where(inner: &Inner, fill_max_pct: u32, place: Where) -> Survey {
 }
 
 /// Evacuates `candidates` in order until `budget` bytes are moved or `enough` bytes reclaimed.
+/// What step 2 of relocation asks of versions: the low watermark, and the flushed keyspaces
+/// no snapshot reads any more.
+struct Readers {
+    watermark: u64,
+    gone: Vec<*const Db>,
+}
+
 fn evacuate_pages(
     inner: &Inner,
     state: &mut CompactState,
@@ -447,6 +454,16 @@ fn evacuate_pages(
 ) -> CompactionStats {
     let mut stats = CompactionStats::default();
     let guard = crossbeam_epoch::pin();
+    // Which versions a reader may still load (step 2). The watermark (a checkpoint's snapshot
+    // included) only rises, so what is unreadable at it stays so; a flushed keyspace no
+    // snapshot reads any more names only what reclaim will free.
+    let (watermark, _, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
+    let readers = Readers {
+        watermark,
+        gone: inner.keyspaces.unreadable(watermark),
+    };
     // Pages on SSD cost a disk read each: bounded in time too, so the tier's tick that runs
     // this gets back to writing pages out.
     let deadline = match place {
@@ -480,7 +497,7 @@ fn evacuate_pages(
             },
         };
         let Some(source) = source else { continue };
-        let moved = evacuate(inner, state, source, &guard, &mut stats);
+        let moved = evacuate(inner, state, source, &readers, &guard, &mut stats);
         if moved.is_none() {
             break;
         }
@@ -534,17 +551,12 @@ fn evacuate(
     inner: &Inner,
     state: &mut CompactState,
     source: Source<'_>,
+    readers: &Readers,
     guard: &Guard,
     stats: &mut CompactionStats,
 ) -> Option<()> {
-    // Step 2: copy what some version a reader may load still names, outside the lock. The
-    // watermark (a checkpoint's snapshot included) only rises, so a version unreadable at it
-    // stays so.
-    let (watermark, _, _) = inner
-        .checkpoint_scan
-        .low_watermarks(&inner.snapshots, &inner.oracle);
-    // A flushed keyspace no snapshot reads any more names only what reclaim will free.
-    let gone = inner.keyspaces.unreadable(watermark);
+    // Step 2: copy what some version a reader may load still names, outside the lock.
+    let watermark = readers.watermark;
     let mut moves: Vec<(ValueRef, ValueRef, u64)> = Vec::new();
     let mut out_of_pages = false;
     let values = source.values();
@@ -557,7 +569,7 @@ fn evacuate(
         if let Some(&(_, later)) = values.get(i + OWNER_PREFETCH_DISTANCE / 2) {
             prefetch_owner(inner, later, KeyPrefetch::Node);
         }
-        if !named_anywhere(inner, old, tag, watermark, &gone, guard) {
+        if !named_anywhere(inner, old, tag, watermark, &readers.gone, guard) {
             continue;
         }
         match source.copy(inner, old, tag) {

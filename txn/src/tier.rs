@@ -4,11 +4,15 @@
 //! Each [`tick`]:
 //! 1. feeds the page store's read buffer into the policy (W-TinyLFU by default, LRU as a
 //!    switch: `storage::tier::Policy`, whose budget is the RAM the value pages may hold);
-//! 2. offers it the sealed pages it does not know yet (and forgets those no longer sealed and
-//!    resident: freed, loaded back, or busy);
-//! 3. writes the pages the policy lets go to the spill file ([`storage::page::PageStore::spill`]);
-//!    from then on their values read as `NotResident` and the caller loads the page
-//!    ([`crate::Engine::load_page`]) and tries again;
+//! 2. applies the page store's queue of residency changes to it: a page sealed in RAM or
+//!    loaded back joins, one freed or written to SSD leaves
+//!    ([`storage::page::PageStore::drain_residency_changes`]), so a tick costs what changed,
+//!    not the page ids (a walk of every page id, about 1 ns each, only when the bounded
+//!    queue overflowed or the file was just attached);
+//! 3. writes the pages the policy lets go to the spill file ([`storage::page::PageStore::spill`]),
+//!    at most [`SPILL_PAGES_PER_TICK`], the rest (and any the disk refused, or busy) kept in
+//!    order for the next ticks; from then on their values read as `NotResident` and the
+//!    caller loads the page ([`crate::Engine::load_page`]) and tries again;
 //! 4. every few ticks, after the policy's victims (which writers may be waiting for),
 //!    compacts the spill file (`compact::tick_spilled`, for at most
 //!    [`crate::limits::SPILL_COMPACT_RUN_MAX`], less while writes wait for the tier) and
@@ -34,7 +38,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
-use storage::page::{PageId, PAGE_SIZE};
+use storage::page::{PageId, PageState, Residency, PAGE_SIZE};
 use storage::tier::{EvictionPolicy, Policy, SpillError, SpillFile};
 use storage::StorageError;
 
@@ -63,6 +67,8 @@ pub struct TierStats {
     pub policy_pages: u64,
     /// Sparse pages on SSD whose live values this tick moved out (`compact::tick_spilled`).
     pub compacted_pages: u64,
+    /// 1 if this tick walked every page id (residency changes were lost), else 0.
+    pub rescans: u64,
 }
 
 /// The tier's counters and rates for INFO (`Engine::tier_info`).
@@ -168,6 +174,9 @@ struct TierState {
     fixed_budget: u64,
     /// (R, page): spilled pages whose frames go once the watermark passes R.
     awaiting: VecDeque<(u64, PageId)>,
+    /// Pages the policy let go that are not written yet (the tick's cap, a busy page, a
+    /// disk refusing writes), oldest first. At most the pages in RAM.
+    unwritten: VecDeque<u64>,
     /// Ticks so far (wrapping).
     ticks: u32,
     /// The last sample of the counters the rates are made of.
@@ -202,6 +211,7 @@ pub(crate) fn attach(
     *state = Some(TierState {
         policy: Policy::new(policy, resident_budget, expected),
         awaiting: VecDeque::new(),
+        unwritten: VecDeque::new(),
         ticks: 0,
         sample: None,
         fixed_budget: resident_budget,
@@ -375,35 +385,65 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     inner.pages.drain_reads(&mut |page| {
         state.policy.access(u64::from(page.0));
     });
-    // 2. The sealed resident pages, as the policy should know them.
-    let mut sealed = HashSet::new();
-    inner.pages.scan_sealed(&mut |usage| {
-        sealed.insert(usage.page.0);
-    });
-    let stale: Vec<u64> = state
-        .policy
-        .ids()
-        .filter(|id| !u32::try_from(*id).is_ok_and(|page| sealed.contains(&page)))
-        .collect();
-    for id in stale {
-        state.policy.remove(id);
-    }
-    for page in sealed {
-        if !state.policy.contains(u64::from(page)) {
-            victims.extend(state.policy.insert(u64::from(page), PAGE_SIZE as u64));
+    // 2. The sealed resident pages, as the policy should know them: the pages that entered
+    //    or left RAM since the last tick, in order; a walk of every page id only when some
+    //    of those changes were lost (the store's bounded queue overflowed, or the file was
+    //    just attached), so a tick costs what changed, not what is on SSD.
+    let mut changes = Vec::new();
+    let complete = inner
+        .pages
+        .drain_residency_changes(&mut |page, entered| changes.push((page, entered)));
+    if complete {
+        for (page, entered) in changes {
+            let id = u64::from(page.0);
+            if !entered {
+                state.policy.remove(id);
+            } else if !state.policy.contains(id) {
+                victims.extend(state.policy.insert(id, PAGE_SIZE as u64));
+            }
+        }
+    } else {
+        stats.rescans += 1;
+        let mut sealed = HashSet::new();
+        inner.pages.scan_sealed(&mut |usage| {
+            sealed.insert(usage.page.0);
+        });
+        let stale: Vec<u64> = state
+            .policy
+            .ids()
+            .filter(|id| !u32::try_from(*id).is_ok_and(|page| sealed.contains(&page)))
+            .collect();
+        for id in stale {
+            state.policy.remove(id);
+        }
+        for page in sealed {
+            if !state.policy.contains(u64::from(page)) {
+                victims.extend(state.policy.insert(u64::from(page), PAGE_SIZE as u64));
+            }
         }
     }
-    // 3. Out to SSD.
-    for id in victims.into_iter().take(SPILL_PAGES_PER_TICK) {
-        if failed.is_some() {
+    // 3. Out to SSD: the pages the policy let go, in order, at most
+    //    [`SPILL_PAGES_PER_TICK`]; the rest wait their turn in `unwritten` (the policy no
+    //    longer holds them, and no change would offer them again).
+    state.unwritten.extend(victims);
+    let mut tried = 0;
+    while tried < SPILL_PAGES_PER_TICK && failed.is_none() {
+        let Some(id) = state.unwritten.pop_front() else {
             break;
-        }
+        };
+        tried += 1;
         let Ok(page) = u32::try_from(id).map(PageId) else {
             continue;
         };
         if !spill_one(inner, page, &mut stats, &mut spilled, &mut failed) {
-            // Back in the policy, so it is offered again once the disk takes pages.
-            state.policy.insert(id, PAGE_SIZE as u64);
+            // The disk refused it: first again once the disk takes pages.
+            state.unwritten.push_front(id);
+        } else if matches!(
+            inner.pages.page_state(page),
+            Some(PageState::Busy(Residency::Resident))
+        ) {
+            // Compaction holds it: later. (Written, freed or on SSD already: done.)
+            state.unwritten.push_back(id);
         }
     }
     // 4. Sparse pages on SSD, after the policy's victims went out (writers may be waiting for

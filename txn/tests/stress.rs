@@ -467,14 +467,22 @@ fn concurrent_read_modify_writes_lose_no_update_while_values_move() {
             })
             .unwrap();
     };
+    // Each writer makes `per_thread` increments, and goes on until compaction has moved
+    // values at least once (on a loaded machine the mover may not get a core before that):
+    // the test is about increments racing relocation.
     let writers: Vec<_> = (0..3u64)
         .map(|t| {
             let engine = engine.clone();
             std::thread::spawn(move || {
-                for i in 0..per_thread {
+                let mut i = 0;
+                while i < per_thread
+                    || (engine.compaction_stats().values_moved == 0 && i < 20 * per_thread)
+                {
                     let key = ((i * 7 + t) % keys).to_le_bytes();
                     incr(&engine, &key);
+                    i += 1;
                 }
+                i
             })
         })
         .collect();
@@ -506,9 +514,7 @@ fn concurrent_read_modify_writes_lose_no_update_while_values_move() {
             }
         })
     };
-    for w in writers {
-        w.join().unwrap();
-    }
+    let increments: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
     done.store(true, Ordering::SeqCst);
     mover.join().unwrap();
     holder.join().unwrap();
@@ -521,7 +527,7 @@ fn concurrent_read_modify_writes_lose_no_update_while_values_move() {
                 .unwrap()
         })
         .sum();
-    assert_eq!(total, 3 * per_thread, "every increment lands exactly once");
+    assert_eq!(total, increments, "every increment lands exactly once");
     assert!(
         engine.compaction_stats().values_moved > 0,
         "values moved meanwhile: {:?}",

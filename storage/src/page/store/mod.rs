@@ -291,6 +291,8 @@ pub struct PageStore {
     /// Pages read lately, for the SSD tier's policy (`residency.rs`): recorded only once a
     /// spill file is attached.
     reads: residency::ReadBuffer,
+    /// Sealed pages entering and leaving RAM, for the SSD tier's policy (`residency.rs`).
+    residency_changes: Mutex<residency::ResidencyChanges>,
 }
 
 // SAFETY: all shared state is atomics or mutex-protected; the raw page buffers are only written
@@ -363,6 +365,7 @@ impl PageStore {
             spilled_pages: AtomicU64::new(0),
             frames_released: AtomicU64::new(0),
             reads: residency::ReadBuffer::new(shards),
+            residency_changes: Mutex::new(residency::ResidencyChanges::default()),
             config,
         }
     }
@@ -1017,6 +1020,11 @@ impl PageStore {
             let now = self.seals.fetch_add(1, Ordering::Relaxed);
             slot.sealed_at.store(now, Ordering::Relaxed);
             slot.used.store(used, Ordering::Release);
+            // Reported while still open, so a `release` of its last value (here or on another
+            // thread) is reported after it.
+            if used != USED_DEDICATED {
+                self.note_residency(page, true);
+            }
             let previous = slot.state.fetch_sub(OPEN_BIAS, Ordering::AcqRel);
             if previous == OPEN_BIAS {
                 self.release(page, slot);
@@ -1071,6 +1079,7 @@ impl PageStore {
 
     /// Recycles a page or extent whose live count just reached zero (called exactly once).
     fn release(&self, page: PageId, slot: &Slot) {
+        self.note_residency(page, false);
         if self.release_spilled(page, slot) {
             return;
         }

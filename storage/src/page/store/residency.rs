@@ -347,6 +347,22 @@ impl ReadBuffer {
     }
 }
 
+/// Sealed pages that entered or left RAM residency since the SSD tier last looked
+/// ([`PageStore::drain_residency_changes`]), so its policy follows the pages in RAM without
+/// walking every page id each tick (at tens of millions of pages on SSD, that walk would be
+/// the tier's cost). Bounded: past [`RESIDENCY_CHANGES_MAX`] the queue is dropped and the
+/// tier walks the pages once instead.
+#[derive(Default)]
+pub(super) struct ResidencyChanges {
+    /// (page, entered): sealed in RAM or loaded back (true); freed or written to SSD (false).
+    changes: Vec<(PageId, bool)>,
+    /// Changes were dropped (or the file was just attached): the next drain reports it.
+    lost: bool,
+}
+
+/// Changes kept between two drains of [`ResidencyChanges`] (8 bytes each).
+pub const RESIDENCY_CHANGES_MAX: usize = 64 * 1024;
+
 impl PageStore {
     /// Attaches the SSD tier's file; pages can be spilled from now on, and reads are recorded
     /// for the policy ([`Self::drain_reads`]). Replaces (and drops) a file attached before
@@ -357,8 +373,46 @@ impl PageStore {
             return false;
         }
         *spill = Some(file);
+        // The pages sealed before now were never reported: the first drain says so.
+        self.residency_changes.lock().lost = true;
         self.reads.on.store(true, Ordering::Relaxed);
         true
+    }
+
+    /// Records that sealed `page` entered (`true`) or left RAM residency, once a spill file is
+    /// attached (before that nothing drains them).
+    pub(super) fn note_residency(&self, page: PageId, entered: bool) {
+        if !self.reads.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut queue = self.residency_changes.lock();
+        if queue.changes.len() >= RESIDENCY_CHANGES_MAX {
+            queue.changes = Vec::new();
+            queue.lost = true;
+        }
+        if !queue.lost {
+            queue.changes.push((page, entered));
+        }
+    }
+
+    /// Visits, in order, the sealed pages that entered (`true`: sealed in RAM, loaded back)
+    /// or left (`false`: freed, written to SSD) RAM residency since the last call. Returns
+    /// false if some were lost (the queue overflowed, or the file was just attached): then
+    /// the caller walks the pages instead ([`Self::scan_sealed`]).
+    pub fn drain_residency_changes(&self, visit: &mut dyn FnMut(PageId, bool)) -> bool {
+        let (changes, lost) = {
+            let mut queue = self.residency_changes.lock();
+            let lost = std::mem::take(&mut queue.lost);
+            let keep = queue.changes.capacity().min(1024);
+            (
+                std::mem::replace(&mut queue.changes, Vec::with_capacity(keep)),
+                lost,
+            )
+        };
+        for (page, entered) in changes {
+            visit(page, entered);
+        }
+        !lost
     }
 
     /// Visits the pages read since the last call (lossy: a busy stripe overwrites entries
@@ -549,6 +603,7 @@ impl PageStore {
         };
         self.set_residency(slot, Residency::Resident, to);
         self.spilled_pages.fetch_add(1, Ordering::Relaxed);
+        self.note_residency(page, false);
         Ok(ssd)
     }
 
@@ -632,7 +687,9 @@ impl PageStore {
         let file = spill.as_mut().ok_or_else(missing)?;
         self.set_residency(slot, from, Residency::Resident);
         file.free(ssd);
+        drop(spill);
         self.spilled_pages.fetch_sub(1, Ordering::Relaxed);
+        self.note_residency(page, true);
         Ok(())
     }
 
@@ -1077,5 +1134,79 @@ mod tests {
             plain.spill(v[0].0.page),
             Err(StorageError::NotSpillable { .. })
         ));
+    }
+
+    /// The residency changes the SSD tier follows instead of walking every page id: applied
+    /// in order to the set of sealed pages in RAM, they give what a walk finds, through
+    /// writes, frees (whole pages recycled), spills, loads and pins, drained at random times.
+    #[test]
+    fn residency_changes_replayed_match_a_walk_of_the_pages() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::BTreeSet;
+        let (_disk, store) = store_with_spill(4096);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut live: Vec<ValueRef> = Vec::new();
+        let mut known: BTreeSet<u32> = BTreeSet::new();
+        let mut first = true;
+        let walk = |store: &PageStore| {
+            let mut pages = BTreeSet::new();
+            store.scan_sealed(&mut |usage| {
+                pages.insert(usage.page.0);
+            });
+            pages
+        };
+        for round in 0..400 {
+            for _ in 0..rng.gen_range(0..80) {
+                let value = vec![round as u8; rng.gen_range(100..3000)];
+                live.push(store.write(&value, round).unwrap());
+            }
+            for _ in 0..rng.gen_range(0..60) {
+                if live.is_empty() {
+                    break;
+                }
+                let gone = live.swap_remove(rng.gen_range(0..live.len()));
+                // SAFETY: each value is freed once, and nothing reads it afterwards.
+                unsafe { store.free(gone) }.unwrap();
+            }
+            let pages = walk(&store);
+            if let Some(&page) = pages.iter().nth(rng.gen_range(0..pages.len().max(1))) {
+                match rng.gen_range(0..3) {
+                    0 => drop(store.spill(PageId(page))),
+                    1 => {
+                        // Pinned (busy) while the changes are drained: still sealed in RAM.
+                        let pinned = store.pin(PageId(page));
+                        let complete = store.drain_residency_changes(&mut |page, entered| {
+                            if entered {
+                                known.insert(page.0);
+                            } else {
+                                known.remove(&page.0);
+                            }
+                        });
+                        assert!(complete || first);
+                        drop(pinned);
+                    }
+                    _ => {}
+                }
+            }
+            let cold = live
+                .iter()
+                .find(|v| store.residency(v.page) != Some(Residency::Resident));
+            if let Some(spilled) = cold.filter(|_| rng.gen_bool(0.3)) {
+                store.load(spilled.page).unwrap();
+            }
+            let complete = store.drain_residency_changes(&mut |page, entered| {
+                if entered {
+                    known.insert(page.0);
+                } else {
+                    known.remove(&page.0);
+                }
+            });
+            if !complete {
+                assert!(first, "round {round}: changes lost without an overflow");
+                known = walk(&store);
+            }
+            first = false;
+            assert_eq!(known, walk(&store), "round {round}");
+        }
     }
 }
