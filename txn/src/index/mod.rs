@@ -453,12 +453,15 @@ impl HybridIndex {
     }
 
     /// Gives back what [`Self::reserve`] over-estimated: shrinks shards holding less than half
-    /// their capacity.
+    /// their capacity, and frees the table of every empty one (after a FLUSHALL, a small
+    /// table left by a shrink while reclaim was still removing nodes would stay allocated,
+    /// one per shard, scattered over the heap the load grew).
     pub(crate) fn shrink_oversized(&self) {
         let hasher = self.hasher;
         for shard in self.hashed.iter() {
             let mut table = shard.write();
-            if table.capacity() > 2 * table.len() + 16 {
+            if table.capacity() > 2 * table.len() + 16 || (table.is_empty() && table.capacity() > 0)
+            {
                 self.resized(&mut table, |table| {
                     // SAFETY: every pointer in the table names a live node (see `get`).
                     table.shrink_to(0, |p| hasher.hash(unsafe { p.key() }));
