@@ -74,6 +74,9 @@ pub struct Config {
     pub bind: Vec<String>,
     /// TCP port; 0 picks a free one.
     pub port: u16,
+    /// Port of the Prometheus endpoint (`GET /metrics` over HTTP on the `bind` addresses);
+    /// 0: off.
+    pub metrics_port: u16,
     /// Data directory.
     pub dir: PathBuf,
     /// Password of the default user; `None` = no AUTH needed.
@@ -183,6 +186,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "addresses to listen on (space separated)",
     ),
     opt("port", "6379", false, "TCP port (0 = pick a free one)"),
+    opt(
+        "metrics-port",
+        "0",
+        false,
+        "serve Prometheus metrics (GET /metrics, HTTP) on this port of the bind addresses (0 = off)",
+    ),
     opt("dir", "./tierkv-data", false, "data directory"),
     opt(
         "requirepass",
@@ -430,6 +439,7 @@ impl Default for Config {
         let mut config = Config {
             bind: vec![],
             port: 0,
+            metrics_port: 0,
             dir: PathBuf::new(),
             requirepass: None,
             maxclients: 0,
@@ -501,6 +511,11 @@ impl Config {
             "bind" => self.bind = value.split_whitespace().map(str::to_owned).collect(),
             "port" => {
                 self.port = value
+                    .parse()
+                    .map_err(|_| bad("argument must be a port number"))?
+            }
+            "metrics-port" => {
+                self.metrics_port = value
                     .parse()
                     .map_err(|_| bad("argument must be a port number"))?
             }
@@ -675,6 +690,7 @@ impl Config {
         Some(match spec.name {
             "bind" => self.bind.join(" "),
             "port" => self.port.to_string(),
+            "metrics-port" => self.metrics_port.to_string(),
             "dir" => self.dir.display().to_string(),
             "requirepass" => self.requirepass.clone().unwrap_or_default(),
             "maxclients" => self.maxclients.to_string(),

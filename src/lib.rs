@@ -16,6 +16,7 @@ pub mod dirlock;
 pub mod fdlimit;
 pub mod glob;
 pub mod latency;
+pub mod metrics;
 pub mod persistence;
 pub mod resp;
 pub mod server;

@@ -303,6 +303,17 @@ impl Stats {
         }
     }
 
+    /// `(name, cumulative counts at each of `bounds_us`, count)` for every command that ran
+    /// since the start or the last CONFIG RESETSTAT (the Prometheus endpoint's histograms).
+    pub fn latency_buckets(&self, bounds_us: &[u64]) -> Vec<(&'static str, Vec<u64>, u64)> {
+        TABLE
+            .iter()
+            .zip(self.latency.iter())
+            .filter(|(_, h)| h.count() > 0)
+            .map(|(entry, h)| (entry.spec.name, h.cumulative_counts(bounds_us), h.count()))
+            .collect()
+    }
+
     /// `(name, p50, p99, p99.9)` in microseconds for every command that ran since the start
     /// or the last CONFIG RESETSTAT, in table order.
     pub fn latency_percentiles(&self) -> Vec<(&'static str, u64, u64, u64)> {
@@ -737,7 +748,14 @@ pub async fn run_listeners(
             ))
         }
     };
+    let metrics_ips: Vec<std::net::IpAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.ip())
+        .collect();
     let shared = Shared::new(engine, config, persistence, port);
+    // Aborted when dropped, at the end of this function.
+    let _metrics = start_metrics(&shared, &metrics_ips).await?;
     let mut shutdown_rx = shared.shutdown_signal();
     let background = tokio::spawn(background_tasks(shared.clone()));
     let compactor_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -939,6 +957,30 @@ fn spawn_compactor(
             None
         }
     }
+}
+
+/// Binds the Prometheus endpoint (`metrics-port`, off at 0) on the server's addresses and
+/// serves it (`metrics.rs`); the returned tasks end with the server.
+async fn start_metrics(
+    shared: &Arc<Shared>,
+    ips: &[std::net::IpAddr],
+) -> std::io::Result<JoinSet<()>> {
+    let mut tasks = JoinSet::new();
+    let port = shared.config.read().metrics_port;
+    if port == 0 {
+        return Ok(tasks);
+    }
+    for ip in ips {
+        let listener = TcpListener::bind((*ip, port))
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("metrics-port {ip}:{port}: {e}")))?;
+        tracing::info!(
+            "Prometheus metrics on http://{}/metrics",
+            listener.local_addr()?
+        );
+        tasks.spawn(crate::metrics::serve(listener, Arc::clone(shared)));
+    }
+    Ok(tasks)
 }
 
 /// Asks glibc to give the free memory in its heaps back to the OS (`malloc_trim`: it advises

@@ -111,9 +111,48 @@ impl LatencyHistogram {
     }
 }
 
+impl LatencyHistogram {
+    /// For each bound in microseconds (ascending), how many recorded durations lie in buckets
+    /// wholly at or below it: Prometheus's cumulative `le` buckets. A bucket straddling a bound
+    /// counts under the next one, so each count is exact to a bucket's width (an eighth).
+    pub fn cumulative_counts(&self, bounds_us: &[u64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_us.len());
+        let mut seen = 0;
+        let mut index = 0;
+        for &bound in bounds_us {
+            // Bucket `index` lies wholly at or below `bound` when the next one starts above
+            // it by at most one.
+            while index < BUCKETS
+                && (index + 1 == BUCKETS || bucket_floor(index + 1) <= bound.saturating_add(1))
+            {
+                seen += self
+                    .buckets
+                    .get(index)
+                    .map_or(0, |b| b.load(Ordering::Relaxed));
+                index += 1;
+            }
+            out.push(seen);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cumulative_counts_follow_the_bounds() {
+        let h = LatencyHistogram::default();
+        for us in [3u64, 10, 100, 1_000, 10_000] {
+            h.record(Duration::from_micros(us));
+        }
+        // 100 µs is in the bucket [96, 104): counted once the bound reaches its end.
+        assert_eq!(
+            h.cumulative_counts(&[5, 10, 99, 100, 103, 5_000, 20_000]),
+            vec![1, 2, 2, 2, 3, 4, 5]
+        );
+    }
 
     #[test]
     fn buckets_cover_every_value_in_order_within_an_eighth() {

@@ -1,0 +1,150 @@
+//! The Prometheus endpoint (`--metrics-port`, `src/metrics.rs`): off by default; on, `GET
+//! /metrics` answers the text exposition format with INFO's fields, per-command calls,
+//! failures and latency histograms, and keys per database; anything else gets an HTTP error.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use common::TestServer;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// One HTTP exchange: (status line, head, body).
+fn http(port: u16, request: &[u8]) -> (String, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    // A server that answers before reading all of an oversized request may reset the
+    // connection after its reply: keep what arrived.
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_owned();
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// Every sample line of `body`: (name with labels, value).
+fn samples(body: &str) -> Vec<(String, f64)> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            let value = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("not a number: {l}")),
+            };
+            let bare = name.split('{').next().unwrap();
+            assert!(
+                !bare.is_empty()
+                    && bare
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+                "metric name: {l}"
+            );
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_describe_the_server_in_prometheus_text_format() {
+    let port = free_port();
+    let server = TestServer::with_args(&["--metrics-port", &port.to_string()]);
+    let mut c = server.conn();
+    for i in 0..20 {
+        let () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .query(&mut c)
+            .unwrap();
+    }
+    let _: Option<String> = redis::cmd("GET").arg("k1").query(&mut c).unwrap();
+    let _: redis::RedisResult<i64> = redis::cmd("INCR").arg("k1").query(&mut c);
+    let () = redis::cmd("SELECT").arg(3).query(&mut c).unwrap();
+    let () = redis::cmd("SET")
+        .arg("other")
+        .arg("v")
+        .query(&mut c)
+        .unwrap();
+
+    let (status, head, body) = http(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let samples = samples(&body);
+    let value = |name: &str| {
+        samples
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+    };
+    assert_eq!(value("tierkv_commands_total{cmd=\"set\"}"), 21.0);
+    assert_eq!(value("tierkv_commands_failed_total{cmd=\"incr\"}"), 1.0);
+    assert_eq!(value("tierkv_db_keys{db=\"0\"}"), 20.0);
+    assert_eq!(value("tierkv_db_keys{db=\"3\"}"), 1.0);
+    assert!(value("tierkv_used_memory") > 0.0);
+    assert!(value("tierkv_total_commands_processed") >= 24.0);
+    assert_eq!(value("tierkv_connected_clients"), 1.0);
+    // The log's status reads 1 (ok), as `aof_last_write_status:ok` in INFO.
+    assert_eq!(value("tierkv_aof_last_write_status"), 1.0);
+    // A histogram per command: cumulative buckets, +Inf equal to the count.
+    let buckets: Vec<f64> = samples
+        .iter()
+        .filter(|(n, _)| n.starts_with("tierkv_command_duration_seconds_bucket{cmd=\"set\""))
+        .map(|(_, v)| *v)
+        .collect();
+    assert!(buckets.len() > 5);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(buckets.last().copied(), Some(21.0));
+    assert_eq!(
+        value("tierkv_command_duration_seconds_count{cmd=\"set\"}"),
+        21.0
+    );
+    // Each family is described once.
+    let mut types: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    let all = types.len();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types.len(), all, "a family described twice");
+
+    let (status, _, _) = http(port, b"GET /other HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _, _) = http(port, b"POST /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+    let mut huge = b"GET /metrics HTTP/1.1\r\n".to_vec();
+    huge.extend(std::iter::repeat_n(b'x', 20_000));
+    let (status, _, _) = http(port, &huge);
+    assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
+    // The server is fine after all that.
+    let _: Option<String> = redis::cmd("GET").arg("k1").query(&mut c).unwrap();
+}
+
+#[test]
+fn no_metrics_port_unless_asked() {
+    let server = TestServer::start();
+    let mut c = server.conn();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("metrics-port")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, vec!["metrics-port".to_owned(), "0".to_owned()]);
+}
