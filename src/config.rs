@@ -148,6 +148,8 @@ pub struct Config {
     pub threads: usize,
     /// Log verbosity.
     pub loglevel: LogLevel,
+    /// `log-format`: one JSON object per line instead of text.
+    pub log_json: bool,
 }
 
 /// One configuration option: name, default text, whether `CONFIG SET` may change it, help.
@@ -357,6 +359,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         true,
         "debug | verbose | notice | warning",
     ),
+    opt(
+        "log-format",
+        "text",
+        false,
+        "text | json (one object per line: timestamp, level, fields, span, target)",
+    ),
 ];
 
 /// A bad option or value.
@@ -474,6 +482,7 @@ impl Default for Config {
             protected_mode: true,
             threads: 0,
             loglevel: LogLevel::Notice,
+            log_json: false,
         };
         for spec in OPTIONS {
             // Defaults are written to parse; a failure here is a bug in OPTIONS, caught by tests.
@@ -669,6 +678,13 @@ impl Config {
                     }
                 }
             }
+            "log-format" => {
+                self.log_json = match value.to_ascii_lowercase().as_str() {
+                    "text" => false,
+                    "json" => true,
+                    _ => return Err(bad("argument must be one of text, json")),
+                }
+            }
             _ => return Err(ConfigError::UnknownOption(name)),
         }
         Ok(())
@@ -737,6 +753,7 @@ impl Config {
             "save" => self.save.clone(),
             "protected-mode" => yes_no(self.protected_mode),
             "threads" => self.worker_threads().to_string(),
+            "log-format" => if self.log_json { "json" } else { "text" }.to_owned(),
             "loglevel" => match self.loglevel {
                 LogLevel::Debug => "debug",
                 LogLevel::Verbose => "verbose",

@@ -47,11 +47,20 @@ fn main() -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.loglevel.filter()));
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if config.log_json {
+        // One JSON object per line, for log shippers: the event's fields, its span and the
+        // spans around it (recovery, checkpoint), target, level, timestamp.
+        log.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        log.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 
     match tierkv::fdlimit::fit_maxclients(&mut config.maxclients) {
         tierkv::fdlimit::FdLimit::Enough => {}

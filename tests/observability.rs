@@ -1,6 +1,7 @@
-//! The Prometheus endpoint (`--metrics-port`, `src/metrics.rs`): off by default; on, `GET
-//! /metrics` answers the text exposition format with INFO's fields, per-command calls,
-//! failures and latency histograms, and keys per database; anything else gets an HTTP error.
+//! Observability end to end. The Prometheus endpoint (`--metrics-port`, `src/metrics.rs`):
+//! off by default; on, `GET /metrics` answers the text exposition format with INFO's fields,
+//! per-command calls, failures and latency histograms, and keys per database; anything else
+//! gets an HTTP error. JSON logs (`--log-format json`): one object per line.
 
 mod common;
 
@@ -147,4 +148,40 @@ fn no_metrics_port_unless_asked() {
         .query(&mut c)
         .unwrap();
     assert_eq!(got, vec!["metrics-port".to_owned(), "0".to_owned()]);
+}
+
+/// `--log-format json`: every log line is one JSON object with a timestamp, a level and the
+/// event's fields (the message among them), for log shippers.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tierkv-server"))
+        .args(["--port", "0", "--log-format", "json", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let ready = line.contains("ready to accept connections");
+        lines.push(line);
+        if ready {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(object["timestamp"].is_string(), "{line}");
+        assert!(object["level"].is_string(), "{line}");
+        assert!(object["fields"]["message"].is_string(), "{line}");
+    }
+    assert!(lines.iter().any(|l| l.contains("\"wal_records\":0")));
 }
