@@ -135,6 +135,14 @@ impl ClientHandle {
         self.omem.store(omem as u64, Ordering::Relaxed);
     }
 
+    /// Bytes of the connection's buffers (input held and spare, replies queued), as CLIENT
+    /// LIST's `tot-mem` counts them.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.qbuf.load(Ordering::Relaxed)
+            + self.qbuf_free.load(Ordering::Relaxed)
+            + self.omem.load(Ordering::Relaxed)
+    }
+
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
@@ -241,6 +249,10 @@ pub struct Stats {
     pub tier_hit_latency: txn::LatencyHistogram,
     /// See `tier_hit_latency`.
     pub tier_miss_latency: txn::LatencyHistogram,
+    /// The highest `used_memory` seen by the 100 ms sampler (INFO `used_memory_peak`).
+    pub used_memory_peak: AtomicU64,
+    /// `used_memory` when the server started serving (INFO `used_memory_startup`).
+    pub used_memory_startup: AtomicU64,
     /// Samples for the `instantaneous_*` fields, taken every 100 ms.
     instantaneous: Mutex<Instantaneous>,
     /// Each command's execution times (indexed like [`TABLE`]), for INFO latencystats: one
@@ -294,6 +306,8 @@ impl Stats {
             keyspace_op_waiting: AtomicU64::new(0),
             tier_hit_latency: txn::LatencyHistogram::default(),
             tier_miss_latency: txn::LatencyHistogram::default(),
+            used_memory_peak: AtomicU64::new(0),
+            used_memory_startup: AtomicU64::new(0),
             instantaneous: Mutex::new(Instantaneous::default()),
             latency: (0..TABLE.len())
                 .map(|_| txn::LatencyHistogram::default())
@@ -636,6 +650,9 @@ impl Shared {
         }
         let latency = crate::latency::LatencyMonitor::default();
         latency.set_threshold_ms(config.read().latency_monitor_threshold_ms);
+        let used = engine.memory_stats().used_bytes;
+        stats.used_memory_startup.store(used, Ordering::Relaxed);
+        stats.used_memory_peak.store(used, Ordering::Relaxed);
         Arc::new(Shared {
             engine,
             config,
@@ -985,7 +1002,7 @@ async fn start_metrics(
 
 /// Asks glibc to give the free memory in its heaps back to the OS (`malloc_trim`: it advises
 /// away free pages anywhere in each arena, not only at the top, which plain `free` does).
-fn release_free_heap() {
+pub fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only inspects and releases free memory of the allocator.
     unsafe {
@@ -1049,6 +1066,8 @@ async fn background_tasks(shared: Arc<Shared>) {
         tokio::select! {
             _ = sample.tick() => {
                 shared.stats.sample();
+                let used = shared.engine.memory_stats().used_bytes;
+                shared.stats.used_memory_peak.fetch_max(used, Ordering::Relaxed);
                 // The WAL's fsyncs for LATENCY: the last one's time, once per new fsync seen.
                 if let Some(wal) = shared.persistence.durability.as_ref().and_then(|d| d.wal()) {
                     let stats = wal.stats();

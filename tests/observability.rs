@@ -185,3 +185,90 @@ fn json_logs_are_one_object_per_line() {
     }
     assert!(lines.iter().any(|l| l.contains("\"wal_records\":0")));
 }
+
+/// MEMORY STATS / DOCTOR / PURGE / MALLOC-STATS and INFO's used_memory_peak family, as Redis
+/// names them.
+#[test]
+fn memory_stats_doctor_and_purge() {
+    let server = TestServer::start();
+    let mut c = server.conn();
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut c).unwrap();
+    assert!(
+        doctor.starts_with("Hi Sam, this instance is empty or is using very little memory"),
+        "{doctor}"
+    );
+    let value = vec![b'x'; 1000];
+    for chunk in 0..10 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET")
+                .arg(format!("k:{chunk}:{i}"))
+                .arg(&value)
+                .ignore();
+        }
+        pipe.query::<()>(&mut c).unwrap();
+    }
+    let stats: std::collections::HashMap<String, redis::Value> =
+        redis::cmd("MEMORY").arg("STATS").query(&mut c).unwrap();
+    let int = |name: &str| match stats.get(name) {
+        Some(redis::Value::Int(n)) => *n,
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(int("keys.count"), 10_000);
+    assert!(int("dataset.bytes") >= 10_000 * 1000);
+    assert!(int("total.allocated") >= int("dataset.bytes"));
+    assert_eq!(
+        int("overhead.total"),
+        int("total.allocated") - int("dataset.bytes")
+    );
+    assert!(int("peak.allocated") >= int("total.allocated"));
+    assert!(int("keys.bytes-per-key") >= 1000);
+    assert!(
+        !fields_empty(stats.get("db.0")),
+        "db.0's hash table overheads: {:?}",
+        stats.get("db.0")
+    );
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut c).unwrap();
+    assert!(
+        doctor.starts_with("Hi Sam, I can't find any memory issue")
+            || doctor.starts_with("Sam, I detected a few issues"),
+        "{doctor}"
+    );
+    let () = redis::cmd("MEMORY").arg("PURGE").query(&mut c).unwrap();
+    let malloc: String = redis::cmd("MEMORY")
+        .arg("MALLOC-STATS")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(malloc, "Stats not supported for the current allocator");
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut c).unwrap();
+    for field in [
+        "used_memory_peak:",
+        "used_memory_peak_human:",
+        "used_memory_peak_perc:",
+        "used_memory_overhead:",
+        "used_memory_startup:",
+        "used_memory_dataset:",
+        "used_memory_dataset_perc:",
+    ] {
+        assert!(info.contains(field), "INFO memory has no {field}");
+    }
+    let error = redis::cmd("MEMORY")
+        .arg("STATS")
+        .arg("extra")
+        .query::<redis::Value>(&mut c)
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("wrong number of arguments for 'memory|stats' command"),
+        "{error}"
+    );
+}
+
+fn fields_empty(value: Option<&redis::Value>) -> bool {
+    match value {
+        Some(redis::Value::Array(fields)) => fields.is_empty(),
+        Some(redis::Value::Map(fields)) => fields.is_empty(),
+        _ => true,
+    }
+}

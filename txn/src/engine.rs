@@ -535,6 +535,12 @@ impl Engine {
         self.inner.clock.now_ms()
     }
 
+    /// Bytes of `db`'s hash index arrays now (MEMORY STATS' `overhead.hashtable.main`); 0 for
+    /// a bad index. Walks the database's 1024 hash shards.
+    pub fn hash_index_bytes(&self, db: DbIndex) -> u64 {
+        self.inner.db(db).map_or(0, |d| d.index.table_bytes())
+    }
+
     /// Keys in `db` whose newest version holds a value (exact, O(1)); 0 for a bad index.
     pub fn dbsize(&self, db: DbIndex) -> u64 {
         self.inner

@@ -312,10 +312,21 @@ fn memory(s: &mut String, shared: &Shared) {
     let defrag = shared.engine.compaction_config();
     let rss = rss_bytes();
     let ratio = |a: u64, b: u64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
+    // Redis's split: the dataset (key nodes, value pages held) and the rest of used_memory.
+    let peak = shared
+        .stats
+        .used_memory_peak
+        .load(Ordering::Relaxed)
+        .max(m.used_bytes);
+    let startup = shared.stats.used_memory_startup.load(Ordering::Relaxed);
+    let dataset = m.index_bytes + m.value_held_bytes;
     let _ = write!(
         s,
         "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
-         used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
+         used_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\n\
+         used_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{}\r\nused_memory_startup:{startup}\r\n\
+         used_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\n\
+         maxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\
          allocator_allocated:{}\r\nallocator_active:{}\r\nallocator_resident:{}\r\n\
          allocator_frag_ratio:{:.2}\r\nallocator_frag_bytes:{}\r\nallocator_rss_ratio:{:.2}\r\n\
          mem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\n\
@@ -333,6 +344,10 @@ fn memory(s: &mut String, shared: &Shared) {
         m.used_bytes,
         bytes_to_human(m.used_bytes),
         bytes_to_human(rss),
+        bytes_to_human(peak),
+        100.0 * ratio(m.used_bytes, peak),
+        m.used_bytes.saturating_sub(dataset),
+        100.0 * ratio(dataset, m.used_bytes.saturating_sub(startup)),
         m.maxmemory_bytes,
         bytes_to_human(m.maxmemory_bytes),
         m.policy.name(),

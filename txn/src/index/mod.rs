@@ -452,6 +452,22 @@ impl HybridIndex {
         }
     }
 
+    /// Bytes of this index's hash table arrays (MEMORY STATS per database); takes each
+    /// shard's read lock in turn.
+    pub(crate) fn table_bytes(&self) -> u64 {
+        self.hashed
+            .iter()
+            .map(|shard| {
+                let size = shard.read().allocation_info().1.size();
+                if size == 0 {
+                    0
+                } else {
+                    memory::table_bytes(size)
+                }
+            })
+            .sum()
+    }
+
     /// Gives back what [`Self::reserve`] over-estimated: shrinks shards holding less than half
     /// their capacity, and frees the table of every empty one (after a FLUSHALL, a small
     /// table left by a shrink while reclaim was still removing nodes would stay allocated,
