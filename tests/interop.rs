@@ -416,3 +416,27 @@ fn getex_option_parsing_matches_redis_server() {
         );
     }
 }
+
+/// MEMORY's subcommands where the reply does not depend on the allocator: DOCTOR on an
+/// instance using little memory, PURGE, and the arity and subcommand errors.
+#[test]
+fn memory_subcommands_match_redis_server() {
+    let Some(pair) = ServerPair::start() else {
+        return;
+    };
+    let (mut ours, mut theirs) = pair.clients();
+    let cases: &[&[&str]] = &[
+        &["MEMORY", "DOCTOR"],
+        &["MEMORY", "PURGE"],
+        &["MEMORY", "STATS", "x"],
+        &["MEMORY", "DOCTOR", "x"],
+        &["MEMORY", "PURGE", "x"],
+        &["MEMORY", "BOGUS"],
+        &["MEMORY", "USAGE"],
+        &["MEMORY", "USAGE", "missing"],
+    ];
+    for case in cases {
+        let want = theirs.cmd(case);
+        assert_eq!(ours.cmd(case), want, "{case:?}");
+    }
+}

@@ -319,7 +319,7 @@ pub fn doctor(r: &MemoryReport) -> String {
         return "Hi Sam, this instance is empty or is using very little memory, my issues \
                 detector can't be used in these conditions. Please, leave for your mission on \
                 Earth and fill it with some data. The new Sam and I will be back to our \
-                programming as soon as I finished rebooting."
+                programming as soon as I finished rebooting.\n"
             .to_owned();
     }
     let mut issues = Vec::new();
@@ -374,7 +374,7 @@ pub fn doctor(r: &MemoryReport) -> String {
     }
     if issues.is_empty() {
         return "Hi Sam, I can't find any memory issue in your instance. I can only account for \
-                what occurs on this base."
+                what occurs on this base.\n"
             .to_owned();
     }
     format!(
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(
             doctor(&busy()),
             "Hi Sam, I can't find any memory issue in your instance. I can only account for \
-             what occurs on this base."
+             what occurs on this base.\n"
         );
     }
 
