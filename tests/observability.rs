@@ -272,3 +272,47 @@ fn fields_empty(value: Option<&redis::Value>) -> bool {
         _ => true,
     }
 }
+
+/// INFO stats counts the commits validation refused: a TXN that lost first-committer-wins
+/// (`txn_conflicts`) and an EXEC whose WATCHed key changed (`txn_watch_failures`).
+#[test]
+fn refused_commits_are_counted() {
+    let server = TestServer::start();
+    let mut a = server.raw();
+    let mut b = server.raw();
+    let stat = |c: &mut common::RawClient, field: &str| -> u64 {
+        let tierkv::resp::Frame::Bulk(text) = c.cmd(&["INFO", "stats"]) else {
+            panic!("INFO is a bulk string")
+        };
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {field}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let conflicts = stat(&mut a, "txn_conflicts");
+    let watch_failures = stat(&mut a, "txn_watch_failures");
+    a.cmd(&["TXN", "BEGIN"]);
+    a.cmd(&["SET", "k", "from a"]);
+    b.cmd(&["SET", "k", "from b"]);
+    let reply = a.cmd(&["TXN", "COMMIT"]);
+    assert!(format!("{reply:?}").contains("CONFLICT"), "{reply:?}");
+    assert_eq!(stat(&mut a, "txn_conflicts"), conflicts + 1);
+
+    a.cmd(&["WATCH", "k"]);
+    b.cmd(&["SET", "k", "changed"]);
+    a.cmd(&["MULTI"]);
+    a.cmd(&["SET", "k", "mine"]);
+    let reply = a.cmd(&["EXEC"]);
+    assert!(
+        matches!(
+            reply,
+            tierkv::resp::Frame::Null | tierkv::resp::Frame::NullArray
+        ),
+        "{reply:?}"
+    );
+    assert_eq!(stat(&mut a, "txn_watch_failures"), watch_failures + 1);
+    assert!(stat(&mut a, "txn_commit_ts") >= 2);
+}

@@ -123,7 +123,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     let inner = std::sync::Arc::clone(&tx.inner);
     if !tx.has_writes() {
         // Read-only: never aborts, never blocks writers. Watches are still checked.
-        check_watches(&inner, tx)?;
+        check_watches(&inner, tx).inspect_err(|e| count_failure(&inner, e))?;
         return Ok(CommitInfo {
             commit_ts: None,
             lsn: None,
@@ -216,6 +216,7 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     // Step 3.
     if let Err(error) = validate(&inner, tx) {
         drop(lock);
+        count_failure(&inner, &error);
         abandon(&inner, &written, &changes, None);
         return Err(error);
     }
@@ -245,6 +246,16 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         commit_ts: Some(ts),
         lsn,
     })
+}
+
+/// Counts a commit that validation refused (INFO `txn_conflicts`, `txn_watch_failures`).
+fn count_failure(inner: &Inner, error: &TxnError) {
+    let counter = match error {
+        TxnError::Conflict { .. } => &inner.conflicts,
+        TxnError::WatchFailed => &inner.watch_failures,
+        _ => return,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Counts a keyspace-wide commit from before it waits for the commit lock until after it

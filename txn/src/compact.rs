@@ -261,14 +261,24 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
         return CompactionStats::default();
     }
     let budget = (2 * freed_now + excess / 8).clamp(COMPACT_TICK_BYTES_MIN, COMPACT_TICK_BYTES_MAX);
-    evacuate_pages(
+    let _span = tracing::debug_span!("compaction", budget, excess).entered();
+    let stats = evacuate_pages(
         inner,
         &mut state,
         &survey.candidates,
         budget,
         excess,
         Where::Ram,
-    )
+    );
+    if stats.values_moved > 0 {
+        tracing::debug!(
+            pages = stats.pages_evacuated,
+            values = stats.values_moved,
+            bytes = stats.bytes_moved,
+            "compaction step"
+        );
+    }
+    stats
 }
 
 /// Compaction of the spill file (run by the SSD tier's tick): while the pages on SSD hold more

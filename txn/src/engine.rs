@@ -137,6 +137,11 @@ pub struct EngineStats {
     pub oldest_snapshot: Option<OldestSnapshot>,
     /// Interactive transactions aborted by a [`SnapshotLimits`] limit, ever.
     pub snapshots_aborted: u64,
+    /// Commits refused for a conflict (first committer wins; the server retries a single
+    /// command's transaction, so most are retries), ever.
+    pub conflicts: u64,
+    /// Commits refused because a WATCHed key changed (EXEC replied nil), ever.
+    pub watch_failures: u64,
     /// Key nodes of flushed databases not reclaimed yet (Redis's `lazyfree_pending_objects`:
     /// FLUSHDB and FLUSHALL hand their keys to GC, see `keyspace.rs`).
     pub lazyfree_pending_objects: u64,
@@ -183,6 +188,10 @@ pub(crate) struct Inner {
     pub(crate) next_txn_id: AtomicU64,
     pub(crate) random_state: AtomicU64,
     pub(crate) gc_runs: AtomicU64,
+    /// Commits refused by first-committer-wins (a conflict), and by a changed WATCH.
+    pub(crate) conflicts: AtomicU64,
+    /// See `conflicts`.
+    pub(crate) watch_failures: AtomicU64,
     pub(crate) gc_versions_unlinked: AtomicU64,
     pub(crate) gc_keys_removed: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
@@ -269,6 +278,8 @@ impl Engine {
                 next_txn_id: AtomicU64::new(1),
                 random_state: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
                 gc_runs: AtomicU64::new(0),
+                conflicts: AtomicU64::new(0),
+                watch_failures: AtomicU64::new(0),
                 gc_versions_unlinked: AtomicU64::new(0),
                 gc_keys_removed: AtomicU64::new(0),
                 expired_keys: AtomicU64::new(0),
@@ -872,6 +883,8 @@ impl Engine {
             oldest_snapshot: self.oldest_snapshot(),
             snapshots_aborted: inner.long_snapshots.aborted(),
             lazyfree_pending_objects: inner.keyspaces.retired_nodes(),
+            conflicts: inner.conflicts.load(Ordering::Relaxed),
+            watch_failures: inner.watch_failures.load(Ordering::Relaxed),
         }
     }
 }

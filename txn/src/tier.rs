@@ -538,6 +538,7 @@ const LOAD_BUSY_RETRIES: u32 = 100;
 /// already resident, or freed meanwhile, needs nothing: the caller's retry finds it as it is.
 /// Concurrent misses on one page share its read: the first loads it, the others wait for it.
 pub(crate) fn load_page(inner: &Inner, page: PageId) -> Result<(), StorageError> {
+    let _span = tracing::debug_span!("page_read", page = page.0).entered();
     for _ in 0..LOAD_BUSY_RETRIES {
         match inner.pages.load(page) {
             Ok(()) => {
@@ -785,6 +786,8 @@ pub(crate) fn fetch(
     value: storage::page::ValueRef,
 ) -> Result<Option<Prefetched>, crate::TxnError> {
     let promote = !is_small(value) || seen_again(inner, value);
+    let _span =
+        tracing::debug_span!("value_read", page = value.page.0, len = value.len, promote).entered();
     fetch_decided(inner, value, promote)
 }
 
