@@ -62,6 +62,7 @@ const COUNTERS: &[&str] = &[
     "txn_commit_ts",
     "txn_conflicts",
     "txn_watch_failures",
+    "lazyfreed_objects",
     "compaction_pages_evacuated",
     "compaction_values_moved",
     "compaction_bytes_moved",

@@ -450,6 +450,8 @@ fn flushall_frees_in_the_background() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let stats: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+    assert!(stats.contains("lazyfreed_objects:100001"), "{stats}");
     let after = memory(&mut c, "used_memory");
     assert!(
         after - empty < (before - empty) / 4,

@@ -145,6 +145,8 @@ pub struct EngineStats {
     /// Key nodes of flushed databases not reclaimed yet (Redis's `lazyfree_pending_objects`:
     /// FLUSHDB and FLUSHALL hand their keys to GC, see `keyspace.rs`).
     pub lazyfree_pending_objects: u64,
+    /// Key nodes of flushed databases freed so far (Redis's `lazyfreed_objects`).
+    pub lazyfreed_objects: u64,
 }
 
 /// A keyspace: what a database shows (`keyspace.rs` says which, since when).
@@ -883,6 +885,7 @@ impl Engine {
             oldest_snapshot: self.oldest_snapshot(),
             snapshots_aborted: inner.long_snapshots.aborted(),
             lazyfree_pending_objects: inner.keyspaces.retired_nodes(),
+            lazyfreed_objects: inner.keyspaces.lazyfreed(),
             conflicts: inner.conflicts.load(Ordering::Relaxed),
             watch_failures: inner.watch_failures.load(Ordering::Relaxed),
         }

@@ -114,6 +114,8 @@ pub(crate) struct Keyspaces {
     /// Per database: removal marks of the nodes GC or reclaim removed (see `gc.rs`).
     removed: Box<[RemovalMarks]>,
     state: Mutex<State>,
+    /// Key nodes reclaim removed from flushed keyspaces, ever (INFO `lazyfreed_objects`).
+    lazyfreed: AtomicU64,
 }
 
 /// The keyspaces a database showed after a snapshot (see [`Keyspaces::trail`]).
@@ -148,6 +150,7 @@ impl Keyspaces {
                 spares: (DATABASES..KEYSPACES).rev().collect(),
                 ..State::default()
             }),
+            lazyfreed: AtomicU64::new(0),
         }
     }
 
@@ -265,6 +268,11 @@ impl Keyspaces {
             current.store(pack(new, ts), Ordering::Release);
         }
         true
+    }
+
+    /// Key nodes reclaim removed from flushed keyspaces, ever (INFO's `lazyfreed_objects`).
+    pub(crate) fn lazyfreed(&self) -> u64 {
+        self.lazyfreed.load(Ordering::Relaxed)
     }
 
     /// Key nodes in flushed keyspaces awaiting reclaim (INFO's `lazyfree_pending_objects`).
@@ -450,6 +458,7 @@ pub(crate) fn reclaim(
             // SAFETY: as below; nothing is removed yet.
             unsafe { &**pointer }.key().to_vec()
         });
+        let removed_before = stats.keys_removed;
         let lock = inner.commit_lock.lock();
         for pointer in &batch {
             // SAFETY: nodes of a retired keyspace are removed only here (serialised by
@@ -469,6 +478,9 @@ pub(crate) fn reclaim(
             crate::gc::collect(inner, d, None, node, all, guard, stats);
         }
         drop(lock);
+        keyspaces
+            .lazyfreed
+            .fetch_add(stats.keys_removed - removed_before, Ordering::Relaxed);
         let mut state = keyspaces.state.lock();
         if !exhausted {
             state.cursor = last_key;

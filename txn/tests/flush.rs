@@ -64,6 +64,7 @@ fn a_flush_frees_every_value_once_gc_reclaims_it() {
     settle(&engine);
     let after = engine.stats();
     assert_eq!(after.lazyfree_pending_objects, 0);
+    assert_eq!(after.lazyfreed_objects, 2_500);
     assert_eq!(after.pages.values_live, 0);
     assert_eq!(after.memory.version_bytes, 0);
     assert_eq!(after.memory.index_bytes, 0);

@@ -98,7 +98,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
         let (hits, misses) = st.keyspace_lookups();
         let _ = write!(
             s,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\nkeyspace_op_in_progress:{}\r\nkeyspace_op_waits:{}\r\nkeyspace_op_waiting:{}\r\nwal_backlog_waits:{}\r\nacl_access_denied_auth:{}\r\ntxn_commit_ts:{}\r\ntxn_conflicts:{}\r\ntxn_watch_failures:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nsnapshots_aborted:{}\r\ngc_keys_removed:{}\r\ngc_versions_unlinked:{}\r\ngc_queue_entries:{}\r\ngc_queue_dropped:{}\r\ngc_low_watermark:{}\r\nkeyspace_op_in_progress:{}\r\nkeyspace_op_waits:{}\r\nkeyspace_op_waiting:{}\r\nwal_backlog_waits:{}\r\nacl_access_denied_auth:{}\r\ntxn_commit_ts:{}\r\ntxn_conflicts:{}\r\ntxn_watch_failures:{}\r\nlazyfreed_objects:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands_processed(),
             rates.ops_per_sec.round() as u64,
@@ -125,6 +125,7 @@ pub fn render(shared: &Shared, sections: &[String]) -> String {
             engine.visible_ts.0,
             engine.conflicts,
             engine.watch_failures,
+            engine.lazyfreed_objects,
         );
     }
     if wanted(sections, "cpu") {
