@@ -473,24 +473,6 @@ fn record(inner: &Inner, stats: &GcStats) {
         .fetch_add(stats.keys_removed, Ordering::Relaxed);
 }
 
-/// Reclaims flushed keyspaces now, up to [`GC_KEYS_PER_CALL`] key nodes (eviction calls it
-/// before it picks victims: right after a FLUSHALL the memory over `maxmemory` is the old
-/// keys', see `keyspace.rs`). Returns whether it found any to reclaim.
-pub(crate) fn reclaim_flushed(inner: &Inner) -> bool {
-    let _state = inner.gc_state.lock();
-    let (watermark, _, _) = inner
-        .checkpoint_scan
-        .low_watermarks(&inner.snapshots, &inner.oracle);
-    let guard = crossbeam_epoch::pin();
-    let mut stats = GcStats {
-        low_watermark: CommitTs(watermark),
-        ..GcStats::default()
-    };
-    let examined = crate::keyspace::reclaim(inner, watermark, GC_KEYS_PER_CALL, &guard, &mut stats);
-    record(inner, &stats);
-    examined > 0
-}
-
 /// Collects the nodes of `keys` now (eviction calls it for the keys it just deleted, so their
 /// memory is released at once when no snapshot needs them, instead of at GC's next pass).
 pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats {

@@ -334,3 +334,37 @@ fn compaction_copies_nothing_a_flush_is_about_to_free() {
     assert_eq!(engine.compaction_stats().values_moved, 0);
     assert_eq!(engine.stats().pages.values_live, 0);
 }
+
+/// Over `maxmemory` right after a FLUSHALL, before GC has reclaimed anything, a write goes
+/// ahead: the flushed keys stopped counting for eviction at the flush (as tombstoned keys
+/// would), even while a snapshot still holds them.
+#[test]
+fn a_write_over_maxmemory_goes_ahead_right_after_a_flush() {
+    let (engine, _) = engine();
+    let big = vec![1u8; 1000];
+    engine.put(0, b"first", &big, None).unwrap();
+    let empty = engine.memory_stats().used_bytes;
+    for i in 0..3000 {
+        engine
+            .put(0, format!("k{i}").as_bytes(), &big, None)
+            .unwrap();
+    }
+    let used = engine.memory_stats().used_bytes;
+    let limit = empty + (used - empty) / 2;
+    engine.set_memory_config(txn::MemoryConfig {
+        maxmemory_bytes: limit,
+        policy: txn::EvictionPolicy::NoEviction,
+        ..engine.memory_config()
+    });
+    assert!(matches!(
+        engine.make_room(),
+        Err(TxnError::OutOfMemory { .. })
+    ));
+    let snapshot = engine.begin(Isolation::Snapshot);
+    engine.flush_all().unwrap();
+    engine.make_room().unwrap();
+    drop(snapshot);
+    engine.make_room().unwrap();
+    settle(&engine);
+    assert!(engine.memory_stats().used_bytes < limit);
+}

@@ -106,20 +106,15 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
     if used <= limit {
         return Ok(());
     }
-    // A flush's keys count until GC reclaims their keyspace: reclaim them first, here, rather
-    // than evict live keys or refuse the write for memory already let go.
-    let mut used = used;
-    while used > limit && gc::reclaim_flushed(inner) {
-        used = if policy == Relief::Spill {
-            inner
-                .memory
-                .stats(&inner.pages, &inner.compactor)
-                .used_bytes
-        } else {
-            counted(inner)
-        };
-    }
-    if used <= limit {
+    // Under `spill`, where RAM is what counts, a flush's keys count until GC has reclaimed
+    // their keyspace (in the background, within a second or two; for eviction they stopped
+    // counting at the flush). As Redis does while its lazy free runs, the write goes ahead
+    // meanwhile: -OOM for memory already let go would be wrong, and reclaiming here would put
+    // GC's work on the writer's thread.
+    let (all, _, _) = inner
+        .checkpoint_scan
+        .low_watermarks(&inner.snapshots, &inner.oracle);
+    if crate::keyspace::reclaim_due(inner, all) {
         return Ok(());
     }
     match policy {
