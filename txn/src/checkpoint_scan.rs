@@ -95,8 +95,8 @@ impl CheckpointScan {
         (all, others, progress.filter(|p| p.ts < others).cloned())
     }
 
-    /// Notes a SWAPDB committed at `ts`. Caller holds the commit lock.
-    pub(crate) fn note_swap(&self, ts: u64) {
+    /// Notes a SWAPDB committed at `ts`.
+    pub(crate) fn note_swap(&self, _locked: &crate::commit_lock::CommitLocked<'_>, ts: u64) {
         self.last_swap_ts.fetch_max(ts, Ordering::AcqRel);
     }
 
@@ -161,7 +161,8 @@ mod tests {
     fn swaps_are_seen_above_their_timestamp_only() {
         let scan = CheckpointScan::default();
         assert!(!scan.swapped_since(0));
-        scan.note_swap(10);
+        let lock = crate::commit_lock::CommitLock::default();
+        scan.note_swap(&lock.lock(), 10);
         assert!(scan.swapped_since(9) && !scan.swapped_since(10));
     }
 }

@@ -40,10 +40,10 @@ use std::sync::atomic::{fence, Ordering};
 
 use bytes::Bytes;
 use crossbeam_epoch::Guard;
-use parking_lot::MutexGuard;
 use storage::page::ValueRef;
 use storage::Lsn;
 
+use crate::commit_lock::CommitLocked;
 use crate::engine::{Db, Inner, KeyWrite};
 use crate::error::TxnError;
 use crate::gc::RemovalMarks;
@@ -221,8 +221,8 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
         return Err(error);
     }
     // Step 4.
-    let ts = inner.oracle.next();
-    let lsn = match append_locked(&inner, record.as_deref_mut(), ts) {
+    let ts = inner.oracle.next(&lock);
+    let lsn = match append_locked(&inner, &lock, record.as_deref_mut(), ts) {
         Ok(lsn) => lsn,
         Err(error) => {
             // The sink did not take the record (see `CommitSink`): nothing is logged, nothing
@@ -234,13 +234,22 @@ pub(crate) fn commit(tx: &mut Transaction) -> Result<CommitInfo, TxnError> {
     };
     // Step 5.
     for op in &tx.db_ops {
-        install_db_op(&inner, *op, ts, &guard);
+        install_db_op(&inner, &lock, *op, ts, &guard);
     }
     for (db, key, change, reserved) in changes {
-        install_reserved(&inner, db, &key, change, ts, &guard, reserved.as_ref());
+        install_reserved(
+            &inner,
+            &lock,
+            db,
+            &key,
+            change,
+            ts,
+            &guard,
+            reserved.as_ref(),
+        );
     }
     // Step 6.
-    inner.oracle.publish(ts);
+    inner.oracle.publish(ts, &lock);
     drop(lock);
     Ok(CommitInfo {
         commit_ts: Some(ts),
@@ -276,9 +285,10 @@ impl Drop for KeyspaceOpRunning<'_> {
 }
 
 /// Step 4's append: patches `ts` into `record` and hands it to the sink (nothing to do when
-/// the engine logs nothing). Caller holds the commit lock.
+/// the engine logs nothing).
 fn append_locked(
     inner: &Inner,
+    _locked: &CommitLocked<'_>,
     record: Option<&mut [u8]>,
     ts: CommitTs,
 ) -> Result<Option<Lsn>, TxnError> {
@@ -341,8 +351,8 @@ pub(crate) fn put_one(
     let lock = inner.commit_lock.lock();
     // Step 3: nothing to validate (see above).
     // Step 4.
-    let ts = inner.oracle.next();
-    let lsn = match append_locked(inner, record.as_deref_mut(), ts) {
+    let ts = inner.oracle.next(&lock);
+    let lsn = match append_locked(inner, &lock, record.as_deref_mut(), ts) {
         Ok(lsn) => lsn,
         Err(error) => {
             drop(lock);
@@ -355,10 +365,10 @@ pub(crate) fn put_one(
         value: vref,
         expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
     };
-    let installed = install_node(inner, db, key, change, ts, &guard, reserved.as_ref());
+    let installed = install_node(inner, &lock, db, key, change, ts, &guard, reserved.as_ref());
     // Step 6.
-    inner.oracle.publish(ts);
-    reclaim_or_queue(inner, db, key, installed, ts, &guard);
+    inner.oracle.publish(ts, &lock);
+    reclaim_or_queue(inner, &lock, db, key, installed, ts, &guard);
     drop(lock);
     Ok(CommitInfo {
         commit_ts: Some(ts),
@@ -451,6 +461,7 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
         }
         let info = finish_one_locked(
             inner,
+            &lock,
             db,
             key,
             (change, vref, record),
@@ -493,7 +504,7 @@ pub(crate) fn update_one<T, E: From<TxnError>>(
             return Err(error);
         }
     };
-    let info = finish_one_locked(inner, db, key, prepared, &guard, reserved.as_ref());
+    let info = finish_one_locked(inner, &lock, db, key, prepared, &guard, reserved.as_ref());
     drop(lock);
     match info {
         Ok(info) => Ok((out, info)),
@@ -551,6 +562,7 @@ fn prepare_one(
 /// reserved).
 fn finish_one_locked(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     db: DbIndex,
     key: &[u8],
     (change, vref, mut record): (Change, Option<ValueRef>, Vec<u8>),
@@ -558,9 +570,9 @@ fn finish_one_locked(
     reserved: Option<&Reserved<'_>>,
 ) -> Result<CommitInfo, TxnError> {
     // Step 4.
-    let ts = inner.oracle.next();
+    let ts = inner.oracle.next(locked);
     let logged = inner.sink.is_some().then_some(record.as_mut_slice());
-    let lsn = match append_locked(inner, logged, ts) {
+    let lsn = match append_locked(inner, locked, logged, ts) {
         Ok(lsn) => lsn,
         Err(error) => {
             abandon_one(inner, vref, None);
@@ -568,10 +580,10 @@ fn finish_one_locked(
         }
     };
     // Step 5.
-    let installed = install_node(inner, db, key, change, ts, guard, reserved);
+    let installed = install_node(inner, locked, db, key, change, ts, guard, reserved);
     // Step 6.
-    inner.oracle.publish(ts);
-    reclaim_or_queue(inner, db, key, installed, ts, guard);
+    inner.oracle.publish(ts, locked);
+    reclaim_or_queue(inner, locked, db, key, installed, ts, guard);
     Ok(CommitInfo {
         commit_ts: Some(ts),
         lsn,
@@ -625,9 +637,10 @@ fn newest_live(
 /// nothing can read them any more (every snapshot registered from now on reads at `ts` or
 /// above, see `snapshot.rs`), so they are cut now, while the node is in cache, instead of GC
 /// finding the key again later. Otherwise, and for a tombstone (whose node only GC removes),
-/// the key is queued for GC as any commit does. Caller holds the commit lock.
+/// the key is queued for GC as any commit does.
 fn reclaim_or_queue(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     db: DbIndex,
     key: &[u8],
     installed: Option<Installed<'_>>,
@@ -644,7 +657,7 @@ fn reclaim_or_queue(
     let Ok(d) = inner.db(db) else { return };
     // No snapshot is open and none opened from now on reads below `ts`, where this node's
     // newest version (written at `ts`) is the one it sees: `ts` is a valid watermark for it.
-    let (unlinked, _) = crate::gc::cut_chain(inner, d, installed.node, ts.0, guard);
+    let (unlinked, _) = crate::gc::cut_chain(inner, locked, d, installed.node, ts.0, guard);
     inner
         .gc_versions_unlinked
         .fetch_add(unlinked, Ordering::Relaxed);
@@ -726,21 +739,24 @@ fn validate(inner: &Inner, tx: &Transaction) -> Result<(), TxnError> {
     Ok(())
 }
 
-/// Installs one change at `ts`. Caller holds the commit lock.
+/// Installs one change at `ts`.
 pub(crate) fn install(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     db: DbIndex,
     key: &[u8],
     change: Change,
     ts: CommitTs,
     guard: &Guard,
 ) {
-    install_reserved(inner, db, key, change, ts, guard, None);
+    install_reserved(inner, locked, db, key, change, ts, guard, None);
 }
 
 /// [`install`], adopting `reserved` (this key's node, reserved in step 1) if the key is new.
+#[allow(clippy::too_many_arguments)]
 fn install_reserved(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     db: DbIndex,
     key: &[u8],
     change: Change,
@@ -748,7 +764,9 @@ fn install_reserved(
     guard: &Guard,
     reserved: Option<&Reserved<'_>>,
 ) {
-    if install_node(inner, db, key, change, ts, guard, reserved).is_some_and(|i| i.superseded) {
+    if install_node(inner, locked, db, key, change, ts, guard, reserved)
+        .is_some_and(|i| i.superseded)
+    {
         // The version below becomes garbage once the watermark reaches `ts`.
         inner.gc_queue.lock().superseded(ts, db, key);
     }
@@ -765,9 +783,11 @@ struct Installed<'g> {
 }
 
 /// Installs one change at `ts` and leaves the GC queue to the caller; `None` if the change
-/// installed nothing (a delete or TTL change of an absent key). Caller holds the commit lock.
+/// installed nothing (a delete or TTL change of an absent key).
+#[allow(clippy::too_many_arguments)]
 fn install_node<'g>(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     db: DbIndex,
     key: &[u8],
     change: Change,
@@ -784,14 +804,15 @@ fn install_node<'g>(
         }
         other => other,
     };
-    install_in(inner, d, db, key, change, ts, guard, reserved)
+    install_in(inner, locked, d, db, key, change, ts, guard, reserved)
 }
 
 /// [`install_node`] into keyspace `d` (which database `db` shows, or showed until a flush:
-/// `db` names the expiry wheel's entry). Caller holds the commit lock.
+/// `db` names the expiry wheel's entry).
 #[allow(clippy::too_many_arguments)]
 fn install_in<'g>(
     inner: &Inner,
+    _locked: &CommitLocked<'_>,
     d: &Db,
     db: DbIndex,
     key: &[u8],
@@ -976,9 +997,10 @@ fn prepare_values(inner: &Inner, ops: &[LogOp]) -> Result<Vec<ValueRef>, TxnErro
 }
 
 /// Installs `ops` at `ts`, taking the `Put`s' values from `values` (from [`prepare_values`],
-/// same ops). Cannot fail. Caller holds the commit lock.
+/// same ops). Cannot fail.
 fn install_ops_locked(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     ts: CommitTs,
     ops: &[LogOp],
     values: Vec<ValueRef>,
@@ -1001,9 +1023,11 @@ fn install_ops_locked(
                     value,
                     expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
                 };
-                install(inner, *db, key, change, ts, guard);
+                install(inner, locked, *db, key, change, ts, guard);
             }
-            LogOp::Delete { db, key } => install(inner, *db, key, Change::Delete, ts, guard),
+            LogOp::Delete { db, key } => {
+                install(inner, locked, *db, key, Change::Delete, ts, guard)
+            }
             LogOp::SetExpiry {
                 db,
                 key,
@@ -1012,49 +1036,65 @@ fn install_ops_locked(
                 let change = Change::SetExpiry {
                     expire_at_ms: expire_at_ms.unwrap_or(NO_EXPIRY),
                 };
-                install(inner, *db, key, change, ts, guard);
+                install(inner, locked, *db, key, change, ts, guard);
             }
-            LogOp::FlushDb { db } => install_db_op(inner, DbOp::Flush(*db), ts, guard),
-            LogOp::FlushAll => install_db_op(inner, DbOp::FlushAll, ts, guard),
-            LogOp::SwapDb { a, b } => install_db_op(inner, DbOp::Swap(*a, *b), ts, guard),
+            LogOp::FlushDb { db } => install_db_op(inner, locked, DbOp::Flush(*db), ts, guard),
+            LogOp::FlushAll => install_db_op(inner, locked, DbOp::FlushAll, ts, guard),
+            LogOp::SwapDb { a, b } => install_db_op(inner, locked, DbOp::Swap(*a, *b), ts, guard),
         }
     }
 }
 
 /// Applies logged ops at `ts` (replay, checkpoint load): values first, then the infallible
-/// install, so an error leaves the engine as it was. Caller holds the commit lock.
+/// install, so an error leaves the engine as it was.
 pub(crate) fn apply_ops_locked(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     ts: CommitTs,
     ops: &[LogOp],
     guard: &Guard,
 ) -> Result<(), TxnError> {
     let values = prepare_values(inner, ops)?;
-    install_ops_locked(inner, ts, ops, values, guard);
+    install_ops_locked(inner, locked, ts, ops, values, guard);
     Ok(())
 }
 
-/// Installs one keyspace-wide op at `ts`. Cannot fail. Caller holds the commit lock.
-pub(crate) fn install_db_op(inner: &Inner, op: DbOp, ts: CommitTs, guard: &Guard) {
+/// Installs one keyspace-wide op at `ts`. Cannot fail.
+pub(crate) fn install_db_op(
+    inner: &Inner,
+    locked: &CommitLocked<'_>,
+    op: DbOp,
+    ts: CommitTs,
+    guard: &Guard,
+) {
     match op {
-        DbOp::Flush(db) => flush_locked(inner, db, ts, guard),
+        DbOp::Flush(db) => flush_locked(inner, locked, db, ts, guard),
         DbOp::FlushAll => {
             for db in 0..DATABASES as DbIndex {
-                flush_locked(inner, db, ts, guard);
+                flush_locked(inner, locked, db, ts, guard);
             }
         }
-        DbOp::Swap(a, b) => swap_locked(inner, a, b, ts, guard),
+        DbOp::Swap(a, b) => swap_locked(inner, locked, a, b, ts, guard),
     }
 }
 
 /// FLUSHDB at `ts`: O(1), pointing `db` at an empty keyspace (`keyspace.rs`); with no spare
 /// keyspace left, a tombstone for every live key, as the remap stands for.
-fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
-    if inner.keyspaces.remap_empty(db, ts.0, inner.clock.now_ms()) {
+fn flush_locked(
+    inner: &Inner,
+    locked: &CommitLocked<'_>,
+    db: DbIndex,
+    ts: CommitTs,
+    guard: &Guard,
+) {
+    if inner
+        .keyspaces
+        .remap_empty(locked, db, ts.0, inner.clock.now_ms())
+    {
         return;
     }
     for (key, _, _) in live_heads(inner, db, guard) {
-        install(inner, db, &key, Change::Delete, ts, guard);
+        install(inner, locked, db, &key, Change::Delete, ts, guard);
     }
 }
 
@@ -1063,10 +1103,11 @@ fn flush_locked(inner: &Inner, db: DbIndex, ts: CommitTs, guard: &Guard) {
 /// removal mark in `marks` (database `db`'s) to what the node's removal forgets: `ts` if the
 /// key held a value not yet expired at the flush (`now_ms`), else its newest version's
 /// timestamp (a key already expired was not touched by the flush, for WATCH). GC's `collect`
-/// then removes the node. Caller holds the commit lock; no reader sees `d` at `ts` or later.
+/// then removes the node. No reader sees `d` at `ts` or later.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tombstone_retired(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     d: &Db,
     marks: &RemovalMarks,
     node: &KeyNode,
@@ -1084,6 +1125,7 @@ pub(crate) fn tombstone_retired(
         let key = Bytes::copy_from_slice(node.key());
         install_in(
             inner,
+            locked,
             d,
             db,
             &key,
@@ -1112,21 +1154,29 @@ pub(crate) fn tombstone_retired(
 /// Snapshots older than `ts` keep reading the moved values through the old versions; GC frees
 /// a value only once the watermark passes the version that replaced it in its new chain, which
 /// is after `ts`, so no such snapshot is left by then.
-fn swap_locked(inner: &Inner, a: DbIndex, b: DbIndex, ts: CommitTs, guard: &Guard) {
+fn swap_locked(
+    inner: &Inner,
+    locked: &CommitLocked<'_>,
+    a: DbIndex,
+    b: DbIndex,
+    ts: CommitTs,
+    guard: &Guard,
+) {
     if a == b {
         return;
     }
-    inner.checkpoint_scan.note_swap(ts.0);
+    inner.checkpoint_scan.note_swap(locked, ts.0);
     let heads_a = live_heads(inner, a, guard);
     let heads_b = live_heads(inner, b, guard);
-    move_into(inner, a, &heads_b, &heads_a, ts, guard);
-    move_into(inner, b, &heads_a, &heads_b, ts, guard);
+    move_into(inner, locked, a, &heads_b, &heads_a, ts, guard);
+    move_into(inner, locked, b, &heads_a, &heads_b, ts, guard);
 }
 
 /// Makes `target` hold exactly `incoming` (key order, as `live_heads` returns them), where
 /// `outgoing` are `target`'s own live heads, which move out.
 fn move_into(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     target: DbIndex,
     incoming: &[(Bytes, ValueRef, u64)],
     outgoing: &[(Bytes, ValueRef, u64)],
@@ -1138,17 +1188,17 @@ fn move_into(
         // Keys leaving `target` that nothing replaces get a tombstone.
         while let Some((gone, _, _)) = outgoing.next_if(|(out, _, _)| out < key) {
             let change = Change::Moved { incoming: None };
-            install(inner, target, gone, change, ts, guard);
+            install(inner, locked, target, gone, change, ts, guard);
         }
         outgoing.next_if(|(out, _, _)| out == key);
         let change = Change::Moved {
             incoming: Some((*value, *expire_at_ms)),
         };
-        install(inner, target, key, change, ts, guard);
+        install(inner, locked, target, key, change, ts, guard);
     }
     for (gone, _, _) in outgoing {
         let change = Change::Moved { incoming: None };
-        install(inner, target, gone, change, ts, guard);
+        install(inner, locked, target, gone, change, ts, guard);
     }
 }
 
@@ -1157,7 +1207,7 @@ fn move_into(
 /// install cannot fail, so the log and memory never disagree.
 pub(crate) fn commit_ops(
     inner: &Inner,
-    choose: impl FnOnce(&Inner, &MutexGuard<'_, ()>) -> Result<Vec<LogOp>, TxnError>,
+    choose: impl FnOnce(&Inner, &CommitLocked<'_>) -> Result<Vec<LogOp>, TxnError>,
 ) -> Result<CommitInfo, TxnError> {
     let lock = inner.commit_lock.lock();
     let ops = choose(inner, &lock)?;
@@ -1168,7 +1218,7 @@ pub(crate) fn commit_ops(
         });
     }
     let values = prepare_values(inner, &ops)?;
-    let ts = inner.oracle.next();
+    let ts = inner.oracle.next(&lock);
     let record = LogRecord { commit_ts: ts, ops };
     let lsn = match &inner.sink {
         Some(sink) => match sink.append(&record.encode()) {
@@ -1185,8 +1235,8 @@ pub(crate) fn commit_ops(
         None => None,
     };
     let guard = crossbeam_epoch::pin();
-    install_ops_locked(inner, ts, &record.ops, values, &guard);
-    inner.oracle.publish(ts);
+    install_ops_locked(inner, &lock, ts, &record.ops, values, &guard);
+    inner.oracle.publish(ts, &lock);
     drop(lock);
     Ok(CommitInfo {
         commit_ts: Some(ts),
@@ -1196,7 +1246,7 @@ pub(crate) fn commit_ops(
 
 /// Replays one record at its own timestamp.
 pub(crate) fn apply_record(inner: &Inner, record: &LogRecord) -> Result<(), TxnError> {
-    let _lock = inner.commit_lock.lock();
+    let lock = inner.commit_lock.lock();
     let last = inner.oracle.visible();
     if record.commit_ts.0 <= last {
         return Err(TxnError::ReplayOrder {
@@ -1206,8 +1256,8 @@ pub(crate) fn apply_record(inner: &Inner, record: &LogRecord) -> Result<(), TxnE
     }
     let guard = crossbeam_epoch::pin();
     // A failure here (the page store is full) installed nothing; recovery stops on it.
-    apply_ops_locked(inner, record.commit_ts, &record.ops, &guard)?;
-    inner.oracle.publish(record.commit_ts);
+    apply_ops_locked(inner, &lock, record.commit_ts, &record.ops, &guard)?;
+    inner.oracle.publish(record.commit_ts, &lock);
     Ok(())
 }
 
@@ -1360,7 +1410,10 @@ pub(crate) fn load_entry(
     if !new {
         // Cannot happen after the order check (each key once); handled the general way all
         // the same.
-        install(inner, db, key, change, ts, guard);
+        // SAFETY: a loader owns the engine alone until recovery publishes it, and this key is
+        // its alone (see above).
+        let loading = unsafe { CommitLocked::loading() };
+        install(inner, &loading, db, key, change, ts, guard);
         return Ok(());
     }
     node.install(
@@ -1402,8 +1455,8 @@ pub(crate) fn load_entry(
 /// Makes a loaded checkpoint visible: the engine continues at `ts`, so replayed WAL records
 /// (all newer) apply in order.
 pub(crate) fn publish_loaded_snapshot(inner: &Inner, ts: CommitTs) {
-    let _lock = inner.commit_lock.lock();
+    let lock = inner.commit_lock.lock();
     if ts.0 > inner.oracle.visible() {
-        inner.oracle.publish(ts);
+        inner.oracle.publish(ts, &lock);
     }
 }

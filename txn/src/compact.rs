@@ -594,7 +594,7 @@ fn evacuate(
     let mut moved_bytes = 0;
     for batch in moves.chunks(COMPACT_VALUES_PER_LOCK) {
         let mut retiring = Vec::with_capacity(batch.len());
-        let _lock = inner.commit_lock.lock();
+        let lock = inner.commit_lock.lock();
         let gone = inner.keyspaces.unreadable(watermark);
         for &(old, copy, tag) in batch {
             // Re-point every version naming the old place, counting the readable ones: a
@@ -622,8 +622,8 @@ fn evacuate(
             continue;
         }
         // Step 3's timestamp: readers registered from now on load the new places.
-        let ts: CommitTs = inner.oracle.next();
-        inner.oracle.publish(ts);
+        let ts: CommitTs = inner.oracle.next(&lock);
+        inner.oracle.publish(ts, &lock);
         for old in retiring {
             state.retired.push_back((ts.0, old));
             state.retired_bytes += old.footprint();

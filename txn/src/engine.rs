@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use storage::page::{PageStats, PageStore, PageStoreConfig};
 
 use crate::checkpoint_scan::CheckpointScan;
+use crate::commit_lock::CommitLock;
 use crate::compact::{self, CompactionConfig, CompactionStats, Compactor};
 use crate::error::TxnError;
 use crate::expiry::{Clock, ExpirySchedule, SystemClock};
@@ -174,7 +175,7 @@ pub(crate) struct Inner {
     /// Interactive transactions' and checkpoints' leases, and their limits.
     pub(crate) long_snapshots: LongSnapshots,
     /// The commit critical section: validate, stamp, log, install, publish.
-    pub(crate) commit_lock: Mutex<()>,
+    pub(crate) commit_lock: CommitLock,
     /// Commits with a keyspace-wide op (FLUSHDB, FLUSHALL, SWAPDB) waiting for or holding
     /// the commit lock: they hold it O(keys), so a server makes writes wait elsewhere.
     pub(crate) keyspace_ops: std::sync::atomic::AtomicU32,
@@ -270,7 +271,7 @@ impl Engine {
                 oracle: TimestampOracle::default(),
                 snapshots: ActiveSnapshots::default(),
                 long_snapshots: LongSnapshots::default(),
-                commit_lock: Mutex::new(()),
+                commit_lock: CommitLock::default(),
                 keyspace_ops: std::sync::atomic::AtomicU32::new(0),
                 wheel: Mutex::new(ExpirySchedule::new(now, Arc::clone(&accounting))),
                 gc_state: Mutex::new(GcState::default()),

@@ -53,6 +53,7 @@ use bytes::Bytes;
 use crossbeam_epoch::Guard;
 
 use crate::checkpoint_scan::ScanProgress;
+use crate::commit_lock::CommitLocked;
 use crate::engine::{Db, Inner};
 use crate::index::{KeyIndex, KeyNode};
 use crate::limits::{
@@ -325,7 +326,7 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
             let Ok(d) = inner.db(*db) else { continue };
             let marks = inner.keyspaces.removed(*db);
             if let Some(node) = d.index.get(key, &guard) {
-                collect(inner, d, marks, node, others, &guard, &mut stats);
+                collect(inner, &lock, d, marks, node, others, &guard, &mut stats);
             }
         }
         drop(lock);
@@ -355,9 +356,10 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
                 Some(node) if lo < others && !per_key.is_some_and(|p| p.passed(entry.db, key)) => {
                     // Keep what the checkpoint reads, drop what neither it nor the others
                     // read, and come back for the rest once it has read the key.
-                    collect(inner, d, marks, node, lo, &guard, &mut stats);
+                    collect(inner, &lock, d, marks, node, lo, &guard, &mut stats);
                     if per_key.is_some() && d.index.get(key, &guard).is_some() {
-                        let (unlinked, freed) = cut_interval(inner, d, node, lo, others, &guard);
+                        let (unlinked, freed) =
+                            cut_interval(inner, &lock, d, node, lo, others, &guard);
                         stats.versions_unlinked += unlinked;
                         stats.values_freed += freed;
                     }
@@ -365,7 +367,7 @@ pub(crate) fn gc(inner: &Inner) -> GcStats {
                         overflow.push(entry.ts);
                     }
                 }
-                Some(node) => collect(inner, d, marks, node, others, &guard, &mut stats),
+                Some(node) => collect(inner, &lock, d, marks, node, others, &guard, &mut stats),
                 // Under the commit lock a node outside the hash table is an unadopted
                 // reservation: empty, read by no one.
                 None if entry.orphan && d.index.remove_reserved(key, &guard) => {
@@ -490,7 +492,7 @@ pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats 
         if let Some(node) = d.index.get(key, &guard) {
             stats.keys_examined += 1;
             let marks = inner.keyspaces.removed(*db);
-            collect(inner, d, marks, node, watermark, &guard, &mut stats);
+            collect(inner, &lock, d, marks, node, watermark, &guard, &mut stats);
         }
     }
     drop(lock);
@@ -499,9 +501,11 @@ pub(crate) fn collect_keys(inner: &Inner, keys: &[(DbIndex, Bytes)]) -> GcStats 
 }
 
 /// Cuts `node`'s chain below the watermark and removes the node if nothing is left, noting a
-/// dead node's removal in `marks` (its database's). Caller holds the commit lock.
+/// dead node's removal in `marks` (its database's).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn collect(
     inner: &Inner,
+    locked: &CommitLocked<'_>,
     d: &Db,
     marks: Option<&RemovalMarks>,
     node: &KeyNode,
@@ -510,7 +514,7 @@ pub(crate) fn collect(
     stats: &mut GcStats,
 ) {
     let a = &inner.memory.accounting;
-    let (unlinked, freed) = cut_chain(inner, d, node, watermark, guard);
+    let (unlinked, freed) = cut_chain(inner, locked, d, node, watermark, guard);
     stats.versions_unlinked += unlinked;
     stats.values_freed += freed;
     if node.is_empty(guard) {
@@ -539,6 +543,7 @@ pub(crate) fn collect(
 /// so the counters cannot drift apart.
 pub(crate) fn cut_chain(
     inner: &Inner,
+    _locked: &CommitLocked<'_>,
     d: &Db,
     node: &KeyNode,
     watermark: u64,
@@ -556,6 +561,7 @@ pub(crate) fn cut_chain(
 /// lock.
 fn cut_interval(
     inner: &Inner,
+    _locked: &CommitLocked<'_>,
     d: &Db,
     node: &KeyNode,
     lo: u64,
@@ -632,7 +638,7 @@ fn sweep(
             // SAFETY: nodes are removed only by GC (serialised by `gc_state`) under the commit
             // lock, and destroyed only after `guard` unpins, so every collected node is alive.
             let node = unsafe { &**pointer };
-            collect(inner, d, marks, node, watermark, guard, stats);
+            collect(inner, &lock, d, marks, node, watermark, guard, stats);
         }
         drop(lock);
         if exhausted {

@@ -42,6 +42,7 @@ use bytes::Bytes;
 use crossbeam_epoch::Guard;
 use parking_lot::Mutex;
 
+use crate::commit_lock::CommitLocked;
 use crate::engine::{Db, Inner};
 use crate::error::TxnError;
 use crate::gc::{GcStats, RemovalMarks};
@@ -219,8 +220,14 @@ impl Keyspaces {
     }
 
     /// Flushes `db` at `ts` by pointing it at an empty spare; false (nothing changed) if no
-    /// spare is left or `db` holds no key node at all. Caller holds the commit lock.
-    pub(crate) fn remap_empty(&self, db: DbIndex, ts: u64, now_ms: u64) -> bool {
+    /// spare is left or `db` holds no key node at all.
+    pub(crate) fn remap_empty(
+        &self,
+        _locked: &CommitLocked<'_>,
+        db: DbIndex,
+        ts: u64,
+        now_ms: u64,
+    ) -> bool {
         let Ok(word) = self.word(db) else {
             return false;
         };
@@ -467,6 +474,7 @@ pub(crate) fn reclaim(
             let node = unsafe { &**pointer };
             crate::commit::tombstone_retired(
                 inner,
+                &lock,
                 d,
                 marks,
                 node,
@@ -475,7 +483,7 @@ pub(crate) fn reclaim(
                 remap.now_ms,
                 guard,
             );
-            crate::gc::collect(inner, d, None, node, all, guard, stats);
+            crate::gc::collect(inner, &lock, d, None, node, all, guard, stats);
         }
         drop(lock);
         keyspaces

@@ -18,6 +18,7 @@
 
 mod checkpoint_scan;
 mod commit;
+mod commit_lock;
 pub mod compact;
 pub mod durability;
 pub mod engine;

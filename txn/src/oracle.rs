@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::commit_lock::CommitLocked;
 use crate::timestamp::CommitTs;
 
 /// Commit timestamps and the visible watermark.
@@ -20,14 +21,14 @@ impl TimestampOracle {
         self.visible.load(Ordering::Acquire)
     }
 
-    /// The timestamp the next commit gets. Caller holds the commit lock.
-    pub(crate) fn next(&self) -> CommitTs {
+    /// The timestamp the next commit gets.
+    pub(crate) fn next(&self, _locked: &CommitLocked<'_>) -> CommitTs {
         CommitTs(self.visible.load(Ordering::Acquire) + 1)
     }
 
-    /// Makes `ts` (and everything before it) visible. Caller holds the commit lock and has
-    /// installed all of `ts`'s versions.
-    pub(crate) fn publish(&self, ts: CommitTs) {
+    /// Makes `ts` (and everything before it) visible. The caller has installed all of `ts`'s
+    /// versions.
+    pub(crate) fn publish(&self, ts: CommitTs, _locked: &CommitLocked<'_>) {
         debug_assert!(ts.0 > self.visible.load(Ordering::Relaxed));
         self.visible.store(ts.0, Ordering::Release);
     }

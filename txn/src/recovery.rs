@@ -23,6 +23,7 @@ use storage::checkpoint::CheckpointReader;
 use storage::StorageError;
 
 use crate::commit::LoadTally;
+use crate::commit_lock::CommitLocked;
 use crate::durability::{CheckpointEntry, EntryError};
 use crate::engine::Inner;
 use crate::error::TxnError;
@@ -245,7 +246,10 @@ fn replay_ops(
         if let Some((_, ahead)) = ops.get(i + PREFETCH_AHEAD) {
             prefetch(ahead);
         }
-        crate::commit::apply_ops_locked(inner, *ts, std::slice::from_ref(op), guard)?;
+        // SAFETY: recovery owns the engine until it publishes it, and each key is this
+        // loader's alone (see the module docs).
+        let loading = unsafe { CommitLocked::loading() };
+        crate::commit::apply_ops_locked(inner, &loading, *ts, std::slice::from_ref(op), guard)?;
     }
     Ok(())
 }
@@ -431,8 +435,12 @@ impl Replay<'_, '_> {
                         return Ok(false);
                     }
                     let guard = crossbeam_epoch::pin();
+                    // SAFETY: every loader waits at the barrier: this thread alone uses the
+                    // engine, which recovery has not published yet.
+                    let loading = unsafe { CommitLocked::loading() };
                     crate::commit::apply_ops_locked(
                         self.inner,
+                        &loading,
                         ts,
                         std::slice::from_ref(&op),
                         &guard,

@@ -501,9 +501,9 @@ pub(crate) fn tick(inner: &Inner) -> TierStats {
     }
     // 5. The grace period's timestamp, then the frames whose readers are gone.
     if !spilled.is_empty() {
-        let _commit = inner.commit_lock.lock();
-        let ts = inner.oracle.next();
-        inner.oracle.publish(ts);
+        let lock = inner.commit_lock.lock();
+        let ts = inner.oracle.next(&lock);
+        inner.oracle.publish(ts, &lock);
         state
             .awaiting
             .extend(spilled.into_iter().map(|page| (ts.0, page)));
@@ -927,7 +927,7 @@ pub(crate) fn fetch_decided(
         .relocate_bytes(&bytes, owner, storage::page::Survivors::Hot)?;
     let guard = crossbeam_epoch::pin();
     let published = {
-        let _commit = inner.commit_lock.lock();
+        let lock = inner.commit_lock.lock();
         let mut naming = 0;
         for d in crate::compact::populated(inner) {
             d.index.for_each_with_tag(owner, &guard, &mut |node| {
@@ -935,8 +935,8 @@ pub(crate) fn fetch_decided(
             });
         }
         (naming > 0).then(|| {
-            let ts = inner.oracle.next();
-            inner.oracle.publish(ts);
+            let ts = inner.oracle.next(&lock);
+            inner.oracle.publish(ts, &lock);
             ts
         })
     };
