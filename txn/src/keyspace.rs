@@ -308,8 +308,10 @@ impl Keyspaces {
             remaps.next().and_then(|r| self.slot(r.old))
         };
         later.extend(remaps.filter_map(|r| self.slot(r.old)));
-        drop(state);
+        // Under the state lock, as a remap pushes its history and moves `current`: the trail
+        // is of one moment.
         later.extend(self.current(db).ok());
+        drop(state);
         Some(Trail { first, later })
     }
 }
