@@ -225,10 +225,13 @@ pub(crate) fn tick(inner: &Inner) -> CompactionStats {
         return CompactionStats::default();
     };
     release_retired(inner, &mut state);
-    let (all, _, _) = inner
-        .checkpoint_scan
-        .low_watermarks(&inner.snapshots, &inner.oracle);
-    if crate::keyspace::reclaim_due(inner, all) {
+    let watermark = || {
+        let (all, _, _) = inner
+            .checkpoint_scan
+            .low_watermarks(&inner.snapshots, &inner.oracle);
+        all
+    };
+    if crate::keyspace::reclaim_due_with(inner, watermark) {
         // A flush's keys are being freed (`keyspace.rs`): their pages empty by themselves,
         // and moving values out of them now would only copy what is about to be freed. (A
         // flush still held by an old snapshot does not stop compaction.)

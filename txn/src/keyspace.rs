@@ -513,11 +513,14 @@ pub(crate) fn reclaim(
 
 /// Whether a retired keyspace is due for reclaim at watermark `all` (GC is not caught up).
 pub(crate) fn reclaim_due(inner: &Inner, all: u64) -> bool {
-    inner
-        .keyspaces
-        .state
-        .lock()
-        .history
-        .front()
-        .is_some_and(|r| r.ts <= all)
+    reclaim_due_with(inner, || all)
+}
+
+/// [`reclaim_due`] with the watermark computed only if a flush awaits reclaim at all (the
+/// watermark takes every snapshot shard's lock; a write over `maxmemory` asks this).
+pub(crate) fn reclaim_due_with(inner: &Inner, watermark: impl FnOnce() -> u64) -> bool {
+    let Some(oldest) = inner.keyspaces.state.lock().history.front().map(|r| r.ts) else {
+        return false;
+    };
+    oldest <= watermark()
 }

@@ -111,10 +111,13 @@ pub(crate) fn make_room(inner: &Inner) -> Result<(), TxnError> {
     // counting at the flush). As Redis does while its lazy free runs, the write goes ahead
     // meanwhile: -OOM for memory already let go would be wrong, and reclaiming here would put
     // GC's work on the writer's thread.
-    let (all, _, _) = inner
-        .checkpoint_scan
-        .low_watermarks(&inner.snapshots, &inner.oracle);
-    if crate::keyspace::reclaim_due(inner, all) {
+    let watermark = || {
+        let (all, _, _) = inner
+            .checkpoint_scan
+            .low_watermarks(&inner.snapshots, &inner.oracle);
+        all
+    };
+    if crate::keyspace::reclaim_due_with(inner, watermark) {
         return Ok(());
     }
     match policy {
