@@ -503,6 +503,8 @@ pub(crate) fn reclaim(
             break;
         }
         state.history.pop_front();
+        // A spare holds no table: its shards' arrays go back now, not at the next large drop.
+        d.index.shrink_oversized();
         if let Some(forgotten) = state.forgotten.get_mut(usize::from(remap.db)) {
             *forgotten = (*forgotten).max(remap.ts);
         }
